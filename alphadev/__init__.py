@@ -1,0 +1,20 @@
+"""alphadev: backtest cross-sectional long/short alphas and sweep their parameters."""
+
+from alphadev.alpha import Alpha
+from alphadev.backtester import Backtester
+from alphadev.config import BacktestConfig
+from alphadev.data import CompositeDataLoader, CSVDataLoader, DataLoader, ParquetDataLoader
+from alphadev.results import BacktestResult
+from alphadev.version import __version__
+
+__all__ = [
+    "Alpha",
+    "BacktestConfig",
+    "BacktestResult",
+    "Backtester",
+    "CSVDataLoader",
+    "CompositeDataLoader",
+    "DataLoader",
+    "ParquetDataLoader",
+    "__version__",
+]

@@ -1,0 +1,71 @@
+"""The comparison table: one row per result, from its saved description and metrics."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from alphadev.results import BacktestResult
+
+SETTING_COLUMNS = (
+    "start_date", "end_date", "open_quantile", "close_quantile", "gross_exposure",
+    "frequency", "trading_fee_rate", "mode", "chunk_days", "max_fill_bars",
+)
+IDENTITY_COLUMNS = ("name", "alpha_class")
+
+
+def result_row(result: BacktestResult) -> dict[str, Any]:
+    """Flat row: alpha parameters as ``alpha.<name>``, leg metrics as ``long_<metric>``."""
+    cfg = result.config_dict
+    row: dict[str, Any] = {"name": cfg["name"], "alpha_class": cfg["alpha_class"]}
+    for key, value in cfg["alpha_kwargs"].items():
+        row[f"alpha.{key}"] = value if not isinstance(value, (list, dict)) else repr(value)
+    settings = {**cfg, "open_quantile": cfg["quantile"][0], "close_quantile": cfg["quantile"][1]}
+    row.update({key: settings[key] for key in SETTING_COLUMNS})
+    metrics = result.metrics
+    row.update(metrics["total"])
+    for leg in ("long", "short"):
+        row.update({f"{leg}_{k}": v for k, v in metrics[leg].items()})
+    row.update(
+        {k: v for k, v in metrics.items() if k not in ("total", "long", "short", "frequency")}
+    )
+    return row
+
+
+def comparison_table(
+    results: Sequence[BacktestResult],
+    metrics: Sequence[str] | None = None,
+    sort_by: str | None = None,
+    ascending: bool = False,
+) -> pd.DataFrame:
+    table = pd.DataFrame([result_row(r) for r in results])
+    if table.empty:
+        return table
+    if metrics is not None:
+        unknown = [m for m in metrics if m not in table.columns]
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; choose from {list(table.columns)}")
+        descriptive = [
+            c for c in table.columns
+            if c in IDENTITY_COLUMNS or c in SETTING_COLUMNS or c.startswith("alpha.")
+        ]
+        table = table[descriptive + [m for m in metrics if m not in descriptive]]
+    if sort_by is not None:
+        if sort_by not in table.columns:
+            raise ValueError(f"sort_by={sort_by!r} is not a column; choose from {list(table.columns)}")
+        table = table.sort_values(sort_by, ascending=ascending, na_position="last", kind="stable")
+        table = table.reset_index(drop=True)
+    return table
+
+
+def write_comparison(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write the table as CSV atomically (temporary file, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, target)

@@ -1,0 +1,339 @@
+"""BacktestConfig: every setting of one backtest, validated when it is built."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import inspect
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+
+from alphadev._jsonable import jsonable, qualified_name
+from alphadev.alpha import Alpha
+from alphadev.data.files import stat_file
+from alphadev.data.loaders import DataLoader
+from alphadev.version import RESULTS_VERSION, __version__
+
+_NAME_CHARS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.,=+@-]*$")
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {
+    f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)
+}
+MAX_NAME_LENGTH = 200
+DAY_NS = 86_400 * 10**9
+
+
+def frequency_nanos(frequency: str) -> int:
+    """Bar length in nanoseconds; only fixed frequencies ('1h', '15min', '1D') qualify."""
+    try:
+        nanos = to_offset(frequency).nanos
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"frequency={frequency!r} is not a fixed bar length ({exc}); "
+            "use a pandas frequency such as '1h', '15min', '4h' or '1D'"
+        ) from None
+    if nanos <= 0:
+        raise ValueError(f"frequency={frequency!r} must be a positive bar length such as '1h'")
+    return int(nanos)
+
+
+def check_name(name: Any) -> None:
+    """A name is used as one directory name on Linux, macOS and Windows."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name={name!r} must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"name={name!r} is longer than {MAX_NAME_LENGTH} characters")
+    if not _NAME_CHARS.match(name) or name.endswith("."):
+        raise ValueError(
+            f"name={name!r} is not a safe directory name: use letters, digits and _ . , = + @ -, "
+            "starting with a letter, digit or underscore and not ending with '.'"
+        )
+    if name.split(".")[0].upper() in _WINDOWS_RESERVED:
+        raise ValueError(f"name={name!r} is a reserved file name on Windows; choose another")
+
+
+def _to_date(field: str, value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return pd.Timestamp(value).tz_convert("UTC").date() if value.tzinfo else value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise TypeError(f"{field}={value!r} must be a date (datetime.date or 'YYYY-MM-DD')")
+
+
+@dataclasses.dataclass(frozen=True, eq=True)
+class BacktestConfig:
+    """One backtest: the alpha, its data, the period and the portfolio settings."""
+
+    name: str
+    alpha_class: type
+    alpha_kwargs: dict
+    start_date: dt.date
+    end_date: dt.date
+    symbols: Sequence[str]
+    price_loader: DataLoader
+    alpha_loaders: Sequence[DataLoader]
+    beta_csv_path: str | None
+    universe_loader: DataLoader | None = None
+    quantile: tuple[float, float] = (0.2, 0.2)
+    gross_exposure: float = 1.0
+    frequency: str = "1h"
+    trading_fee_rate: float = 4.5e-4
+    mode: str = "batch"
+    chunk_days: int | None = None
+    max_fill_bars: int = 3
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __post_init__(self) -> None:
+        try:
+            self._validate()
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"BacktestConfig {self.name!r}: {exc}") from None
+
+    def _set(self, field: str, value: Any) -> None:
+        object.__setattr__(self, field, value)
+
+    def _validate(self) -> None:  # noqa: C901 - one check per field, in field order
+        check_name(self.name)
+        if not (isinstance(self.alpha_class, type) and issubclass(self.alpha_class, Alpha)):
+            raise TypeError(
+                f"alpha_class={self.alpha_class!r} must be a subclass of alphadev.alpha.Alpha"
+            )
+        if self.alpha_kwargs is None:
+            self._set("alpha_kwargs", {})
+        if not isinstance(self.alpha_kwargs, dict):
+            raise TypeError(f"alpha_kwargs={self.alpha_kwargs!r} must be a dict")
+        try:
+            inspect.signature(self.alpha_class).bind(**self.alpha_kwargs)
+        except TypeError as exc:
+            raise TypeError(
+                f"alpha_kwargs={self.alpha_kwargs!r} are not accepted by "
+                f"{self.alpha_class.__name__}: {exc}"
+            ) from None
+        self._set("alpha_kwargs", dict(self.alpha_kwargs))
+
+        self._set("start_date", _to_date("start_date", self.start_date))
+        self._set("end_date", _to_date("end_date", self.end_date))
+        if self.start_date > self.end_date:
+            raise ValueError(
+                f"start_date={self.start_date} is after end_date={self.end_date}; swap them"
+            )
+
+        if isinstance(self.symbols, str) or not isinstance(self.symbols, Sequence):
+            raise TypeError(f"symbols={self.symbols!r} must be a list of symbol names")
+        if not self.symbols:
+            raise ValueError("symbols=[] is empty; list at least one symbol")
+        bad = [s for s in self.symbols if not isinstance(s, str) or not s]
+        if bad:
+            raise TypeError(f"symbols contains {bad[0]!r}; every symbol must be a non-empty str")
+        dups = sorted({s for s in self.symbols if list(self.symbols).count(s) > 1})
+        if dups:
+            raise ValueError(f"symbols has duplicates {dups}; list each symbol once")
+        self._set("symbols", list(self.symbols))
+
+        if not isinstance(self.price_loader, DataLoader):
+            raise TypeError(
+                f"price_loader={self.price_loader!r} must be a DataLoader (e.g. CSVDataLoader)"
+            )
+        if "close" not in self.price_loader.get_columns():
+            raise ValueError(
+                f"price_loader={self.price_loader!r} must provide a 'close' column "
+                "(CSVDataLoader(..., column_name='close'))"
+            )
+        if isinstance(self.alpha_loaders, DataLoader):
+            self._set("alpha_loaders", [self.alpha_loaders])
+        if self.alpha_loaders is None:
+            self._set("alpha_loaders", [])
+        if not isinstance(self.alpha_loaders, Sequence) or not all(
+            isinstance(x, DataLoader) for x in self.alpha_loaders
+        ):
+            raise TypeError(f"alpha_loaders={self.alpha_loaders!r} must be a list of DataLoaders")
+        self._set("alpha_loaders", list(self.alpha_loaders))
+        if self.universe_loader is not None:
+            if not isinstance(self.universe_loader, DataLoader):
+                raise TypeError(f"universe_loader={self.universe_loader!r} must be a DataLoader")
+            if "in_universe" not in self.universe_loader.get_columns():
+                raise ValueError(
+                    f"universe_loader={self.universe_loader!r} must provide an 'in_universe' "
+                    "column (CSVDataLoader(..., column_name='in_universe'))"
+                )
+        if self.beta_csv_path is not None:
+            if not isinstance(self.beta_csv_path, (str, bytes)) and not hasattr(
+                self.beta_csv_path, "__fspath__"
+            ):
+                raise TypeError(f"beta_csv_path={self.beta_csv_path!r} must be a path or None")
+            self._set("beta_csv_path", str(self.beta_csv_path))
+
+        self._validate_portfolio()
+        self._validate_mode()
+
+    def _validate_portfolio(self) -> None:
+        q = self.quantile
+        if (
+            not isinstance(q, (tuple, list))
+            or len(q) != 2
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in q)
+        ):
+            raise ValueError(
+                f"quantile={q!r} must be a pair (open_quantile, close_quantile), e.g. (0.2, 0.2)"
+            )
+        open_q, close_q = float(q[0]), float(q[1])
+        for label, value in (("open_quantile", open_q), ("close_quantile", close_q)):
+            if not 0.0 < value <= 0.5:
+                raise ValueError(f"quantile={q!r}: {label}={value} must be in (0, 0.5]")
+        if open_q > close_q:
+            raise ValueError(
+                f"quantile={q!r}: open_quantile {open_q} must be <= close_quantile {close_q} "
+                "(positions would be closed as soon as they are opened)"
+            )
+        self._set("quantile", (open_q, close_q))
+        if not _is_real(self.gross_exposure) or not self.gross_exposure > 0:
+            raise ValueError(f"gross_exposure={self.gross_exposure!r} must be a number > 0")
+        self._set("gross_exposure", float(self.gross_exposure))
+        if not _is_real(self.trading_fee_rate) or not self.trading_fee_rate >= 0:
+            raise ValueError(
+                f"trading_fee_rate={self.trading_fee_rate!r} must be a number >= 0 "
+                "(4.5e-4 is 4.5 bps)"
+            )
+        self._set("trading_fee_rate", float(self.trading_fee_rate))
+
+    def _validate_mode(self) -> None:
+        if not isinstance(self.frequency, str):
+            raise TypeError(f"frequency={self.frequency!r} must be a string such as '1h'")
+        bar_ns = frequency_nanos(self.frequency)
+        if self.mode not in ("batch", "streaming"):
+            raise ValueError(f"mode={self.mode!r} must be 'batch' or 'streaming'")
+        if self.chunk_days is not None:
+            if isinstance(self.chunk_days, bool) or not isinstance(self.chunk_days, int):
+                raise TypeError(f"chunk_days={self.chunk_days!r} must be a positive integer")
+            if self.chunk_days < 1:
+                raise ValueError(f"chunk_days={self.chunk_days!r} must be a positive integer")
+            if (self.chunk_days * DAY_NS) % bar_ns:
+                raise ValueError(
+                    f"chunk_days={self.chunk_days} is not a whole number of "
+                    f"{self.frequency!r} bars; choose a multiple of the bar length"
+                )
+        elif self.mode == "streaming":
+            raise ValueError("mode='streaming' needs chunk_days (e.g. chunk_days=30)")
+        if (
+            isinstance(self.max_fill_bars, bool)
+            or not isinstance(self.max_fill_bars, int)
+            or self.max_fill_bars < 0
+        ):
+            raise ValueError(
+                f"max_fill_bars={self.max_fill_bars!r} must be an integer >= 0 (0 = no filling)"
+            )
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def bar_nanos(self) -> int:
+        return frequency_nanos(self.frequency)
+
+    @property
+    def open_quantile(self) -> float:
+        return self.quantile[0]
+
+    @property
+    def close_quantile(self) -> float:
+        return self.quantile[1]
+
+    @property
+    def sorted_symbols(self) -> list[str]:
+        return sorted(self.symbols)
+
+    def replace(self, **changes: Any) -> BacktestConfig:
+        """A validated copy with ``changes`` applied."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(
+                f"BacktestConfig {self.name!r}: unknown field(s) {sorted(unknown)}; "
+                f"fields are {[f.name for f in dataclasses.fields(self)]}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ identity
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe description of everything in the config."""
+        return {
+            "name": self.name,
+            "alpha_class": qualified_name(self.alpha_class),
+            "alpha_kwargs": jsonable(self.alpha_kwargs, "alpha_kwargs"),
+            "start_date": self.start_date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "symbols": list(self.symbols),
+            "price_loader": self.price_loader.to_dict(),
+            "alpha_loaders": [loader.to_dict() for loader in self.alpha_loaders],
+            "beta_csv_path": self.beta_csv_path,
+            "universe_loader": (
+                self.universe_loader.to_dict() if self.universe_loader is not None else None
+            ),
+            "quantile": list(self.quantile),
+            "gross_exposure": self.gross_exposure,
+            "frequency": self.frequency,
+            "trading_fee_rate": self.trading_fee_rate,
+            "mode": self.mode,
+            "chunk_days": self.chunk_days,
+            "max_fill_bars": self.max_fill_bars,
+        }
+
+    def data_files(self) -> list[tuple[str, int, int]]:
+        """(path as configured, size, mtime_ns) of every file the config reads."""
+        loaders = [self.price_loader, *self.alpha_loaders]
+        if self.universe_loader is not None:
+            loaders.append(self.universe_loader)
+        paths = [p for loader in loaders for p in loader.files(self.symbols)]
+        if self.beta_csv_path is not None:
+            paths.append(self.beta_csv_path)
+        stats = []
+        for path in paths:
+            st = stat_file(path, f"BacktestConfig {self.name!r}")
+            stats.append((path, st.size, st.mtime_ns))
+        return sorted(set(stats))
+
+    def fingerprint(self) -> str:
+        """Stable hash of what decides the numbers (the name is not part of it)."""
+        description = self.to_dict()
+        description.pop("name")
+        payload = {
+            "config": description,
+            "alpha_version": jsonable(getattr(self.alpha_class, "version", 0), "version"),
+            "alpha_source": _source_digest(self.alpha_class),
+            "results_version": RESULTS_VERSION,
+            "files": self.data_files(),
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def describe(self) -> dict[str, Any]:
+        """to_dict plus fingerprint and library version, as written to config.json."""
+        return {
+            **self.to_dict(),
+            "fingerprint": self.fingerprint(),
+            "alphadev_version": __version__,
+            "results_version": RESULTS_VERSION,
+        }
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _source_digest(cls: type) -> str | None:
+    """Hash of the alpha class's source, so an edited compute() is recomputed."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return None
+    normalized = "\n".join(line.rstrip() for line in source.splitlines())
+    return hashlib.sha256(normalized.encode()).hexdigest()[:16]

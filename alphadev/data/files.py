@@ -1,0 +1,204 @@
+"""Parse a long-format data file once per process.
+
+Parsing a CSV and its timestamps dominates a small backtest, and a sweep reads the same
+files for every config.  Parsed tables are cached per process, keyed on the file's path,
+size and modification time, so an edited file is parsed again and an unchanged one never.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from alphadev.errors import DataError
+
+
+@dataclass(frozen=True)
+class FileStat:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def stat_file(path: str, owner: str) -> FileStat:
+    """Size and mtime of ``path``; a missing file is an error naming ``owner``."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(
+            f"{owner}: data file {path!r} does not exist "
+            f"(working directory {os.getcwd()!r}); check the path or pattern"
+        ) from None
+    return FileStat(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+@dataclass
+class Table:
+    """A parsed file: rows sorted by time, timestamps as int64 UTC nanoseconds."""
+
+    path: str
+    timestamps: np.ndarray
+    symbols: pd.Categorical
+    raw: pd.DataFrame
+    _floats: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.raw.columns]
+
+    def values(self, col: str, owner: str) -> np.ndarray:
+        """Column ``col`` as float64 (NaN = no observation), converted once."""
+        if col not in self._floats:
+            self._floats[col] = _to_float(self.raw[col], self.path, col, owner)
+        return self._floats[col]
+
+
+_CACHE: dict[tuple, Table] = {}
+PARSE_COUNT: dict[str, int] = {}  # path -> times parsed in this process (tests read it)
+
+
+def read_table(
+    stat: FileStat,
+    timestamp_col: str,
+    symbol_col: str,
+    value_cols: Sequence[str],
+    owner: str,
+    default_symbol: str | None = None,
+    fmt: str = "csv",
+) -> Table:
+    """The parsed table of a CSV or Parquet file, from the cache when unchanged.
+
+    Every value column of the file is parsed, so a second loader reading another
+    column of the same file does not parse it again.
+    """
+    key = (stat, fmt, timestamp_col, symbol_col, default_symbol)
+    table = _CACHE.get(key)
+    if table is None:
+        table = _parse(stat.path, fmt, timestamp_col, symbol_col, owner, default_symbol)
+        _CACHE[key] = table
+        PARSE_COUNT[stat.path] = PARSE_COUNT.get(stat.path, 0) + 1
+    for col in value_cols:
+        if col not in table.raw.columns:
+            raise DataError(
+                f"{owner}: file {stat.path!r} has no column {col!r} "
+                f"(it has {sorted(table.columns)}); set column_name to one of them"
+            )
+    return table
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def _parse(
+    path: str,
+    fmt: str,
+    timestamp_col: str,
+    symbol_col: str,
+    owner: str,
+    default_symbol: str | None,
+) -> Table:
+    try:
+        if fmt == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path)
+    except Exception as exc:
+        raise DataError(f"{owner}: cannot read {path!r}: {exc}") from exc
+
+    required = [timestamp_col] + ([] if default_symbol is not None else [symbol_col])
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{owner}: file {path!r} has no column {missing[0]!r} (it has "
+            f"{list(frame.columns)}); rename the column or pass "
+            f"{'timestamp_col' if missing[0] == timestamp_col else 'symbol_col'}="
+        )
+    timestamps = _parse_timestamps(frame[timestamp_col], path, timestamp_col, owner)
+    if symbol_col in frame.columns:
+        symbols = frame[symbol_col].astype(str).to_numpy()
+    else:
+        symbols = np.full(len(frame), default_symbol, dtype=object)
+
+    order = np.argsort(timestamps, kind="stable")
+    timestamps = timestamps[order]
+    symbols = symbols[order]
+    categorical = pd.Categorical(symbols)
+    _check_duplicates(timestamps, categorical, path, owner)
+
+    raw = frame.drop(columns=[c for c in (timestamp_col, symbol_col) if c in frame.columns])
+    raw = raw.iloc[order].reset_index(drop=True)
+    return Table(path, timestamps, categorical, raw)
+
+
+def _parse_timestamps(raw: pd.Series, path: str, col: str, owner: str) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        parsed = pd.to_datetime(raw, utc=True)
+    elif pd.api.types.is_numeric_dtype(raw):
+        parsed = _parse_epoch(raw)
+    else:
+        parsed = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
+        if parsed.isna().any():
+            fallback = pd.to_datetime(raw, utc=True, format="mixed", errors="coerce")
+            parsed = parsed.fillna(fallback) if not fallback.isna().all() else parsed
+    bad = parsed.isna()
+    if bad.any():
+        first = raw[bad].iloc[0]
+        raise DataError(
+            f"{owner}: file {path!r} column {col!r} has an unparseable timestamp "
+            f"{first!r} (row {int(np.flatnonzero(bad.to_numpy())[0]) + 2} of the file); "
+            "use ISO 8601 such as 2024-01-01T00:00:00Z or epoch seconds/milliseconds"
+        )
+    return pd.DatetimeIndex(parsed).as_unit("ns").asi8.copy()
+
+
+def _parse_epoch(raw: pd.Series) -> pd.Series:
+    """Epoch numbers, unit inferred from magnitude (s, ms, us or ns)."""
+    magnitude = float(np.nanmax(np.abs(raw.to_numpy(dtype=float)))) if len(raw) else 0.0
+    unit = "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us"
+    if magnitude >= 1e17:
+        unit = "ns"
+    return pd.to_datetime(raw, unit=unit, utc=True, errors="coerce")
+
+
+def _to_float(raw: pd.Series, path: str, col: str, owner: str) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(raw):
+        return raw.to_numpy(dtype=np.float64)
+    if pd.api.types.is_numeric_dtype(raw):
+        return raw.to_numpy(dtype=np.float64, na_value=np.nan)
+    text = raw.astype("string").str.strip().str.lower()
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values[(text == "true").fillna(False).to_numpy(dtype=bool)] = 1.0
+    values[(text == "false").fillna(False).to_numpy(dtype=bool)] = 0.0
+    bad = np.isnan(values) & raw.notna().to_numpy() & (text != "").fillna(False).to_numpy(bool)
+    if bad.any():
+        first = raw[bad].iloc[0]
+        raise DataError(
+            f"{owner}: file {path!r} column {col!r} has a non-numeric value {first!r}; "
+            "clean the file or leave the cell empty for 'no observation'"
+        )
+    return values
+
+
+def _check_duplicates(
+    timestamps: np.ndarray, symbols: pd.Categorical, path: str, owner: str
+) -> None:
+    if len(timestamps) < 2:
+        return
+    codes = symbols.codes.astype(np.int64)
+    order = np.lexsort((codes, timestamps))
+    ts_sorted = timestamps[order]
+    codes_sorted = codes[order]
+    dup = (ts_sorted[1:] == ts_sorted[:-1]) & (codes_sorted[1:] == codes_sorted[:-1])
+    if dup.any():
+        k = int(np.flatnonzero(dup)[0])
+        stamp = pd.Timestamp(ts_sorted[k], tz="UTC")
+        symbol = symbols.categories[codes_sorted[k]]
+        raise DataError(
+            f"{owner}: file {path!r} has duplicate rows for ({stamp}, {symbol!r}) "
+            f"({int(dup.sum())} duplicates in all); keep one row per (timestamp, symbol)"
+        )

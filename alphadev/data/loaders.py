@@ -1,0 +1,308 @@
+"""Data loaders: long-format files in, a (timestamp, symbol) frame out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import logging
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphadev._jsonable import jsonable, qualified_name
+from alphadev.data.files import Table, read_table, stat_file
+from alphadev.errors import DataError
+
+log = logging.getLogger(__name__)
+
+INDEX_NAMES = ["timestamp", "symbol"]
+
+
+def day_bounds(start_date: Any, end_date: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start 00:00 UTC, end + 1 day 00:00 UTC): inclusive UTC calendar days."""
+    start = pd.Timestamp(start_date)
+    end = pd.Timestamp(end_date)
+    start = start.tz_convert("UTC") if start.tzinfo else start.tz_localize("UTC")
+    end = end.tz_convert("UTC") if end.tzinfo else end.tz_localize("UTC")
+    return start.normalize(), end.normalize() + pd.Timedelta(days=1)
+
+
+def empty_frame(columns: Sequence[str]) -> pd.DataFrame:
+    index = pd.MultiIndex.from_arrays(
+        [pd.DatetimeIndex([], tz="UTC"), pd.Index([], dtype=object)], names=INDEX_NAMES
+    )
+    return pd.DataFrame({c: np.array([], dtype=np.float64) for c in columns}, index=index)
+
+
+class DataLoader(ABC):
+    """Serves one or more value columns on a (timestamp, symbol) MultiIndex.
+
+    Subclasses describe themselves through ``params()`` (constructor arguments), which
+    feeds ``to_dict``, equality and config fingerprints; ``files()`` lists the files
+    read so their size and mtime enter the fingerprint.
+    """
+
+    @abstractmethod
+    def load_date_range(
+        self, start_date: dt.date, end_date: dt.date, symbols: Sequence[str]
+    ) -> pd.DataFrame:
+        """Rows with start_date <= day <= end_date (UTC), for ``symbols``."""
+
+    @abstractmethod
+    def get_columns(self) -> list[str]:
+        """Names of the columns ``load_date_range`` returns."""
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def files(self, symbols: Sequence[str]) -> list[str]:
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": qualified_name(type(self)),
+            "params": jsonable(self.params(), type(self).__name__),
+        }
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(repr(self.to_dict()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class _FileLoader(DataLoader):
+    """Shared logic of the CSV and Parquet loaders (path, glob or ``{symbol}`` pattern)."""
+
+    _format = "csv"
+
+    def __init__(
+        self,
+        file_pattern: str | os.PathLike,
+        column_name: str,
+        timestamp_col: str = "timestamp",
+        symbol_col: str = "symbol",
+    ) -> None:
+        if not isinstance(file_pattern, (str, os.PathLike)) or not str(file_pattern):
+            raise TypeError(
+                f"{type(self).__name__}: file_pattern must be a non-empty path or glob, "
+                f"got {file_pattern!r}"
+            )
+        for field, value in (
+            ("column_name", column_name),
+            ("timestamp_col", timestamp_col),
+            ("symbol_col", symbol_col),
+        ):
+            if not isinstance(value, str) or not value:
+                raise TypeError(
+                    f"{type(self).__name__}: {field} must be a non-empty string, got {value!r}"
+                )
+        self.file_pattern = str(file_pattern)
+        self.column_name = column_name
+        self.timestamp_col = timestamp_col
+        self.symbol_col = symbol_col
+
+    @property
+    def _owner(self) -> str:
+        return f"{type(self).__name__}(file_pattern={self.file_pattern!r})"
+
+    def get_columns(self) -> list[str]:
+        return [self.column_name]
+
+    def _per_symbol(self) -> bool:
+        return "{symbol}" in self.file_pattern
+
+    def files(self, symbols: Sequence[str]) -> list[str]:
+        """Files read for ``symbols``; an error when nothing matches."""
+        if self._per_symbol():
+            paths = [self.file_pattern.format(symbol=s) for s in symbols]
+            paths = [p for p in paths if os.path.exists(p)]
+        elif glob.has_magic(self.file_pattern):
+            paths = sorted(glob.glob(self.file_pattern))
+        else:
+            paths = [self.file_pattern]
+        if not paths:
+            raise DataError(
+                f"{self._owner}: data file missing, nothing matches the pattern for symbols "
+                f"{list(symbols)} (working directory {os.getcwd()!r}); check the path or pattern"
+            )
+        return paths
+
+    def _tables(self, symbols: Sequence[str]) -> list[Table]:
+        per_symbol = self._per_symbol()
+        tables = []
+        for path in self.files(symbols):
+            default_symbol = None
+            if per_symbol:
+                default_symbol = next(
+                    s for s in symbols if self.file_pattern.format(symbol=s) == path
+                )
+            tables.append(
+                read_table(
+                    stat_file(path, self._owner),
+                    self.timestamp_col,
+                    self.symbol_col,
+                    [self.column_name],
+                    self._owner,
+                    default_symbol=default_symbol,
+                    fmt=self._format,
+                )
+            )
+        return tables
+
+    def load_range(
+        self, start: pd.Timestamp, end: pd.Timestamp, symbols: Sequence[str]
+    ) -> pd.DataFrame:
+        """Rows with start <= timestamp < end (UTC) for ``symbols``, sorted by time."""
+        wanted = list(symbols)
+        parts_ts, parts_sym, parts_val = [], [], []
+        for table in self._tables(wanted):
+            lo, hi = np.searchsorted(table.timestamps, [start.value, end.value])
+            if hi <= lo:
+                continue
+            codes = table.symbols.codes[lo:hi]
+            keep_code = np.isin(np.asarray(table.symbols.categories, dtype=object), wanted)
+            mask = (codes >= 0) & keep_code[np.maximum(codes, 0)]
+            if not mask.any():
+                continue
+            parts_ts.append(table.timestamps[lo:hi][mask])
+            parts_sym.append(np.asarray(table.symbols.categories, dtype=object)[codes[mask]])
+            parts_val.append(table.values(self.column_name, self._owner)[lo:hi][mask])
+        if not parts_ts:
+            return empty_frame([self.column_name])
+        ts = np.concatenate(parts_ts)
+        sym = np.concatenate(parts_sym)
+        val = np.concatenate(parts_val)
+        if len(parts_ts) > 1:
+            order = np.lexsort((sym, ts))
+            ts, sym, val = ts[order], sym[order], val[order]
+            same = (ts[1:] == ts[:-1]) & (sym[1:] == sym[:-1])
+            if same.any():
+                k = int(np.flatnonzero(same)[0])
+                raise DataError(
+                    f"{self._owner}: two files hold a row for "
+                    f"({pd.Timestamp(ts[k], tz='UTC')}, {sym[k]!r}); keep one row per "
+                    "(timestamp, symbol) across the files of a pattern"
+                )
+        index = pd.MultiIndex.from_arrays(
+            [pd.DatetimeIndex(ts.view("datetime64[ns]")).tz_localize("UTC"), sym],
+            names=INDEX_NAMES,
+        )
+        return pd.DataFrame({self.column_name: val}, index=index)
+
+    def load_date_range(
+        self, start_date: dt.date, end_date: dt.date, symbols: Sequence[str]
+    ) -> pd.DataFrame:
+        start, end = day_bounds(start_date, end_date)
+        return self.load_range(start, end, symbols)
+
+
+class CSVDataLoader(_FileLoader):
+    """Long-format CSV: one row per (timestamp, symbol), a column per value.
+
+    ``file_pattern`` is a path, a glob (``data/*.csv``) or a pattern with ``{symbol}``
+    (one file per symbol; such files may omit the symbol column).
+    """
+
+
+class ParquetDataLoader(_FileLoader):
+    """The same as :class:`CSVDataLoader` for Parquet files (recommended for big data)."""
+
+    _format = "parquet"
+
+
+class CompositeDataLoader(DataLoader):
+    """Outer join of several loaders; each distinct loader is read once."""
+
+    def __init__(self, loaders: Sequence[DataLoader]) -> None:
+        unique: list[DataLoader] = []
+        for loader in loaders:
+            if not isinstance(loader, DataLoader):
+                raise TypeError(
+                    f"CompositeDataLoader: {loader!r} is not a DataLoader "
+                    "(subclass alphadev.data.DataLoader)"
+                )
+            if loader not in unique:
+                unique.append(loader)
+        owners: dict[str, DataLoader] = {}
+        for loader in unique:
+            for col in loader.get_columns():
+                if col in owners:
+                    raise ValueError(
+                        f"CompositeDataLoader: column {col!r} is provided by both "
+                        f"{owners[col]!r} and {loader!r}; rename one of them (column_name=)"
+                    )
+                owners[col] = loader
+        self.loaders = unique
+
+    def get_columns(self) -> list[str]:
+        return [c for loader in self.loaders for c in loader.get_columns()]
+
+    def files(self, symbols: Sequence[str]) -> list[str]:
+        return [f for loader in self.loaders for f in loader.files(symbols)]
+
+    def load_range(
+        self, start: pd.Timestamp, end: pd.Timestamp, symbols: Sequence[str]
+    ) -> pd.DataFrame:
+        frames = [load_range(loader, start, end, symbols) for loader in self.loaders]
+        if len(frames) == 1:
+            return frames[0]
+        return pd.concat(frames, axis=1, join="outer", sort=True)
+
+    def load_date_range(
+        self, start_date: dt.date, end_date: dt.date, symbols: Sequence[str]
+    ) -> pd.DataFrame:
+        start, end = day_bounds(start_date, end_date)
+        return self.load_range(start, end, symbols)
+
+
+def load_range(
+    loader: DataLoader, start: pd.Timestamp, end: pd.Timestamp, symbols: Sequence[str]
+) -> pd.DataFrame:
+    """Rows of any loader with start <= timestamp < end, validated and UTC.
+
+    Built-in loaders filter precisely; a user's loader only knows calendar days, so its
+    output is trimmed here and its index checked.
+    """
+    own = getattr(loader, "load_range", None)
+    if own is not None:
+        return own(start, end, symbols)
+    last_day = (end - pd.Timedelta(1, "ns")).date()
+    frame = loader.load_date_range(start.date(), last_day, list(symbols))
+    frame = normalize_frame(frame, repr(loader), "load_date_range()")
+    stamps = frame.index.get_level_values(0)
+    return frame[(stamps >= start) & (stamps < end)]
+
+
+def normalize_frame(frame: Any, owner: str, what: str) -> pd.DataFrame:
+    """Check a (timestamp, symbol) frame from user code and make its timestamps UTC."""
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{owner}: {what} must return a pandas DataFrame, got {type(frame)}")
+    index = frame.index
+    if not isinstance(index, pd.MultiIndex) or index.nlevels != 2:
+        raise DataError(
+            f"{owner}: {what} must return a frame indexed by a (timestamp, symbol) "
+            f"MultiIndex, got an index with levels {list(index.names)}"
+        )
+    stamps = index.get_level_values(0)
+    if not isinstance(stamps, pd.DatetimeIndex):
+        try:
+            stamps = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True))
+        except (ValueError, TypeError) as exc:
+            raise DataError(
+                f"{owner}: {what} returned a first index level that is not timestamps "
+                f"({exc}); the index must be (timestamp, symbol)"
+            ) from exc
+    stamps = stamps.tz_convert("UTC") if stamps.tz is not None else stamps.tz_localize("UTC")
+    symbols = index.get_level_values(1).astype(str)
+    return frame.set_axis(
+        pd.MultiIndex.from_arrays([stamps, symbols], names=INDEX_NAMES), axis=0
+    )

@@ -1,0 +1,278 @@
+"""Performance metrics over a per-bar net return sequence (SPEC section 5).
+
+Empyrical style: one small pure function per metric, numpy only.  Every function takes
+a 1-D array ``pnl`` of per-bar net returns (assumed finite) and returns a Python
+``float`` or ``None``; ``None`` means undefined and is what ``metrics.json`` stores as
+``null``.  No function returns NaN or inf: results that overflow are also ``None``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "STD_ZERO_RTOL",
+    "annualized_return",
+    "annualized_volatility",
+    "calmar_ratio",
+    "compute_metrics",
+    "cumulative_return",
+    "finite_or_none",
+    "hit_rate",
+    "ic_metrics",
+    "json_safe",
+    "max_drawdown",
+    "num_periods",
+    "periods_per_year",
+    "return_metrics",
+    "sharpe_ratio",
+    "sortino_ratio",
+]
+
+NS_PER_DAY = 86_400 * 10**9
+DAYS_PER_YEAR = 365  # 24/7 markets
+
+STD_ZERO_RTOL = 1e-12
+"""A standard deviation <= STD_ZERO_RTOL * max|x| counts as zero.
+
+For constant data the computed std is rounding noise of a few ulps of the value
+(~1e-16 relative), not exactly 0; real spread that small is indistinguishable from
+rounding.  Scaling by max|x| (not |mean|) keeps zero-mean data such as [1, -1] safe.
+"""
+
+
+def finite_or_none(x: float | np.floating | np.integer | int | None) -> float | None:
+    """``float(x)``, or None when x is None, NaN or +-inf."""
+    if x is None:
+        return None
+    value = float(x)
+    return value if math.isfinite(value) else None
+
+
+def json_safe(obj: Any) -> Any:
+    """Recursively convert to plain JSON types, mapping NaN/inf to None.
+
+    dicts keep their keys; lists, tuples and arrays become lists; numpy scalars become
+    Python scalars (ints stay ints, bools stay bools).  Anything else is returned as is.
+    """
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return finite_or_none(obj)
+    return obj
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _quiet(func: _F) -> _F:
+    """Silence numpy overflow/invalid warnings: such results are mapped to None anyway."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _as_1d(pnl: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    arr = np.asarray(pnl, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"expected a 1-D array, got shape {arr.shape}")
+    return arr
+
+
+def _std(x: npt.NDArray[np.float64]) -> float | None:
+    """std(x, ddof=1), snapped to 0.0 below the rounding tolerance; None if len < 2."""
+    if x.size < 2:
+        return None
+    std = float(np.std(x, ddof=1))
+    if std <= STD_ZERO_RTOL * float(np.max(np.abs(x))):
+        return 0.0
+    return finite_or_none(std)
+
+
+def _growth(x: npt.NDArray[np.float64]) -> float:
+    """Final equity from 1: prod(1 + pnl)."""
+    return float(np.prod(1.0 + x))
+
+
+def num_periods(pnl: npt.ArrayLike) -> int:
+    """Number of bars in the sequence."""
+    return int(_as_1d(pnl).size)
+
+
+def periods_per_year(frequency_ns: int) -> float:
+    """Bars per year for a bar length in ns: 365 * (86400e9 / frequency_ns)."""
+    if frequency_ns <= 0:
+        raise ValueError(f"frequency_ns must be positive, got {frequency_ns}")
+    return DAYS_PER_YEAR * (NS_PER_DAY / frequency_ns)
+
+
+@_quiet
+def cumulative_return(pnl: npt.ArrayLike) -> float | None:
+    """prod(1 + pnl) - 1; 0.0 for no bars, None on overflow."""
+    return finite_or_none(_growth(_as_1d(pnl)) - 1.0)
+
+
+@_quiet
+def annualized_return(pnl: npt.ArrayLike, periods_per_year: float) -> float | None:
+    """(1 + cumulative) ** (periods_per_year / num_periods) - 1.
+
+    None for no bars, for 1 + cumulative < 0 (no real root) and on overflow;
+    -1.0 when equity ends at exactly 0.  1 + cumulative is taken as prod(1 + pnl)
+    directly so tiny final equity does not cancel to 0.
+    """
+    x = _as_1d(pnl)
+    if x.size == 0:
+        return None
+    growth = _growth(x)
+    if not math.isfinite(growth) or growth < 0.0:
+        return None
+    if growth == 0.0:
+        return -1.0
+    try:
+        return finite_or_none(growth ** (periods_per_year / x.size) - 1.0)
+    except OverflowError:
+        return None
+
+
+@_quiet
+def annualized_volatility(pnl: npt.ArrayLike, periods_per_year: float) -> float | None:
+    """std(pnl, ddof=1) * sqrt(periods_per_year); None with fewer than 2 bars."""
+    std = _std(_as_1d(pnl))
+    return None if std is None else finite_or_none(std * math.sqrt(periods_per_year))
+
+
+@_quiet
+def sharpe_ratio(pnl: npt.ArrayLike, periods_per_year: float) -> float | None:
+    """mean(pnl) / std(pnl, ddof=1) * sqrt(periods_per_year).
+
+    None with fewer than 2 bars or when std is zero (see STD_ZERO_RTOL), so constant
+    pnl is undefined rather than +-inf or a huge ratio of rounding noise.
+    """
+    x = _as_1d(pnl)
+    std = _std(x)
+    if not std:
+        return None
+    return finite_or_none(float(np.mean(x)) / std * math.sqrt(periods_per_year))
+
+
+@_quiet
+def sortino_ratio(pnl: npt.ArrayLike, periods_per_year: float) -> float | None:
+    """mean(pnl) / sqrt(mean(min(pnl, 0) ** 2)) * sqrt(periods_per_year).
+
+    The mean of squares runs over all bars, as in empyrical.  None for no bars or when
+    the downside deviation is 0 (no losing bars).
+    """
+    x = _as_1d(pnl)
+    if x.size == 0:
+        return None
+    downside = math.sqrt(float(np.mean(np.minimum(x, 0.0) ** 2)))
+    if downside == 0.0:
+        return None
+    return finite_or_none(float(np.mean(x)) / downside * math.sqrt(periods_per_year))
+
+
+@_quiet
+def max_drawdown(pnl: npt.ArrayLike) -> float | None:
+    """min(equity / peak - 1) with equity = cumprod(1 + pnl), peak = max(1, running max).
+
+    The peak starts at the initial equity 1, so a loss on the first bar counts.
+    Returns a number <= 0; 0.0 for no bars; None on overflow.
+    """
+    x = _as_1d(pnl)
+    if x.size == 0:
+        return 0.0
+    equity = np.cumprod(1.0 + x)
+    peak = np.maximum(np.maximum.accumulate(equity), 1.0)
+    drawdown = float(np.min(equity / peak - 1.0))
+    return finite_or_none(min(drawdown, 0.0))
+
+
+@_quiet
+def calmar_ratio(pnl: npt.ArrayLike, periods_per_year: float) -> float | None:
+    """annualized_return / |max_drawdown|; None when either is undefined or mdd is 0."""
+    x = _as_1d(pnl)
+    ann = annualized_return(x, periods_per_year)
+    mdd = max_drawdown(x)
+    if ann is None or not mdd:
+        return None
+    return finite_or_none(ann / abs(mdd))
+
+
+def hit_rate(pnl: npt.ArrayLike) -> float | None:
+    """count(pnl > 0) / count(pnl != 0); None when every bar is flat (or no bars)."""
+    x = _as_1d(pnl)
+    active = int(np.count_nonzero(x))
+    if active == 0:
+        return None
+    return int(np.count_nonzero(x > 0.0)) / active
+
+
+@_quiet
+def return_metrics(pnl: npt.ArrayLike, periods_per_year: float) -> dict[str, float | None]:
+    """All return metrics of one pnl sequence, keyed as in metrics.json."""
+    x = _as_1d(pnl)
+    return {
+        "cumulative_return": cumulative_return(x),
+        "annualized_return": annualized_return(x, periods_per_year),
+        "annualized_volatility": annualized_volatility(x, periods_per_year),
+        "sharpe": sharpe_ratio(x, periods_per_year),
+        "sortino": sortino_ratio(x, periods_per_year),
+        "max_drawdown": max_drawdown(x),
+        "calmar": calmar_ratio(x, periods_per_year),
+        "hit_rate": hit_rate(x),
+        "num_periods": num_periods(x),
+    }
+
+
+@_quiet
+def ic_metrics(ic: npt.ArrayLike) -> dict[str, float | None]:
+    """ic_mean, ic_std (ddof=1), ic_ir = ic_mean / ic_std and ic_count.
+
+    Computed over the finite entries only (NaN marks a bar with no IC).  ic_mean is
+    None with no entries, ic_std with fewer than 2, ic_ir also when ic_std is zero.
+    """
+    x = _as_1d(ic)
+    x = x[np.isfinite(x)]
+    mean = finite_or_none(np.mean(x)) if x.size else None
+    std = _std(x)
+    ir = mean / std if mean is not None and std else None
+    return {
+        "ic_mean": mean,
+        "ic_std": std,
+        "ic_ir": finite_or_none(ir),
+        "ic_count": int(x.size),
+    }
+
+
+def compute_metrics(returns: Any, frequency_ns: int, frequency: str) -> dict[str, Any]:
+    """The full metrics dict of SPEC section 5 from a result's returns frame."""
+    ppy = periods_per_year(frequency_ns)
+    turnover = np.asarray(returns["turnover"], dtype=np.float64)
+    return {
+        "total": return_metrics(returns["pnl"].to_numpy(), ppy),
+        "long": return_metrics(returns["long_return"].to_numpy(), ppy),
+        "short": return_metrics(returns["short_return"].to_numpy(), ppy),
+        **ic_metrics(returns["ic"].to_numpy()),
+        "avg_turnover": finite_or_none(turnover.mean()) if turnover.size else None,
+        "total_fees": finite_or_none(np.asarray(returns["fees"], dtype=np.float64).sum()),
+        "frequency": frequency,
+        "periods_per_year": ppy,
+    }

@@ -1,0 +1,170 @@
+"""Load a window of data, run the alpha, and align everything on a (bars x symbols) grid.
+
+This is where pandas ends: the Panel holds plain arrays, one row per bar and one column
+per symbol (sorted by name), ready for the kernel.  SPEC section 3 in code:
+last observation per bar, causal forward fill of at most ``max_fill_bars`` bars, and a
+universe flag that holds until the symbol's next universe row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from alphadev.alpha import Alpha, lookback_timedelta
+from alphadev.config import BacktestConfig
+from alphadev.data.loaders import CompositeDataLoader, load_range, normalize_frame
+from alphadev.errors import AlphaError
+
+EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+@dataclass
+class Panel:
+    bars: np.ndarray  # (B,) int64 UTC nanoseconds, bar labels (left edges)
+    prices: np.ndarray  # (B, N) close, filled
+    alpha: np.ndarray  # (B, N) alpha, filled
+    universe: np.ndarray  # (B, N) bool
+    observed: np.ndarray  # (B, N) bool: a raw price was observed inside the bar
+
+
+def bar_floor(ts: pd.Timestamp, bar_ns: int) -> pd.Timestamp:
+    return pd.Timestamp((ts.value // bar_ns) * bar_ns, tz="UTC")
+
+
+def bar_ceil(ts: pd.Timestamp, bar_ns: int) -> pd.Timestamp:
+    return pd.Timestamp(-((-ts.value) // bar_ns) * bar_ns, tz="UTC")
+
+
+def history_needed(config: BacktestConfig, alpha: Alpha) -> pd.Timedelta:
+    """Data loaded before a window: the alpha's lookback plus what filling can reach."""
+    return lookback_timedelta(alpha) + pd.Timedelta(
+        (config.max_fill_bars + 1) * config.bar_nanos, "ns"
+    )
+
+
+def build_panel(
+    config: BacktestConfig,
+    alpha: Alpha,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    progress: Callable[[str], None] | None = None,
+) -> Panel:
+    """The panel of bars with labels in [start, end); ``start`` is on the bar grid."""
+    bar_ns = config.bar_nanos
+    symbols = config.sorted_symbols
+    load_start = bar_floor(start - history_needed(config, alpha), bar_ns)
+    n_all = int((bar_ceil(end, bar_ns).value - load_start.value) // bar_ns)
+    skip = int((start.value - load_start.value) // bar_ns)
+
+    if progress:
+        progress("load data")
+    loader = CompositeDataLoader([config.price_loader, *config.alpha_loaders])
+    data = loader.load_range(load_start, end, symbols)
+
+    if progress:
+        progress("compute alpha")
+    alpha.reset()
+    scores = _alpha_scores(alpha, data, config)
+
+    if progress:
+        progress("align")
+    prices, observed = to_bars(data["close"], symbols, load_start.value, n_all, bar_ns)
+    alpha_values, alpha_observed = to_bars(scores, symbols, load_start.value, n_all, bar_ns)
+    prices = fill_forward(prices, observed, config.max_fill_bars)
+    alpha_values = fill_forward(alpha_values, alpha_observed, config.max_fill_bars)
+    if config.universe_loader is None:
+        universe = np.ones((n_all, len(symbols)), dtype=bool)
+    else:
+        universe = _universe(config, symbols, load_start, end, n_all)
+
+    bars = load_start.value + bar_ns * np.arange(skip, n_all, dtype=np.int64)
+    return Panel(
+        bars=bars,
+        prices=prices[skip:],
+        alpha=alpha_values[skip:],
+        universe=universe[skip:],
+        observed=observed[skip:],
+    )
+
+
+def to_bars(
+    series: pd.Series, symbols: list[str], bar0_ns: int, n_bars: int, bar_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Last non-missing observation of each (bar, symbol) and whether there was one."""
+    n_sym = len(symbols)
+    values = np.full((n_bars, n_sym), np.nan)
+    observed = np.zeros((n_bars, n_sym), dtype=bool)
+    if len(series) == 0:
+        return values, observed
+    stamps = series.index.get_level_values(0)
+    ts = stamps.as_unit("ns").asi8
+    codes = pd.Categorical(series.index.get_level_values(1), categories=symbols).codes
+    vals = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    bar = (ts - bar0_ns) // bar_ns
+    keep = (codes >= 0) & ~np.isnan(vals) & (bar >= 0) & (bar < n_bars)
+    key = bar[keep] * n_sym + codes[keep]
+    order = np.lexsort((ts[keep], key))
+    key = key[order]
+    last = np.append(key[1:] != key[:-1], True)
+    values.flat[key[last]] = vals[keep][order][last]
+    observed.flat[key[last]] = True
+    return values, observed
+
+
+def fill_forward(values: np.ndarray, observed: np.ndarray, limit: int | None) -> np.ndarray:
+    """Causal fill: a bar without observation takes the last one at most ``limit`` bars old."""
+    n_bars = values.shape[0]
+    rows = np.arange(n_bars)[:, None]
+    last_seen = np.maximum.accumulate(np.where(observed, rows, -1), axis=0)
+    usable = last_seen >= 0
+    if limit is not None:
+        usable &= rows - last_seen <= limit
+    cols = np.broadcast_to(np.arange(values.shape[1]), values.shape)
+    return np.where(usable, values[np.maximum(last_seen, 0), cols], np.nan)
+
+
+def _alpha_scores(alpha: Alpha, data: pd.DataFrame, config: BacktestConfig) -> pd.Series:
+    owner = f"config {config.name!r}: {type(alpha).__name__}.compute()"
+    out = alpha.compute(data)
+    if not isinstance(out, pd.DataFrame) or "alpha" not in out.columns:
+        got = list(out.columns) if isinstance(out, pd.DataFrame) else type(out).__name__
+        raise AlphaError(
+            f"{owner} must return a DataFrame with a column 'alpha', got {got}; "
+            "e.g. return frame[['alpha']]"
+        )
+    try:
+        out = normalize_frame(out[["alpha"]], owner, "compute()")
+    except ValueError as exc:
+        raise AlphaError(str(exc)) from None
+    values = pd.to_numeric(out["alpha"], errors="coerce")
+    if np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan)).any():
+        where = out.index[np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan))][0]
+        raise AlphaError(
+            f"{owner} returned an infinite alpha at {where}; return NaN for "
+            "'no signal' (e.g. .replace([np.inf, -np.inf], np.nan))"
+        )
+    if out.index.has_duplicates:
+        where = out.index[out.index.duplicated()][0]
+        raise AlphaError(f"{owner} returned more than one alpha for {where}; return one per row")
+    return values
+
+
+def _universe(
+    config: BacktestConfig, symbols: list[str], load_start: pd.Timestamp, end: pd.Timestamp,
+    n_bars: int,
+) -> np.ndarray:
+    """Universe flags; a row holds until the symbol's next row, with no age limit."""
+    rows = load_range(config.universe_loader, EPOCH, end, symbols)["in_universe"]
+    stamps = rows.index.get_level_values(0)
+    before = rows[stamps < load_start].dropna()
+    initial = before.groupby(level=1).last().reindex(symbols).to_numpy(dtype=np.float64)
+    inside = rows[stamps >= load_start]
+    values, observed = to_bars(inside, symbols, load_start.value, n_bars, config.bar_nanos)
+    seeded_values = np.vstack([initial[None, :], values])
+    seeded_observed = np.vstack([~np.isnan(initial)[None, :], observed])
+    flags = fill_forward(seeded_values, seeded_observed, None)[1:]
+    return np.nan_to_num(flags, nan=0.0) != 0.0

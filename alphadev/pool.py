@@ -1,0 +1,171 @@
+"""A small process pool that survives its workers dying.
+
+``multiprocessing.Pool`` hangs when a worker is killed, and ``ProcessPoolExecutor``
+fails every pending job.  Here each worker has its own pipe; the parent waits on the
+pipes and the process sentinels together, so a killed worker fails only the config it
+was running, and a fresh worker takes its place.
+
+Start method: ``fork`` where it is safe (Linux), so scripts without an
+``if __name__ == "__main__":`` guard still work; ``spawn`` elsewhere.  The environment
+variable ``ALPHADEV_START_METHOD`` overrides the choice.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+
+def start_method() -> str:
+    chosen = os.environ.get("ALPHADEV_START_METHOD")
+    if chosen:
+        return chosen
+    if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods():
+        return "fork"
+    return "spawn"
+
+
+def _worker_main(conn: Connection, position: int | None, save_dir: Any, lock: Any) -> None:
+    from alphadev.backtester import _run_single_backtest
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    if lock is not None:
+        tqdm.set_lock(lock)
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        index, config = job
+        status, payload = _run_single_backtest(config, position, save_dir)
+        if status == "ok" and save_dir is not None:
+            payload.drop_sequences()  # the parent reads them lazily from disk
+        conn.send((index, (status, payload)))
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    position: int
+    job: int | None = None
+    started: float = 0.0
+    warned: bool = False
+
+
+def run_in_pool(
+    configs: list,
+    todo: list[int],
+    n_workers: int,
+    save_dir: Any,
+    verbose: bool,
+    slow_after: float,
+    tracker: Any,
+) -> None:
+    """Run ``configs[i]`` for i in ``todo`` on ``n_workers`` processes, reporting to ``tracker``."""
+    ctx = mp.get_context(start_method())
+    lock = ctx.RLock() if verbose else None
+    if lock is not None:
+        tqdm.set_lock(lock)
+
+    def spawn(position: int) -> _Worker:
+        parent, child = ctx.Pipe()
+        process = ctx.Process(
+            target=_worker_main,
+            args=(child, position if verbose else None, save_dir, lock),
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        return _Worker(process, parent, position)
+
+    workers = [spawn(k + 1) for k in range(n_workers)]
+    pending = deque(todo)
+    try:
+        while True:
+            for w in workers:
+                if w.job is None and pending:
+                    w.job = pending.popleft()
+                    w.started, w.warned = time.monotonic(), False
+                    w.conn.send((w.job, configs[w.job]))
+            busy = [w for w in workers if w.job is not None]
+            if not busy:
+                break
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], 1.0)
+            for i, w in enumerate(workers):
+                if w.job is None:
+                    continue
+                if w.conn in ready or w.conn.poll():
+                    try:
+                        index, outcome = w.conn.recv()
+                    except (EOFError, OSError):
+                        outcome = None
+                    if outcome is not None:
+                        w.job = None
+                        tracker.record(index, outcome)
+                        continue
+                if w.process.sentinel in ready or not w.process.is_alive():
+                    w.process.join(1.0)
+                    index, w.job = w.job, None
+                    tracker.record(index, ("error", _death_report(configs[index], w.process)))
+                    w.conn.close()
+                    workers[i] = spawn(w.position)
+            now = time.monotonic()
+            for w in workers:
+                if w.job is not None and not w.warned and now - w.started > slow_after:
+                    w.warned = True
+                    log.warning(
+                        "config %r has been running for more than %.0f s",
+                        configs[w.job].name, slow_after,
+                    )
+    finally:
+        _shutdown(workers)
+
+
+def _death_report(config: Any, process: Any) -> str:
+    code = process.exitcode
+    how = f"exit code {code}"
+    if code is not None and code < 0:
+        try:
+            how = f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"killed by signal {-code}"
+    return (
+        f"config {config.name!r} failed\n"
+        f"  error: the worker process running it died ({how}); "
+        "its result is lost. Common causes: out of memory (the OOM killer), a crash in "
+        "native code, or an external kill. Rerun to retry it.\n"
+    )
+
+
+def _shutdown(workers: list[_Worker]) -> None:
+    for w in workers:
+        if w.process.is_alive():
+            if w.job is None:
+                try:
+                    w.conn.send(None)
+                except (OSError, BrokenPipeError):
+                    pass
+            else:
+                w.process.terminate()
+    deadline = time.monotonic() + 5.0
+    for w in workers:
+        w.process.join(max(0.0, deadline - time.monotonic()))
+        if w.process.is_alive():
+            w.process.kill()
+            w.process.join()
+        w.conn.close()

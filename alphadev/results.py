@@ -1,0 +1,350 @@
+"""BacktestResult, and the results directory: atomic writes, lazy Parquet reads.
+
+Layout (SPEC section 6)::
+
+    {save_dir}/{name}/config.json  metrics.json  metadata.json
+    {save_dir}/{name}/sequences/returns.parquet  positions.parquet  trades.parquet
+
+A results directory is built under a temporary name and renamed into place, so a
+directory that exists under its final name is always complete.  Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from alphadev.metrics import json_safe
+
+if TYPE_CHECKING:
+    from alphadev.config import BacktestConfig
+
+try:
+    import fcntl
+except ImportError:  # Windows: renames are still atomic, writers are not serialised
+    fcntl = None
+
+TMP_PREFIX = ".tmp-"
+TRASH_PREFIX = ".trash-"
+LOCK_DIR = ".locks"
+SEQUENCE_FILES = ("returns", "positions", "trades")
+
+
+@dataclass
+class Sequences:
+    """Per-bar returns frame plus long-format positions and trades."""
+
+    RETURN_COLUMNS = (
+        "pnl", "gross", "fees", "turnover", "long_return", "short_return", "ic", "equity",
+    )
+
+    returns: pd.DataFrame
+    positions: pd.DataFrame
+    trades: pd.DataFrame
+
+
+class BacktestResult:
+    """Metrics and sequences of one config.
+
+    ``config`` is the BacktestConfig when the result comes from a run in this process
+    (or was skipped and loaded for one); ``Backtester.load_result`` leaves it None and
+    the saved description is in ``config_dict``: loading never imports user code.
+    """
+
+    def __init__(
+        self,
+        config: BacktestConfig | None,
+        metrics: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        sequences: Sequences | None = None,
+        path: str | os.PathLike | None = None,
+        config_dict: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.metadata = metadata or {}
+        self._sequences = sequences
+        self.path = Path(path) if path is not None else None
+        self.config_dict = config_dict if config_dict is not None else config.to_dict()
+
+    @property
+    def name(self) -> str:
+        return self.config_dict["name"]
+
+    # ------------------------------------------------------------------ sequences
+    @property
+    def sequences(self) -> pd.DataFrame:
+        return self._load().returns
+
+    @property
+    def timestamps(self) -> pd.DatetimeIndex:
+        return self.sequences.index
+
+    @property
+    def pnl(self) -> pd.Series:
+        return self.sequences["pnl"]
+
+    @property
+    def gross(self) -> pd.Series:
+        return self.sequences["gross"]
+
+    @property
+    def long_returns(self) -> pd.Series:
+        return self.sequences["long_return"]
+
+    @property
+    def short_returns(self) -> pd.Series:
+        return self.sequences["short_return"]
+
+    @property
+    def turnover(self) -> pd.Series:
+        return self.sequences["turnover"]
+
+    @property
+    def fees(self) -> pd.Series:
+        return self.sequences["fees"]
+
+    @property
+    def ic_sequence(self) -> pd.Series:
+        return self.sequences["ic"]
+
+    @property
+    def equity(self) -> pd.Series:
+        return self.sequences["equity"]
+
+    @property
+    def positions(self) -> pd.DataFrame:
+        return self._load().positions
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        return self._load().trades
+
+    def drop_sequences(self) -> None:
+        """Forget in-memory sequences of a saved result; they are re-read on demand."""
+        if self.path is not None:
+            self._sequences = None
+
+    def _load(self) -> Sequences:
+        if self._sequences is None:
+            if self.path is None:
+                raise RuntimeError(f"result {self.name!r} has neither sequences nor a path")
+            folder = self.path / "sequences"
+            frames = {k: pd.read_parquet(folder / f"{k}.parquet") for k in SEQUENCE_FILES}
+            self._sequences = Sequences(**frames)
+        return self._sequences
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        return f"BacktestResult({self.name!r}, sharpe={self.metrics['total'].get('sharpe')})"
+
+    def __str__(self) -> str:
+        total = self.metrics["total"]
+        cfg = self.config_dict
+        lines = [
+            f"Backtest {self.name}",
+            f"  alpha      {cfg['alpha_class']} {cfg['alpha_kwargs']}",
+            f"  period     {cfg['start_date']} .. {cfg['end_date']}, {cfg['frequency']} bars, "
+            f"{total['num_periods']} periods",
+            f"  portfolio  quantile={tuple(cfg['quantile'])} gross={cfg['gross_exposure']} "
+            f"fee={cfg['trading_fee_rate']}",
+        ]
+        rows = [
+            ("cumulative return", total["cumulative_return"], "{:+.2%}"),
+            ("annualized return", total["annualized_return"], "{:+.2%}"),
+            ("sharpe", total["sharpe"], "{:.2f}"),
+            ("sortino", total["sortino"], "{:.2f}"),
+            ("max drawdown", total["max_drawdown"], "{:.2%}"),
+            ("long / short sharpe", None, None),
+            ("ic mean / ir", None, None),
+            ("avg turnover", self.metrics["avg_turnover"], "{:.4f}"),
+            ("total fees", self.metrics["total_fees"], "{:.4f}"),
+        ]
+        for label, value, fmt in rows:
+            if label == "long / short sharpe":
+                text = f"{_fmt(self.metrics['long']['sharpe'], '{:.2f}')} / " + _fmt(
+                    self.metrics["short"]["sharpe"], "{:.2f}"
+                )
+            elif label == "ic mean / ir":
+                text = f"{_fmt(self.metrics['ic_mean'], '{:.4f}')} / " + _fmt(
+                    self.metrics["ic_ir"], "{:.3f}"
+                )
+            else:
+                text = _fmt(value, fmt)
+            lines.append(f"  {label:<20} {text}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ disk
+    def save(self, save_dir: str | os.PathLike) -> Path:
+        """Write this result to ``{save_dir}/{name}/`` atomically; returns the folder."""
+        if self.config is None:
+            raise RuntimeError(f"result {self.name!r} was loaded from disk; it is saved already")
+        description = self.config.describe()
+        final = Path(save_dir) / self.name
+        sequences = self._load()
+        with building_dir(Path(save_dir), self.name) as tmp:
+            (tmp / "sequences").mkdir()
+            sequences.returns.to_parquet(tmp / "sequences" / "returns.parquet")
+            sequences.positions.to_parquet(tmp / "sequences" / "positions.parquet", index=False)
+            sequences.trades.to_parquet(tmp / "sequences" / "trades.parquet", index=False)
+            _write_json(tmp / "config.json", description)
+            _write_json(tmp / "metrics.json", self.metrics)
+            _write_json(tmp / "metadata.json", self.metadata)
+            publish_dir(tmp, final, description["fingerprint"])
+        self.path = final
+        return final
+
+
+def load_result(path: str | os.PathLike, config: BacktestConfig | None = None) -> BacktestResult:
+    """A saved result; sequences are read from Parquet when first used."""
+    folder = Path(path)
+    config_dict = read_json(folder / "config.json")
+    metrics = read_json(folder / "metrics.json")
+    metadata_path = folder / "metadata.json"
+    metadata = read_json(metadata_path) if metadata_path.exists() else {}
+    return BacktestResult(
+        config=config, metrics=metrics, metadata=metadata, path=folder, config_dict=config_dict
+    )
+
+
+def saved_fingerprint(folder: str | os.PathLike) -> str | None:
+    """Fingerprint of a complete results folder, None when there is none."""
+    folder = Path(folder)
+    if not (folder / "sequences").is_dir():
+        return None
+    try:
+        return read_json(folder / "config.json").get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(json_safe(obj), fh, indent=2, sort_keys=False, allow_nan=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fmt(value: Any, fmt: str) -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+# ---------------------------------------------------------------------- atomic publish
+def _owner_tag() -> str:
+    """``~host~pid~random``: '~' appears in neither config names nor host names."""
+    return f"~{socket.gethostname()}~{os.getpid()}~{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def building_dir(save_dir: Path, name: str):
+    """A temporary folder next to the final one; removed if the block fails."""
+    save_dir.mkdir(parents=True, exist_ok=True)
+    tmp = save_dir / f"{TMP_PREFIX}{name}{_owner_tag()}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def name_lock(save_dir: Path, name: str):
+    """Serialise publishers of one name (across processes sharing the filesystem)."""
+    if fcntl is None:
+        yield
+        return
+    lock_dir = save_dir / LOCK_DIR
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{name}.lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def publish_dir(tmp: Path, final: Path, fingerprint: str) -> bool:
+    """Move ``tmp`` to ``final`` in one rename; False if an equal result was already there.
+
+    A stale ``final`` is first renamed aside; ``recover`` puts it back should the
+    process die between the two renames, so a reader always sees a whole folder.
+    """
+    _fsync_dir(tmp)
+    with name_lock(final.parent, final.name):
+        current = saved_fingerprint(final)
+        if current == fingerprint:
+            return False
+        trash = None
+        if final.exists():
+            trash = final.parent / f"{TRASH_PREFIX}{final.name}{_owner_tag()}"
+            os.rename(final, trash)
+        os.rename(tmp, final)
+        _fsync_dir(final.parent)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover(save_dir: str | os.PathLike) -> None:
+    """Clean up after killed writers: drop their temporary folders, restore renamed ones.
+
+    Temporary folders of live processes on this host are left alone; those of other
+    hosts are removed only when older than a day (their writer may still be running).
+    """
+    root = Path(save_dir)
+    if not root.is_dir():
+        return
+    host = socket.gethostname()
+    for entry in root.iterdir():
+        if entry.name.startswith(TMP_PREFIX):
+            owner = entry.name.split("~")
+            if len(owner) == 4 and owner[1] == host:
+                alive = owner[2].isdigit() and _pid_alive(int(owner[2]))
+            else:
+                alive = time.time() - entry.stat().st_mtime < 86_400
+            if not alive:
+                shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(TRASH_PREFIX):
+            name = entry.name[len(TRASH_PREFIX):].split("~")[0]
+            with name_lock(root, name):
+                if not (root / name).exists() and entry.exists():
+                    os.rename(entry, root / name)
+                else:
+                    shutil.rmtree(entry, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

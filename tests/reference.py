@@ -1,0 +1,437 @@
+"""A slow, literal reference implementation of SPEC sections 3 and 4.
+
+Written from the SPEC text (plus the lead's documented choices where the SPEC is
+silent), with plain Python loops over plain lists and numpy arrays. It shares no code
+with ``alphadev`` and must never import from it: its only job is to be obviously right,
+so that the fast engine can be checked against it.
+
+Two entry points:
+
+- :func:`reference_weights_and_accounting` runs SPEC section 4 on aligned ``(T, N)``
+  arrays (columns are symbols in name order), starting flat.
+- :func:`reference_backtest` does SPEC section 3 (resampling, causal limited forward
+  fill, bar grid, universe, beta) from raw long-format frames, then section 4.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+# --------------------------------------------------------------------------- section 4
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(float(x))
+
+
+def eligible_symbols(p_row, a_row, u_row) -> list[int]:
+    """Step 1: E = symbols with finite price, finite alpha and a true universe flag."""
+    return [
+        i
+        for i in range(len(p_row))
+        if _finite(p_row[i]) and _finite(a_row[i]) and bool(u_row[i])
+    ]
+
+
+def target_weights(p_row, a_row, u_row, beta, held, open_q, close_q, gross_exposure):
+    """Steps 1-6 of SPEC section 4 for one bar. Returns (weights list, n = |E|)."""
+    n_sym = len(p_row)
+    weights = [0.0] * n_sym
+
+    # 1. eligible set
+    elig = eligible_symbols(p_row, a_row, u_row)
+    n = len(elig)
+    # 2. held symbols outside E are closed (they simply are not carried over);
+    #    with fewer than 2 eligible symbols the whole book is flat.
+    if n < 2:
+        return weights, n
+
+    # 3. percentile ranks: E sorted by alpha ascending, ties by symbol order.
+    by_alpha = sorted(elig, key=lambda i: (float(a_row[i]), i))
+    q = {}
+    for k, i in enumerate(by_alpha):
+        q[i] = k / (n - 1)
+
+    # 4. a held long stays unless q < 1 - close_q; a held short stays unless q > close_q.
+    longs = []
+    shorts = []
+    for i in elig:
+        if held[i] > 0 and not (q[i] < 1 - close_q):
+            longs.append(i)
+        if held[i] < 0 and not (q[i] > close_q):
+            shorts.append(i)
+
+    # 5. K = max(1, floor(n * open_q)); top K are long candidates (strongest first),
+    #    bottom K short candidates (weakest first); add flat candidates until the leg
+    #    holds K, never removing anything.
+    k_open = max(1, math.floor(n * open_q))
+    long_candidates = list(reversed(by_alpha))[:k_open]
+    short_candidates = by_alpha[:k_open]
+    for i in long_candidates:
+        if len(longs) >= k_open:
+            break
+        if i not in longs and i not in shorts:
+            longs.append(i)
+    for i in short_candidates:
+        if len(shorts) >= k_open:
+            break
+        if i not in longs and i not in shorts:
+            shorts.append(i)
+    assert not set(longs) & set(shorts)
+    if not longs or not shorts:  # cannot happen for n >= 2, kept for clarity
+        return weights, n
+
+    # 6. leg notionals: L + S = G and L * mean(beta_long) = S * mean(beta_short);
+    #    equal split if either mean beta is <= 0. Equal weights within a leg.
+    mean_beta_long = sum(float(beta[i]) for i in longs) / len(longs)
+    mean_beta_short = sum(float(beta[i]) for i in shorts) / len(shorts)
+    if mean_beta_long <= 0 or mean_beta_short <= 0:
+        long_notional = gross_exposure / 2
+        short_notional = gross_exposure / 2
+    else:
+        long_notional = gross_exposure * mean_beta_short / (mean_beta_long + mean_beta_short)
+        short_notional = gross_exposure * mean_beta_long / (mean_beta_long + mean_beta_short)
+    for i in longs:
+        weights[i] = long_notional / len(longs)
+    for i in shorts:
+        weights[i] = -short_notional / len(shorts)
+    return weights, n
+
+
+def average_ranks(values) -> list[float]:
+    """1-based ranks, ties get the mean of the ranks they span."""
+    ranks = []
+    for v in values:
+        less = sum(1 for u in values if u < v)
+        equal = sum(1 for u in values if u == v)
+        ranks.append(less + (equal + 1) / 2)
+    return ranks
+
+
+def spearman(x, y) -> float:
+    """Spearman correlation with average ranks; NaN if < 2 points or a side is constant."""
+    if len(x) < 2 or len(set(x)) < 2 or len(set(y)) < 2:
+        return float("nan")
+    rx = average_ranks(x)
+    ry = average_ranks(y)
+    mx = sum(rx) / len(rx)
+    my = sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    vx = sum((a - mx) ** 2 for a in rx)
+    vy = sum((b - my) ** 2 for b in ry)
+    return cov / math.sqrt(vx * vy)
+
+
+@dataclass
+class ReferenceRun:
+    weights: np.ndarray  # (T, N)
+    returns: np.ndarray  # (T, N), NaN where missing
+    gross: np.ndarray
+    fees: np.ndarray
+    long_fees: np.ndarray
+    short_fees: np.ndarray
+    turnover: np.ndarray
+    long_return: np.ndarray
+    short_return: np.ndarray
+    ic: np.ndarray
+    pnl: np.ndarray
+    equity: np.ndarray
+    forced_closes: int
+    n_eligible: list = field(default_factory=list)
+
+
+def reference_weights_and_accounting(
+    prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate
+) -> ReferenceRun:
+    """SPEC section 4 on aligned (T, N) arrays, starting flat (w[-1] = 0, r[0] missing)."""
+    prices = np.asarray(prices, dtype=float)
+    alpha = np.asarray(alpha, dtype=float)
+    universe = np.asarray(universe, dtype=bool)
+    n_bars, n_sym = prices.shape
+
+    weights = np.zeros((n_bars, n_sym))
+    returns = np.full((n_bars, n_sym), np.nan)
+    gross = np.zeros(n_bars)
+    fees = np.zeros(n_bars)
+    long_fees = np.zeros(n_bars)
+    short_fees = np.zeros(n_bars)
+    turnover = np.zeros(n_bars)
+    long_return = np.zeros(n_bars)
+    short_return = np.zeros(n_bars)
+    ic = np.full(n_bars, np.nan)
+    pnl = np.zeros(n_bars)
+    equity = np.zeros(n_bars)
+    forced_closes = 0
+    n_eligible = []
+
+    prev_w = [0.0] * n_sym
+    prev_equity = 1.0
+    for t in range(n_bars):
+        # returns: r[t] = P[t] / P[t-1] - 1, missing if either is missing; r[0] missing
+        if t > 0:
+            for i in range(n_sym):
+                if _finite(prices[t, i]) and _finite(prices[t - 1, i]):
+                    returns[t, i] = prices[t, i] / prices[t - 1, i] - 1
+
+        w, n = target_weights(
+            prices[t], alpha[t], universe[t], beta, prev_w, open_q, close_q, gross_exposure
+        )
+        n_eligible.append(n)
+        weights[t] = w
+
+        # gross[t] = sum_i w[t-1,i] r[t,i], missing r counts as 0
+        g = 0.0
+        long_pnl = 0.0
+        short_pnl = 0.0
+        for i in range(n_sym):
+            r = returns[t, i] if _finite(returns[t, i]) else 0.0
+            g += prev_w[i] * r
+            if prev_w[i] > 0:
+                long_pnl += prev_w[i] * r
+            if prev_w[i] < 0:
+                short_pnl += prev_w[i] * r
+        gross[t] = g
+
+        traded = sum(abs(w[i] - prev_w[i]) for i in range(n_sym))
+        fees[t] = fee_rate * traded
+        turnover[t] = 0.5 * traded
+        long_part = sum(abs(max(w[i], 0.0) - max(prev_w[i], 0.0)) for i in range(n_sym))
+        short_part = sum(abs(min(w[i], 0.0) - min(prev_w[i], 0.0)) for i in range(n_sym))
+        long_fees[t] = fee_rate * long_part
+        short_fees[t] = fee_rate * short_part
+
+        pnl[t] = gross[t] - fees[t]
+        equity[t] = prev_equity * (1 + pnl[t])
+        prev_equity = equity[t]
+
+        # leg returns: divide by the leg notional of w[t-1], or of w[t] if that is zero
+        long_before = sum(x for x in prev_w if x > 0)
+        long_after = sum(x for x in w if x > 0)
+        short_before = sum(-x for x in prev_w if x < 0)
+        short_after = sum(-x for x in w if x < 0)
+        n_long = long_before if long_before != 0 else long_after
+        n_short = short_before if short_before != 0 else short_after
+        long_return[t] = (long_pnl - long_fees[t]) / n_long if n_long != 0 else 0.0
+        short_return[t] = (short_pnl - short_fees[t]) / n_short if n_short != 0 else 0.0
+
+        # IC: Spearman of A[t-1] vs r[t] where both finite and U[t-1] true
+        if t > 0:
+            xs = []
+            ys = []
+            for i in range(n_sym):
+                if universe[t - 1, i] and _finite(alpha[t - 1, i]) and _finite(returns[t, i]):
+                    xs.append(float(alpha[t - 1, i]))
+                    ys.append(float(returns[t, i]))
+            ic[t] = spearman(xs, ys)
+
+        # forced closes: a held symbol closed because it left E, or because n < 2
+        elig = set(eligible_symbols(prices[t], alpha[t], universe[t]))
+        for i in range(n_sym):
+            if prev_w[i] != 0 and w[i] == 0 and (i not in elig or n < 2):
+                forced_closes += 1
+
+        prev_w = list(w)
+
+    return ReferenceRun(
+        weights=weights,
+        returns=returns,
+        gross=gross,
+        fees=fees,
+        long_fees=long_fees,
+        short_fees=short_fees,
+        turnover=turnover,
+        long_return=long_return,
+        short_return=short_return,
+        ic=ic,
+        pnl=pnl,
+        equity=equity,
+        forced_closes=forced_closes,
+        n_eligible=n_eligible,
+    )
+
+
+# --------------------------------------------------------------------------- section 3
+
+
+def _ns(ts) -> int:
+    """A timestamp as integer nanoseconds since the Unix epoch (UTC)."""
+    ts = pd.Timestamp(ts)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.tz_convert("UTC").value)
+
+
+def _bar_of(ts_ns: int, freq_ns: int) -> int:
+    """Left edge of the bar holding ts: floor to the frequency, origin = Unix epoch."""
+    return ts_ns - ts_ns % freq_ns
+
+
+def _observations(frame: pd.DataFrame, column: str, symbol: str) -> list[tuple[int, float]]:
+    """(timestamp ns, value) of one symbol's non-missing cells, sorted by time."""
+    rows = frame[frame["symbol"] == symbol]
+    obs = []
+    for ts, value in zip(rows["timestamp"], rows[column]):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        obs.append((_ns(ts), float(value)))
+    obs.sort()
+    return obs
+
+
+def resample_and_fill(frame, column, symbols, bars_ns, freq_ns, max_fill_bars) -> np.ndarray:
+    """Value at each bar: the last observation inside the bar; otherwise the last
+    observation before the bar if it is at most ``max_fill_bars`` bars old; else NaN."""
+    out = np.full((len(bars_ns), len(symbols)), np.nan)
+    for j, sym in enumerate(symbols):
+        obs = _observations(frame, column, sym)
+        times = [ts for ts, _ in obs]
+        for t, bar in enumerate(bars_ns):
+            k = bisect.bisect_left(times, bar + freq_ns) - 1  # last obs before bar end
+            if k < 0:
+                continue
+            ts, value = obs[k]
+            age = (bar - _bar_of(ts, freq_ns)) // freq_ns
+            if age <= max_fill_bars:
+                out[t, j] = value
+    return out
+
+
+def universe_panel(frame, symbols, bars_ns, freq_ns) -> np.ndarray:
+    """Last universe observation before the bar's end, at any age; none -> False."""
+    out = np.zeros((len(bars_ns), len(symbols)), dtype=bool)
+    if frame is None:
+        out[:] = True
+        return out
+    for j, sym in enumerate(symbols):
+        obs = _observations(frame, "in_universe", sym)
+        times = [ts for ts, _ in obs]
+        for t, bar in enumerate(bars_ns):
+            k = bisect.bisect_left(times, bar + freq_ns) - 1
+            if k >= 0:
+                out[t, j] = bool(obs[k][1])
+    return out
+
+
+def beta_vector(beta_frame, symbols) -> np.ndarray:
+    """Beta per symbol: rows with status 'ok' and a finite beta; everything else 1.0."""
+    out = np.ones(len(symbols))
+    if beta_frame is None:
+        return out
+    for j, sym in enumerate(symbols):
+        for _, row in beta_frame[beta_frame["symbol"] == sym].iterrows():
+            if row["status"] == "ok" and _finite(row["beta"]):
+                out[j] = float(row["beta"])
+    return out
+
+
+def bar_grid(price_frame, column, symbols, start_date, end_date, freq_ns) -> list[int]:
+    """Every bar from the first to the last bar holding an observed price of a requested
+    symbol inside [start_date 00:00, end_date + 1 day 00:00) UTC."""
+    lo = _ns(pd.Timestamp(start_date))
+    hi = _ns(pd.Timestamp(end_date) + pd.Timedelta(days=1))
+    seen = []
+    for sym in symbols:
+        for ts, _ in _observations(price_frame, column, sym):
+            if lo <= ts < hi:
+                seen.append(_bar_of(ts, freq_ns))
+    if not seen:
+        return []
+    return list(range(min(seen), max(seen) + freq_ns, freq_ns))
+
+
+@dataclass
+class ReferenceBacktest:
+    timestamps: pd.DatetimeIndex
+    symbols: list
+    prices: np.ndarray
+    alpha: np.ndarray
+    universe: np.ndarray
+    beta: np.ndarray
+    run: ReferenceRun
+    sequences: pd.DataFrame
+    positions: pd.DataFrame
+    trades: pd.DataFrame
+
+
+def reference_backtest(
+    raw_price_df,
+    raw_alpha_df,
+    raw_universe_df,
+    beta_frame,
+    symbols,
+    start_date,
+    end_date,
+    frequency,
+    max_fill_bars,
+    open_q,
+    close_q,
+    gross_exposure,
+    fee_rate,
+    price_column="close",
+    alpha_column="alpha",
+) -> ReferenceBacktest:
+    """SPEC section 3 then section 4 from raw long-format frames.
+
+    ``raw_price_df``: columns timestamp, symbol, ``price_column``;
+    ``raw_alpha_df``: the alpha's output rows, columns timestamp, symbol,
+    ``alpha_column``; ``raw_universe_df``: timestamp, symbol, in_universe (or None);
+    ``beta_frame``: the beta CSV as a frame (symbol, beta, status) or None.
+    """
+    symbols = sorted(symbols)
+    freq_ns = int(pd.Timedelta(frequency).value)
+    bars_ns = bar_grid(raw_price_df, price_column, symbols, start_date, end_date, freq_ns)
+    prices = resample_and_fill(
+        raw_price_df, price_column, symbols, bars_ns, freq_ns, max_fill_bars
+    )
+    alpha = resample_and_fill(raw_alpha_df, alpha_column, symbols, bars_ns, freq_ns, max_fill_bars)
+    universe = universe_panel(raw_universe_df, symbols, bars_ns, freq_ns)
+    beta = beta_vector(beta_frame, symbols)
+
+    run = reference_weights_and_accounting(
+        prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate
+    )
+    timestamps = pd.DatetimeIndex(pd.to_datetime(bars_ns, unit="ns", utc=True), name="timestamp")
+    sequences = pd.DataFrame(
+        {
+            "pnl": run.pnl,
+            "gross": run.gross,
+            "fees": run.fees,
+            "turnover": run.turnover,
+            "long_return": run.long_return,
+            "short_return": run.short_return,
+            "ic": run.ic,
+            "equity": run.equity,
+        },
+        index=timestamps,
+    )
+    pos_rows = []
+    trade_rows = []
+    for t, ts in enumerate(timestamps):
+        for j, sym in enumerate(symbols):
+            w = run.weights[t, j]
+            prev = run.weights[t - 1, j] if t > 0 else 0.0
+            if w != 0:
+                pos_rows.append((ts, sym, w))
+            if w != prev:
+                trade_rows.append((ts, sym, prev, w, w - prev))
+    positions = pd.DataFrame(pos_rows, columns=["timestamp", "symbol", "weight"])
+    trades = pd.DataFrame(
+        trade_rows, columns=["timestamp", "symbol", "previous_weight", "weight", "delta"]
+    )
+    return ReferenceBacktest(
+        timestamps=timestamps,
+        symbols=symbols,
+        prices=prices,
+        alpha=alpha,
+        universe=universe,
+        beta=beta,
+        run=run,
+        sequences=sequences,
+        positions=positions,
+        trades=trades,
+    )
