@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import traceback
@@ -250,36 +251,49 @@ def describe_failure(config: BacktestConfig, exc: BaseException) -> str:
     )
 
 
-def _run_single_backtest(
-    config: BacktestConfig, progress_position: int | None, save_dir: Any
+def stage_count(config: BacktestConfig) -> int:
+    """How many progress stages a run of ``config`` reports (for bars and percentages)."""
+    from alphadev.engine.runner import windows
+
+    return STAGES_PER_WINDOW * len(list(windows(config))) + 2
+
+
+def execute(
+    config: BacktestConfig, save_dir: Any, progress: Any = None
 ) -> tuple[str, Any]:
-    """Run (and save) one config: ("ok", result) or ("error", report)."""
-    from alphadev.engine.runner import run_backtest, windows
-
-    bar = None
-    if progress_position is not None:
-        total = STAGES_PER_WINDOW * len(list(windows(config))) + 2
-        bar = _Bar(
-            total=total, position=progress_position, desc=config.name[:40], leave=False,
-            dynamic_ncols=True,
-        )
-
-    def progress(stage: str) -> None:
-        if bar is not None:
-            bar.set_postfix_str(stage, refresh=False)
-            bar.update(1)
+    """Run (and save) one config: ("ok", result) or ("error", report); never raises."""
+    from alphadev.engine.runner import run_backtest
 
     try:
         result = run_backtest(config, progress)
         if save_dir is not None:
-            progress("save")
+            if progress:
+                progress("save")
             result.save(save_dir)
         return "ok", result
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal
         return "error", describe_failure(config, exc)
+
+
+def _run_single_backtest(
+    config: BacktestConfig, progress_position: int | None, save_dir: Any
+) -> tuple[str, Any]:
+    """One config with its own progress bar at ``progress_position`` (None: no bar)."""
+    if progress_position is None:
+        return execute(config, save_dir)
+    bar = _Bar(
+        total=stage_count(config), position=progress_position, desc=config.name[:40],
+        leave=False, dynamic_ncols=True,
+    )
+
+    def progress(stage: str) -> None:
+        bar.set_postfix_str(stage, refresh=False)
+        bar.update(1)
+
+    try:
+        return execute(config, save_dir, progress)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
 def _run_watched(
@@ -340,7 +354,7 @@ class _Tracker:
             return
         self.failures += 1
         if self.verbose:
-            tqdm.write(payload)
+            tqdm.write(payload, file=sys.stderr)
         if self.err_path is not None:
             with open(self.err_path, "a", encoding="utf-8") as fh:
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -37,10 +37,14 @@ def start_method() -> str:
     return "spawn"
 
 
-def _worker_main(conn: Connection, position: int | None, save_dir: Any, lock: Any) -> None:
+def _worker_main(
+    conn: Connection, position: int | None, save_dir: Any, lock: Any, spec_files: dict
+) -> None:
     from alphadev.backtester import _run_single_backtest
+    from alphadev.spec import import_spec_files
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    import_spec_files(spec_files)  # spawn: configs may reference classes in spec files
     if lock is not None:
         tqdm.set_lock(lock)
     while True:
@@ -77,6 +81,8 @@ def run_in_pool(
     tracker: Any,
 ) -> None:
     """Run ``configs[i]`` for i in ``todo`` on ``n_workers`` processes, reporting to ``tracker``."""
+    from alphadev.spec import SPEC_FILES
+
     ctx = mp.get_context(start_method())
     lock = ctx.RLock() if verbose else None
     if lock is not None:
@@ -86,7 +92,7 @@ def run_in_pool(
         parent, child = ctx.Pipe()
         process = ctx.Process(
             target=_worker_main,
-            args=(child, position if verbose else None, save_dir, lock),
+            args=(child, position if verbose else None, save_dir, lock, dict(SPEC_FILES)),
             daemon=True,
         )
         process.start()

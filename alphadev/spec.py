@@ -1,0 +1,158 @@
+"""Load a sweep spec: the configs of one sweep, named by a file path or an import path.
+
+``sweeps/momentum.py`` (object ``sweep``, ``configs`` or ``backtester`` in that file,
+or ``sweeps/momentum.py:name``) or ``mypkg.sweeps:grid``.  The object is a Backtester,
+a list of BacktestConfig, or a zero-argument callable returning one of them.
+
+A spec file is imported as module ``alphadev_spec_<stem>`` and remembered in
+``SPEC_FILES``, so worker processes started with ``spawn`` can import it again before
+they unpickle configs whose alpha class lives in it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+import traceback
+from pathlib import Path
+
+from alphadev.backtester import Backtester
+from alphadev.config import BacktestConfig
+
+DEFAULT_ATTRIBUTES = ("sweep", "configs", "backtester")
+SPEC_FILES: dict[str, str] = {}  # module name -> file path, for spawned workers
+_LOADED: dict[tuple, list[BacktestConfig]] = {}
+
+
+class SpecError(ValueError):
+    """A spec that does not exist, fails to import, or defines no configs."""
+
+
+def load_spec(spec: str) -> list[BacktestConfig]:
+    """The configs a spec defines (cached per process until the file changes)."""
+    target, attribute = _split(spec)
+    is_file = target.endswith(".py") or os.sep in target or "/" in target
+    key: tuple = (spec, os.getcwd())
+    if is_file:
+        path = Path(target)
+        if not path.is_file():
+            raise SpecError(
+                f"spec file {target!r} does not exist (working directory {os.getcwd()!r}); "
+                "pass a path to a .py file or an import path such as mypkg.sweeps:grid"
+            )
+        st = path.stat()
+        key += (st.st_size, st.st_mtime_ns)
+    if key in _LOADED:
+        return _LOADED[key]
+    module = _import_file(Path(target), spec) if is_file else _import_module(target, spec)
+    configs = _configs_from(module, attribute, spec)
+    _LOADED[key] = configs
+    return configs
+
+
+def find_config(spec: str, name: str) -> BacktestConfig:
+    for config in load_spec(spec):
+        if config.name == name:
+            return config
+    raise SpecError(f"spec {spec!r} defines no config named {name!r}")
+
+
+def import_spec_files(files: dict[str, str]) -> None:
+    """Import spec files by their module names (in a freshly spawned process)."""
+    for module_name, path in files.items():
+        if module_name not in sys.modules:
+            _exec_file(module_name, Path(path), path)
+
+
+def _split(spec: str) -> tuple[str, str | None]:
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError(f"spec={spec!r} must name a .py file or an import path module:attr")
+    head, sep, tail = spec.rpartition(":")
+    # "C:\\path\\file.py" has a drive colon; an attribute is a Python identifier.
+    if sep and tail.isidentifier() and head and not head.endswith(("\\", "/")):
+        return head, tail
+    return spec, None
+
+
+def _module_name(path: Path) -> str:
+    stem = re.sub(r"\W", "_", path.stem)
+    return f"alphadev_spec_{stem}"
+
+
+def _import_file(path: Path, spec: str):
+    module_name = _module_name(path)
+    resolved = str(path.resolve())
+    known = SPEC_FILES.get(module_name)
+    if known is not None and known != resolved:
+        raise SpecError(
+            f"spec {spec!r}: another spec file with the same name ({known}) is already "
+            "loaded in this process; rename one of them"
+        )
+    SPEC_FILES[module_name] = resolved
+    return _exec_file(module_name, path, spec)
+
+
+def _exec_file(module_name: str, path: Path, spec: str):
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise SpecError(f"spec {spec!r}: {path} cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(module_name, None)
+        raise SpecError(
+            f"spec {spec!r} failed while importing {path}:\n{traceback.format_exc()}"
+        ) from exc
+    return module
+
+
+def _import_module(target: str, spec: str):
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        if exc.name and target.startswith(exc.name):
+            raise SpecError(
+                f"spec {spec!r}: no module named {exc.name!r} (not a file either); "
+                "pass a path to a .py file or an importable module:attr"
+            ) from exc
+        raise SpecError(f"spec {spec!r} failed to import:\n{traceback.format_exc()}") from exc
+    except Exception as exc:
+        raise SpecError(f"spec {spec!r} failed to import:\n{traceback.format_exc()}") from exc
+
+
+def _configs_from(module, attribute: str | None, spec: str) -> list[BacktestConfig]:
+    names = (attribute,) if attribute else DEFAULT_ATTRIBUTES
+    obj = next((getattr(module, n) for n in names if hasattr(module, n)), None)
+    if obj is None:
+        raise SpecError(
+            f"spec {spec!r} defines no configs: define {' or '.join(names)} "
+            "(a Backtester, a list of BacktestConfig, or a function returning one)"
+        )
+    if callable(obj) and not isinstance(obj, (Backtester, list, tuple)):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise SpecError(
+                f"spec {spec!r}: calling {getattr(obj, '__name__', obj)!r} failed:\n"
+                f"{traceback.format_exc()}"
+            ) from exc
+    configs = obj.configs if isinstance(obj, Backtester) else obj
+    if not isinstance(configs, (list, tuple)) or not all(
+        isinstance(c, BacktestConfig) for c in configs
+    ):
+        raise SpecError(
+            f"spec {spec!r}: expected a Backtester or a list of BacktestConfig, "
+            f"got {type(configs).__name__}"
+        )
+    if not configs:
+        raise SpecError(f"spec {spec!r} defines no configs (the list is empty)")
+    names_seen = [c.name for c in configs]
+    dups = sorted({n for n in names_seen if names_seen.count(n) > 1})
+    if dups:
+        raise SpecError(f"spec {spec!r} has duplicate config names {dups[:3]}")
+    return list(configs)

@@ -1,0 +1,92 @@
+"""Deterministic synthetic markets for examples, tests and benchmarks.
+
+Prices follow a random walk whose returns carry a little momentum, so trend alphas
+have something to find; the 'value' column is a noisy view of the next bar's return.
+Files are published with a hard link, so concurrent writers (several processes or
+machines creating the same example data) never replace a file another has used.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def synthetic_market(
+    n_symbols: int, days: int, seed: int = 0, start: str = "2024-01-01", freq: str = "1h",
+    momentum: float = 0.05, signal_noise: float = 25.0,
+) -> pd.DataFrame:
+    """Long-format frame: timestamp, symbol, close, value."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range(start, periods=int(days * pd.Timedelta("1D") / pd.Timedelta(freq)),
+                           freq=freq, tz="UTC")
+    n_bars = len(stamps)
+    shocks = rng.normal(0.0, 0.01, (n_bars, n_symbols))
+    returns = np.empty_like(shocks)
+    returns[0] = shocks[0]
+    for t in range(1, n_bars):
+        returns[t] = momentum * returns[t - 1] + shocks[t]
+    close = 100.0 * np.exp(np.cumsum(returns, axis=0)) * rng.uniform(0.5, 2.0, n_symbols)
+    upcoming = np.vstack([returns[1:], np.zeros((1, n_symbols))])
+    value = upcoming + rng.normal(0.0, 0.01 * signal_noise, (n_bars, n_symbols))
+    symbols = [f"S{k:03d}USDT" for k in range(n_symbols)]
+    return pd.DataFrame(
+        {
+            "timestamp": np.repeat(stamps, n_symbols),
+            "symbol": np.tile(symbols, n_bars),
+            "close": close.ravel().round(8),
+            "value": value.ravel().round(8),
+        }
+    )
+
+
+def publish_once(frame: pd.DataFrame, path: Path, fmt: str = "csv") -> Path:
+    """Write ``frame`` to ``path`` unless it exists; atomic, and first writer wins."""
+    path = Path(path)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    if fmt == "parquet":
+        frame.to_parquet(tmp, index=False)
+    else:
+        frame.to_csv(tmp, index=False)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path
+
+
+def write_synthetic_market(
+    folder: str | os.PathLike, n_symbols: int = 20, days: int = 60, seed: int = 0,
+    fmt: str = "csv",
+) -> dict[str, Path]:
+    """prices.<ext>, values.<ext> and beta.csv in ``folder`` (created if missing)."""
+    folder = Path(folder)
+    ext = "parquet" if fmt == "parquet" else "csv"
+    paths = {
+        "prices": folder / f"prices.{ext}",
+        "values": folder / f"values.{ext}",
+        "beta": folder / "beta.csv",
+    }
+    if all(p.exists() for p in paths.values()):
+        return paths
+    market = synthetic_market(n_symbols, days, seed)
+    if fmt == "csv":
+        market["timestamp"] = market["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    publish_once(market[["timestamp", "symbol", "close"]], paths["prices"], fmt)
+    publish_once(market[["timestamp", "symbol", "value"]], paths["values"], fmt)
+    rng = np.random.default_rng(seed + 1)
+    symbols = sorted(market["symbol"].unique())
+    betas = pd.DataFrame(
+        {"symbol": symbols, "beta": rng.uniform(0.6, 1.6, len(symbols)).round(4), "status": "ok"}
+    )
+    publish_once(betas, paths["beta"])
+    return paths

@@ -1,0 +1,168 @@
+"""Luigi tasks for alphadev sweeps: thin wrappers that call the library.
+
+    luigi --module pipelines Sweep --spec sweeps/momentum.py --save-dir runs/momentum --workers 2
+
+``BacktestTask`` runs one config; it is complete when ``{save_dir}/{name}/sequences``
+holds results with the config's current fingerprint.  ``Sweep`` requires the configs
+that are not done yet (or runs them in its own pool with ``--num-processes``), writes
+``{save_dir}/comparison.csv``, prints a leaderboard and fails when a config failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+
+import luigi
+
+from alphadev import sweep
+from alphadev.backtester import Backtester, stage_count
+from alphadev.spec import SpecError, find_config, load_spec
+
+logger = logging.getLogger("luigi-interface")
+
+# One id per invocation, inherited by the task processes Luigi forks: a config that
+# failed in this invocation is settled for it and retried by the next one.
+RUN_ID = os.environ.setdefault("ALPHADEV_RUN_ID", uuid.uuid4().hex)
+
+# Luigi exits 0 even when tasks fail.  These defaults apply wherever the sweep runs
+# (not only beside this repository's luigi.cfg); a user's own [retcode] settings win.
+RETCODE_DEFAULTS = {
+    "task_failed": "30",
+    "scheduling_error": "35",
+    "missing_data": "20",
+    "unhandled_exception": "40",
+}
+
+
+def _set_retcode_defaults() -> None:
+    config = luigi.configuration.get_config()
+    if not config.has_section("retcode"):
+        config.add_section("retcode")
+    for key, value in RETCODE_DEFAULTS.items():
+        if not config.has_option("retcode", key):
+            config.set("retcode", key, value)
+
+
+_set_retcode_defaults()
+
+
+def _configs(spec: str):
+    """The spec's configs; a bad spec ends the process with its one clear message."""
+    try:
+        return load_spec(spec)
+    except SpecError as exc:
+        raise SystemExit(f"alphadev: {exc}") from None
+
+
+class BacktestTask(luigi.Task):
+    """One config of a spec."""
+
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
+    name = luigi.Parameter(description="config name")
+    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+
+    def config(self):
+        try:
+            _configs(self.spec)
+            return find_config(self.spec, self.name)
+        except SpecError as exc:
+            raise SystemExit(f"alphadev: {exc}") from None
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(os.path.join(self.save_dir, self.name, "sequences"))
+
+    def complete(self) -> bool:
+        state = sweep.config_state(self.config(), self.save_dir, RUN_ID)
+        if state == sweep.STALE:
+            logger.info(
+                "config %s: saved results have another fingerprint (config, data or alpha "
+                "code changed); recomputing", self.name,
+            )
+        return state in (sweep.DONE, sweep.FAILED)
+
+    def run(self) -> None:
+        config = self.config()
+        total = stage_count(config)
+        done = 0
+
+        def progress(stage: str) -> None:
+            nonlocal done
+            done += 1
+            self.set_status_message(f"{self.name}: {stage}")
+            self.set_progress_percentage(min(99, int(100 * done / total)))
+
+        sweep.prepare(self.save_dir)
+        report = sweep.run_config(config, self.save_dir, RUN_ID, progress)
+        if report is None:
+            self.set_progress_percentage(100)
+            self.set_status_message(f"{self.name}: done")
+            logger.info("alphadev: config %s done", self.name)
+        else:
+            self.set_status_message(f"{self.name}: FAILED (see errors.log)")
+            logger.error("alphadev: %s", report)
+
+
+class Sweep(luigi.Task):
+    """Every config of a spec, then ``comparison.csv`` and a leaderboard."""
+
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
+    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+    num_processes = luigi.OptionalIntParameter(
+        default=None,
+        description="run the configs in this task's own process pool instead of Luigi workers",
+    )
+    top = luigi.IntParameter(default=10, description="rows in the printed leaderboard")
+
+    def _pending(self):
+        return [
+            c for c in _configs(self.spec)
+            if sweep.config_state(c, self.save_dir, RUN_ID) not in (sweep.DONE, sweep.FAILED)
+        ]
+
+    def requires(self):
+        if self.num_processes is not None:
+            return []
+        # Only unfinished configs: a finished sweep of thousands schedules nothing.
+        return [BacktestTask(self.spec, c.name, self.save_dir) for c in self._pending()]
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(os.path.join(self.save_dir, sweep.COMPARISON))
+
+    def complete(self) -> bool:
+        configs = _configs(self.spec)
+        if not self.output().exists():
+            return False
+        return all(sweep.config_state(c, self.save_dir, RUN_ID) == sweep.DONE for c in configs)
+
+    def run(self) -> None:
+        configs = _configs(self.spec)
+        sweep.prepare(self.save_dir)
+        if self.num_processes is not None:
+            self.set_status_message(f"running {len(configs)} configs in a pool")
+            bt = Backtester()
+            for config in configs:
+                bt.add_config(config)
+            results = bt.run_all(
+                num_processes=self.num_processes, save_dir=self.save_dir,
+                err_path=os.path.join(self.save_dir, sweep.ERRORS_LOG),
+            )
+            for config, result in zip(configs, results):
+                if result is None:
+                    sweep.record_failure(self.save_dir, config, "see errors.log", RUN_ID)
+        summary = sweep.summarize(configs, self.save_dir, RUN_ID)
+        self.set_progress_percentage(100)
+        sys.stdout.write(
+            f"\nalphadev sweep {self.spec}: {len(summary.table)} of {len(configs)} configs "
+            f"done, results in {self.save_dir}\n{sweep.leaderboard(summary.table, self.top)}\n"
+        )
+        sys.stdout.flush()
+        if summary.failed or summary.missing:
+            names = summary.failed + summary.missing
+            raise RuntimeError(
+                f"{len(names)} config(s) did not complete: {names[:10]}; tracebacks are in "
+                f"{os.path.join(self.save_dir, sweep.ERRORS_LOG)}. Rerun the same command "
+                "to retry them; completed configs are skipped."
+            )
