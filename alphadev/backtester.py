@@ -60,7 +60,7 @@ class Backtester:
     def add_config(self, config: BacktestConfig) -> None:
         if not isinstance(config, BacktestConfig):
             raise TypeError(f"add_config expects a BacktestConfig, got {type(config).__name__}")
-        if any(c.name == config.name for c in self._configs):
+        if any(c.name.casefold() == config.name.casefold() for c in self._configs):
             raise ValueError(
                 f"a config named {config.name!r} was already added; config names must be unique"
             )
@@ -74,8 +74,8 @@ class Backtester:
     ) -> list[BacktestConfig]:
         """Add the cartesian product of alpha parameters and settings; returns the new configs."""
         configs = expand_grid(base_config, param_grid, setting_grid)
-        existing = {c.name for c in self._configs}
-        clash = [c.name for c in configs if c.name in existing]
+        existing = {c.name.casefold() for c in self._configs}
+        clash = [c.name for c in configs if c.name.casefold() in existing]
         if clash:
             raise ValueError(f"configs named {clash[:3]} were already added; names must be unique")
         self._configs.extend(configs)

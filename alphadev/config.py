@@ -110,6 +110,11 @@ class BacktestConfig:
             raise TypeError(
                 f"alpha_class={self.alpha_class!r} must be a subclass of alphadev.alpha.Alpha"
             )
+        if inspect.isabstract(self.alpha_class):
+            raise TypeError(
+                f"alpha_class={self.alpha_class.__name__} is abstract; implement "
+                f"{sorted(self.alpha_class.__abstractmethods__)}"
+            )
         if self.alpha_kwargs is None:
             self._set("alpha_kwargs", {})
         if not isinstance(self.alpha_kwargs, dict):
@@ -292,12 +297,13 @@ class BacktestConfig:
         loaders = [self.price_loader, *self.alpha_loaders]
         if self.universe_loader is not None:
             loaders.append(self.universe_loader)
-        paths = [p for loader in loaders for p in loader.files(self.symbols)]
+        owner = f"BacktestConfig {self.name!r}"
+        paths = [(p, owner) for loader in loaders for p in loader.files(self.symbols)]
         if self.beta_csv_path is not None:
-            paths.append(self.beta_csv_path)
+            paths.append((self.beta_csv_path, f"{owner}: beta_csv_path"))
         stats = []
-        for path in paths:
-            st = stat_file(path, f"BacktestConfig {self.name!r}")
+        for path, who in paths:
+            st = stat_file(path, who)
             stats.append((path, st.size, st.mtime_ns))
         return sorted(set(stats))
 

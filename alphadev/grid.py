@@ -41,6 +41,8 @@ def grid_name(base: str, values: Mapping[str, Any]) -> str:
         return base
     parts = [f"{key}={value_token(values[key])}" for key in sorted(values)]
     name = "__".join([base, *parts])
+    if name.endswith("."):
+        name = name[:-1] + "_"  # Windows drops a trailing dot
     if len(name) > MAX_NAME_LENGTH:
         digest = hashlib.sha256(name.encode()).hexdigest()[:12]
         name = f"{name[: MAX_NAME_LENGTH - 14].rstrip('.')}__{digest}"
@@ -87,7 +89,8 @@ def expand_grid(
             base.replace(name=grid_name(base.name, point), alpha_kwargs=alpha_kwargs, **settings)
         )
     names = [c.name for c in configs]
-    dups = sorted({n for n in names if names.count(n) > 1})
+    folded = [n.casefold() for n in names]  # one folder on macOS and Windows
+    dups = sorted({n for n, f in zip(names, folded) if folded.count(f) > 1})
     if dups:
         raise ValueError(
             f"grid produces duplicate config names {dups[:3]}; grid values must differ "

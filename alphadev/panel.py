@@ -106,6 +106,8 @@ def to_bars(
     vals = series.to_numpy(dtype=np.float64, na_value=np.nan)
     bar = (ts - bar0_ns) // bar_ns
     keep = (codes >= 0) & ~np.isnan(vals) & (bar >= 0) & (bar < n_bars)
+    if not keep.any():
+        return values, observed
     key = bar[keep] * n_sym + codes[keep]
     order = np.lexsort((ts[keep], key))
     key = key[order]
@@ -137,10 +139,18 @@ def _alpha_scores(alpha: Alpha, data: pd.DataFrame, config: BacktestConfig) -> p
             "e.g. return frame[['alpha']]"
         )
     try:
-        out = normalize_frame(out[["alpha"]], owner, "compute()")
+        out = normalize_frame(
+            out[["alpha"]], f"config {config.name!r}", f"{type(alpha).__name__}.compute()"
+        )
     except ValueError as exc:
         raise AlphaError(str(exc)) from None
     values = pd.to_numeric(out["alpha"], errors="coerce")
+    text = values.isna() & out["alpha"].notna()
+    if text.any():
+        raise AlphaError(
+            f"{owner} returned a non-numeric alpha {out['alpha'][text].iloc[0]!r} at "
+            f"{out.index[text.to_numpy()][0]}; return numbers (NaN for 'no signal')"
+        )
     if np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan)).any():
         where = out.index[np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan))][0]
         raise AlphaError(

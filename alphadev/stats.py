@@ -91,18 +91,17 @@ def norm_ppf(p: float) -> float:
         return -math.inf
     if p == 1.0:
         return math.inf
+    if p > 0.5:
+        # 1 - p is exact here (Sterbenz), and the lower tail refines with erfc's precision.
+        return -norm_ppf(1.0 - p)
     if p < _P_LOW:
-        q = math.sqrt(-2.0 * math.log(p))
-        x = _tail(q)
-    elif p <= 1.0 - _P_LOW:
+        x = _tail(math.sqrt(-2.0 * math.log(p)))
+    else:
         q = p - 0.5
         r = q * q
         num = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q
         den = ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0
         x = num / den
-    else:
-        q = math.sqrt(-2.0 * math.log1p(-p))
-        x = -_tail(q)
     # One Halley step on Phi(x) - p brings the 1e-9 approximation to machine precision.
     err = norm_cdf(x) - p
     u = err * math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)

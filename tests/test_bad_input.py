@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphadev import Alpha, Backtester, BacktestConfig, CSVDataLoader
+from alphadev import Alpha, BacktestConfig, Backtester, CSVDataLoader
 from alphadev.engine.runner import run_backtest
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
@@ -370,6 +370,31 @@ def test_symbol_without_any_data_warns_and_continues(base, caplog):
     reference = run_backtest(BacktestConfig(**base))
     pd.testing.assert_series_equal(result.pnl, reference.pnl)
     assert result.metadata["symbols_without_data"] == ["ZZZ"]
+
+
+def test_symbol_pattern_with_one_file_missing_warns_and_continues(base, tmp_path, caplog):
+    frame = _frame()
+    for symbol in ("AAA", "BBB"):  # no file for CCC
+        part = frame[frame["symbol"] == symbol].drop(columns=["symbol"])
+        part.to_csv(tmp_path / f"sym_{symbol}.csv", index=False)
+    pattern = str(tmp_path / "sym_{symbol}.csv")
+    config = BacktestConfig(**{**base, "price_loader": CSVDataLoader(pattern, "close"),
+                               "alpha_loaders": [CSVDataLoader(pattern, "value")]})
+    with caplog.at_level(logging.WARNING):
+        result = run_backtest(config)
+    assert any("CCC" in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    assert result.metadata["symbols_without_data"] == ["CCC"]
+    assert len(result.pnl) == 72
+
+
+def test_non_numeric_price_value(base, tmp_path):
+    path = tmp_path / "text_prices.csv"
+    frame = _frame()
+    frame["close"] = frame["close"].astype(object)
+    frame.loc[4, "close"] = "n/a?"
+    frame.to_csv(path, index=False)
+    _run_error(base, ValueError, path.name, "'close'", "n/a?",
+               price_loader=CSVDataLoader(str(path), "close"))
 
 
 # --------------------------------------------------------------------------- alpha output

@@ -78,6 +78,8 @@ def read_table(
     key = (stat, fmt, timestamp_col, symbol_col, default_symbol)
     table = _CACHE.get(key)
     if table is None:
+        for old in [k for k in _CACHE if k[0].path == stat.path]:
+            del _CACHE[old]  # the file changed: drop its previous parse
         table = _parse(stat.path, fmt, timestamp_col, symbol_col, owner, default_symbol)
         _CACHE[key] = table
         PARSE_COUNT[stat.path] = PARSE_COUNT.get(stat.path, 0) + 1
@@ -171,7 +173,9 @@ def _to_float(raw: pd.Series, path: str, col: str, owner: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(raw):
         return raw.to_numpy(dtype=np.float64, na_value=np.nan)
     text = raw.astype("string").str.strip().str.lower()
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan, copy=True
+    )
     values[(text == "true").fillna(False).to_numpy(dtype=bool)] = 1.0
     values[(text == "false").fillna(False).to_numpy(dtype=bool)] = 0.0
     bad = np.isnan(values) & raw.notna().to_numpy() & (text != "").fillna(False).to_numpy(bool)

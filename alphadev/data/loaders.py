@@ -6,6 +6,7 @@ import datetime as dt
 import glob
 import logging
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -295,7 +296,9 @@ def normalize_frame(frame: Any, owner: str, what: str) -> pd.DataFrame:
     stamps = index.get_level_values(0)
     if not isinstance(stamps, pd.DatetimeIndex):
         try:
-            stamps = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                stamps = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True))
         except (ValueError, TypeError) as exc:
             raise DataError(
                 f"{owner}: {what} returned a first index level that is not timestamps "

@@ -69,6 +69,15 @@ def windows(config: BacktestConfig) -> Iterator[tuple[pd.Timestamp, pd.Timestamp
 
 def run_backtest(config: BacktestConfig, progress: Progress | None = None) -> BacktestResult:
     """Run one config in this process and return its in-memory result."""
+    try:
+        return _run(config, progress)
+    except DataError as exc:
+        if f"config {config.name!r}" in str(exc):
+            raise
+        raise DataError(f"config {config.name!r}: {exc}") from exc
+
+
+def _run(config: BacktestConfig, progress: Progress | None) -> BacktestResult:
     began = time.perf_counter()
     symbols = config.sorted_symbols
     alpha = config.alpha_class(**config.alpha_kwargs)

@@ -188,6 +188,21 @@ def test_csv_symbol_pattern_files_without_symbol_column(tmp_path):
     ]
 
 
+def test_csv_text_values_with_empty_cells(tmp_path):
+    # a universe file with a blank cell is read as text, not as a bool column
+    (tmp_path / "universe.csv").write_text(
+        "timestamp,symbol,in_universe,close\n"
+        "2024-01-01T00:00:00Z,AAA,True,1.5\n"
+        "2024-01-01T00:00:00Z,BBB,,\n"
+        "2024-01-01T00:00:00Z,CCC,false, 2.5\n"
+    )
+    args = (dt.date(2024, 1, 1), dt.date(2024, 1, 1), SYMBOLS)
+    flags = CSVDataLoader(str(tmp_path / "universe.csv"), "in_universe").load_date_range(*args)
+    np.testing.assert_array_equal(flags["in_universe"].to_numpy(), [1.0, np.nan, 0.0])
+    closes = CSVDataLoader(str(tmp_path / "universe.csv"), "close").load_date_range(*args)
+    np.testing.assert_array_equal(closes["close"].to_numpy(), [1.5, np.nan, 2.5])
+
+
 # --------------------------------------------------------------------------- Parquet loader
 def test_parquet_loader(tmp_path):
     full = _hourly("2023-12-31", 24 * 3)
@@ -265,6 +280,17 @@ def test_tz_aware_strings_in_other_zones_become_utc(tmp_path):
     )
     assert list(_stamps(out)) == list(expected)
     assert out["v"].tolist() == [2.0, 3.0, 4.0, 5.0]
+
+
+def test_config_dates_from_tz_aware_datetimes_are_utc_days(data_csv):
+    new_york = dt.timezone(dt.timedelta(hours=-5))
+    config = _config(
+        data_csv,
+        start_date=dt.datetime(2023, 12, 31, 20, 0, tzinfo=new_york),  # 2024-01-01 01:00 UTC
+        end_date=pd.Timestamp("2024-01-02 23:30", tz="Asia/Tokyo"),  # 2024-01-02 14:30 UTC
+    )
+    assert config.start_date == dt.date(2024, 1, 1)
+    assert config.end_date == dt.date(2024, 1, 2)
 
 
 @pytest.mark.parametrize("scale", [1, 1000], ids=["seconds", "milliseconds"])
@@ -556,7 +582,8 @@ def test_fingerprint_changes_when_a_symbol_pattern_file_changes(tmp_path):
         alpha_loaders=[CSVDataLoader(pattern, "value")],
     )
     before = _config(tmp_path / "unused.csv", **loaders).fingerprint()
-    _write_csv(full[full["symbol"] == "BBB"].drop(columns=["symbol"]).iloc[:5], tmp_path / "BBB.csv")
+    shorter = full[full["symbol"] == "BBB"].drop(columns=["symbol"]).iloc[:5]
+    _write_csv(shorter, tmp_path / "BBB.csv")
     assert _config(tmp_path / "unused.csv", **loaders).fingerprint() != before
 
 

@@ -30,6 +30,7 @@ from alphadev.engine.runner import run_backtest
 from tests.reference import reference_backtest
 
 ATOL = 1e-12
+RTOL = 1e-12
 SEQ_COLUMNS = ["pnl", "gross", "fees", "turnover", "long_return", "short_return", "ic", "equity"]
 POOL = ["ETHUSDT", "BTCUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT", "DOGEUSDT"]
 UNREQUESTED = "AAAUSDT"  # sorts first; present in the files but never requested
@@ -93,6 +94,8 @@ def rolling_mean_rows(rows: pd.DataFrame, hours: int) -> pd.DataFrame:
 def _fmt_ts(ts: pd.Timestamp, style: str) -> str:
     if style == "offset":
         return ts.isoformat()  # 2024-01-02T03:17:00+00:00
+    if style == "plus2":
+        return ts.tz_convert("Etc/GMT-2").isoformat()  # 2024-01-02T05:17:00+02:00
     if style == "zulu":
         return ts.tz_convert(None).isoformat() + "Z"
     return ts.tz_convert(None).isoformat(sep=" ")  # naive: read as UTC
@@ -105,14 +108,14 @@ def _write_csv(frame: pd.DataFrame, path, style: str) -> None:
 
 
 @st.composite
-def scenarios(draw):
+def scenarios(draw, max_days=2):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     n_sym = draw(st.sampled_from([3, 4, 5, 2, 1]))
     symbols = draw(st.permutations(POOL))[:n_sym]
-    freq = draw(st.sampled_from(["1h", "1h", "1h", "30min", "2h"]))
-    mfb = draw(st.integers(0, 4))
-    n_days = draw(st.integers(1, 2))
+    freq = draw(st.sampled_from(["1h", "1h", "1h", "30min", "2h", "15min", "4h", "1D"]))
+    mfb = draw(st.sampled_from([0, 1, 2, 3, 4, 10]))
+    n_days = draw(st.integers(1, max_days))
     start = dt.date(2024, 1, 2)
     end = start + dt.timedelta(days=n_days - 1)
     bar = pd.Timedelta(freq)
@@ -198,7 +201,7 @@ def scenarios(draw):
     ]
     if in_period.empty:
         sym = symbols[-1]
-        extra = pd.DataFrame([(t0 + bar, sym, 50.0)], columns=price_df.columns)
+        extra = pd.DataFrame([(t0 + pd.Timedelta(minutes=7), sym, 50.0)], columns=price_df.columns)
         price_df = pd.concat([price_df, extra], ignore_index=True)
         price_df = price_df.drop_duplicates(["timestamp", "symbol"], keep="last")
 
@@ -248,7 +251,7 @@ def scenarios(draw):
     open_q = draw(st.sampled_from([close_q, close_q / 2]) | st.floats(0.01, close_q))
     gross = draw(st.sampled_from([1.0, 2.0]) | st.floats(0.1, 3.0))
     fee = draw(st.sampled_from([0.0, 4.5e-4]) | st.floats(0.0, 0.01))
-    style = draw(st.sampled_from(["offset", "zulu", "naive"]))
+    style = draw(st.sampled_from(["offset", "zulu", "naive", "plus2"]))
     return dict(
         symbols=list(symbols), freq=freq, mfb=mfb, start=start, end=end,
         price_df=price_df, alpha_df=alpha_df, universe_df=universe_df, beta_df=beta_df,
@@ -311,18 +314,18 @@ def _keys(frame: pd.DataFrame) -> list:
     return list(zip(frame["timestamp"], frame["symbol"]))
 
 
-def assert_matches_reference(result, ref, atol=ATOL):
+def assert_matches_reference(result, ref, atol=ATOL, rtol=RTOL):
     seq = result.sequences
     assert list(_utc_index(seq.index)) == list(ref.timestamps), "bar grid differs"
     for col in SEQ_COLUMNS:
         np.testing.assert_allclose(
-            seq[col].to_numpy(dtype=float), ref.sequences[col].to_numpy(), rtol=0, atol=atol,
+            seq[col].to_numpy(dtype=float), ref.sequences[col].to_numpy(), rtol=rtol, atol=atol,
             err_msg=col,
         )
-    np.testing.assert_allclose(result.pnl.to_numpy(float), ref.run.pnl, rtol=0, atol=atol)
-    np.testing.assert_allclose(result.equity.to_numpy(float), ref.run.equity, rtol=0, atol=atol)
+    np.testing.assert_allclose(result.pnl.to_numpy(float), ref.run.pnl, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(result.equity.to_numpy(float), ref.run.equity, rtol=rtol, atol=atol)
     np.testing.assert_allclose(
-        result.ic_sequence.to_numpy(float), ref.run.ic, rtol=0, atol=atol
+        result.ic_sequence.to_numpy(float), ref.run.ic, rtol=rtol, atol=atol
     )
     assert result.metadata["forced_closes"] == ref.run.forced_closes
 
@@ -330,7 +333,7 @@ def assert_matches_reference(result, ref, atol=ATOL):
     ref_pos = _sorted_long(ref.positions, ["timestamp", "symbol", "weight"])
     assert _keys(pos) == _keys(ref_pos), "positions"
     np.testing.assert_allclose(
-        pos["weight"].to_numpy(float), ref_pos["weight"].to_numpy(float), rtol=0, atol=atol
+        pos["weight"].to_numpy(float), ref_pos["weight"].to_numpy(float), rtol=rtol, atol=atol
     )
 
     cols = ["timestamp", "symbol", "previous_weight", "weight", "delta"]
@@ -339,7 +342,7 @@ def assert_matches_reference(result, ref, atol=ATOL):
     assert _keys(trades) == _keys(ref_trades), "trades"
     for col in cols[2:]:
         np.testing.assert_allclose(
-            trades[col].to_numpy(float), ref_trades[col].to_numpy(float), rtol=0, atol=atol,
+            trades[col].to_numpy(float), ref_trades[col].to_numpy(float), rtol=rtol, atol=atol,
             err_msg=col,
         )
 
@@ -355,6 +358,47 @@ def assert_matches_reference(result, ref, atol=ATOL):
 def test_pipeline_matches_reference(sc, tmp_path_factory):
     folder = tmp_path_factory.mktemp("scenario")
     result = run_backtest(_config(sc, folder))
+    alpha_rows = sc["alpha_df"].rename(columns={"value": "alpha"})
+    ref = _reference(sc, alpha_rows)
+    assert_matches_reference(result, ref)
+
+
+@pytest.mark.parametrize("alpha_value", [math.nan, 1.0])
+def test_window_without_any_alpha_observation(tmp_path_factory, alpha_value):
+    """Alpha rows exist only after the period (or are all empty): the book stays flat."""
+    t0 = pd.Timestamp("2024-01-02", tz="UTC")
+    sc = dict(
+        symbols=["ETHUSDT", "BTCUSDT"], freq="1h", mfb=3,
+        start=dt.date(2024, 1, 2), end=dt.date(2024, 1, 2),
+        price_df=pd.DataFrame(
+            [(t0 + pd.Timedelta(hours=1), "ETHUSDT", 50.0),
+             (t0 + pd.Timedelta(hours=2), "BTCUSDT", 60.0)],
+            columns=["timestamp", "symbol", "close"],
+        ),
+        alpha_df=pd.DataFrame(
+            [(t0 + pd.Timedelta(days=1, hours=1), "ETHUSDT", alpha_value)],
+            columns=["timestamp", "symbol", "value"],
+        ),
+        universe_df=None, beta_df=None, quantile=(0.2, 0.2), gross=1.0, fee=4.5e-4,
+        style="offset",
+    )
+    folder = tmp_path_factory.mktemp("noalpha")
+    result = run_backtest(_config(sc, folder))
+    ref = _reference(sc, sc["alpha_df"].rename(columns={"value": "alpha"}))
+    assert len(ref.timestamps) == 2 and not ref.run.weights.any()
+    assert_matches_reference(result, ref)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(sc=scenarios(max_days=4), chunk_days=st.sampled_from([1, 2, 3]))
+def test_streaming_pipeline_matches_reference(sc, chunk_days, tmp_path_factory):
+    """Streaming the random scenarios chunk by chunk gives the reference's numbers."""
+    folder = tmp_path_factory.mktemp("stream")
+    result = run_backtest(_config(sc, folder, mode="streaming", chunk_days=chunk_days))
     alpha_rows = sc["alpha_df"].rename(columns={"value": "alpha"})
     ref = _reference(sc, alpha_rows)
     assert_matches_reference(result, ref)
@@ -433,13 +477,10 @@ def _assert_metrics_equal(a, b, atol):
         x, y = a[key], b[key]
         if isinstance(x, dict):
             _assert_metrics_equal(x, y, atol)
-        elif isinstance(x, float) or isinstance(y, float):
-            if x is None or y is None or (math.isnan(x) and math.isnan(y)):
-                assert x is y or (x is not None and y is not None), key
-            else:
-                assert x == pytest.approx(y, abs=atol, rel=0), key
-        else:
+        elif x is None or y is None or isinstance(x, str):
             assert x == y, key
+        else:
+            assert x == pytest.approx(y, abs=atol, rel=0, nan_ok=True), key
 
 
 @pytest.mark.parametrize("chunk_days", [1, 2, 7, 30])

@@ -1,0 +1,329 @@
+"""The Luigi layer end to end: real luigi processes, real luigid, real kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import write_market
+
+REPO = Path(__file__).resolve().parents[2]
+LUIGI = str(Path(sys.executable).parent / "luigi")
+LUIGID = str(Path(sys.executable).parent / "luigid")
+
+SPEC_TEMPLATE = '''
+import datetime as dt
+import json
+import os
+import time
+from pathlib import Path
+
+from alphadev import Alpha, BacktestConfig, Backtester, CSVDataLoader
+
+HERE = Path(__file__).resolve().parent
+DATA = Path({data!r})
+CALLS = {calls!r}
+RELEASE = {release!r}
+SAVE = Path({save!r})
+
+
+class LoggedAlpha(Alpha):
+    """Echo of the value column that logs each compute() call.
+
+    With ``hold_after=n`` it waits for the release file once n configs are complete,
+    so a test can kill the sweep while configs are in flight.
+    """
+
+    lookback = 60
+
+    def __init__(self, scale=1.0, hold_after=None, fail=False):
+        self.scale, self.hold_after, self.fail = scale, hold_after, fail
+
+    def _holding(self):
+        if self.hold_after is None or Path(RELEASE).exists():
+            return False
+        done = [p for p in SAVE.glob("*/sequences")] if SAVE.exists() else []
+        return len(done) >= self.hold_after
+
+    def reset(self):
+        pass
+
+    def compute(self, data):
+        with open(CALLS, "a") as fh:
+            fh.write(f"{{self.scale}} {{os.getpid()}}\\n")
+        if self.fail:
+            raise ValueError("planted failure for scale=%s" % self.scale)
+        while self._holding():
+            time.sleep(0.02)
+        return (data[["value"]] * self.scale).rename(columns={{"value": "alpha"}})
+
+
+def {function}():
+    settings = json.loads((HERE / "settings.json").read_text())
+    base = BacktestConfig(
+        name="cfg", alpha_class=LoggedAlpha, alpha_kwargs={{}},
+        start_date=dt.date(2024, 1, 2), end_date=dt.date(2024, 1, 6),
+        symbols=["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT", "EEEUSDT"],
+        price_loader=CSVDataLoader(str(DATA / "prices.csv"), "close"),
+        alpha_loaders=[CSVDataLoader(str(DATA / "values.csv"), "value")],
+        beta_csv_path=str(DATA / "beta.csv"),
+    )
+    bt = Backtester()
+    for k, scale in enumerate(settings["scales"]):
+        bt.add_config(base.replace(
+            name=f"cfg{{k}}",
+            alpha_kwargs={{"scale": scale, "hold_after": settings.get("hold_after"),
+                          "fail": k in settings.get("fail", [])}},
+            trading_fee_rate=settings.get("fees", {{}}).get(str(k), 4.5e-4),
+        ))
+    return bt
+'''
+
+
+def write_spec(folder: Path, settings: dict, function: str = "sweep") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = write_market(folder / "data")
+    spec = folder / "myspec.py"
+    spec.write_text(
+        SPEC_TEMPLATE.format(
+            data=str(data), calls=str(folder / "calls.log"),
+            release=str(folder / "release"), function=function, save=str(folder / "out"),
+        )
+    )
+    (folder / "settings.json").write_text(json.dumps(settings))
+    return spec
+
+
+def calls(folder: Path) -> Counter:
+    path = folder / "calls.log"
+    if not path.exists():
+        return Counter()
+    return Counter(line.split()[0] for line in path.read_text().splitlines())
+
+
+def luigi(args: list[str], cwd: Path, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("ALPHADEV_RUN_ID", None)
+    return subprocess.run(
+        [LUIGI, "--module", "pipelines", *args], cwd=cwd, env=full_env,
+        capture_output=True, text=True, timeout=600, **kw,
+    )
+
+
+def sweep_args(spec: Path, save_dir: Path, *extra: str) -> list[str]:
+    return ["Sweep", "--spec", str(spec), "--save-dir", str(save_dir), *extra]
+
+
+def complete_dirs(save_dir: Path) -> list[Path]:
+    return sorted(p for p in save_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def assert_whole(folder: Path) -> None:
+    json.loads((folder / "config.json").read_text())
+    json.loads((folder / "metrics.json").read_text())
+    for name in ("returns", "positions", "trades"):
+        pd.read_parquet(folder / "sequences" / f"{name}.parquet")
+
+
+def test_bundled_sweep_from_fresh_copy(tmp_path: Path) -> None:
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    copy = tmp_path / "repo"
+    for name in files:
+        if (REPO / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            (copy / name).write_bytes((REPO / name).read_bytes())
+    if not (copy / "luigi.cfg").exists():
+        pytest.fail("luigi.cfg is not committed")
+    first = subprocess.run([LUIGI, "--module", "pipelines", "Sweep"], cwd=copy,
+                           capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    save_dir = copy / "runs" / "example"
+    folders = complete_dirs(save_dir)
+    assert len(folders) == 24
+    table = pd.read_csv(save_dir / "comparison.csv")
+    assert sorted(table["name"]) == [f.name for f in folders]
+    mtimes = {f.name: (f / "config.json").stat().st_mtime_ns for f in folders}
+
+    second = subprocess.run([LUIGI, "--module", "pipelines", "Sweep"], cwd=copy,
+                            capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Did not run any tasks" in second.stderr
+    assert mtimes == {f.name: (f / "config.json").stat().st_mtime_ns for f in folders}
+
+
+def test_kill_9_then_resume(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"scales": [1, 2, 3, 4, 5, 6, 7, 8], "hold_after": 3})
+    save_dir = tmp_path / "out"
+    proc = subprocess.Popen(
+        [LUIGI, "--module", "pipelines", *sweep_args(spec, save_dir, "--workers", "2",
+                                                    "--local-scheduler")],
+        cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env={k: v for k, v in os.environ.items()
+                                        if k != "ALPHADEV_RUN_ID"},
+    )
+    try:
+        deadline = time.monotonic() + 300
+        # Wait until at least 3 configs are complete and two more are computing (held).
+        while time.monotonic() < deadline:
+            done = complete_dirs(save_dir) if save_dir.exists() else []
+            if len(done) >= 3 and sum(calls(tmp_path).values()) >= len(done) + 2:
+                break
+            assert proc.poll() is None, "the sweep ended before it was killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("the sweep did not reach the kill point")
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+
+    finished = [d.name for d in complete_dirs(save_dir)]
+    assert 3 <= len(finished) < 8
+    for folder in complete_dirs(save_dir):
+        assert_whole(folder)
+    before = calls(tmp_path)
+    scale_of = {f"cfg{k}": str(k + 1) for k in range(8)}
+
+    (tmp_path / "release").touch()
+    rerun = luigi(sweep_args(spec, save_dir, "--workers", "2", "--local-scheduler"), tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert len(complete_dirs(save_dir)) == 8
+    after = calls(tmp_path)
+    for name, scale in scale_of.items():
+        if name in finished:  # finished before the kill: never recomputed
+            assert after[scale] == before[scale] == 1
+        else:  # in flight or not started: computed once more
+            assert after[scale] == before[scale] + 1
+    assert not [p for p in save_dir.iterdir() if p.name.startswith((".tmp-", ".trash-"))]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_workers_share_a_central_scheduler(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"scales": list(range(1, 13))})
+    save_dir = tmp_path / "out"
+    port = _free_port()
+    luigid = subprocess.Popen(
+        [LUIGID, "--address", "127.0.0.1", "--port", str(port),
+         "--state-path", str(tmp_path / "state.pickle"), "--logdir", str(tmp_path / "logs")],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "luigid did not start"
+                time.sleep(0.1)
+        args = sweep_args(spec, save_dir, "--workers", "2", "--scheduler-host", "127.0.0.1",
+                          "--scheduler-port", str(port))
+        env = {k: v for k, v in os.environ.items() if k != "ALPHADEV_RUN_ID"}
+        procs = [
+            subprocess.Popen([LUIGI, "--module", "pipelines", *args], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=600) for p in procs]
+        for p, (_, err) in zip(procs, outputs):
+            assert p.returncode == 0, err[-3000:]
+    finally:
+        luigid.terminate()
+        luigid.wait(30)
+    assert len(complete_dirs(save_dir)) == 12
+    assert calls(tmp_path) == Counter({str(k): 1 for k in range(1, 13)})
+    assert (save_dir / "comparison.csv").exists()
+
+
+def test_changed_setting_recomputes_only_affected(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"scales": [1, 2, 3]})
+    save_dir = tmp_path / "out"
+    assert luigi(sweep_args(spec, save_dir, "--local-scheduler"), tmp_path).returncode == 0
+    assert calls(tmp_path) == Counter({"1": 1, "2": 1, "3": 1})
+    (tmp_path / "settings.json").write_text(json.dumps({"scales": [1, 2, 3], "fees": {"1": 0.0}}))
+    rerun = luigi(sweep_args(spec, save_dir, "--local-scheduler"), tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert calls(tmp_path) == Counter({"1": 1, "2": 2, "3": 1})
+    assert "cfg1: saved results have another fingerprint" in rerun.stderr
+    saved = json.loads((save_dir / "cfg1" / "config.json").read_text())
+    assert saved["trading_fee_rate"] == 0.0
+
+
+def test_failing_config_others_complete_nonzero_exit(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"scales": [1, 2, 3], "fail": [1]})
+    save_dir = tmp_path / "out"
+    result = luigi(sweep_args(spec, save_dir, "--workers", "2", "--local-scheduler"), tmp_path)
+    assert result.returncode != 0
+    assert sorted(d.name for d in complete_dirs(save_dir)) == ["cfg0", "cfg2"]
+    log = (save_dir / "errors.log").read_text()
+    assert "config 'cfg1' failed" in log and "Traceback" in log
+    assert "planted failure for scale=2" in log
+    table = pd.read_csv(save_dir / "comparison.csv")
+    assert sorted(table["name"]) == ["cfg0", "cfg2"]
+    # A rerun retries only the failed config (and still fails).
+    again = luigi(sweep_args(spec, save_dir, "--local-scheduler"), tmp_path)
+    assert again.returncode != 0
+    assert calls(tmp_path) == Counter({"1": 1, "2": 2, "3": 1})
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_num_processes_path_matches_workers_path(tmp_path: Path, start_method: str) -> None:
+    spec = write_spec(tmp_path, {"scales": [1, -1, 2, 3]})
+    a, b = tmp_path / "workers", tmp_path / "pool"
+    env = {"ALPHADEV_START_METHOD": start_method}
+    assert luigi(sweep_args(spec, a, "--workers", "2", "--local-scheduler"),
+                 tmp_path, env).returncode == 0
+    pooled = luigi(sweep_args(spec, b, "--num-processes", "2", "--local-scheduler"), tmp_path,
+                   env)
+    assert pooled.returncode == 0, pooled.stderr[-3000:]
+    for folder in complete_dirs(a):
+        for name in ("returns", "positions", "trades"):
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(folder / "sequences" / f"{name}.parquet"),
+                pd.read_parquet(b / folder.name / "sequences" / f"{name}.parquet"),
+            )
+    before = calls(tmp_path)
+    again = luigi(sweep_args(spec, b, "--num-processes", "2", "--local-scheduler"), tmp_path,
+                  env)
+    assert again.returncode == 0
+    assert calls(tmp_path) == before
+
+
+def test_spec_as_import_path_and_missing_file(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "pkgroot", {"scales": [1, 2]}, function="grid")
+    (tmp_path / "pkgroot" / "mysweeps.py").write_text(spec.read_text())
+    env = {"PYTHONPATH": str(tmp_path / "pkgroot")}
+    result = luigi(["Sweep", "--spec", "mysweeps:grid", "--save-dir", str(tmp_path / "out"),
+                    "--local-scheduler"], tmp_path, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(complete_dirs(tmp_path / "out")) == 2
+
+    missing = luigi(["Sweep", "--spec", "nope/sweep.py", "--save-dir", str(tmp_path / "o2"),
+                     "--local-scheduler"], tmp_path)
+    assert missing.returncode != 0
+    lines = [line for line in missing.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("alphadev: spec file 'nope/sweep.py' does not exist")
+    assert "Traceback" not in missing.stderr
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("import math\n\ndef sweep():\n    return 1 / 0\n")
+    bad = luigi(["Sweep", "--spec", str(broken), "--save-dir", str(tmp_path / "o3"),
+                 "--local-scheduler"], tmp_path)
+    assert bad.returncode != 0
+    assert "ZeroDivisionError" in bad.stderr and "broken.py" in bad.stderr
