@@ -218,6 +218,7 @@ def test_two_workers_share_a_central_scheduler(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, {"scales": list(range(1, 13))})
     save_dir = tmp_path / "out"
     port = _free_port()
+    (tmp_path / "logs").mkdir()
     luigid = subprocess.Popen(
         [LUIGID, "--address", "127.0.0.1", "--port", str(port),
          "--state-path", str(tmp_path / "state.pickle"), "--logdir", str(tmp_path / "logs")],
