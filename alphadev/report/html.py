@@ -38,7 +38,7 @@ import pandas as pd
 from alphadev.analysis import IC_DECAY_FILE, QUANTILE_RETURNS_FILE
 from alphadev.comparison import SETTING_COLUMNS, result_row
 from alphadev.results import BacktestResult, load_result
-from alphadev.stats import sweep_statistics
+from alphadev.stats import SWEEP_STATISTICS_COLUMNS, sweep_statistics
 
 __all__ = [
     "build_report",
@@ -85,6 +85,7 @@ def sweep_table(results: Sequence[BacktestResult]) -> pd.DataFrame:
     values, short enough for a legend).
     """
     rows = pd.DataFrame([result_row(r) for r in results])
+    rows = rows.drop(columns=[c for c in SWEEP_STATISTICS_COLUMNS[1:] if c in rows.columns])
     stats = sweep_statistics(results)
     table = rows.merge(stats, on="name", how="left")
     table.attrs.update(stats.attrs)
@@ -218,10 +219,12 @@ def _summary(table: pd.DataFrame, source: str, top: int) -> str:
     best = table.iloc[0]
     sr0 = table.attrs.get("expected_max_sharpe")
     ppy = _common_periods_per_year(table)
-    sr0_text = (
-        f"{sr0 * math.sqrt(ppy):.2f} annualised ({sr0:.4f} per bar)"
-        if sr0 is not None and ppy else f"{sr0:.4f} per bar" if sr0 is not None else "n/a"
-    )
+    if sr0 is None:
+        sr0_text = "n/a"
+    elif ppy:
+        sr0_text = f"{sr0 * math.sqrt(ppy):.2f} annualised ({sr0:.4f} per bar)"
+    else:
+        sr0_text = f"{sr0:.4f} per bar"
     dsr = best.get("dsr")
     if dsr is None or not np.isfinite(dsr):
         verdict = "The deflated Sharpe ratio of the best config is undefined."

@@ -352,7 +352,7 @@ def assert_matches_reference(result, ref, atol=ATOL, rtol=RTOL):
 @settings(
     max_examples=200,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(sc=scenarios())
 def test_pipeline_matches_reference(sc, tmp_path_factory):
@@ -392,7 +392,7 @@ def test_window_without_any_alpha_observation(tmp_path_factory, alpha_value):
 @settings(
     max_examples=100,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(sc=scenarios(max_days=4), chunk_days=st.sampled_from([1, 2, 3]))
 def test_streaming_pipeline_matches_reference(sc, chunk_days, tmp_path_factory):

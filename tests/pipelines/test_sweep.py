@@ -214,25 +214,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_luigid(folder: Path, config: str = "") -> tuple[subprocess.Popen, int]:
+    """A real luigid on 127.0.0.1 with its own state, logs and (optional) config."""
+    port = _free_port()
+    (folder / "logs").mkdir()
+    (folder / "luigid.cfg").write_text(config)
+    luigid = subprocess.Popen(
+        [LUIGID, "--address", "127.0.0.1", "--port", str(port),
+         "--state-path", str(folder / "state.pickle"), "--logdir", str(folder / "logs")],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "LUIGI_CONFIG_PATH": str(folder / "luigid.cfg")},
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return luigid, port
+        except OSError:
+            if time.monotonic() > deadline or luigid.poll() is not None:
+                luigid.kill()
+                pytest.fail("luigid did not start")
+            time.sleep(0.1)
+
+
 def test_two_workers_share_a_central_scheduler(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, {"scales": list(range(1, 13))})
     save_dir = tmp_path / "out"
-    port = _free_port()
-    (tmp_path / "logs").mkdir()
-    luigid = subprocess.Popen(
-        [LUIGID, "--address", "127.0.0.1", "--port", str(port),
-         "--state-path", str(tmp_path / "state.pickle"), "--logdir", str(tmp_path / "logs")],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    luigid, port = _start_luigid(tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "luigid did not start"
-                time.sleep(0.1)
         args = sweep_args(spec, save_dir, "--workers", "2", "--scheduler-host", "127.0.0.1",
                           "--scheduler-port", str(port))
         env = {k: v for k, v in os.environ.items() if k != "ALPHADEV_RUN_ID"}
@@ -250,6 +259,49 @@ def test_two_workers_share_a_central_scheduler(tmp_path: Path) -> None:
     assert len(complete_dirs(save_dir)) == 12
     assert calls(tmp_path) == Counter({str(k): 1 for k in range(1, 13)})
     assert (save_dir / "comparison.csv").exists()
+
+
+def test_dead_machine_configs_come_back(tmp_path: Path) -> None:
+    """Machine A dies with configs in flight; machine B, already waiting, finishes them.
+
+    luigid runs with short [scheduler] delays (the README's advice, scaled down), and
+    B keeps alive, as central.cfg sets.
+    """
+    spec = write_spec(tmp_path, {"scales": list(range(1, 9)), "hold_after": 2})
+    save_dir = tmp_path / "out"
+    luigid, port = _start_luigid(
+        tmp_path, "[scheduler]\nworker_disconnect_delay = 3\nretry_delay = 1\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ALPHADEV_RUN_ID"}
+    args = sweep_args(spec, save_dir, "--workers", "2", "--scheduler-host", "127.0.0.1",
+                      "--scheduler-port", str(port), "--worker-ping-interval", "1")
+    machine_a = subprocess.Popen(
+        [LUIGI, "--module", "pipelines", *args], cwd=tmp_path, env=env,
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            done = complete_dirs(save_dir) if save_dir.exists() else []
+            if len(done) >= 2 and sum(calls(tmp_path).values()) >= len(done) + 2:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("machine A did not reach the kill point")
+        os.killpg(machine_a.pid, signal.SIGKILL)
+        machine_a.wait(30)
+        (tmp_path / "release").touch()
+        machine_b = subprocess.run(
+            [LUIGI, "--module", "pipelines", *args, "--worker-keep-alive"], cwd=tmp_path,
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert machine_b.returncode == 0, machine_b.stderr[-3000:]
+    finally:
+        luigid.terminate()
+        luigid.wait(30)
+    assert len(complete_dirs(save_dir)) == 8
+    assert (save_dir / "comparison.csv").exists()
+    assert set(calls(tmp_path)) == {str(k) for k in range(1, 9)}
 
 
 def test_changed_setting_recomputes_only_affected(tmp_path: Path) -> None:
