@@ -37,118 +37,174 @@ def run_kernel(
     close_quantile: float,
     gross_exposure: float,
     fee_rate: float,
+    alpha_order: np.ndarray | None = None,
 ) -> KernelOutput:
     """Simulate the long/short book bar by bar.
 
     ``prev_prices`` and ``prev_weights`` describe bar t = -1: NaN prices and zero
     weights at the start of a backtest, the last processed bar's values when a
-    streaming chunk continues a previous one.
+    streaming chunk continues a previous one.  ``alpha_order`` (``argsort(alpha,
+    axis=1)``) may be passed when the caller has it already.
     """
+    prices = np.ascontiguousarray(prices, dtype=np.float64)
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    returns = bar_returns(prices, np.asarray(prev_prices, dtype=np.float64))
+    if alpha_order is None:
+        alpha_order = alpha_argsort(alpha)
     out = _kernel(
-        np.ascontiguousarray(prices, dtype=np.float64),
-        np.ascontiguousarray(alpha, dtype=np.float64),
+        prices,
+        alpha,
         np.ascontiguousarray(universe, dtype=np.bool_),
         np.ascontiguousarray(beta, dtype=np.float64),
-        np.ascontiguousarray(prev_prices, dtype=np.float64),
+        returns,
+        np.ascontiguousarray(alpha_order),
         np.ascontiguousarray(prev_weights, dtype=np.float64),
         float(open_quantile),
         float(close_quantile),
         float(gross_exposure),
         float(fee_rate),
     )
-    return KernelOutput(*out[:7], int(out[7]))
+    return KernelOutput(out[0], returns, *out[1:6], int(out[6]))
+
+
+def bar_returns(prices: np.ndarray, prev_prices: np.ndarray) -> np.ndarray:
+    """r[t] = P[t] / P[t-1] - 1, NaN where either price is missing."""
+    previous = np.vstack([prev_prices[None, :], prices[:-1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = prices / previous - 1.0
+    returns[~np.isfinite(returns)] = np.nan
+    return returns
+
+
+def alpha_argsort(alpha: np.ndarray) -> np.ndarray:
+    """Per-bar order of symbols by alpha, NaN last.
+
+    numpy's vectorised sort is several times faster than sorting row by row in the
+    loop; it is not stable, so the loop restores symbol order among tied alphas.
+    """
+    return np.argsort(alpha, axis=1).astype(np.int32)
 
 
 @numba.njit(cache=True)
-def _target_weights(
-    p_row, a_row, u_row, beta, held, open_q, close_q, gross_exposure, order_buf, target
-):
-    """Steps 1-6 of SPEC section 4 for one bar; fills ``target`` and returns n = |E|."""
-    n_sym = p_row.shape[0]
-    target[:] = 0.0
+def sort_ties_by_index(members, values, m):
+    """Within runs of equal ``values[members[k]]``, put members in index order."""
+    start = 0
+    while start < m:
+        stop = start + 1
+        while stop < m and values[members[stop]] == values[members[start]]:
+            stop += 1
+        if stop - start > 1:
+            members[start:stop] = np.sort(members[start:stop])
+        start = stop
 
-    # 1. Eligible set E, in symbol order.
+
+@numba.njit(cache=True)
+def _eligible_by_alpha(p_row, a_row, u_row, order_row, by_alpha):
+    """Step 1 and the sort of step 3: E in ascending alpha, ties in symbol order.
+
+    Fills ``by_alpha[:n]`` and returns n = |E|.
+    """
     n = 0
-    for i in range(n_sym):
-        if np.isfinite(p_row[i]) and np.isfinite(a_row[i]) and u_row[i]:
-            order_buf[n] = i
+    for k in range(order_row.shape[0]):
+        i = order_row[k]
+        if not np.isfinite(a_row[i]):
+            break  # NaN alphas sort last: nobody after this is eligible
+        if np.isfinite(p_row[i]) and u_row[i]:
+            by_alpha[n] = i
             n += 1
-    # 2. Anything held outside E is closed (target starts at zero); n < 2 is flat.
-    if n < 2:
-        return n
+    sort_ties_by_index(by_alpha, a_row, n)
+    return n
 
-    # 3. Percentile ranks: stable sort by alpha, so ties keep symbol order.
-    elig = order_buf[:n].copy()
-    by_alpha = elig[np.argsort(a_row[elig], kind="mergesort")]
-    q = np.full(n_sym, np.nan)
-    for k in range(n):
-        q[by_alpha[k]] = k / (n - 1)
 
-    # 4. Keep held positions whose rank has not crossed the close threshold.
-    is_long = np.zeros(n_sym, dtype=np.bool_)
-    is_short = np.zeros(n_sym, dtype=np.bool_)
+@numba.njit(cache=True)
+def _first_rank_at_least(level, n):
+    """Smallest k in [0, n] with k / (n - 1) >= level (float division, as in SPEC)."""
+    k = max(0, min(n, int(np.floor(level * (n - 1))) - 1))
+    while k > 0 and (k - 1) / (n - 1) >= level:
+        k -= 1
+    while k < n and k / (n - 1) < level:
+        k += 1
+    return k
+
+
+@numba.njit(cache=True)
+def _first_rank_at_least_strictly_above(level, n):
+    """Smallest k in [0, n] with k / (n - 1) > level."""
+    k = max(0, min(n, int(np.floor(level * (n - 1))) - 1))
+    while k > 0 and (k - 1) / (n - 1) > level:
+        k -= 1
+    while k < n and k / (n - 1) <= level:
+        k += 1
+    return k
+
+
+@numba.njit(cache=True)
+def _choose_sides(by_alpha, n, held, open_q, close_q, side):
+    """Steps 3-5: ``side[i]`` = +1 long, -1 short, 0 flat; returns (n_long, n_short).
+
+    ``side`` must be all zero on entry; held symbols outside E stay 0 (closed).
+    """
     n_long = 0
     n_short = 0
+    # 3-4. Percentile rank q = k / (n - 1); keep positions that have not crossed.
+    # The thresholds are found once per bar as ranks, with the same float division.
+    keep_long_from = _first_rank_at_least(1.0 - close_q, n)
+    keep_short_to = _first_rank_at_least_strictly_above(close_q, n)
     for k in range(n):
         i = by_alpha[k]
-        if held[i] > 0.0 and q[i] >= 1.0 - close_q:
-            is_long[i] = True
+        if held[i] > 0.0 and k >= keep_long_from:
+            side[i] = 1
             n_long += 1
-        elif held[i] < 0.0 and q[i] <= close_q:
-            is_short[i] = True
+        elif held[i] < 0.0 and k < keep_short_to:
+            side[i] = -1
             n_short += 1
-
     # 5. Top up each leg to K from its candidates, strongest first, flat symbols only.
     n_open = max(1, int(np.floor(n * open_q)))
     for k in range(n - 1, n - 1 - n_open, -1):
         if n_long >= n_open:
             break
         i = by_alpha[k]
-        if not is_long[i] and not is_short[i]:
-            is_long[i] = True
+        if side[i] == 0:
+            side[i] = 1
             n_long += 1
     for k in range(n_open):
         if n_short >= n_open:
             break
         i = by_alpha[k]
-        if not is_long[i] and not is_short[i]:
-            is_short[i] = True
+        if side[i] == 0:
+            side[i] = -1
             n_short += 1
-    if n_long == 0 or n_short == 0:
-        return n
+    return n_long, n_short
 
-    # 6. Beta-neutral leg notionals, equal weights within a leg.
+
+@numba.njit(cache=True)
+def _leg_notionals(side, beta, n_long, n_short, gross_exposure):
+    """Step 6: L + S = gross and L * mean beta(long) = S * mean beta(short).
+
+    Betas are summed in symbol order, so an unchanged book gets bit-identical weights.
+    """
     beta_long = 0.0
     beta_short = 0.0
-    for i in range(n_sym):
-        if is_long[i]:
+    for i in range(side.shape[0]):
+        if side[i] > 0:
             beta_long += beta[i]
-        elif is_short[i]:
+        elif side[i] < 0:
             beta_short += beta[i]
     beta_long /= n_long
     beta_short /= n_short
     if beta_long <= 0.0 or beta_short <= 0.0:
-        long_notional = 0.5 * gross_exposure
-        short_notional = 0.5 * gross_exposure
-    else:
-        long_notional = gross_exposure * beta_short / (beta_long + beta_short)
-        short_notional = gross_exposure * beta_long / (beta_long + beta_short)
-    for i in range(n_sym):
-        if is_long[i]:
-            target[i] = long_notional / n_long
-        elif is_short[i]:
-            target[i] = -short_notional / n_short
-    return n
+        return 0.5 * gross_exposure, 0.5 * gross_exposure
+    total = beta_long + beta_short
+    return gross_exposure * beta_short / total, gross_exposure * beta_long / total
 
 
 @numba.njit(cache=True)
 def _kernel(
-    prices, alpha, universe, beta, prev_prices, prev_weights,
+    prices, alpha, universe, beta, returns, alpha_order, prev_weights,
     open_q, close_q, gross_exposure, fee_rate,
 ):
     n_bars, n_sym = prices.shape
     weights = np.zeros((n_bars, n_sym))
-    returns = np.full((n_bars, n_sym), np.nan)
     gross = np.zeros(n_bars)
     fees = np.zeros(n_bars)
     turnover = np.zeros(n_bars)
@@ -157,28 +213,33 @@ def _kernel(
     forced_closes = 0
 
     held = prev_weights.copy()
-    last_price = prev_prices.copy()
-    order_buf = np.empty(n_sym, dtype=np.int64)
-    target = np.zeros(n_sym)
+    by_alpha = np.empty(n_sym, dtype=alpha_order.dtype)
+    side = np.zeros(n_sym, dtype=np.int8)
 
     for t in range(n_bars):
         # Mark to market the book held over (t-1, t]; a missing return counts as 0.
         long_pnl = 0.0
         short_pnl = 0.0
         for i in range(n_sym):
-            r = prices[t, i] / last_price[i] - 1.0
-            if np.isfinite(r):
-                returns[t, i] = r
+            if held[i] != 0.0 and np.isfinite(returns[t, i]):
                 if held[i] > 0.0:
-                    long_pnl += held[i] * r
-                elif held[i] < 0.0:
-                    short_pnl += held[i] * r
-            last_price[i] = prices[t, i]
+                    long_pnl += held[i] * returns[t, i]
+                else:
+                    short_pnl += held[i] * returns[t, i]
 
-        n_elig = _target_weights(
-            prices[t], alpha[t], universe[t], beta, held,
-            open_q, close_q, gross_exposure, order_buf, target,
-        )
+        # Steps 1-6: the new book (flat when fewer than two symbols are eligible).
+        side[:] = 0
+        n = _eligible_by_alpha(prices[t], alpha[t], universe[t], alpha_order[t], by_alpha)
+        long_weight = 0.0
+        short_weight = 0.0
+        if n >= 2:
+            n_long, n_short = _choose_sides(by_alpha, n, held, open_q, close_q, side)
+            if n_long > 0 and n_short > 0:
+                long_notional, short_notional = _leg_notionals(
+                    side, beta, n_long, n_short, gross_exposure
+                )
+                long_weight = long_notional / n_long
+                short_weight = -short_notional / n_short
 
         # Trades, fees split by leg, turnover, and closes the alpha did not ask for.
         traded = 0.0
@@ -190,7 +251,9 @@ def _kernel(
         short_after = 0.0
         for i in range(n_sym):
             before = held[i]
-            after = target[i]
+            after = long_weight if side[i] > 0 else short_weight if side[i] < 0 else 0.0
+            if before == 0.0 and after == 0.0:
+                continue
             traded += abs(after - before)
             long_traded += abs(max(after, 0.0) - max(before, 0.0))
             short_traded += abs(min(after, 0.0) - min(before, 0.0))
@@ -206,7 +269,7 @@ def _kernel(
                 eligible = (
                     np.isfinite(prices[t, i]) and np.isfinite(alpha[t, i]) and universe[t, i]
                 )
-                if not eligible or n_elig < 2:
+                if not eligible or n < 2:
                     forced_closes += 1
             weights[t, i] = after
             held[i] = after
@@ -221,4 +284,4 @@ def _kernel(
         if short_notional > 0.0:
             short_return[t] = (short_pnl - fee_rate * short_traded) / short_notional
 
-    return weights, returns, gross, fees, turnover, long_return, short_return, forced_closes
+    return weights, gross, fees, turnover, long_return, short_return, forced_closes

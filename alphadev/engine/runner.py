@@ -23,7 +23,7 @@ from alphadev.config import BacktestConfig
 from alphadev.data.beta import load_betas
 from alphadev.data.loaders import day_bounds
 from alphadev.engine.ic import rank_ic
-from alphadev.engine.kernel import run_kernel
+from alphadev.engine.kernel import alpha_argsort, run_kernel
 from alphadev.errors import DataError
 from alphadev.metrics import compute_metrics
 from alphadev.panel import Panel, bar_ceil, build_panel
@@ -143,12 +143,15 @@ def _simulate(
 ) -> tuple[dict[str, np.ndarray], int]:
     seg = slice(first, stop)
     prices, alpha, universe = panel.prices[seg], panel.alpha[seg], panel.universe[seg]
+    order = alpha_argsort(np.vstack([carry.alpha[None, :], alpha]))  # rows t-1 .. T-1
     out = run_kernel(
         prices, alpha, universe, betas, carry.prices, carry.weights,
         config.open_quantile, config.close_quantile, config.gross_exposure,
-        config.trading_fee_rate,
+        config.trading_fee_rate, alpha_order=order[1:],
     )
-    ic = rank_ic(alpha, out.returns, universe, carry.alpha, carry.universe)
+    ic = rank_ic(
+        alpha, out.returns, universe, carry.alpha, carry.universe, lagged_alpha_order=order[:-1]
+    )
     pnl = out.gross - out.fees
     equity = carry.equity * np.cumprod(1.0 + pnl)
 
