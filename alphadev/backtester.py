@@ -146,7 +146,8 @@ class Backtester:
     ) -> pd.DataFrame:
         """One row per successful config: name, alpha, parameters, settings, metrics."""
         return comparison_table(
-            [r for r in self.results if r is not None], metrics, sort_by, ascending
+            [r for r in self.results if r is not None], metrics, sort_by, ascending,
+            n_trials=len(self.results),
         )
 
     def get_best_config(self, metric: str = "sharpe", maximize: bool = True) -> BacktestResult:

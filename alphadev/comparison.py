@@ -41,10 +41,16 @@ def comparison_table(
     metrics: Sequence[str] | None = None,
     sort_by: str | None = None,
     ascending: bool = False,
+    n_trials: int | None = None,
 ) -> pd.DataFrame:
+    """Rows of ``result_row`` plus PSR, DSR (deflated over ``n_trials`` configs), moments
+    and the break-even fee from ``alphadev.stats.sweep_statistics``."""
+    from alphadev.stats import sweep_statistics
+
     table = pd.DataFrame([result_row(r) for r in results])
     if table.empty:
         return table
+    table = table.merge(sweep_statistics(results, n_trials=n_trials), on="name", how="left")
     if metrics is not None:
         unknown = [m for m in metrics if m not in table.columns]
         if unknown:
@@ -56,7 +62,9 @@ def comparison_table(
         table = table[descriptive + [m for m in metrics if m not in descriptive]]
     if sort_by is not None:
         if sort_by not in table.columns:
-            raise ValueError(f"sort_by={sort_by!r} is not a column; choose from {list(table.columns)}")
+            raise ValueError(
+                f"sort_by={sort_by!r} is not a column; choose from {list(table.columns)}"
+            )
         table = table.sort_values(sort_by, ascending=ascending, na_position="last", kind="stable")
         table = table.reset_index(drop=True)
     return table

@@ -103,7 +103,9 @@ def summarize(
             failed.append(config.name)
         else:
             missing.append(config.name)
-    table = comparison_table(done, sort_by="sharpe") if done else pd.DataFrame()
+    table = (
+        comparison_table(done, sort_by="sharpe", n_trials=len(configs)) if done else pd.DataFrame()
+    )
     write_comparison(table, Path(save_dir) / COMPARISON)
     return SweepSummary(table, failed, missing)
 
@@ -112,7 +114,8 @@ def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
     """A few lines: the best configs by Sharpe with IC and turnover."""
     if table.empty:
         return "no completed configs"
-    cols = ["name", "sharpe", "annualized_return", "max_drawdown", "ic_mean", "avg_turnover"]
+    cols = ["name", "sharpe", "dsr", "annualized_return", "max_drawdown", "ic_mean",
+            "avg_turnover"]
     best = table.sort_values("sharpe", ascending=False, na_position="last").head(top)
     return best[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}")
 
@@ -121,3 +124,9 @@ def prepare(save_dir: str | os.PathLike) -> None:
     """Create the folder and clean up after writers that were killed."""
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     recover(save_dir)
+
+
+def read_comparison(save_dir: str | os.PathLike) -> pd.DataFrame:
+    """``comparison.csv`` of a finished sweep, best Sharpe first."""
+    table = pd.read_csv(Path(save_dir) / COMPARISON)
+    return table.sort_values("sharpe", ascending=False, na_position="last", kind="stable")

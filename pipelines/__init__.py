@@ -166,3 +166,29 @@ class Sweep(luigi.Task):
                 f"{os.path.join(self.save_dir, sweep.ERRORS_LOG)}. Rerun the same command "
                 "to retry them; completed configs are skipped."
             )
+
+
+class Report(luigi.Task):
+    """The sweep, then ``{save_dir}/report.html`` (with IC decay for the top configs)."""
+
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
+    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+    top = luigi.IntParameter(default=5, description="configs plotted in detail")
+
+    def requires(self) -> Sweep:
+        return Sweep(spec=self.spec, save_dir=self.save_dir)
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(os.path.join(self.save_dir, "report.html"))
+
+    def run(self) -> None:
+        from alphadev.analysis import write_ic_decay
+        from alphadev.report import build_report
+
+        by_name = {c.name: c for c in _configs(self.spec)}
+        table = sweep.read_comparison(self.save_dir)
+        for name in table["name"].head(self.top):
+            self.set_status_message(f"IC decay of {name}")
+            write_ic_decay(os.path.join(self.save_dir, name), by_name[name])
+        self.set_status_message("rendering the report")
+        build_report(self.save_dir, top=self.top, out=self.output().path)

@@ -162,6 +162,15 @@ def test_bundled_sweep_from_fresh_copy(tmp_path: Path) -> None:
     assert "Did not run any tasks" in second.stderr
     assert mtimes == {f.name: (f / "config.json").stat().st_mtime_ns for f in folders}
 
+    report = subprocess.run([LUIGI, "--module", "pipelines", "Report"], cwd=copy,
+                            capture_output=True, text=True, timeout=900)
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (save_dir / "report.html").read_text()
+    assert all(f.name in html for f in folders)
+    best = pd.read_csv(save_dir / "comparison.csv").sort_values("sharpe").iloc[-1]["name"]
+    assert (save_dir / best / "sequences" / "ic_decay.parquet").is_file()
+    assert mtimes == {f.name: (f / "config.json").stat().st_mtime_ns for f in folders}
+
 
 def test_kill_9_then_resume(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, {"scales": [1, 2, 3, 4, 5, 6, 7, 8], "hold_after": 3})
