@@ -263,10 +263,12 @@ def execute(
     config: BacktestConfig, save_dir: Any, progress: Any = None
 ) -> tuple[str, Any]:
     """Run (and save) one config: ("ok", result) or ("error", report); never raises."""
+    from alphadev.cache import CACHE_SUBDIR
     from alphadev.engine.runner import run_backtest
 
+    cache_dir = Path(save_dir) / CACHE_SUBDIR if save_dir is not None else None
     try:
-        result = run_backtest(config, progress)
+        result = run_backtest(config, progress, cache_dir)
         if save_dir is not None:
             if progress:
                 progress("save")

@@ -19,6 +19,7 @@ import luigi
 
 from alphadev import sweep
 from alphadev.backtester import Backtester, stage_count
+from alphadev.engine.runner import warm_up
 from alphadev.spec import SpecError, find_config, load_spec
 
 logger = logging.getLogger("luigi-interface")
@@ -125,8 +126,11 @@ class Sweep(luigi.Task):
     def requires(self):
         if self.num_processes is not None:
             return []
+        pending = self._pending()
+        if pending:
+            warm_up()  # compiled once here, inherited by every task process Luigi forks
         # Only unfinished configs: a finished sweep of thousands schedules nothing.
-        return [BacktestTask(self.spec, c.name, self.save_dir) for c in self._pending()]
+        return [BacktestTask(self.spec, c.name, self.save_dir) for c in pending]
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(os.path.join(self.save_dir, sweep.COMPARISON))

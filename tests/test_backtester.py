@@ -143,13 +143,16 @@ def test_rerun_skips_done_and_recomputes_changed(market: Path, tmp_path: Path) -
     calls = tmp_path / "calls.log"
     save_dir = tmp_path / "out"
 
-    def build(fee_for_b: float) -> Backtester:
+    def build(fee_for_b: float, scale_for_b: float = 2.0) -> Backtester:
         bt = Backtester()
-        kwargs = {"log_path": str(calls)}
-        bt.add_config(make_config(market, name="a", alpha_class=CountingAlpha, alpha_kwargs=kwargs))
+        bt.add_config(
+            make_config(market, name="a", alpha_class=CountingAlpha,
+                        alpha_kwargs={"log_path": str(calls)})
+        )
         bt.add_config(
             make_config(
-                market, name="b", alpha_class=CountingAlpha, alpha_kwargs=kwargs,
+                market, name="b", alpha_class=CountingAlpha,
+                alpha_kwargs={"log_path": str(calls), "scale": scale_for_b},
                 trading_fee_rate=fee_for_b,
             )
         )
@@ -165,11 +168,15 @@ def test_rerun_skips_done_and_recomputes_changed(market: Path, tmp_path: Path) -
         _assert_same(a, b)
 
     changed = build(2e-4).run_all(verbose=False, save_dir=save_dir, num_processes=2)
-    assert len(calls.read_text().splitlines()) == 3  # only "b"
+    # "b" is recomputed from its cached panel: a fee is not an alpha input.
+    assert len(calls.read_text().splitlines()) == 2
     assert (save_dir / "a" / "config.json").stat().st_mtime_ns == mtime_a
     saved = json.loads((save_dir / "b" / "config.json").read_text())
     assert saved["trading_fee_rate"] == 2e-4
     assert changed[1].metrics["total_fees"] != first[1].metrics["total_fees"]
+
+    build(2e-4, scale_for_b=3.0).run_all(verbose=False, save_dir=save_dir)
+    assert len(calls.read_text().splitlines()) == 3  # a new alpha parameter: computed
 
 
 def test_slow_job_warning_once(market: Path, tmp_path: Path, caplog) -> None:

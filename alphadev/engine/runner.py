@@ -12,6 +12,7 @@ later window shows that data continues; a run that ends there drops them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from alphadev.cache import cached_panel
 from alphadev.config import BacktestConfig
 from alphadev.data.beta import load_betas
 from alphadev.data.loaders import day_bounds
@@ -53,6 +55,16 @@ class _Carry:
         self.universe = np.zeros(self.n_sym, dtype=bool)
 
 
+def warm_up() -> None:
+    """Load the compiled kernels now (e.g. before forking task processes)."""
+    n = 2
+    prices = np.ones((2, n))
+    flags = np.ones((2, n), dtype=bool)
+    out = run_kernel(prices, prices, flags, np.ones(n), np.full(n, np.nan), np.zeros(n),
+                     0.5, 0.5, 1.0, 0.0)
+    rank_ic(prices, out.returns, flags, np.full(n, np.nan), np.zeros(n, dtype=bool))
+
+
 def windows(config: BacktestConfig) -> Iterator[tuple[pd.Timestamp, pd.Timestamp]]:
     """[start, end) windows: the whole period, or ``chunk_days`` at a time."""
     start, end = day_bounds(config.start_date, config.end_date)
@@ -67,17 +79,27 @@ def windows(config: BacktestConfig) -> Iterator[tuple[pd.Timestamp, pd.Timestamp
         lo = hi
 
 
-def run_backtest(config: BacktestConfig, progress: Progress | None = None) -> BacktestResult:
-    """Run one config in this process and return its in-memory result."""
+def run_backtest(
+    config: BacktestConfig,
+    progress: Progress | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> BacktestResult:
+    """Run one config in this process and return its in-memory result.
+
+    Batch runs take their panel from ``alphadev.cache`` (memory, and ``cache_dir`` on
+    disk when given), so configs that differ only in portfolio settings share it.
+    """
     try:
-        return _run(config, progress)
+        return _run(config, progress, cache_dir)
     except DataError as exc:
         if f"config {config.name!r}" in str(exc):
             raise
         raise DataError(f"config {config.name!r}: {exc}") from exc
 
 
-def _run(config: BacktestConfig, progress: Progress | None) -> BacktestResult:
+def _run(
+    config: BacktestConfig, progress: Progress | None, cache_dir: str | os.PathLike | None
+) -> BacktestResult:
     began = time.perf_counter()
     symbols = config.sorted_symbols
     alpha = config.alpha_class(**config.alpha_kwargs)
@@ -92,7 +114,10 @@ def _run(config: BacktestConfig, progress: Progress | None) -> BacktestResult:
         lo = bar_ceil(lo, config.bar_nanos)
         if next_bar is None or not carry.started:
             next_bar = lo
-        panel = build_panel(config, alpha, next_bar, hi, progress)
+        if config.mode == "batch":
+            panel = cached_panel(config, alpha, next_bar, hi, progress, cache_dir)
+        else:
+            panel = build_panel(config, alpha, next_bar, hi, progress)
         rows_seen = np.flatnonzero(panel.observed.any(axis=1))
         if rows_seen.size == 0:
             if not carry.started:

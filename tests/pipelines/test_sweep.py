@@ -318,10 +318,14 @@ def test_changed_setting_recomputes_only_affected(tmp_path: Path) -> None:
     save_dir = tmp_path / "out"
     assert luigi(sweep_args(spec, save_dir, "--local-scheduler"), tmp_path).returncode == 0
     assert calls(tmp_path) == Counter({"1": 1, "2": 1, "3": 1})
+    mtimes = {d.name: (d / "config.json").stat().st_mtime_ns for d in complete_dirs(save_dir)}
     (tmp_path / "settings.json").write_text(json.dumps({"scales": [1, 2, 3], "fees": {"1": 0.0}}))
     rerun = luigi(sweep_args(spec, save_dir, "--local-scheduler"), tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert calls(tmp_path) == Counter({"1": 1, "2": 2, "3": 1})
+    after = {d.name: (d / "config.json").stat().st_mtime_ns for d in complete_dirs(save_dir)}
+    assert [n for n in mtimes if after[n] != mtimes[n]] == ["cfg1"]
+    # The fee is no alpha input: cfg1's alpha comes from the panel cache.
+    assert calls(tmp_path) == Counter({"1": 1, "2": 1, "3": 1})
     assert "cfg1: saved results have another fingerprint" in rerun.stderr
     saved = json.loads((save_dir / "cfg1" / "config.json").read_text())
     assert saved["trading_fee_rate"] == 0.0

@@ -1,0 +1,119 @@
+"""Content-addressed cache of aligned panels: load the data and run each alpha once.
+
+A panel (prices, alpha, universe on the bar grid) depends on the data files, the
+loaders, the alpha class with its parameters and code, the dates, the frequency and
+``max_fill_bars`` -- not on quantiles, fees or gross exposure.  Its key hashes exactly
+those, so the configs of a setting grid share one panel, and any change to a data file
+(size or mtime) or to the alpha gives a new key.
+
+Two levels: the last few panels in memory (per process), and with a cache folder
+(``{save_dir}/.cache/panels``) ``.npz`` files that every process and machine sharing
+the folder reuses.  A file is written under a temporary name and renamed; a per-key
+lock makes concurrent workers wait for the one computing the panel instead of
+computing it again.  Streaming runs bypass the cache: their point is bounded memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alphadev._jsonable import jsonable, qualified_name
+from alphadev.alpha import Alpha
+from alphadev.config import BacktestConfig, _source_digest
+from alphadev.panel import Panel, build_panel
+from alphadev.results import name_lock
+from alphadev.version import RESULTS_VERSION
+
+MEMORY_SLOTS = 2
+CACHE_SUBDIR = os.path.join(".cache", "panels")
+_MEMORY: OrderedDict[str, Panel] = OrderedDict()
+STATS = {"memory_hits": 0, "disk_hits": 0, "computed": 0}  # per process, read by tests
+_FIELDS = ("bars", "prices", "alpha", "universe", "observed")
+
+
+def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) -> str:
+    """Hash of everything the panel of [start, end) depends on."""
+    described = config.to_dict()
+    payload = {
+        "loaders": [described["price_loader"], described["alpha_loaders"],
+                    described["universe_loader"]],
+        "symbols": sorted(config.symbols),
+        "frequency_ns": config.bar_nanos,
+        "max_fill_bars": config.max_fill_bars,
+        "window": [start.isoformat(), end.isoformat()],
+        "alpha": [
+            qualified_name(config.alpha_class),
+            described["alpha_kwargs"],
+            jsonable(getattr(config.alpha_class, "version", 0), "version"),
+            _source_digest(config.alpha_class),
+        ],
+        "files": config.data_files(),
+        "results_version": RESULTS_VERSION,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def cached_panel(
+    config: BacktestConfig,
+    alpha: Alpha,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    progress: Callable[[str], None] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Panel:
+    """``build_panel`` through the memory and disk caches."""
+    key = panel_key(config, start, end)
+    if key in _MEMORY:
+        _MEMORY.move_to_end(key)
+        STATS["memory_hits"] += 1
+        return _MEMORY[key]
+    if cache_dir is None:
+        panel = build_panel(config, alpha, start, end, progress)
+        STATS["computed"] += 1
+    else:
+        folder = Path(cache_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{key}.npz"
+        with name_lock(folder, key):
+            panel = _read(path)
+            if panel is None:
+                panel = build_panel(config, alpha, start, end, progress)
+                STATS["computed"] += 1
+                _write(path, panel)
+            else:
+                STATS["disk_hits"] += 1
+    _MEMORY[key] = panel
+    while len(_MEMORY) > MEMORY_SLOTS:
+        _MEMORY.popitem(last=False)
+    return panel
+
+
+def clear_memory() -> None:
+    _MEMORY.clear()
+
+
+def _read(path: Path) -> Panel | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return Panel(**{name: data[name] for name in _FIELDS})
+    except (OSError, ValueError, KeyError):
+        return None  # absent, or unreadable: recompute and overwrite
+
+
+def _write(path: Path, panel: Panel) -> None:
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.npz")
+    try:
+        np.savez(tmp, **{name: getattr(panel, name) for name in _FIELDS})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
