@@ -17,7 +17,6 @@ from alphadev import Backtester
 from alphadev.errors import BacktestError
 from tests.alphas import (
     CountingAlpha,
-    EchoAlpha,
     FailingAlpha,
     SelfKillingAlpha,
     WaitForFileAlpha,
@@ -198,7 +197,8 @@ def test_slow_job_warning_once(market: Path, tmp_path: Path, caplog) -> None:
             bt.add_config(
                 make_config(
                     market, name="slow", alpha_class=WaitForFileAlpha,
-                    alpha_kwargs={"marker": str(marker)},
+                    # a distinct parameter per round, so no cached panel skips the wait
+                    alpha_kwargs={"marker": str(marker), "timeout": 60.0 + processes},
                 )
             )
             bt.add_config(make_config(market, name="fast"))

@@ -8,6 +8,7 @@ size and modification time, so an edited file is parsed again and an unchanged o
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -58,6 +59,8 @@ class Table:
 
 
 _CACHE: dict[tuple, Table] = {}
+_WINDOW_CACHE: OrderedDict[tuple, Table] = OrderedDict()
+WINDOW_SLOTS = 4  # windowed Parquet reads kept per process (streaming reads many)
 PARSE_COUNT: dict[str, int] = {}  # path -> times parsed in this process (tests read it)
 
 
@@ -69,20 +72,30 @@ def read_table(
     owner: str,
     default_symbol: str | None = None,
     fmt: str = "csv",
+    window: tuple[int, int] | None = None,
 ) -> Table:
     """The parsed table of a CSV or Parquet file, from the cache when unchanged.
 
     Every value column of the file is parsed, so a second loader reading another
-    column of the same file does not parse it again.
+    column of the same file does not parse it again.  With ``window`` (UTC ns, end
+    exclusive) a Parquet file with a timestamp-typed column is read only for that
+    window, using the file's row-group statistics; such reads are kept in a small LRU,
+    so streaming chunk by chunk never holds the whole file.
     """
-    key = (stat, fmt, timestamp_col, symbol_col, default_symbol)
-    table = _CACHE.get(key)
+    if window is not None and not (fmt == "parquet" and _has_timestamp_type(stat, timestamp_col)):
+        window = None
+    key = (stat, fmt, timestamp_col, symbol_col, default_symbol, window)
+    cache = _CACHE if window is None else _WINDOW_CACHE
+    table = cache.get(key)
     if table is None:
-        for old in [k for k in _CACHE if k[0].path == stat.path]:
-            del _CACHE[old]  # the file changed: drop its previous parse
-        table = _parse(stat.path, fmt, timestamp_col, symbol_col, owner, default_symbol)
-        _CACHE[key] = table
+        for store in (_CACHE, _WINDOW_CACHE):
+            for old in [k for k in store if k[0].path == stat.path and k[0] != stat]:
+                del store[old]  # the file changed: drop its previous parse
+        table = _parse(stat.path, fmt, timestamp_col, symbol_col, owner, default_symbol, window)
+        cache[key] = table
         PARSE_COUNT[stat.path] = PARSE_COUNT.get(stat.path, 0) + 1
+        while len(_WINDOW_CACHE) > WINDOW_SLOTS:
+            _WINDOW_CACHE.popitem(last=False)
     for col in value_cols:
         if col not in table.raw.columns:
             raise DataError(
@@ -94,6 +107,29 @@ def read_table(
 
 def clear_cache() -> None:
     _CACHE.clear()
+    _WINDOW_CACHE.clear()
+
+
+def _has_timestamp_type(stat: FileStat, column: str) -> bool:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(stat.path)
+    except Exception:  # noqa: BLE001 - unreadable files are reported by the full read
+        return False
+    return column in schema.names and pa.types.is_timestamp(schema.field(column).type)
+
+
+def _read_parquet_window(path: str, column: str, window: tuple[int, int]) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    tz = pq.read_schema(path).field(column).type.tz
+    lo, hi = (pd.Timestamp(v, tz="UTC") for v in window)
+    if tz is None:  # naive timestamps are UTC
+        lo, hi = lo.tz_localize(None), hi.tz_localize(None)
+    table = pq.read_table(path, filters=[(column, ">=", lo), (column, "<", hi)])
+    return table.to_pandas()
 
 
 def _parse(
@@ -103,9 +139,12 @@ def _parse(
     symbol_col: str,
     owner: str,
     default_symbol: str | None,
+    window: tuple[int, int] | None = None,
 ) -> Table:
     try:
-        if fmt == "parquet":
+        if window is not None:
+            frame = _read_parquet_window(path, timestamp_col, window)
+        elif fmt == "parquet":
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(path)

@@ -137,7 +137,9 @@ class _FileLoader(DataLoader):
             )
         return paths
 
-    def _tables(self, symbols: Sequence[str]) -> list[Table]:
+    def _tables(
+        self, symbols: Sequence[str], window: tuple[int, int] | None = None
+    ) -> list[Table]:
         per_symbol = self._per_symbol()
         tables = []
         for path in self.files(symbols):
@@ -155,6 +157,7 @@ class _FileLoader(DataLoader):
                     self._owner,
                     default_symbol=default_symbol,
                     fmt=self._format,
+                    window=window,
                 )
             )
         return tables
@@ -165,7 +168,7 @@ class _FileLoader(DataLoader):
         """Rows with start <= timestamp < end (UTC) for ``symbols``, sorted by time."""
         wanted = list(symbols)
         parts_ts, parts_sym, parts_val = [], [], []
-        for table in self._tables(wanted):
+        for table in self._tables(wanted, (start.value, end.value)):
             lo, hi = np.searchsorted(table.timestamps, [start.value, end.value])
             if hi <= lo:
                 continue
