@@ -9,7 +9,7 @@ universe flag that holds until the symbol's next universe row.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ class Panel:
     alpha: np.ndarray  # (B, N) alpha, filled
     universe: np.ndarray  # (B, N) bool
     observed: np.ndarray  # (B, N) bool: a raw price was observed inside the bar
+    # Values derived from the panel alone (returns, alpha order, IC), shared by every
+    # config that uses this panel; filled by the runner.
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def bar_floor(ts: pd.Timestamp, bar_ns: int) -> pd.Timestamp:
@@ -100,9 +103,13 @@ def to_bars(
     observed = np.zeros((n_bars, n_sym), dtype=bool)
     if len(series) == 0:
         return values, observed
-    stamps = series.index.get_level_values(0)
-    ts = stamps.as_unit("ns").asi8
-    codes = pd.Categorical(series.index.get_level_values(1), categories=symbols).codes
+    index = series.index
+    level_ts = index.levels[0].as_unit("ns").asi8
+    position = pd.Index(symbols).get_indexer(index.levels[1])
+    ts_codes = np.asarray(index.codes[0])
+    sym_codes = np.asarray(index.codes[1])
+    ts = level_ts[np.maximum(ts_codes, 0)]
+    codes = np.where((sym_codes >= 0) & (ts_codes >= 0), position[np.maximum(sym_codes, 0)], -1)
     vals = series.to_numpy(dtype=np.float64, na_value=np.nan)
     bar = (ts - bar0_ns) // bar_ns
     keep = (codes >= 0) & ~np.isnan(vals) & (bar >= 0) & (bar < n_bars)

@@ -147,7 +147,7 @@ def _parse(
         elif fmt == "parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, dtype={symbol_col: "category"})
     except Exception as exc:
         raise DataError(f"{owner}: cannot read {path!r}: {exc}") from exc
 
@@ -161,14 +161,20 @@ def _parse(
         )
     timestamps = _parse_timestamps(frame[timestamp_col], path, timestamp_col, owner)
     if symbol_col in frame.columns:
-        symbols = frame[symbol_col].astype(str).to_numpy()
+        categorical = pd.Categorical(frame[symbol_col].astype("category"))
+        categorical = categorical.rename_categories(
+            [str(c) for c in categorical.categories]
+        )
     else:
-        symbols = np.full(len(frame), default_symbol, dtype=object)
+        categorical = pd.Categorical.from_codes(
+            np.zeros(len(frame), dtype=np.int8), categories=[default_symbol]
+        )
 
     order = np.argsort(timestamps, kind="stable")
     timestamps = timestamps[order]
-    symbols = symbols[order]
-    categorical = pd.Categorical(symbols)
+    categorical = pd.Categorical.from_codes(
+        categorical.codes[order], categories=categorical.categories
+    )
     _check_duplicates(timestamps, categorical, path, owner)
 
     raw = frame.drop(columns=[c for c in (timestamp_col, symbol_col) if c in frame.columns])

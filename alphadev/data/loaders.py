@@ -32,6 +32,26 @@ def day_bounds(start_date: Any, end_date: Any) -> tuple[pd.Timestamp, pd.Timesta
     return start.normalize(), end.normalize() + pd.Timedelta(days=1)
 
 
+def make_index(ts: np.ndarray, codes: np.ndarray, symbols: Sequence[str]) -> pd.MultiIndex:
+    """(timestamp, symbol) index from sorted UTC nanoseconds and positions in ``symbols``.
+
+    Built from levels and codes directly: factorizing millions of strings again would
+    cost more than the whole backtest.
+    """
+    new = np.empty(len(ts), dtype=bool)  # ts is sorted: a new stamp starts a run
+    new[:1] = True
+    np.not_equal(ts[1:], ts[:-1], out=new[1:])
+    stamps = ts[new]
+    ts_codes = np.cumsum(new) - 1
+    return pd.MultiIndex(
+        levels=[pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC"),
+                pd.Index(list(symbols), dtype=object)],
+        codes=[ts_codes, codes],
+        names=INDEX_NAMES,
+        verify_integrity=False,
+    )
+
+
 def empty_frame(columns: Sequence[str]) -> pd.DataFrame:
     index = pd.MultiIndex.from_arrays(
         [pd.DatetimeIndex([], tz="UTC"), pd.Index([], dtype=object)], names=INDEX_NAMES
@@ -172,13 +192,16 @@ class _FileLoader(DataLoader):
             lo, hi = np.searchsorted(table.timestamps, [start.value, end.value])
             if hi <= lo:
                 continue
+            categories = np.asarray(table.symbols.categories, dtype=object)
+            # position of each file symbol in ``wanted`` (-1: not requested)
+            position = pd.Index(wanted).get_indexer(categories)
             codes = table.symbols.codes[lo:hi]
-            keep_code = np.isin(np.asarray(table.symbols.categories, dtype=object), wanted)
-            mask = (codes >= 0) & keep_code[np.maximum(codes, 0)]
+            sym = np.where(codes >= 0, position[np.maximum(codes, 0)], -1)
+            mask = sym >= 0
             if not mask.any():
                 continue
             parts_ts.append(table.timestamps[lo:hi][mask])
-            parts_sym.append(np.asarray(table.symbols.categories, dtype=object)[codes[mask]])
+            parts_sym.append(sym[mask])
             parts_val.append(table.values(self.column_name, self._owner)[lo:hi][mask])
         if not parts_ts:
             return empty_frame([self.column_name])
@@ -193,14 +216,10 @@ class _FileLoader(DataLoader):
                 k = int(np.flatnonzero(same)[0])
                 raise DataError(
                     f"{self._owner}: two files hold a row for "
-                    f"({pd.Timestamp(ts[k], tz='UTC')}, {sym[k]!r}); keep one row per "
-                    "(timestamp, symbol) across the files of a pattern"
+                    f"({pd.Timestamp(ts[k], tz='UTC')}, {wanted[sym[k]]!r}); keep one row "
+                    "per (timestamp, symbol) across the files of a pattern"
                 )
-        index = pd.MultiIndex.from_arrays(
-            [pd.DatetimeIndex(ts.view("datetime64[ns]")).tz_localize("UTC"), sym],
-            names=INDEX_NAMES,
-        )
-        return pd.DataFrame({self.column_name: val}, index=index)
+        return pd.DataFrame({self.column_name: val}, index=make_index(ts, sym, wanted))
 
     def load_date_range(
         self, start_date: dt.date, end_date: dt.date, symbols: Sequence[str]
@@ -296,7 +315,8 @@ def normalize_frame(frame: Any, owner: str, what: str) -> pd.DataFrame:
             f"{owner}: {what} must return a frame indexed by a (timestamp, symbol) "
             f"MultiIndex, got an index with levels {list(index.names)}"
         )
-    stamps = index.get_level_values(0)
+    # Work on the levels (few values), not on every row.
+    stamps = index.levels[0]
     if not isinstance(stamps, pd.DatetimeIndex):
         try:
             with warnings.catch_warnings():
@@ -308,7 +328,13 @@ def normalize_frame(frame: Any, owner: str, what: str) -> pd.DataFrame:
                 f"({exc}); the index must be (timestamp, symbol)"
             ) from exc
     stamps = stamps.tz_convert("UTC") if stamps.tz is not None else stamps.tz_localize("UTC")
-    symbols = index.get_level_values(1).astype(str)
-    return frame.set_axis(
-        pd.MultiIndex.from_arrays([stamps, symbols], names=INDEX_NAMES), axis=0
-    )
+    symbols = pd.Index(index.levels[1].astype(str), dtype=object)
+    if stamps.has_duplicates or symbols.has_duplicates:  # levels that merge on conversion
+        return frame.set_axis(
+            pd.MultiIndex.from_arrays(
+                [stamps[index.codes[0]], symbols[index.codes[1]]], names=INDEX_NAMES
+            ),
+            axis=0,
+        )
+    fixed = index.set_levels([stamps, symbols], verify_integrity=False).set_names(INDEX_NAMES)
+    return frame.set_axis(fixed, axis=0)

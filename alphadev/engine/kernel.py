@@ -38,17 +38,19 @@ def run_kernel(
     gross_exposure: float,
     fee_rate: float,
     alpha_order: np.ndarray | None = None,
+    returns: np.ndarray | None = None,
 ) -> KernelOutput:
     """Simulate the long/short book bar by bar.
 
     ``prev_prices`` and ``prev_weights`` describe bar t = -1: NaN prices and zero
     weights at the start of a backtest, the last processed bar's values when a
     streaming chunk continues a previous one.  ``alpha_order`` (``argsort(alpha,
-    axis=1)``) may be passed when the caller has it already.
+    axis=1)``) and ``returns`` (``bar_returns``) may be passed when the caller has them.
     """
     prices = np.ascontiguousarray(prices, dtype=np.float64)
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
-    returns = bar_returns(prices, np.asarray(prev_prices, dtype=np.float64))
+    if returns is None:
+        returns = bar_returns(prices, np.asarray(prev_prices, dtype=np.float64))
     if alpha_order is None:
         alpha_order = alpha_argsort(alpha)
     out = _kernel(

@@ -25,7 +25,7 @@ from alphadev.config import BacktestConfig
 from alphadev.data.beta import load_betas
 from alphadev.data.loaders import day_bounds
 from alphadev.engine.ic import rank_ic
-from alphadev.engine.kernel import alpha_argsort, run_kernel
+from alphadev.engine.kernel import alpha_argsort, bar_returns, run_kernel
 from alphadev.errors import DataError
 from alphadev.metrics import compute_metrics
 from alphadev.panel import Panel, bar_ceil, build_panel
@@ -168,14 +168,24 @@ def _simulate(
 ) -> tuple[dict[str, np.ndarray], int]:
     seg = slice(first, stop)
     prices, alpha, universe = panel.prices[seg], panel.alpha[seg], panel.universe[seg]
-    order = alpha_argsort(np.vstack([carry.alpha[None, :], alpha]))  # rows t-1 .. T-1
+    # Returns, alpha order and IC do not depend on portfolio settings: from a fresh
+    # start they are computed once per panel and shared by every config using it.
+    key = (first, stop)
+    if carry.started or key not in panel.derived:
+        order = alpha_argsort(np.vstack([carry.alpha[None, :], alpha]))  # rows t-1 .. T-1
+        returns = bar_returns(prices, carry.prices)
+        ic = rank_ic(
+            alpha, returns, universe, carry.alpha, carry.universe,
+            lagged_alpha_order=order[:-1],
+        )
+        if not carry.started:
+            panel.derived[key] = (order, returns, ic)
+    else:
+        order, returns, ic = panel.derived[key]
     out = run_kernel(
         prices, alpha, universe, betas, carry.prices, carry.weights,
         config.open_quantile, config.close_quantile, config.gross_exposure,
-        config.trading_fee_rate, alpha_order=order[1:],
-    )
-    ic = rank_ic(
-        alpha, out.returns, universe, carry.alpha, carry.universe, lagged_alpha_order=order[:-1]
+        config.trading_fee_rate, alpha_order=order[1:], returns=returns,
     )
     pnl = out.gross - out.fees
     equity = carry.equity * np.cumprod(1.0 + pnl)
@@ -218,7 +228,9 @@ def _assemble(parts: list[dict[str, np.ndarray]], symbols: list[str]) -> Sequenc
     def stamps(key: str) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(cat(key).view("datetime64[ns]")).tz_localize("UTC")
 
-    names = np.asarray(symbols, dtype=object)
+    def names(key: str) -> pd.Categorical:
+        return pd.Categorical.from_codes(cat(key), categories=symbols)
+
     index = stamps("timestamp").rename("timestamp")
     returns = pd.DataFrame(
         {k: cat(k) for k in Sequences.RETURN_COLUMNS},
@@ -227,7 +239,7 @@ def _assemble(parts: list[dict[str, np.ndarray]], symbols: list[str]) -> Sequenc
     positions = pd.DataFrame(
         {
             "timestamp": stamps("pos_time"),
-            "symbol": names[cat("pos_symbol")],
+            "symbol": names("pos_symbol"),
             "weight": cat("pos_weight"),
         }
     )
@@ -236,7 +248,7 @@ def _assemble(parts: list[dict[str, np.ndarray]], symbols: list[str]) -> Sequenc
     trades = pd.DataFrame(
         {
             "timestamp": stamps("trade_time"),
-            "symbol": names[cat("trade_symbol")],
+            "symbol": names("trade_symbol"),
             "previous_weight": previous,
             "weight": weight,
             "delta": weight - previous,

@@ -1,0 +1,329 @@
+"""alphadev benchmarks: deterministic data, medians of several runs, one table.
+
+    python benchmarks/run.py                 # everything but the 10,000-config Luigi run
+    python benchmarks/run.py --only kernel import
+    python benchmarks/run.py --luigi-10k     # adds the 10,000 tiny configs (slow)
+
+Data are generated into benchmarks/.data/ (git-ignored) on first use.  Each workload
+that must measure a fresh process runs in a subprocess.  Timings are wall-clock; the
+machine's other load shows up in them, so compare ratios measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / ".data"
+PYTHON = sys.executable
+BIN = Path(sys.executable).parent
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_python(code: str, cwd: Path | None = None, env: dict | None = None) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON line, returned here."""
+    proc = subprocess.run(
+        [PYTHON, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- workloads
+def bench_kernel(repeats: int) -> list[tuple[str, str, str]]:
+    import numpy as np
+
+    from alphadev.engine.ic import rank_ic
+    from alphadev.engine.kernel import alpha_argsort, run_kernel
+
+    n_bars, n_sym = 8760, 200
+    rng = np.random.default_rng(0)
+    prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_bars, n_sym)), axis=0))
+    alpha = rng.normal(size=(n_bars, n_sym))
+    universe = np.ones((n_bars, n_sym), dtype=bool)
+    beta = rng.uniform(0.5, 1.5, n_sym)
+    nan_row, zeros = np.full(n_sym, np.nan), np.zeros(n_sym)
+
+    def once() -> None:
+        order = alpha_argsort(np.vstack([nan_row[None, :], alpha]))
+        out = run_kernel(prices, alpha, universe, beta, nan_row, zeros, 0.2, 0.2, 1.0, 4.5e-4,
+                         alpha_order=order[1:])
+        rank_ic(alpha, out.returns, universe, nan_row, zeros.astype(bool),
+                lagged_alpha_order=order[:-1])
+
+    once()
+    seconds = median_time(once, repeats)
+    return [("kernel + IC, 200 symbols x 8,760 bars, prepared arrays",
+             f"{seconds * 1000:.0f} ms", "<= 50 ms")]
+
+
+def _market(n_symbols: int, days: int, fmt: str) -> dict:
+    from alphadev.synthetic import write_synthetic_market
+
+    folder = DATA / f"market_{n_symbols}x{days}_{fmt}"
+    return {k: str(v) for k, v in write_synthetic_market(folder, n_symbols, days, 3, fmt).items()}
+
+
+SWEEP_SCRIPT = """
+    import datetime as dt, json, sys, time
+    t0 = time.perf_counter()
+    from alphadev import BacktestConfig, Backtester, ParquetDataLoader
+    from benchmarks.alphas import Momentum
+    paths = json.loads(sys.argv[1])
+    symbols = [f"S{{k:03d}}USDT" for k in range({n_symbols})]
+    base = BacktestConfig(
+        name="bench", alpha_class=Momentum, alpha_kwargs={{"window": 24}},
+        start_date=dt.date(2024, 1, 2), end_date=dt.date(2024, 12, 30), symbols=symbols,
+        price_loader=ParquetDataLoader(paths["prices"], "close"),
+        alpha_loaders=[ParquetDataLoader(paths["values"], "value")],
+        beta_csv_path=paths["beta"], {extra}
+    )
+    bt = Backtester()
+    bt.add_multiple_configs(base, {{}}, {{
+        "quantile": [(0.1, 0.1), (0.1, 0.2), (0.2, 0.2), (0.2, 0.3)],
+        "trading_fee_rate": [0.0, 2e-4, 4.5e-4],
+    }})
+    results = bt.run_all(verbose=False, save_dir=sys.argv[2], num_processes={processes})
+    assert all(r is not None for r in results)
+    print(json.dumps({{"seconds": time.perf_counter() - t0, "configs": len(results)}}))
+"""
+
+
+def _sweep_once(paths: dict, save_dir: str, processes: int = 1, extra: str = "") -> dict:
+    code = SWEEP_SCRIPT.format(n_symbols=200, processes=processes, extra=extra)
+    proc = subprocess.run(
+        [PYTHON, "-c", textwrap.dedent(code), json.dumps(paths), save_dir],
+        cwd=HERE.parent, capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_sweep(repeats: int) -> list[tuple[str, str, str]]:
+    paths = _market(200, 366, "parquet")
+    first, second = [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as save_dir:
+            first.append(_sweep_once(paths, save_dir)["seconds"])
+            second.append(_sweep_once(paths, save_dir)["seconds"])
+    per_config = statistics.median(first) / 12
+    return [
+        ("12-config sweep, 200 symbols x 1 year, Parquet, sequential, fresh process",
+         f"{per_config * 1000:.0f} ms per config", "<= 200 ms per config"),
+        ("same sweep, second run (all complete)", f"{statistics.median(second):.2f} s",
+         "<= 1 s"),
+    ]
+
+
+MEMORY_SCRIPT = """
+    import datetime as dt, json, resource, sys
+    from alphadev import BacktestConfig, ParquetDataLoader
+    from alphadev.engine.runner import run_backtest
+    from benchmarks.alphas import Momentum
+    paths = json.loads(sys.argv[1])
+    config = BacktestConfig(
+        name="mem", alpha_class=Momentum, alpha_kwargs={{"window": 24}},
+        start_date=dt.date(2024, 1, 2), end_date=dt.date(2025, 12, 30),
+        symbols=[f"S{{k:03d}}USDT" for k in range(300)],
+        price_loader=ParquetDataLoader(paths["prices"], "close"),
+        alpha_loaders=[ParquetDataLoader(paths["values"], "value")],
+        beta_csv_path=paths["beta"], {extra}
+    )
+    result = run_backtest(config)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({{"rss_mb": rss_mb, "bars": len(result.sequences)}}))
+"""
+
+
+def bench_memory(repeats: int) -> list[tuple[str, str, str]]:
+    paths = _market(300, 731, "parquet")
+    rss = {}
+    for label, extra in (("batch", ""), ("streaming", 'mode="streaming", chunk_days=30,')):
+        code = MEMORY_SCRIPT.format(extra=extra)
+        out = subprocess.run([PYTHON, "-c", textwrap.dedent(code), json.dumps(paths)],
+                             cwd=HERE.parent, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        rss[label] = json.loads(out.stdout.strip().splitlines()[-1])["rss_mb"]
+    ratio = rss["streaming"] / rss["batch"]
+    return [("streaming chunk_days=30 vs batch, 300 symbols x 730 days, peak RSS",
+             f"{rss['streaming']:.0f} MB vs {rss['batch']:.0f} MB ({ratio:.0%})",
+             "<= 35 % of batch")]
+
+
+def bench_import(repeats: int) -> list[tuple[str, str, str]]:
+    times, heavy = [], set()
+    for _ in range(repeats):
+        out = run_python("""
+            import json, sys, time
+            t = time.perf_counter()
+            import alphadev
+            seconds = time.perf_counter() - t
+            heavy = [m for m in ("matplotlib", "IPython", "numba", "scipy") if m in sys.modules]
+            print(json.dumps({"seconds": seconds, "heavy": heavy}))
+        """)
+        times.append(out["seconds"])
+        heavy.update(out["heavy"])
+    loaded = ", ".join(sorted(heavy)) or "none"
+    return [("import alphadev", f"{statistics.median(times):.2f} s (heavy modules: {loaded})",
+             "<= 1.5 s, no matplotlib/IPython")]
+
+
+LUIGI_SPEC = """
+import datetime as dt
+from pathlib import Path
+
+from alphadev import BacktestConfig, Backtester, CSVDataLoader
+from benchmarks.alphas import Momentum
+
+DATA = Path({data!r})
+
+
+def sweep():
+    base = BacktestConfig(
+        name="tiny", alpha_class=Momentum, alpha_kwargs={{"window": 2}},
+        start_date=dt.date(2024, 1, 1), end_date=dt.date(2024, 1, 2),
+        symbols=[f"S{{k:03d}}USDT" for k in range(5)],
+        price_loader=CSVDataLoader(str(DATA / "prices.csv"), "close"),
+        alpha_loaders=[CSVDataLoader(str(DATA / "values.csv"), "value")],
+        beta_csv_path=str(DATA / "beta.csv"),
+    )
+    bt = Backtester()
+    fees = [round(k * 1e-6, 7) for k in range({n} // 10)]
+    bt.add_multiple_configs(base, {{}}, {{"trading_fee_rate": fees,
+                                       "gross_exposure": [1.0 + k / 10 for k in range(10)]}})
+    return bt
+"""
+
+
+def _luigi(n_configs: int) -> tuple[float, float]:
+    data = Path(_market(5, 3, "csv")["prices"]).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "tiny_sweep.py"
+        spec.write_text(LUIGI_SPEC.format(data=str(data), n=n_configs))
+        args = [str(BIN / "luigi"), "--module", "pipelines", "Sweep", "--spec", str(spec),
+                "--save-dir", str(Path(tmp) / "out"), "--workers", "2", "--local-scheduler",
+                "--log-level", "WARNING"]
+        env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+        t = time.perf_counter()
+        first = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True)
+        first_s = time.perf_counter() - t
+        if first.returncode != 0:
+            raise RuntimeError(first.stderr[-3000:])
+        t = time.perf_counter()
+        subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True, check=True)
+        return first_s, time.perf_counter() - t
+
+
+def bench_luigi(repeats: int, with_10k: bool) -> list[tuple[str, str, str]]:
+    first, rerun = _luigi(1000)
+    rows = [
+        ("Luigi, 1,000 tiny configs, --workers 2", f"{first:.0f} s = "
+         f"{first / 1000 * 1000:.0f} ms per config", "<= 150 ms per config"),
+        ("Luigi, 1,000 configs, all-done rerun", f"{rerun:.1f} s", "<= 10 s"),
+    ]
+    if with_10k:
+        first_10k, rerun_10k = _luigi(10000)
+        ratio = (first_10k / 10000) / (first / 1000)
+        rows.append(("Luigi, 10,000 tiny configs, --workers 2",
+                     f"{first_10k / 10000 * 1000:.0f} ms per config ({ratio:.2f}x the 1,000 "
+                     f"figure); rerun {rerun_10k:.1f} s", "within 1.5x"))
+    return rows
+
+
+POOL_SCRIPT = """
+    import datetime as dt, json, sys, time
+    from alphadev import BacktestConfig, Backtester, ParquetDataLoader
+    from benchmarks.alphas import HeavyAlpha
+    paths = json.loads(sys.argv[1])
+    base = BacktestConfig(
+        name="heavy", alpha_class=HeavyAlpha, alpha_kwargs={{}},
+        start_date=dt.date(2024, 1, 2), end_date=dt.date(2024, 3, 30),
+        symbols=[f"S{{k:03d}}USDT" for k in range(100)],
+        price_loader=ParquetDataLoader(paths["prices"], "close"),
+        alpha_loaders=[ParquetDataLoader(paths["values"], "value")],
+        beta_csv_path=paths["beta"],
+    )
+    bt = Backtester()
+    bt.add_multiple_configs(base, {{"rounds": [40, 41, 42, 43, 44, 45]}})
+    t = time.perf_counter()
+    results = bt.run_all(verbose=False, num_processes={processes})
+    assert all(r is not None for r in results)
+    print(json.dumps({{"seconds": time.perf_counter() - t}}))
+"""
+
+
+def bench_pool(repeats: int) -> list[tuple[str, str, str]]:
+    paths = _market(100, 92, "parquet")
+    seconds = {}
+    for processes in (1, 2):
+        code = POOL_SCRIPT.format(processes=processes)
+        runs = []
+        for _ in range(max(1, repeats // 2)):
+            out = subprocess.run([PYTHON, "-c", textwrap.dedent(code), json.dumps(paths)],
+                                 cwd=HERE.parent, capture_output=True, text=True, check=False)
+            if out.returncode != 0:
+                raise RuntimeError(out.stderr[-3000:])
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+        seconds[processes] = statistics.median(runs)
+    return [("num_processes=2 vs sequential, CPU-heavy alpha (6 configs)",
+             f"{seconds[1] / seconds[2]:.2f}x ({seconds[1]:.1f} s -> {seconds[2]:.1f} s)",
+             ">= 1.7x")]
+
+
+WORKLOADS = {
+    "kernel": bench_kernel,
+    "sweep": bench_sweep,
+    "memory": bench_memory,
+    "import": bench_import,
+    "pool": bench_pool,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=[*WORKLOADS, "luigi"], default=None)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--luigi-10k", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE.parent))
+    chosen = args.only or [*WORKLOADS, "luigi"]
+    rows = []
+    for name in chosen:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        if name == "luigi":
+            rows += bench_luigi(args.repeats, args.luigi_10k)
+        else:
+            rows += WORKLOADS[name](args.repeats)
+    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}, {platform.platform()}")
+    print(f"Command: python benchmarks/run.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"Repeats: median of {args.repeats}\n")
+    print("| workload | measured | target |\n|---|---|---|")
+    for workload, measured, target in rows:
+        print(f"| {workload} | {measured} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
