@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import sys
 import threading
 import time
@@ -26,7 +27,14 @@ from alphadev.comparison import comparison_table, write_comparison
 from alphadev.config import BacktestConfig
 from alphadev.errors import BacktestError
 from alphadev.grid import expand_grid
-from alphadev.results import BacktestResult, load_result, recover, saved_fingerprint
+from alphadev.results import (
+    TMP_PREFIX,
+    BacktestResult,
+    load_result,
+    owner_tag,
+    recover,
+    saved_fingerprint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -267,8 +275,11 @@ def execute(
     from alphadev.engine.runner import run_backtest
 
     cache_dir = Path(save_dir) / CACHE_SUBDIR if save_dir is not None else None
+    spill_dir = None
+    if save_dir is not None and config.mode == "streaming":
+        spill_dir = Path(save_dir) / f"{TMP_PREFIX}spill-{config.name}{owner_tag()}"
     try:
-        result = run_backtest(config, progress, cache_dir)
+        result = run_backtest(config, progress, cache_dir, spill_dir)
         if save_dir is not None:
             if progress:
                 progress("save")
@@ -276,6 +287,9 @@ def execute(
         return "ok", result
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal
         return "error", describe_failure(config, exc)
+    finally:
+        if spill_dir is not None:
+            shutil.rmtree(spill_dir, ignore_errors=True)
 
 
 def _run_single_backtest(

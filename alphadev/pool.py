@@ -84,6 +84,10 @@ def run_in_pool(
     from alphadev.spec import SPEC_FILES
 
     ctx = mp.get_context(start_method())
+    if ctx.get_start_method() == "fork":
+        from alphadev.engine.runner import warm_up
+
+        warm_up()  # forked workers inherit the loaded kernels instead of each loading them
     lock = ctx.RLock() if verbose else None
     if lock is not None:
         tqdm.set_lock(lock)

@@ -42,15 +42,19 @@ SEQUENCE_FILES = ("returns", "positions", "trades")
 
 @dataclass
 class Sequences:
-    """Per-bar returns frame plus long-format positions and trades."""
+    """Per-bar returns frame plus long-format positions and trades.
+
+    A streaming run may leave positions and trades in Parquet files (``Path``) instead
+    of frames; they are read when first used and moved, not rewritten, on save.
+    """
 
     RETURN_COLUMNS = (
         "pnl", "gross", "fees", "turnover", "long_return", "short_return", "ic", "equity",
     )
 
     returns: pd.DataFrame
-    positions: pd.DataFrame
-    trades: pd.DataFrame
+    positions: pd.DataFrame | Path
+    trades: pd.DataFrame | Path
 
 
 class BacktestResult:
@@ -124,11 +128,15 @@ class BacktestResult:
 
     @property
     def positions(self) -> pd.DataFrame:
-        return self._load().positions
+        return self._table("positions")
 
     @property
     def trades(self) -> pd.DataFrame:
-        return self._load().trades
+        return self._table("trades")
+
+    def _table(self, kind: str) -> pd.DataFrame:
+        value = getattr(self._load(), kind)
+        return pd.read_parquet(value) if isinstance(value, Path) else value
 
     def drop_sequences(self) -> None:
         """Forget in-memory sequences of a saved result; they are re-read on demand."""
@@ -195,8 +203,14 @@ class BacktestResult:
         with building_dir(Path(save_dir), self.name) as tmp:
             (tmp / "sequences").mkdir()
             sequences.returns.to_parquet(tmp / "sequences" / "returns.parquet")
-            sequences.positions.to_parquet(tmp / "sequences" / "positions.parquet", index=False)
-            sequences.trades.to_parquet(tmp / "sequences" / "trades.parquet", index=False)
+            for kind in ("positions", "trades"):
+                value = getattr(sequences, kind)
+                target = tmp / "sequences" / f"{kind}.parquet"
+                if isinstance(value, Path):
+                    os.replace(value, target)  # spilled by a streaming run
+                    setattr(sequences, kind, final / "sequences" / target.name)
+                else:
+                    value.to_parquet(target, index=False)
             _write_json(tmp / "config.json", description)
             _write_json(tmp / "metrics.json", self.metrics)
             _write_json(tmp / "metadata.json", self.metadata)
@@ -246,7 +260,7 @@ def _fmt(value: Any, fmt: str) -> str:
 
 
 # ---------------------------------------------------------------------- atomic publish
-def _owner_tag() -> str:
+def owner_tag() -> str:
     """``~host~pid~random``: '~' appears in neither config names nor host names."""
     return f"~{socket.gethostname()}~{os.getpid()}~{uuid.uuid4().hex[:8]}"
 
@@ -255,7 +269,7 @@ def _owner_tag() -> str:
 def building_dir(save_dir: Path, name: str):
     """A temporary folder next to the final one; removed if the block fails."""
     save_dir.mkdir(parents=True, exist_ok=True)
-    tmp = save_dir / f"{TMP_PREFIX}{name}{_owner_tag()}"
+    tmp = save_dir / f"{TMP_PREFIX}{name}{owner_tag()}"
     tmp.mkdir()
     try:
         yield tmp
@@ -293,7 +307,7 @@ def publish_dir(tmp: Path, final: Path, fingerprint: str) -> bool:
             return False
         trash = None
         if final.exists():
-            trash = final.parent / f"{TRASH_PREFIX}{final.name}{_owner_tag()}"
+            trash = final.parent / f"{TRASH_PREFIX}{final.name}{owner_tag()}"
             os.rename(final, trash)
         os.rename(tmp, final)
         _fsync_dir(final.parent)

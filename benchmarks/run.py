@@ -266,7 +266,7 @@ POOL_SCRIPT = """
         beta_csv_path=paths["beta"],
     )
     bt = Backtester()
-    bt.add_multiple_configs(base, {{"rounds": [40, 41, 42, 43, 44, 45]}})
+    bt.add_multiple_configs(base, {{"rounds": [900, 901, 902, 903, 904, 905]}})
     t = time.perf_counter()
     results = bt.run_all(verbose=False, num_processes={processes})
     assert all(r is not None for r in results)

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -83,14 +84,17 @@ def run_backtest(
     config: BacktestConfig,
     progress: Progress | None = None,
     cache_dir: str | os.PathLike | None = None,
+    spill_dir: str | os.PathLike | None = None,
 ) -> BacktestResult:
-    """Run one config in this process and return its in-memory result.
+    """Run one config in this process and return its result.
 
     Batch runs take their panel from ``alphadev.cache`` (memory, and ``cache_dir`` on
     disk when given), so configs that differ only in portfolio settings share it.
+    Streaming runs with ``spill_dir`` append positions and trades to Parquet files
+    there chunk by chunk, so memory does not grow with the length of the backtest.
     """
     try:
-        return _run(config, progress, cache_dir)
+        return _run(config, progress, cache_dir, spill_dir)
     except DataError as exc:
         if f"config {config.name!r}" in str(exc):
             raise
@@ -98,7 +102,10 @@ def run_backtest(
 
 
 def _run(
-    config: BacktestConfig, progress: Progress | None, cache_dir: str | os.PathLike | None
+    config: BacktestConfig,
+    progress: Progress | None,
+    cache_dir: str | os.PathLike | None,
+    spill_dir: str | os.PathLike | None,
 ) -> BacktestResult:
     began = time.perf_counter()
     symbols = config.sorted_symbols
@@ -106,6 +113,9 @@ def _run(
     betas = load_betas(config.beta_csv_path, symbols)
     carry = _Carry(len(symbols))
     parts: list[dict[str, np.ndarray]] = []
+    spill = Path(spill_dir) if spill_dir is not None and config.mode == "streaming" else None
+    positions = _TableSink(spill / "positions.parquet" if spill else None)
+    trades = _TableSink(spill / "trades.parquet" if spill else None)
     seen = np.zeros(len(symbols), dtype=bool)
     forced = 0
 
@@ -128,7 +138,9 @@ def _run(
         if progress:
             progress("simulate")
         part, n_forced = _simulate(panel, first, stop, betas, carry, config)
-        parts.append(part)
+        positions.add(_positions_frame(part, symbols))
+        trades.add(_trades_frame(part, symbols))
+        parts.append({k: part[k] for k in ("timestamp", *Sequences.RETURN_COLUMNS)})
         forced += n_forced
         seen |= panel.observed[first:stop].any(axis=0)
         next_bar = pd.Timestamp(int(panel.bars[stop - 1]) + config.bar_nanos, tz="UTC")
@@ -147,7 +159,11 @@ def _run(
         )
     if progress:
         progress("metrics")
-    sequences = _assemble(parts, symbols)
+    sequences = Sequences(
+        returns=_returns_frame(parts),
+        positions=positions.finish(_positions_frame(None, symbols)),
+        trades=trades.finish(_trades_frame(None, symbols)),
+    )
     metrics = compute_metrics(sequences.returns, config.bar_nanos, config.frequency)
     metadata = {
         "forced_closes": forced,
@@ -221,37 +237,74 @@ def _simulate(
     return part, out.forced_closes
 
 
-def _assemble(parts: list[dict[str, np.ndarray]], symbols: list[str]) -> Sequences:
-    def cat(key: str) -> np.ndarray:
-        return np.concatenate([p[key] for p in parts])
+def _stamps(values: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(values.view("datetime64[ns]")).tz_localize("UTC")
 
-    def stamps(key: str) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(cat(key).view("datetime64[ns]")).tz_localize("UTC")
 
-    def names(key: str) -> pd.Categorical:
-        return pd.Categorical.from_codes(cat(key), categories=symbols)
+def _returns_frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    columns = {k: np.concatenate([p[k] for p in parts]) for k in Sequences.RETURN_COLUMNS}
+    index = _stamps(np.concatenate([p["timestamp"] for p in parts])).rename("timestamp")
+    return pd.DataFrame(columns, index=index)
 
-    index = stamps("timestamp").rename("timestamp")
-    returns = pd.DataFrame(
-        {k: cat(k) for k in Sequences.RETURN_COLUMNS},
-        index=index,
-    )
-    positions = pd.DataFrame(
+
+def _positions_frame(part: dict | None, symbols: list[str]) -> pd.DataFrame:
+    """Non-zero weights of one chunk (an empty frame of the right types for None)."""
+    empty = np.array([], dtype=np.int64)
+    return pd.DataFrame(
         {
-            "timestamp": stamps("pos_time"),
-            "symbol": names("pos_symbol"),
-            "weight": cat("pos_weight"),
+            "timestamp": _stamps(part["pos_time"] if part else empty),
+            "symbol": pd.Categorical.from_codes(
+                part["pos_symbol"] if part else empty, categories=symbols
+            ),
+            "weight": part["pos_weight"] if part else np.array([], dtype=np.float64),
         }
     )
-    previous = cat("trade_previous")
-    weight = cat("trade_weight")
-    trades = pd.DataFrame(
+
+
+def _trades_frame(part: dict | None, symbols: list[str]) -> pd.DataFrame:
+    empty = np.array([], dtype=np.int64)
+    previous = part["trade_previous"] if part else np.array([], dtype=np.float64)
+    weight = part["trade_weight"] if part else np.array([], dtype=np.float64)
+    return pd.DataFrame(
         {
-            "timestamp": stamps("trade_time"),
-            "symbol": names("trade_symbol"),
+            "timestamp": _stamps(part["trade_time"] if part else empty),
+            "symbol": pd.Categorical.from_codes(
+                part["trade_symbol"] if part else empty, categories=symbols
+            ),
             "previous_weight": previous,
             "weight": weight,
             "delta": weight - previous,
         }
     )
-    return Sequences(returns=returns, positions=positions, trades=trades)
+
+
+class _TableSink:
+    """A long table built chunk by chunk: kept in memory, or appended to a Parquet file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.frames: list[pd.DataFrame] = []
+        self.writer = None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if self.path is None:
+            self.frames.append(frame)
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table)
+
+    def finish(self, empty: pd.DataFrame) -> pd.DataFrame | Path:
+        if self.path is None:
+            return pd.concat(self.frames, ignore_index=True) if self.frames else empty
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            empty.to_parquet(self.path, index=False)
+        else:
+            self.writer.close()
+        return self.path
