@@ -44,15 +44,21 @@ def synthetic_market(
     )
 
 
-def publish_once(frame: pd.DataFrame, path: Path, fmt: str = "csv") -> Path:
-    """Write ``frame`` to ``path`` unless it exists; atomic, and first writer wins."""
+def publish_once(
+    frame: pd.DataFrame, path: Path, fmt: str = "csv", row_group_size: int | None = None
+) -> Path:
+    """Write ``frame`` to ``path`` unless it exists; atomic, and first writer wins.
+
+    Parquet files get row groups of ``row_group_size`` rows: time-sorted groups of about
+    a week let windowed reads (streaming) skip everything outside their window.
+    """
     path = Path(path)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     if fmt == "parquet":
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, row_group_size=row_group_size)
     else:
         frame.to_csv(tmp, index=False)
     try:
@@ -81,8 +87,9 @@ def write_synthetic_market(
     market = synthetic_market(n_symbols, days, seed)
     if fmt == "csv":
         market["timestamp"] = market["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    publish_once(market[["timestamp", "symbol", "close"]], paths["prices"], fmt)
-    publish_once(market[["timestamp", "symbol", "value"]], paths["values"], fmt)
+    week = n_symbols * 24 * 7
+    publish_once(market[["timestamp", "symbol", "close"]], paths["prices"], fmt, week)
+    publish_once(market[["timestamp", "symbol", "value"]], paths["values"], fmt, week)
     rng = np.random.default_rng(seed + 1)
     symbols = sorted(market["symbol"].unique())
     betas = pd.DataFrame(

@@ -60,7 +60,7 @@ class Table:
 
 _CACHE: dict[tuple, Table] = {}
 _WINDOW_CACHE: OrderedDict[tuple, Table] = OrderedDict()
-WINDOW_SLOTS = 4  # windowed Parquet reads kept per process (streaming reads many)
+WINDOW_SLOTS = 2  # windowed Parquet reads kept per process (streaming reads many)
 PARSE_COUNT: dict[str, int] = {}  # path -> times parsed in this process (tests read it)
 
 
