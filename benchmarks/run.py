@@ -51,30 +51,44 @@ def run_python(code: str, cwd: Path | None = None, env: dict | None = None) -> d
 
 # ---------------------------------------------------------------------- workloads
 def bench_kernel(repeats: int) -> list[tuple[str, str, str]]:
+    import datetime as dt
+
     import numpy as np
 
-    from alphadev.engine.ic import rank_ic
-    from alphadev.engine.kernel import alpha_argsort, run_kernel
+    from alphadev import BacktestConfig, CSVDataLoader
+    from alphadev.engine.runner import simulate_arrays
+    from benchmarks.alphas import Momentum
 
     n_bars, n_sym = 8760, 200
     rng = np.random.default_rng(0)
     prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_bars, n_sym)), axis=0))
-    alpha = rng.normal(size=(n_bars, n_sym))
+    noise = rng.normal(size=(n_bars, n_sym))
+    persistent = np.empty_like(noise)  # AR(1), rho 0.95: a typical hourly signal
+    persistent[0] = noise[0]
+    for t in range(1, n_bars):
+        persistent[t] = 0.95 * persistent[t - 1] + 0.3 * noise[t]
     universe = np.ones((n_bars, n_sym), dtype=bool)
     beta = rng.uniform(0.5, 1.5, n_sym)
     nan_row, zeros = np.full(n_sym, np.nan), np.zeros(n_sym)
+    config = BacktestConfig(  # only its portfolio settings are used
+        name="kernel", alpha_class=Momentum, alpha_kwargs={}, start_date=dt.date(2024, 1, 1),
+        end_date=dt.date(2024, 12, 31), symbols=["A", "B"],
+        price_loader=CSVDataLoader("unused.csv", "close"), alpha_loaders=[],
+        beta_csv_path=None, quantile=(0.2, 0.2), trading_fee_rate=4.5e-4,
+    )
 
-    def once() -> None:
-        order = alpha_argsort(np.vstack([nan_row[None, :], alpha]))
-        out = run_kernel(prices, alpha, universe, beta, nan_row, zeros, 0.2, 0.2, 1.0, 4.5e-4,
-                         alpha_order=order[1:])
-        rank_ic(alpha, out.returns, universe, nan_row, zeros.astype(bool),
-                lagged_alpha_order=order[:-1])
+    rows = []
+    for label, alpha in (("AR(1) alpha", persistent), ("i.i.d. alpha, worst case", noise)):
 
-    once()
-    seconds = median_time(once, repeats)
-    return [("kernel + IC, 200 symbols x 8,760 bars, prepared arrays",
-             f"{seconds * 1000:.0f} ms", "<= 50 ms")]
+        def once(alpha=alpha) -> None:
+            simulate_arrays(prices, alpha, universe, beta, nan_row, zeros, nan_row,
+                            zeros.astype(bool), config)
+
+        once()
+        seconds = median_time(once, repeats)
+        rows.append((f"kernel + IC, 200 symbols x 8,760 bars, prepared arrays, {label}",
+                     f"{seconds * 1000:.0f} ms", "<= 50 ms"))
+    return rows
 
 
 def _market(n_symbols: int, days: int, fmt: str) -> dict:

@@ -71,10 +71,21 @@ def run_kernel(
 
 def bar_returns(prices: np.ndarray, prev_prices: np.ndarray) -> np.ndarray:
     """r[t] = P[t] / P[t-1] - 1, NaN where either price is missing."""
-    previous = np.vstack([prev_prices[None, :], prices[:-1]])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = prices / previous - 1.0
-    returns[~np.isfinite(returns)] = np.nan
+    return _bar_returns(
+        np.ascontiguousarray(prices, dtype=np.float64),
+        np.ascontiguousarray(prev_prices, dtype=np.float64),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _bar_returns(prices, prev_prices):
+    n_bars, n_sym = prices.shape
+    returns = np.empty((n_bars, n_sym))
+    for t in range(n_bars):
+        previous = prev_prices if t == 0 else prices[t - 1]
+        for i in range(n_sym):
+            r = prices[t, i] / previous[i] - 1.0
+            returns[t, i] = r if np.isfinite(r) else np.nan
     return returns
 
 
@@ -84,7 +95,7 @@ def alpha_argsort(alpha: np.ndarray) -> np.ndarray:
     numpy's vectorised sort is several times faster than sorting row by row in the
     loop; it is not stable, so the loop restores symbol order among tied alphas.
     """
-    return np.argsort(alpha, axis=1).astype(np.int32)
+    return np.argsort(alpha, axis=1)
 
 
 @numba.njit(cache=True)
@@ -200,7 +211,7 @@ def _leg_notionals(side, beta, n_long, n_short, gross_exposure):
     return gross_exposure * beta_short / total, gross_exposure * beta_long / total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _kernel(
     prices, alpha, universe, beta, returns, alpha_order, prev_weights,
     open_q, close_q, gross_exposure, fee_rate,

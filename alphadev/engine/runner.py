@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -187,22 +188,13 @@ def _simulate(
     # Returns, alpha order and IC do not depend on portfolio settings: from a fresh
     # start they are computed once per panel and shared by every config using it.
     key = (first, stop)
-    if carry.started or key not in panel.derived:
-        order = alpha_argsort(np.vstack([carry.alpha[None, :], alpha]))  # rows t-1 .. T-1
-        returns = bar_returns(prices, carry.prices)
-        ic = rank_ic(
-            alpha, returns, universe, carry.alpha, carry.universe,
-            lagged_alpha_order=order[:-1],
-        )
-        if not carry.started:
-            panel.derived[key] = (order, returns, ic)
-    else:
-        order, returns, ic = panel.derived[key]
-    out = run_kernel(
-        prices, alpha, universe, betas, carry.prices, carry.weights,
-        config.open_quantile, config.close_quantile, config.gross_exposure,
-        config.trading_fee_rate, alpha_order=order[1:], returns=returns,
+    shared = panel.derived.get(key) if not carry.started else None
+    out, ic, order, returns = simulate_arrays(
+        prices, alpha, universe, betas, carry.prices, carry.weights, carry.alpha,
+        carry.universe, config, shared,
     )
+    if not carry.started:
+        panel.derived[key] = (order, returns, ic)
     pnl = out.gross - out.fees
     equity = carry.equity * np.cumprod(1.0 + pnl)
 
@@ -235,6 +227,68 @@ def _simulate(
         "trade_weight": out.weights[trade_t, trade_i],
     }
     return part, out.forced_closes
+
+
+def simulate_arrays(
+    prices: np.ndarray,
+    alpha: np.ndarray,
+    universe: np.ndarray,
+    betas: np.ndarray,
+    prev_prices: np.ndarray,
+    prev_weights: np.ndarray,
+    prev_alpha: np.ndarray,
+    prev_universe: np.ndarray,
+    config: BacktestConfig,
+    shared: tuple | None = None,
+) -> tuple:
+    """Kernel and IC on aligned arrays: (KernelOutput, ic, alpha order, returns).
+
+    ``shared`` holds (order, returns, ic) computed before for the same arrays.  When
+    IC has to be computed, it runs on a second thread while the kernel runs (both
+    release the GIL), so a single backtest uses two cores.
+    """
+    if shared is not None:
+        order, returns, ic = shared
+        ic_result = None
+    else:
+        order = alpha_argsort(alpha)
+        returns = bar_returns(prices, prev_prices)
+        ic_result = _on_thread(
+            rank_ic, alpha, returns, universe, prev_alpha, prev_universe, order
+        )
+    out = run_kernel(
+        prices, alpha, universe, betas, prev_prices, prev_weights,
+        config.open_quantile, config.close_quantile, config.gross_exposure,
+        config.trading_fee_rate, alpha_order=order, returns=returns,
+    )
+    if ic_result is not None:
+        ic = ic_result()
+    return out, ic, order, returns
+
+
+def _on_thread(fn: Callable, *args: object) -> Callable[[], object]:
+    """Start ``fn(*args)`` on a short-lived thread; the returned call joins it.
+
+    A thread per call, not a pool: no idle thread survives to be lost in a fork.
+    """
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="alphadev-ic", daemon=True)
+    thread.start()
+
+    def join() -> object:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return join
 
 
 def _stamps(values: np.ndarray) -> pd.DatetimeIndex:
