@@ -58,8 +58,21 @@ def _configs(spec: str):
         raise SystemExit(f"alphadev: {exc}") from None
 
 
+def _settled(config, save_dir: str) -> bool:
+    return sweep.config_state(config, save_dir, RUN_ID) in (sweep.DONE, sweep.FAILED)
+
+
+def _local_scheduler() -> bool:
+    try:
+        return bool(luigi.interface.core().local_scheduler)
+    except Exception:  # noqa: BLE001 - outside a luigi command line: assume local
+        return True
+
+
 class BacktestTask(luigi.Task):
     """One config of a spec."""
+
+    priority = 10  # run configs before opening the next wave
 
     spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
     name = luigi.Parameter(description="config name")
@@ -116,20 +129,26 @@ class Sweep(luigi.Task):
         description="run the configs in this task's own process pool instead of Luigi workers",
     )
     top = luigi.IntParameter(default=10, description="rows in the printed leaderboard")
-
-    def _pending(self):
-        return [
-            c for c in _configs(self.spec)
-            if sweep.config_state(c, self.save_dir, RUN_ID) not in (sweep.DONE, sweep.FAILED)
-        ]
+    wave_size = luigi.IntParameter(
+        default=500,
+        description="with the local scheduler, configs are handed to Luigi in waves of "
+        "this many, which keeps its per-task cost flat for sweeps of thousands",
+    )
 
     def requires(self):
         if self.num_processes is not None:
             return []
-        pending = self._pending()
+        configs = _configs(self.spec)
+        pending = [c for c in configs if not _settled(c, self.save_dir)]
         if pending:
             warm_up()  # compiled once here, inherited by every task process Luigi forks
+        if _local_scheduler() and len(pending) > self.wave_size:
+            n_waves = -(-len(configs) // self.wave_size)
+            waves = [SweepWave(self.spec, self.save_dir, k, self.wave_size)
+                     for k in range(n_waves)]
+            return [w for w in waves if not w.complete()]
         # Only unfinished configs: a finished sweep of thousands schedules nothing.
+        # With a central scheduler every machine must know every config, so no waves.
         return [BacktestTask(self.spec, c.name, self.save_dir) for c in pending]
 
     def output(self) -> luigi.LocalTarget:
@@ -170,6 +189,32 @@ class Sweep(luigi.Task):
                 f"{os.path.join(self.save_dir, sweep.ERRORS_LOG)}. Rerun the same command "
                 "to retry them; completed configs are skipped."
             )
+
+
+class SweepWave(luigi.Task):
+    """Configs ``[index * size, (index + 1) * size)`` of a spec, yielded when this runs.
+
+    Luigi's local scheduler scans every pending task on each dispatch (luigi #1492), so
+    10,000 pending configs make each dispatch slow.  Dynamic dependencies keep only the
+    running waves' configs pending; configs outrank waves, so a new wave opens only
+    when no config is left to run.
+    """
+
+    spec = luigi.Parameter()
+    save_dir = luigi.Parameter()
+    index = luigi.IntParameter()
+    size = luigi.IntParameter()
+    priority = 0
+
+    def _configs(self):
+        return _configs(self.spec)[self.index * self.size:(self.index + 1) * self.size]
+
+    def complete(self) -> bool:
+        return all(_settled(c, self.save_dir) for c in self._configs())
+
+    def run(self):
+        pending = [c for c in self._configs() if not _settled(c, self.save_dir)]
+        yield [BacktestTask(self.spec, c.name, self.save_dir) for c in pending]
 
 
 class Report(luigi.Task):

@@ -371,6 +371,19 @@ def test_num_processes_path_matches_workers_path(tmp_path: Path, start_method: s
     assert calls(tmp_path) == before
 
 
+def test_waves_with_the_local_scheduler(tmp_path: Path) -> None:
+    """--wave-size 3 over 8 configs: three waves of dynamic dependencies, each config once."""
+    spec = write_spec(tmp_path, {"scales": list(range(1, 9))})
+    save_dir = tmp_path / "out"
+    result = luigi(sweep_args(spec, save_dir, "--workers", "2", "--local-scheduler",
+                              "--wave-size", "3"), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SweepWave" in result.stderr
+    assert len(complete_dirs(save_dir)) == 8
+    assert calls(tmp_path) == Counter({str(k): 1 for k in range(1, 9)})
+    assert len(pd.read_csv(save_dir / "comparison.csv")) == 8
+
+
 def test_spec_as_import_path_and_missing_file(tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "pkgroot", {"scales": [1, 2]}, function="grid")
     (tmp_path / "pkgroot" / "mysweeps.py").write_text(spec.read_text())
