@@ -298,3 +298,46 @@ def _kernel(
             short_return[t] = (short_pnl - fee_rate * short_traded) / short_notional
 
     return weights, gross, fees, turnover, long_return, short_return, forced_closes
+
+
+def book_changes(
+    weights: np.ndarray, prev_weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Long-format positions and trades of a weight matrix, in (bar, symbol) order.
+
+    Returns (pos_bar, pos_symbol, trade_bar, trade_symbol, trade_previous): positions
+    are the non-zero w[t, i]; trades the (t, i) where w[t, i] != w[t-1, i].
+    """
+    return _book_changes(np.ascontiguousarray(weights), np.ascontiguousarray(prev_weights))
+
+
+@numba.njit(cache=True, nogil=True)
+def _book_changes(weights, prev_weights):
+    n_bars, n_sym = weights.shape
+    n_pos = 0
+    n_trade = 0
+    for t in range(n_bars):
+        previous = prev_weights if t == 0 else weights[t - 1]
+        for i in range(n_sym):
+            n_pos += weights[t, i] != 0.0
+            n_trade += weights[t, i] != previous[i]
+    pos_bar = np.empty(n_pos, dtype=np.int64)
+    pos_symbol = np.empty(n_pos, dtype=np.int16)
+    trade_bar = np.empty(n_trade, dtype=np.int64)
+    trade_symbol = np.empty(n_trade, dtype=np.int16)
+    trade_previous = np.empty(n_trade)
+    p = 0
+    q = 0
+    for t in range(n_bars):
+        previous = prev_weights if t == 0 else weights[t - 1]
+        for i in range(n_sym):
+            if weights[t, i] != 0.0:
+                pos_bar[p] = t
+                pos_symbol[p] = i
+                p += 1
+            if weights[t, i] != previous[i]:
+                trade_bar[q] = t
+                trade_symbol[q] = i
+                trade_previous[q] = previous[i]
+                q += 1
+    return pos_bar, pos_symbol, trade_bar, trade_symbol, trade_previous

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alphadev import _threads
 from alphadev.cache import cached_panel
 from alphadev.config import BacktestConfig
 from alphadev.data.beta import load_betas
 from alphadev.data.loaders import day_bounds
 from alphadev.engine.ic import rank_ic
-from alphadev.engine.kernel import alpha_argsort, bar_returns, run_kernel
+from alphadev.engine.kernel import alpha_argsort, bar_returns, book_changes, run_kernel
 from alphadev.errors import DataError
 from alphadev.metrics import compute_metrics
 from alphadev.panel import Panel, bar_ceil, build_panel
@@ -198,7 +198,7 @@ def _simulate(
     pnl = out.gross - out.fees
     equity = carry.equity * np.cumprod(1.0 + pnl)
 
-    previous = np.vstack([carry.weights[None, :], out.weights[:-1]])
+    pos_t, pos_i, trade_t, trade_i, trade_previous = book_changes(out.weights, carry.weights)
     carry.prices = prices[-1].copy()
     carry.weights = out.weights[-1].copy()
     carry.alpha = alpha[-1].copy()
@@ -206,8 +206,6 @@ def _simulate(
     carry.equity = float(equity[-1])
     carry.started = True
 
-    held_t, held_i = np.nonzero(out.weights)
-    trade_t, trade_i = np.nonzero(out.weights != previous)
     part = {
         "timestamp": panel.bars[seg],
         "pnl": pnl,
@@ -218,12 +216,12 @@ def _simulate(
         "short_return": out.short_return,
         "ic": ic,
         "equity": equity,
-        "pos_time": panel.bars[seg][held_t],
-        "pos_symbol": held_i,
-        "pos_weight": out.weights[held_t, held_i],
+        "pos_time": panel.bars[seg][pos_t],
+        "pos_symbol": pos_i,
+        "pos_weight": out.weights[pos_t, pos_i],
         "trade_time": panel.bars[seg][trade_t],
         "trade_symbol": trade_i,
-        "trade_previous": previous[trade_t, trade_i],
+        "trade_previous": trade_previous,
         "trade_weight": out.weights[trade_t, trade_i],
     }
     return part, out.forced_closes
@@ -253,7 +251,7 @@ def simulate_arrays(
     else:
         order = alpha_argsort(alpha)
         returns = bar_returns(prices, prev_prices)
-        ic_result = _on_thread(
+        ic_result = _threads.start(
             rank_ic, alpha, returns, universe, prev_alpha, prev_universe, order
         )
     out = run_kernel(
@@ -264,31 +262,6 @@ def simulate_arrays(
     if ic_result is not None:
         ic = ic_result()
     return out, ic, order, returns
-
-
-def _on_thread(fn: Callable, *args: object) -> Callable[[], object]:
-    """Start ``fn(*args)`` on a short-lived thread; the returned call joins it.
-
-    A thread per call, not a pool: no idle thread survives to be lost in a fork.
-    """
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="alphadev-ic", daemon=True)
-    thread.start()
-
-    def join() -> object:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    return join
 
 
 def _stamps(values: np.ndarray) -> pd.DatetimeIndex:
