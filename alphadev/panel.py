@@ -116,10 +116,13 @@ def to_bars(
     if not keep.any():
         return values, observed
     key = bar[keep] * n_sym + codes[keep]
-    order = np.lexsort((ts[keep], key))
-    key = key[order]
+    ts, vals = ts[keep], vals[keep]
+    step = np.diff(key)
+    if np.any(step < 0) or np.any((step == 0) & (ts[1:] < ts[:-1])):
+        order = np.lexsort((ts, key))  # not yet in (bar, symbol, time) order
+        key, vals = key[order], vals[order]
     last = np.append(key[1:] != key[:-1], True)
-    values.flat[key[last]] = vals[keep][order][last]
+    values.flat[key[last]] = vals[last]
     observed.flat[key[last]] = True
     return values, observed
 

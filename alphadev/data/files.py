@@ -170,15 +170,15 @@ def _parse(
             np.zeros(len(frame), dtype=np.int8), categories=[default_symbol]
         )
 
-    order = np.argsort(timestamps, kind="stable")
-    timestamps = timestamps[order]
-    categorical = pd.Categorical.from_codes(
-        categorical.codes[order], categories=categorical.categories
-    )
-    _check_duplicates(timestamps, categorical, path, owner)
-
     raw = frame.drop(columns=[c for c in (timestamp_col, symbol_col) if c in frame.columns])
-    raw = raw.iloc[order].reset_index(drop=True)
+    if not _non_decreasing(timestamps):  # most files are written in time order already
+        order = np.argsort(timestamps, kind="stable")
+        timestamps = timestamps[order]
+        categorical = pd.Categorical.from_codes(
+            categorical.codes[order], categories=categorical.categories
+        )
+        raw = raw.iloc[order].reset_index(drop=True)
+    _check_duplicates(timestamps, categorical, path, owner)
     return Table(path, timestamps, categorical, raw)
 
 
@@ -233,12 +233,19 @@ def _to_float(raw: pd.Series, path: str, col: str, owner: str) -> np.ndarray:
     return values
 
 
+def _non_decreasing(values: np.ndarray) -> bool:
+    return bool(np.all(values[1:] >= values[:-1]))
+
+
 def _check_duplicates(
     timestamps: np.ndarray, symbols: pd.Categorical, path: str, owner: str
 ) -> None:
     if len(timestamps) < 2:
         return
     codes = symbols.codes.astype(np.int64)
+    same_time = timestamps[1:] == timestamps[:-1]
+    if not np.any(same_time & (codes[1:] <= codes[:-1])):
+        return  # time-sorted, symbols strictly increasing within a stamp: all unique
     order = np.lexsort((codes, timestamps))
     ts_sorted = timestamps[order]
     codes_sorted = codes[order]
