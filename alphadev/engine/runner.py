@@ -271,7 +271,7 @@ def _stamps(values: np.ndarray) -> pd.DatetimeIndex:
 def _returns_frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     columns = {k: np.concatenate([p[k] for p in parts]) for k in Sequences.RETURN_COLUMNS}
     index = _stamps(np.concatenate([p["timestamp"] for p in parts])).rename("timestamp")
-    return pd.DataFrame(columns, index=index)
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def _positions_frame(part: dict | None, symbols: list[str]) -> pd.DataFrame:
@@ -284,7 +284,8 @@ def _positions_frame(part: dict | None, symbols: list[str]) -> pd.DataFrame:
                 part["pos_symbol"] if part else empty, categories=symbols
             ),
             "weight": part["pos_weight"] if part else np.array([], dtype=np.float64),
-        }
+        },
+        copy=False,  # fresh arrays: no copy into one consolidated block
     )
 
 
@@ -301,7 +302,8 @@ def _trades_frame(part: dict | None, symbols: list[str]) -> pd.DataFrame:
             "previous_weight": previous,
             "weight": weight,
             "delta": weight - previous,
-        }
+        },
+        copy=False,
     )
 
 
