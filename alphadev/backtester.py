@@ -33,7 +33,7 @@ from alphadev.results import (
     load_result,
     owner_tag,
     recover,
-    saved_fingerprint,
+    saved_state,
 )
 
 log = logging.getLogger(__name__)
@@ -205,19 +205,13 @@ def _worker_count(num_processes: int | None) -> int:
 def _load_if_done(config: BacktestConfig, save_dir: Any) -> BacktestResult | None:
     if save_dir is None:
         return None
-    folder = Path(save_dir) / config.name
-    saved = saved_fingerprint(folder)
-    if saved is None:
-        return None
-    try:
-        current = config.fingerprint()
-    except (OSError, ValueError):
-        return None  # the run reports the problem (e.g. a missing file)
-    if saved != current:
+    state = saved_state(config, save_dir)
+    if state == "stale":
         log.info("config %r: saved results are stale (fingerprint changed); recomputing",
                  config.name)
+    if state != "done":
         return None
-    return load_result(folder, config=config)
+    return load_result(Path(save_dir) / config.name, config=config)
 
 
 def check_picklable(configs: Sequence[BacktestConfig]) -> None:

@@ -158,9 +158,20 @@ class BacktestResult:
         return f"BacktestResult({self.name!r}, sharpe={self.metrics['total'].get('sharpe')})"
 
     def __str__(self) -> str:
-        total = self.metrics["total"]
-        cfg = self.config_dict
-        lines = [
+        total, m, cfg = self.metrics["total"], self.metrics, self.config_dict
+        rows = [
+            ("cumulative return", _fmt(total["cumulative_return"], "{:+.2%}")),
+            ("annualized return", _fmt(total["annualized_return"], "{:+.2%}")),
+            ("sharpe", _fmt(total["sharpe"], "{:.2f}")),
+            ("sortino", _fmt(total["sortino"], "{:.2f}")),
+            ("max drawdown", _fmt(total["max_drawdown"], "{:.2%}")),
+            ("long / short sharpe", f"{_fmt(m['long']['sharpe'], '{:.2f}')} / "
+                                    f"{_fmt(m['short']['sharpe'], '{:.2f}')}"),
+            ("ic mean / ir", f"{_fmt(m['ic_mean'], '{:.4f}')} / {_fmt(m['ic_ir'], '{:.3f}')}"),
+            ("avg turnover", _fmt(m["avg_turnover"], "{:.4f}")),
+            ("total fees", _fmt(m["total_fees"], "{:.4f}")),
+        ]
+        header = [
             f"Backtest {self.name}",
             f"  alpha      {cfg['alpha_class']} {cfg['alpha_kwargs']}",
             f"  period     {cfg['start_date']} .. {cfg['end_date']}, {cfg['frequency']} bars, "
@@ -168,30 +179,7 @@ class BacktestResult:
             f"  portfolio  quantile={tuple(cfg['quantile'])} gross={cfg['gross_exposure']} "
             f"fee={cfg['trading_fee_rate']}",
         ]
-        rows = [
-            ("cumulative return", total["cumulative_return"], "{:+.2%}"),
-            ("annualized return", total["annualized_return"], "{:+.2%}"),
-            ("sharpe", total["sharpe"], "{:.2f}"),
-            ("sortino", total["sortino"], "{:.2f}"),
-            ("max drawdown", total["max_drawdown"], "{:.2%}"),
-            ("long / short sharpe", None, None),
-            ("ic mean / ir", None, None),
-            ("avg turnover", self.metrics["avg_turnover"], "{:.4f}"),
-            ("total fees", self.metrics["total_fees"], "{:.4f}"),
-        ]
-        for label, value, fmt in rows:
-            if label == "long / short sharpe":
-                text = f"{_fmt(self.metrics['long']['sharpe'], '{:.2f}')} / " + _fmt(
-                    self.metrics["short"]["sharpe"], "{:.2f}"
-                )
-            elif label == "ic mean / ir":
-                text = f"{_fmt(self.metrics['ic_mean'], '{:.4f}')} / " + _fmt(
-                    self.metrics["ic_ir"], "{:.3f}"
-                )
-            else:
-                text = _fmt(value, fmt)
-            lines.append(f"  {label:<20} {text}")
-        return "\n".join(lines)
+        return "\n".join(header + [f"  {label:<20} {text}" for label, text in rows])
 
     # ------------------------------------------------------------------ disk
     def save(self, save_dir: str | os.PathLike) -> Path:
@@ -273,6 +261,22 @@ def write_long_table(frame: pd.DataFrame, path: Path) -> None:
             arrays[name] = pa.array(column.to_numpy())
     # Dictionary-encoding float columns costs more time than it saves space.
     pq.write_table(pa.table(arrays), path, use_dictionary=["symbol"])
+
+
+def saved_state(config: BacktestConfig, save_dir: str | os.PathLike) -> str:
+    """"done" (saved with the current fingerprint), "stale" (another one) or "missing".
+
+    A config whose fingerprint cannot be computed (e.g. a missing data file) is not
+    done: running it reports the problem.
+    """
+    saved = saved_fingerprint(Path(save_dir) / config.name)
+    if saved is None:
+        return "missing"
+    try:
+        current = config.fingerprint()
+    except (OSError, ValueError):
+        return "stale"
+    return "done" if saved == current else "stale"
 
 
 def read_json(path: Path) -> Any:

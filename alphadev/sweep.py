@@ -21,7 +21,7 @@ import pandas as pd
 from alphadev.backtester import execute
 from alphadev.comparison import comparison_table, write_comparison
 from alphadev.config import BacktestConfig
-from alphadev.results import load_result, recover, saved_fingerprint
+from alphadev.results import load_result, recover, saved_state
 
 FAILED_DIR = ".failed"
 ERRORS_LOG = "errors.log"
@@ -32,17 +32,13 @@ DONE, FAILED, STALE, MISSING = "done", "failed", "stale", "missing"
 
 def config_state(config: BacktestConfig, save_dir: str | os.PathLike, run_id: str) -> str:
     """done, failed (in this run), stale (saved with another fingerprint) or missing."""
-    saved = saved_fingerprint(Path(save_dir) / config.name)
-    try:
-        current = config.fingerprint()
-    except (OSError, ValueError):
-        current = None  # e.g. a missing data file: the run will report it
-    if saved is not None and saved == current:
+    state = saved_state(config, save_dir)
+    if state == DONE:
         return DONE
     marker = _read_marker(save_dir, config.name)
     if marker is not None and marker.get("run_id") == run_id:
         return FAILED
-    return STALE if saved is not None else MISSING
+    return state
 
 
 def run_config(

@@ -80,7 +80,6 @@ class BacktestTask(luigi.Task):
 
     def config(self):
         try:
-            _configs(self.spec)
             return find_config(self.spec, self.name)
         except SpecError as exc:
             raise SystemExit(f"alphadev: {exc}") from None

@@ -40,15 +40,6 @@ from alphadev.comparison import SETTING_COLUMNS, result_row
 from alphadev.results import BacktestResult, load_result
 from alphadev.stats import SWEEP_STATISTICS_COLUMNS, sweep_statistics
 
-__all__ = [
-    "build_report",
-    "grid_dimensions",
-    "load_sweep",
-    "render_report",
-    "result_dirs",
-    "sweep_table",
-]
-
 MAX_HEATMAPS = 6
 DSR_CONFIDENCE = 0.95
 REPORT_NAME = "report.html"
