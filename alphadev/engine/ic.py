@@ -19,16 +19,19 @@ def rank_ic(
     prev_alpha: np.ndarray,
     prev_universe: np.ndarray,
     alpha_order: np.ndarray | None = None,
+    returns_order: np.ndarray | None = None,
 ) -> np.ndarray:
     """IC for every bar of ``returns``; ``prev_*`` are the rows of bar t = -1.
 
-    ``alpha_order`` is ``argsort(alpha, axis=1)``, if the caller has it.
+    ``alpha_order`` and ``returns_order`` are the row-wise argsorts, if the caller has them.
     """
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
     returns = np.ascontiguousarray(returns, dtype=np.float64)
     prev_alpha = np.ascontiguousarray(prev_alpha, dtype=np.float64)
     if alpha_order is None:
         alpha_order = np.argsort(alpha, axis=1)
+    if returns_order is None:
+        returns_order = np.argsort(returns, axis=1)
     return _rank_ic(
         alpha,
         prev_alpha,
@@ -37,7 +40,7 @@ def rank_ic(
         returns,
         np.ascontiguousarray(alpha_order),
         np.argsort(prev_alpha),
-        np.argsort(returns, axis=1),
+        np.ascontiguousarray(returns_order),
     )
 
 

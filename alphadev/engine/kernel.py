@@ -163,14 +163,17 @@ def _choose_sides(by_alpha, n, held, open_q, close_q, side):
     # The thresholds are found once per bar as ranks, with the same float division.
     keep_long_from = _first_rank_at_least(1.0 - close_q, n)
     keep_short_to = _first_rank_at_least_strictly_above(close_q, n)
-    for k in range(n):
+    # A symbol in both ranges (small n) is held on one side only: one of += and -=.
+    for k in range(keep_long_from, n):
         i = by_alpha[k]
-        if held[i] > 0.0 and k >= keep_long_from:
-            side[i] = 1
-            n_long += 1
-        elif held[i] < 0.0 and k < keep_short_to:
-            side[i] = -1
-            n_short += 1
+        keep = held[i] > 0.0
+        side[i] += keep
+        n_long += keep
+    for k in range(keep_short_to):
+        i = by_alpha[k]
+        keep = held[i] < 0.0
+        side[i] -= keep
+        n_short += keep
     # 5. Top up each leg to K from its candidates, strongest first, flat symbols only.
     n_open = max(1, int(np.floor(n * open_q)))
     for k in range(n - 1, n - 1 - n_open, -1):
@@ -199,10 +202,8 @@ def _leg_notionals(side, beta, n_long, n_short, gross_exposure):
     beta_long = 0.0
     beta_short = 0.0
     for i in range(side.shape[0]):
-        if side[i] > 0:
-            beta_long += beta[i]
-        elif side[i] < 0:
-            beta_short += beta[i]
+        beta_long += beta[i] if side[i] > 0 else 0.0
+        beta_short += beta[i] if side[i] < 0 else 0.0
     beta_long /= n_long
     beta_short /= n_short
     if beta_long <= 0.0 or beta_short <= 0.0:
@@ -234,11 +235,9 @@ def _kernel(
         long_pnl = 0.0
         short_pnl = 0.0
         for i in range(n_sym):
-            if held[i] != 0.0 and np.isfinite(returns[t, i]):
-                if held[i] > 0.0:
-                    long_pnl += held[i] * returns[t, i]
-                else:
-                    short_pnl += held[i] * returns[t, i]
+            r = returns[t, i] if np.isfinite(returns[t, i]) else 0.0
+            long_pnl += max(held[i], 0.0) * r
+            short_pnl += min(held[i], 0.0) * r
 
         # Steps 1-6: the new book (flat when fewer than two symbols are eligible).
         side[:] = 0
@@ -265,25 +264,17 @@ def _kernel(
         for i in range(n_sym):
             before = held[i]
             after = long_weight if side[i] > 0 else short_weight if side[i] < 0 else 0.0
-            if before == 0.0 and after == 0.0:
-                continue
             traded += abs(after - before)
             long_traded += abs(max(after, 0.0) - max(before, 0.0))
             short_traded += abs(min(after, 0.0) - min(before, 0.0))
-            if before > 0.0:
-                long_before += before
-            elif before < 0.0:
-                short_before -= before
-            if after > 0.0:
-                long_after += after
-            elif after < 0.0:
-                short_after -= after
-            if before != 0.0 and after == 0.0:
-                eligible = (
-                    np.isfinite(prices[t, i]) and np.isfinite(alpha[t, i]) and universe[t, i]
-                )
-                if not eligible or n < 2:
-                    forced_closes += 1
+            long_before += max(before, 0.0)
+            short_before -= min(before, 0.0)
+            long_after += max(after, 0.0)
+            short_after -= min(after, 0.0)
+            eligible = (
+                np.isfinite(prices[t, i]) & np.isfinite(alpha[t, i]) & universe[t, i] & (n >= 2)
+            )
+            forced_closes += (before != 0.0) & (after == 0.0) & ~eligible
             weights[t, i] = after
             held[i] = after
 

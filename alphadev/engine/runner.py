@@ -242,17 +242,19 @@ def simulate_arrays(
     """Kernel and IC on aligned arrays: (KernelOutput, ic, alpha order, returns).
 
     ``shared`` holds (order, returns, ic) computed before for the same arrays.  When
-    IC has to be computed, it runs on a second thread while the kernel runs (both
-    release the GIL), so a single backtest uses two cores.
+    IC has to be computed, the two row-wise sorts and then IC and the kernel run on two
+    threads (all release the GIL), so a single backtest uses two cores.
     """
     if shared is not None:
         order, returns, ic = shared
         ic_result = None
     else:
-        order = alpha_argsort(alpha)
         returns = bar_returns(prices, prev_prices)
+        returns_order = _threads.start(np.argsort, returns, 1)
+        order = alpha_argsort(alpha)
         ic_result = _threads.start(
-            rank_ic, alpha, returns, universe, prev_alpha, prev_universe, order
+            rank_ic, alpha, returns, universe, prev_alpha, prev_universe, order,
+            returns_order(),
         )
     out = run_kernel(
         prices, alpha, universe, betas, prev_prices, prev_weights,
