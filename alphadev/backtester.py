@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from alphadev import _threads
 from alphadev.comparison import comparison_table, write_comparison
 from alphadev.config import BacktestConfig
 from alphadev.errors import BacktestError
@@ -135,15 +136,34 @@ class Backtester:
                     self.slow_job_seconds, tracker,
                 )
             else:
-                for index in todo:
-                    outcome = _run_watched(
-                        configs[index], 1 if verbose else None, save_dir, self.slow_job_seconds
-                    )
-                    tracker.record(index, outcome)
+                self._run_sequentially(configs, todo, save_dir, verbose, tracker)
         finally:
             main.close()
             self.results = results
         return results
+
+    def _run_sequentially(
+        self, configs: list[BacktestConfig], todo: list[int], save_dir: Any, verbose: bool,
+        tracker: _Tracker,
+    ) -> None:
+        """One config after another; each result is saved while the next one runs.
+
+        At most one save is in flight, and it is always waited for, so a stop (an error
+        with ``stop_on_error``, Ctrl-C) never leaves a half-written result behind.
+        """
+        saving: tuple[int, Any] | None = None
+        try:
+            for index in todo:
+                finish = _run_watched(
+                    configs[index], 1 if verbose else None, save_dir, self.slow_job_seconds
+                )
+                previous, saving = saving, (index, finish)
+                if previous is not None:
+                    tracker.record(previous[0], previous[1]())
+        finally:
+            outcome = saving[1]() if saving is not None else None
+        if saving is not None:
+            tracker.record(saving[0], outcome)
 
     # ------------------------------------------------------------------ comparing
     def get_comparison_table(
@@ -265,6 +285,22 @@ def execute(
     config: BacktestConfig, save_dir: Any, progress: Any = None
 ) -> tuple[str, Any]:
     """Run (and save) one config: ("ok", result) or ("error", report); never raises."""
+    outcome, spill_dir = _compute(config, save_dir, progress)
+    return _save(config, outcome, save_dir, spill_dir)
+
+
+def start(config: BacktestConfig, save_dir: Any, progress: Any = None) -> Any:
+    """Run one config now and save it on a thread; the returned call joins and gives
+    ``execute``'s outcome.
+
+    Encoding the Parquet files releases the GIL, so a sequential sweep saves one result
+    while it simulates the next.
+    """
+    outcome, spill_dir = _compute(config, save_dir, progress)
+    return _threads.start(_save, config, outcome, save_dir, spill_dir)
+
+
+def _compute(config: BacktestConfig, save_dir: Any, progress: Any) -> tuple[tuple, Any]:
     from alphadev.cache import CACHE_SUBDIR
     from alphadev.engine.runner import run_backtest
 
@@ -273,13 +309,24 @@ def execute(
     if save_dir is not None and config.mode == "streaming":
         spill_dir = Path(save_dir) / f"{TMP_PREFIX}spill-{config.name}{owner_tag()}"
     try:
-        result = run_backtest(config, progress, cache_dir, spill_dir)
-        if save_dir is not None:
-            if progress:
-                progress("save")
-            result.save(save_dir)
-        return "ok", result
+        outcome = "ok", run_backtest(config, progress, cache_dir, spill_dir)
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal
+        outcome = "error", describe_failure(config, exc)
+    if outcome[0] == "ok" and save_dir is not None and progress:
+        progress("save")
+    return outcome, spill_dir
+
+
+def _save(
+    config: BacktestConfig, outcome: tuple[str, Any], save_dir: Any, spill_dir: Any
+) -> tuple[str, Any]:
+    """Save a successful result (its sequences are then re-read from disk on demand)."""
+    try:
+        if outcome[0] == "ok" and save_dir is not None:
+            outcome[1].save(save_dir)
+            outcome[1].drop_sequences()
+        return outcome
+    except Exception as exc:  # noqa: BLE001
         return "error", describe_failure(config, exc)
     finally:
         if spill_dir is not None:
@@ -287,11 +334,12 @@ def execute(
 
 
 def _run_single_backtest(
-    config: BacktestConfig, progress_position: int | None, save_dir: Any
-) -> tuple[str, Any]:
-    """One config with its own progress bar at ``progress_position`` (None: no bar)."""
+    config: BacktestConfig, progress_position: int | None, save_dir: Any, run: Any = execute
+) -> Any:
+    """``run`` (execute or start) of one config with its own progress bar at
+    ``progress_position`` (None: no bar)."""
     if progress_position is None:
-        return execute(config, save_dir)
+        return run(config, save_dir)
     bar = _Bar(
         total=stage_count(config), position=progress_position, desc=config.name[:40],
         leave=False, dynamic_ncols=True,
@@ -302,19 +350,20 @@ def _run_single_backtest(
         bar.update(1)
 
     try:
-        return execute(config, save_dir, progress)
+        return run(config, save_dir, progress)
     finally:
         bar.close()
 
 
 def _run_watched(
     config: BacktestConfig, position: int | None, save_dir: Any, slow_after: float
-) -> tuple[str, Any]:
+) -> Any:
+    """``start`` a config, warning once if running it takes longer than ``slow_after``."""
     timer = threading.Timer(slow_after, warn_slow, args=(config.name, slow_after))
     timer.daemon = True
     timer.start()
     try:
-        return _run_single_backtest(config, position, save_dir)
+        return _run_single_backtest(config, position, save_dir, start)
     finally:
         timer.cancel()
 

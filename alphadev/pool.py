@@ -56,8 +56,6 @@ def _worker_main(
             return
         index, config = job
         status, payload = _run_single_backtest(config, position, save_dir)
-        if status == "ok" and save_dir is not None:
-            payload.drop_sequences()  # the parent reads them lazily from disk
         conn.send((index, (status, payload)))
 
 

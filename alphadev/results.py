@@ -259,8 +259,10 @@ def write_long_table(frame: pd.DataFrame, path: Path) -> None:
             )
         else:
             arrays[name] = pa.array(column.to_numpy())
-    # Dictionary-encoding float columns costs more time than it saves space.
-    pq.write_table(pa.table(arrays), path, use_dictionary=["symbol"])
+    # Dictionary-encoding float columns, and min/max statistics of weights, cost more
+    # time than they save; statistics on timestamp and symbol let readers filter.
+    keys = ["timestamp", "symbol"]
+    pq.write_table(pa.table(arrays), path, use_dictionary=["symbol"], write_statistics=keys)
 
 
 def saved_state(config: BacktestConfig, save_dir: str | os.PathLike) -> str:

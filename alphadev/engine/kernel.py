@@ -291,19 +291,32 @@ def _kernel(
     return weights, gross, fees, turnover, long_return, short_return, forced_closes
 
 
-def book_changes(
-    weights: np.ndarray, prev_weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Long-format positions and trades of a weight matrix, in (bar, symbol) order.
+class BookChanges(NamedTuple):
+    """Long-format positions (the non-zero w[t, i]) and trades (w[t, i] != w[t-1, i])."""
 
-    Returns (pos_bar, pos_symbol, trade_bar, trade_symbol, trade_previous): positions
-    are the non-zero w[t, i]; trades the (t, i) where w[t, i] != w[t-1, i].
+    pos_time: np.ndarray
+    pos_symbol: np.ndarray
+    pos_weight: np.ndarray
+    trade_time: np.ndarray
+    trade_symbol: np.ndarray
+    trade_previous: np.ndarray
+    trade_weight: np.ndarray
+
+
+def book_changes(weights: np.ndarray, prev_weights: np.ndarray, times: np.ndarray) -> BookChanges:
+    """Positions and trades of a weight matrix, in (bar, symbol) order.
+
+    ``times`` holds one int64 stamp per bar; symbols are returned as column numbers.
     """
-    return _book_changes(np.ascontiguousarray(weights), np.ascontiguousarray(prev_weights))
+    return BookChanges(*_book_changes(
+        np.ascontiguousarray(weights),
+        np.ascontiguousarray(prev_weights),
+        np.ascontiguousarray(times, dtype=np.int64),
+    ))
 
 
 @numba.njit(cache=True, nogil=True)
-def _book_changes(weights, prev_weights):
+def _book_changes(weights, prev_weights, times):
     n_bars, n_sym = weights.shape
     n_pos = 0
     n_trade = 0
@@ -312,23 +325,32 @@ def _book_changes(weights, prev_weights):
         for i in range(n_sym):
             n_pos += weights[t, i] != 0.0
             n_trade += weights[t, i] != previous[i]
-    pos_bar = np.empty(n_pos, dtype=np.int64)
-    pos_symbol = np.empty(n_pos, dtype=np.int16)
-    trade_bar = np.empty(n_trade, dtype=np.int64)
-    trade_symbol = np.empty(n_trade, dtype=np.int16)
-    trade_previous = np.empty(n_trade)
+    # Branch-free compaction: every cell is written at the next free slot, which only
+    # advances past a kept cell; the spare last slot absorbs the cells after the last.
+    pos_time = np.empty(n_pos + 1, dtype=np.int64)
+    pos_symbol = np.empty(n_pos + 1, dtype=np.int16)
+    pos_weight = np.empty(n_pos + 1)
+    trade_time = np.empty(n_trade + 1, dtype=np.int64)
+    trade_symbol = np.empty(n_trade + 1, dtype=np.int16)
+    trade_previous = np.empty(n_trade + 1)
+    trade_weight = np.empty(n_trade + 1)
     p = 0
     q = 0
     for t in range(n_bars):
         previous = prev_weights if t == 0 else weights[t - 1]
         for i in range(n_sym):
-            if weights[t, i] != 0.0:
-                pos_bar[p] = t
-                pos_symbol[p] = i
-                p += 1
-            if weights[t, i] != previous[i]:
-                trade_bar[q] = t
-                trade_symbol[q] = i
-                trade_previous[q] = previous[i]
-                q += 1
-    return pos_bar, pos_symbol, trade_bar, trade_symbol, trade_previous
+            w = weights[t, i]
+            pos_time[p] = times[t]
+            pos_symbol[p] = i
+            pos_weight[p] = w
+            p += w != 0.0
+            trade_time[q] = times[t]
+            trade_symbol[q] = i
+            trade_previous[q] = previous[i]
+            trade_weight[q] = w
+            q += w != previous[i]
+    return (
+        pos_time[:n_pos], pos_symbol[:n_pos], pos_weight[:n_pos],
+        trade_time[:n_trade], trade_symbol[:n_trade], trade_previous[:n_trade],
+        trade_weight[:n_trade],
+    )

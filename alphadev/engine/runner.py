@@ -198,7 +198,7 @@ def _simulate(
     pnl = out.gross - out.fees
     equity = carry.equity * np.cumprod(1.0 + pnl)
 
-    pos_t, pos_i, trade_t, trade_i, trade_previous = book_changes(out.weights, carry.weights)
+    book = book_changes(out.weights, carry.weights, panel.bars[seg])
     carry.prices = prices[-1].copy()
     carry.weights = out.weights[-1].copy()
     carry.alpha = alpha[-1].copy()
@@ -216,13 +216,7 @@ def _simulate(
         "short_return": out.short_return,
         "ic": ic,
         "equity": equity,
-        "pos_time": panel.bars[seg][pos_t],
-        "pos_symbol": pos_i,
-        "pos_weight": out.weights[pos_t, pos_i],
-        "trade_time": panel.bars[seg][trade_t],
-        "trade_symbol": trade_i,
-        "trade_previous": trade_previous,
-        "trade_weight": out.weights[trade_t, trade_i],
+        **book._asdict(),
     }
     return part, out.forced_closes
 
