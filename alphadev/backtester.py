@@ -154,12 +154,15 @@ class Backtester:
         saving: tuple[int, Any] | None = None
         try:
             for index in todo:
-                finish = _run_watched(
+                computed, finish = _run_watched(
                     configs[index], 1 if verbose else None, save_dir, self.slow_job_seconds
                 )
                 previous, saving = saving, (index, finish)
                 if previous is not None:
                     tracker.record(previous[0], previous[1]())
+                if not computed:  # a failure is reported (and may stop the run) at once
+                    saving = None
+                    tracker.record(index, finish())
         finally:
             outcome = saving[1]() if saving is not None else None
         if saving is not None:
@@ -289,15 +292,15 @@ def execute(
     return _save(config, outcome, save_dir, spill_dir)
 
 
-def start(config: BacktestConfig, save_dir: Any, progress: Any = None) -> Any:
-    """Run one config now and save it on a thread; the returned call joins and gives
-    ``execute``'s outcome.
+def start(config: BacktestConfig, save_dir: Any, progress: Any = None) -> tuple[bool, Any]:
+    """Run one config now and save it on a thread: (whether the run succeeded, a call
+    that joins the save and gives ``execute``'s outcome).
 
     Encoding the Parquet files releases the GIL, so a sequential sweep saves one result
     while it simulates the next.
     """
     outcome, spill_dir = _compute(config, save_dir, progress)
-    return _threads.start(_save, config, outcome, save_dir, spill_dir)
+    return outcome[0] == "ok", _threads.start(_save, config, outcome, save_dir, spill_dir)
 
 
 def _compute(config: BacktestConfig, save_dir: Any, progress: Any) -> tuple[tuple, Any]:
