@@ -38,7 +38,6 @@ except ImportError:  # Windows: renames are still atomic, writers are not serial
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
 LOCK_DIR = ".locks"
-SEQUENCE_FILES = ("returns", "positions", "trades")
 
 
 @dataclass
@@ -149,8 +148,11 @@ class BacktestResult:
             if self.path is None:
                 raise RuntimeError(f"result {self.name!r} has neither sequences nor a path")
             folder = self.path / "sequences"
-            frames = {k: pd.read_parquet(folder / f"{k}.parquet") for k in SEQUENCE_FILES}
-            self._sequences = Sequences(**frames)
+            self._sequences = Sequences(  # the long tables are read on each use
+                returns=pd.read_parquet(folder / "returns.parquet"),
+                positions=folder / "positions.parquet",
+                trades=folder / "trades.parquet",
+            )
         return self._sequences
 
     # ------------------------------------------------------------------ display

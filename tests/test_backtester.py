@@ -84,6 +84,7 @@ def test_sequential_save_overlap_keeps_every_result(market: Path, tmp_path: Path
         assert b.path == tmp_path / "out" / a.name
         assert b._sequences is None  # dropped after saving: memory stays flat
         _assert_same(a, b)
+        assert isinstance(b._sequences.trades, Path)  # long tables are read per use
 
 
 def test_num_processes_validation(market: Path) -> None:
