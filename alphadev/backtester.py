@@ -292,7 +292,7 @@ def execute(
     return _save(config, outcome, save_dir, spill_dir)
 
 
-def start(config: BacktestConfig, save_dir: Any, progress: Any = None) -> tuple[bool, Any]:
+def start_backtest(config: BacktestConfig, save_dir: Any, progress: Any = None) -> tuple[bool, Any]:
     """Run one config now and save it on a thread: (whether the run succeeded, a call
     that joins the save and gives ``execute``'s outcome).
 
@@ -339,7 +339,7 @@ def _save(
 def _run_single_backtest(
     config: BacktestConfig, progress_position: int | None, save_dir: Any, run: Any = execute
 ) -> Any:
-    """``run`` (execute or start) of one config with its own progress bar at
+    """``run`` (execute or start_backtest) of one config with its own progress bar at
     ``progress_position`` (None: no bar)."""
     if progress_position is None:
         return run(config, save_dir)
@@ -361,12 +361,12 @@ def _run_single_backtest(
 def _run_watched(
     config: BacktestConfig, position: int | None, save_dir: Any, slow_after: float
 ) -> Any:
-    """``start`` a config, warning once if running it takes longer than ``slow_after``."""
+    """``start_backtest`` a config, warning once if running it takes longer than ``slow_after``."""
     timer = threading.Timer(slow_after, warn_slow, args=(config.name, slow_after))
     timer.daemon = True
     timer.start()
     try:
-        return _run_single_backtest(config, position, save_dir, start)
+        return _run_single_backtest(config, position, save_dir, start_backtest)
     finally:
         timer.cancel()
 
