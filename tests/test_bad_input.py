@@ -15,26 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphadev import Alpha, BacktestConfig, Backtester, CSVDataLoader
+from alphadev import BacktestConfig, Backtester, CSVDataLoader
 from alphadev.engine.runner import run_backtest
+from tests.alphas import EchoAlpha
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
 CONFIG_NAME = "bad_input_case"
 
 
 # --------------------------------------------------------------------------- alphas
-class EchoAlpha(Alpha):
-    """alpha = the loaded ``value`` column."""
-
-    lookback = 60
-
-    def reset(self) -> None:
-        pass
-
-    def compute(self, data: pd.DataFrame) -> pd.DataFrame:
-        return data.rename(columns={"value": "alpha"})[["alpha"]]
-
-
 class ParamAlpha(EchoAlpha):
     """An alpha with one required and one optional parameter."""
 

@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 
 from alphadev import (
-    Alpha,
     BacktestConfig,
     CompositeDataLoader,
     CSVDataLoader,
@@ -26,21 +25,9 @@ from alphadev import (
 )
 from alphadev.data import files
 from alphadev.engine.runner import run_backtest
+from tests.alphas import EchoAlpha
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
-
-
-class EchoAlpha(Alpha):
-    lookback = 60
-
-    def __init__(self, scale: float = 1.0) -> None:
-        self.scale = scale
-
-    def reset(self) -> None:
-        pass
-
-    def compute(self, data: pd.DataFrame) -> pd.DataFrame:
-        return data.rename(columns={"value": "alpha"})[["alpha"]] * self.scale
 
 
 class CloseAlpha(EchoAlpha):

@@ -27,6 +27,7 @@ from alphadev import BacktestConfig
 from alphadev.alpha import Alpha
 from alphadev.data import CSVDataLoader
 from alphadev.engine.runner import run_backtest
+from tests.alphas import EchoAlpha
 from tests.reference import reference_backtest
 
 ATOL = 1e-12
@@ -34,18 +35,6 @@ RTOL = 1e-12
 SEQ_COLUMNS = ["pnl", "gross", "fees", "turnover", "long_return", "short_return", "ic", "equity"]
 POOL = ["ETHUSDT", "BTCUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT", "DOGEUSDT"]
 UNREQUESTED = "AAAUSDT"  # sorts first; present in the files but never requested
-
-
-class EchoAlpha(Alpha):
-    """alpha = the alpha loader's ``value`` column, row by row."""
-
-    lookback = 60
-
-    def reset(self):
-        pass
-
-    def compute(self, data):
-        return data.rename(columns={"value": "alpha"})[["alpha"]]
 
 
 class RollingMeanAlpha(Alpha):
