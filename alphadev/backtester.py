@@ -14,7 +14,6 @@ import os
 import shutil
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 from alphadev import _threads
 from alphadev.comparison import comparison_table, write_comparison
 from alphadev.config import BacktestConfig
+from alphadev.errorlog import append_error_log
 from alphadev.errors import BacktestError
 from alphadev.grid import expand_grid
 from alphadev.results import (
@@ -418,9 +418,9 @@ class _Tracker:
         self.failures += 1
         if self.verbose:
             tqdm.write(payload, file=sys.stderr)
-        if self.err_path is not None:
-            with open(self.err_path, "a", encoding="utf-8") as fh:
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-                fh.write(f"=== {stamp}\n{payload}\n")
+        logged = self.err_path is not None and append_error_log(self.err_path, payload)
+        if not self.verbose:  # quiet runs still name every failure
+            where = f"traceback in {self.err_path}" if logged else payload
+            log.warning("config %r failed: %s", self.configs[index].name, where)
         if self.stop_on_error:
             raise BacktestError(payload)

@@ -18,6 +18,7 @@ from alphadev._jsonable import jsonable, qualified_name
 from alphadev.alpha import Alpha
 from alphadev.data.files import stat_file
 from alphadev.data.loaders import DataLoader
+from alphadev.validation import check_scalar
 from alphadev.version import RESULTS_VERSION, __version__
 
 _NAME_CHARS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.,=+@-]*$")
@@ -185,33 +186,32 @@ class BacktestConfig:
 
     def _validate_portfolio(self) -> None:
         q = self.quantile
-        if (
-            not isinstance(q, (tuple, list))
-            or len(q) != 2
-            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in q)
-        ):
+        if isinstance(q, (str, bytes)) or not isinstance(q, Sequence) or len(q) != 2:
             raise ValueError(
                 f"quantile={q!r} must be a pair (open_quantile, close_quantile), e.g. (0.2, 0.2)"
             )
-        open_q, close_q = float(q[0]), float(q[1])
-        for label, value in (("open_quantile", open_q), ("close_quantile", close_q)):
-            if not 0.0 < value <= 0.5:
-                raise ValueError(f"quantile={q!r}: {label}={value} must be in (0, 0.5]")
+        open_q, close_q = (
+            check_scalar(
+                f"quantile={q!r}: {label}", value, low=0.0, high=0.5, low_open=True,
+                hint="a pair (open_quantile, close_quantile) such as (0.2, 0.2)",
+            )
+            for label, value in zip(("open_quantile", "close_quantile"), q)
+        )
         if open_q > close_q:
             raise ValueError(
                 f"quantile={q!r}: open_quantile {open_q} must be <= close_quantile {close_q} "
                 "(positions would be closed as soon as they are opened)"
             )
         self._set("quantile", (open_q, close_q))
-        if not _is_real(self.gross_exposure) or not self.gross_exposure > 0:
-            raise ValueError(f"gross_exposure={self.gross_exposure!r} must be a number > 0")
-        self._set("gross_exposure", float(self.gross_exposure))
-        if not _is_real(self.trading_fee_rate) or not self.trading_fee_rate >= 0:
-            raise ValueError(
-                f"trading_fee_rate={self.trading_fee_rate!r} must be a number >= 0 "
-                "(4.5e-4 is 4.5 bps)"
-            )
-        self._set("trading_fee_rate", float(self.trading_fee_rate))
+        self._set(
+            "gross_exposure",
+            check_scalar("gross_exposure", self.gross_exposure, low=0.0, low_open=True),
+        )
+        self._set(
+            "trading_fee_rate",
+            check_scalar("trading_fee_rate", self.trading_fee_rate, low=0.0, high=1.0,
+                         hint="a fraction of traded notional: 4.5e-4 is 4.5 bps"),
+        )
 
     def _validate_mode(self) -> None:
         if not isinstance(self.frequency, str):
@@ -220,10 +220,8 @@ class BacktestConfig:
         if self.mode not in ("batch", "streaming"):
             raise ValueError(f"mode={self.mode!r} must be 'batch' or 'streaming'")
         if self.chunk_days is not None:
-            if isinstance(self.chunk_days, bool) or not isinstance(self.chunk_days, int):
-                raise TypeError(f"chunk_days={self.chunk_days!r} must be a positive integer")
-            if self.chunk_days < 1:
-                raise ValueError(f"chunk_days={self.chunk_days!r} must be a positive integer")
+            chunk_days = check_scalar("chunk_days", self.chunk_days, integer=True, low=1)
+            self._set("chunk_days", chunk_days)
             if (self.chunk_days * DAY_NS) % bar_ns:
                 raise ValueError(
                     f"chunk_days={self.chunk_days} is not a whole number of "
@@ -231,14 +229,11 @@ class BacktestConfig:
                 )
         elif self.mode == "streaming":
             raise ValueError("mode='streaming' needs chunk_days (e.g. chunk_days=30)")
-        if (
-            isinstance(self.max_fill_bars, bool)
-            or not isinstance(self.max_fill_bars, int)
-            or self.max_fill_bars < 0
-        ):
-            raise ValueError(
-                f"max_fill_bars={self.max_fill_bars!r} must be an integer >= 0 (0 = no filling)"
-            )
+        self._set(
+            "max_fill_bars",
+            check_scalar("max_fill_bars", self.max_fill_bars, integer=True, low=0,
+                         hint="0 = no filling"),
+        )
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -329,10 +324,6 @@ class BacktestConfig:
             "alphadev_version": __version__,
             "results_version": RESULTS_VERSION,
         }
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def _source_digest(cls: type) -> str | None:

@@ -12,16 +12,18 @@ import datetime as dt
 import hashlib
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from alphadev.config import MAX_NAME_LENGTH, BacktestConfig
+from alphadev.validation import plain
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+@-]")
 
 
 def value_token(value: Any) -> str:
     """A short, directory-safe spelling of a grid value."""
+    value = plain(value)
     if isinstance(value, bool) or value is None:
         return str(value).lower()
     if isinstance(value, float):
@@ -49,6 +51,18 @@ def grid_name(base: str, values: Mapping[str, Any]) -> str:
     return name
 
 
+def _grid_values(label: str, key: str, values: Any) -> list[Any]:
+    """Any non-empty sequence or array of values (not a string or a mapping)."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ValueError(
+            f"{label}[{key!r}]={values!r} must be a non-empty list (or array) of values"
+        )
+    listed = [plain(v) for v in values]
+    if not listed:
+        raise ValueError(f"{label}[{key!r}] is empty; give at least one value")
+    return listed
+
+
 def expand_grid(
     base: BacktestConfig,
     param_grid: Mapping[str, Sequence[Any]] | None,
@@ -71,17 +85,14 @@ def expand_grid(
     clash = set(param_grid) & set(setting_grid)
     if clash:
         raise ValueError(f"grid keys {sorted(clash)} appear in both param_grid and setting_grid")
-    for label, grid in (("param_grid", param_grid), ("setting_grid", setting_grid)):
-        for key, values in grid.items():
-            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-                raise ValueError(
-                    f"{label}[{key!r}]={values!r} must be a non-empty list of values"
-                )
-
-    axes = {**param_grid, **setting_grid}
+    axes = {
+        key: _grid_values(label, key, values)
+        for label, grid in (("param_grid", param_grid), ("setting_grid", setting_grid))
+        for key, values in grid.items()
+    }
     keys = list(axes)
     configs = []
-    for combo in itertools.product(*(list(axes[k]) for k in keys)):
+    for combo in itertools.product(*(axes[k] for k in keys)):
         point = dict(zip(keys, combo))
         alpha_kwargs = {**base.alpha_kwargs, **{k: point[k] for k in param_grid}}
         settings = {k: point[k] for k in setting_grid}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,14 @@ import pandas as pd
 
 def synthetic_market(
     n_symbols: int, days: int, seed: int = 0, start: str = "2024-01-01", freq: str = "1h",
-    momentum: float = 0.05, signal_noise: float = 25.0,
+    momentum: float = 0.05, signal_noise: float = 25.0, symbols: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Long-format frame: timestamp, symbol, close, value."""
+    """Long-format frame: timestamp, symbol, close, value.
+
+    Symbols are ``S000USDT``, ``S001USDT``, ... unless ``symbols`` names them.
+    """
+    if symbols is not None and len(symbols) != n_symbols:
+        raise ValueError(f"symbols={list(symbols)!r} must name exactly n_symbols={n_symbols}")
     rng = np.random.default_rng(seed)
     stamps = pd.date_range(start, periods=int(days * pd.Timedelta("1D") / pd.Timedelta(freq)),
                            freq=freq, tz="UTC")
@@ -33,7 +39,8 @@ def synthetic_market(
     close = 100.0 * np.exp(np.cumsum(returns, axis=0)) * rng.uniform(0.5, 2.0, n_symbols)
     upcoming = np.vstack([returns[1:], np.zeros((1, n_symbols))])
     value = upcoming + rng.normal(0.0, 0.01 * signal_noise, (n_bars, n_symbols))
-    symbols = [f"S{k:03d}USDT" for k in range(n_symbols)]
+    if symbols is None:
+        symbols = [f"S{k:03d}USDT" for k in range(n_symbols)]
     return pd.DataFrame(
         {
             "timestamp": np.repeat(stamps, n_symbols),
@@ -72,9 +79,15 @@ def publish_once(
 
 def write_synthetic_market(
     folder: str | os.PathLike, n_symbols: int = 20, days: int = 60, seed: int = 0,
-    fmt: str = "csv",
+    fmt: str = "csv", symbols: Sequence[str] | None = None, start: str = "2024-01-01",
 ) -> dict[str, Path]:
-    """prices.<ext>, values.<ext> and beta.csv in ``folder`` (created if missing)."""
+    """prices.<ext>, values.<ext> and beta.csv in ``folder`` (created if missing).
+
+    ``symbols`` names the symbols (then ``n_symbols`` is their number); the data are
+    synthetic and mean nothing about real markets.
+    """
+    if symbols is not None:
+        n_symbols = len(symbols)
     folder = Path(folder)
     ext = "parquet" if fmt == "parquet" else "csv"
     paths = {
@@ -84,7 +97,7 @@ def write_synthetic_market(
     }
     if all(p.exists() for p in paths.values()):
         return paths
-    market = synthetic_market(n_symbols, days, seed)
+    market = synthetic_market(n_symbols, days, seed, start=start, symbols=symbols)
     if fmt == "csv":
         market["timestamp"] = market["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     week = n_symbols * 24 * 7

@@ -166,11 +166,20 @@ def _run(
         trades=trades.finish(_trades_frame(None, symbols)),
     )
     metrics = compute_metrics(sequences.returns, config.bar_nanos, config.frequency)
+    warnings = []
+    if not np.any(sequences.returns["turnover"].to_numpy() > 0):
+        warnings.append(
+            f"config {config.name!r} traded nothing: no bar had two or more eligible symbols "
+            "(price, alpha and universe all present). Check that compute() returns "
+            "non-NaN alpha, the symbols, the universe and the dates"
+        )
+        log.warning("%s", warnings[-1])
     metadata = {
         "forced_closes": forced,
         "symbols_without_data": missing,
         "num_bars": len(sequences.returns),
         "runtime_seconds": time.perf_counter() - began,
+        "warnings": warnings,
     }
     return BacktestResult(config=config, metrics=metrics, metadata=metadata, sequences=sequences)
 
