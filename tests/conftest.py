@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from alphadev import BacktestConfig, CSVDataLoader
+from alphadev import cache as panel_cache
+from alphadev.data import files as parsed_files
 from tests.alphas import EchoAlpha
 
 SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT", "EEEUSDT"]
@@ -55,3 +57,21 @@ def make_config(folder: Path, name: str = "base", alpha_class=EchoAlpha, **overr
 @pytest.fixture
 def market(tmp_path: Path) -> Path:
     return write_market(tmp_path / "data")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> None:
+    """Load (or compile) the kernels once, so the cold compile lands on no single test."""
+    from alphadev.engine.runner import warm_up
+
+    warm_up()
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_caches():
+    """Each test starts as a fresh process would: no parsed files, no panels in memory."""
+    parsed_files.clear_cache()
+    panel_cache.clear_memory()
+    yield
+    parsed_files.clear_cache()
+    panel_cache.clear_memory()

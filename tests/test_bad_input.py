@@ -17,6 +17,7 @@ import pytest
 
 from alphadev import BacktestConfig, Backtester, CSVDataLoader
 from alphadev.engine.runner import run_backtest
+from alphadev.errors import DataError
 from tests.alphas import EchoAlpha
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
@@ -427,7 +428,7 @@ def test_bad_alpha_output_is_recorded_by_run_all(base, tmp_path):
 def test_missing_beta_file(base, tmp_path):
     missing = tmp_path / "betas_missing.csv"
     config = BacktestConfig(**{**base, "beta_csv_path": str(missing)})
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(DataError) as info:
         run_backtest(config)
     message = str(info.value)
     assert "beta_csv_path" in message

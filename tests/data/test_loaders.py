@@ -340,8 +340,11 @@ def test_composite_column_from_two_loaders_is_an_error(tmp_path, data_csv):
 
 def test_composite_user_loader_column_clash_is_an_error(data_csv):
     user = CountingLoader("value", [("2024-01-01T00:00:00Z", "AAA", 1.0)])
-    with pytest.raises(ValueError, match="'value'"):
+    with pytest.raises(ValueError) as info:
         CompositeDataLoader([CSVDataLoader(str(data_csv), "value"), user])
+    message = str(info.value)
+    assert "column 'value'" in message and "CSVDataLoader(" in message
+    assert "CountingLoader(" in message and "column_name=" in message
 
 
 def test_composite_same_loader_twice_is_read_once():
