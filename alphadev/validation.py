@@ -60,7 +60,7 @@ def check_scalar(
     wanted_type = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, wanted_type):
         raise TypeError(f"{name}={value!r} must be {allowed}{suffix}")
-    number: int | float = int(value) if integer else float(plain(value))
+    number: int | float = int(plain(value)) if integer else float(plain(value))
     if not integer and not math.isfinite(number):
         raise ValueError(f"{name}={value!r} must be {allowed}{suffix}")
     too_low = low is not None and (number <= low if low_open else number < low)
