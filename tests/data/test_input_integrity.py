@@ -455,3 +455,11 @@ def test_config_symbol_with_surrounding_whitespace_is_rejected(tmp_path, symbol)
         _config(tmp_path / "x.csv", symbols=[symbol, "BBB"])
     message = str(info.value)
     assert "symbols" in message and repr(symbol) in message and "'AAA'" in message
+
+
+def test_beta_file_with_spaces_in_header_and_symbols(tmp_path):
+    from alphadev.data import beta
+
+    path = tmp_path / "beta.csv"
+    path.write_text("symbol, beta, status\n AAA,0.5,ok\nBBB ,2.0, OK\n")
+    np.testing.assert_array_equal(beta.load_betas(path, ["AAA", "BBB", "CCC"]), [0.5, 2.0, 1.0])
