@@ -143,6 +143,12 @@ class BacktestConfig:
         bad = [s for s in self.symbols if not isinstance(s, str) or not s]
         if bad:
             raise TypeError(f"symbols contains {bad[0]!r}; every symbol must be a non-empty str")
+        padded = [s for s in self.symbols if s != s.strip()]
+        if padded:
+            raise ValueError(
+                f"symbols contains {padded[0]!r} with surrounding whitespace; write "
+                f"{padded[0].strip()!r} (symbols in data files are read without it)"
+            )
         dups = sorted({s for s in self.symbols if list(self.symbols).count(s) > 1})
         if dups:
             raise ValueError(f"symbols has duplicates {dups}; list each symbol once")

@@ -17,7 +17,7 @@ import pandas as pd
 from alphadev.alpha import Alpha, lookback_timedelta
 from alphadev.config import BacktestConfig
 from alphadev.data.loaders import CompositeDataLoader, load_range, normalize_frame
-from alphadev.errors import AlphaError
+from alphadev.errors import AlphaError, DataError
 
 EPOCH = pd.Timestamp(0, tz="UTC")
 
@@ -67,15 +67,19 @@ def build_panel(
         progress("load data")
     loader = CompositeDataLoader([config.price_loader, *config.alpha_loaders])
     data = loader.load_range(load_start, end, symbols)
+    check_values(config, data)
+    # Everything the engine needs from ``data`` is copied out before the alpha sees it:
+    # compute() may edit its input freely without touching the prices traded on.
+    prices, observed = to_bars(data["close"], symbols, load_start.value, n_all, bar_ns)
 
     if progress:
         progress("compute alpha")
     alpha.reset()
     scores = _alpha_scores(alpha, data, config)
+    del data
 
     if progress:
         progress("align")
-    prices, observed = to_bars(data["close"], symbols, load_start.value, n_all, bar_ns)
     alpha_values, alpha_observed = to_bars(scores, symbols, load_start.value, n_all, bar_ns)
     prices = fill_forward(prices, observed, config.max_fill_bars)
     alpha_values = fill_forward(alpha_values, alpha_observed, config.max_fill_bars)
@@ -137,6 +141,39 @@ def fill_forward(values: np.ndarray, observed: np.ndarray, limit: int | None) ->
         usable &= rows - last_seen <= limit
     cols = np.broadcast_to(np.arange(values.shape[1]), values.shape)
     return np.where(usable, values[np.maximum(last_seen, 0), cols], np.nan)
+
+
+def check_values(config: BacktestConfig, data: pd.DataFrame) -> None:
+    """Prices must be finite and > 0, other loaded columns finite or NaN (no observation).
+
+    A zero or negative price would be traded (or divide by zero) and an infinite value
+    poisons every statistic it touches, so they stop the run naming the file and row.
+    """
+    for column in data.columns:
+        values = data[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isinf(values)
+        if column == "close":
+            bad |= values <= 0
+        if not bad.any():
+            continue
+        k = int(np.flatnonzero(bad)[0])
+        stamp, symbol = data.index[k]
+        is_price = column == "close"
+        loader = config.price_loader if is_price else next(
+            (x for x in config.alpha_loaders if column in x.get_columns()), config.price_loader
+        )
+        field = "price_loader" if is_price else "alpha_loaders"
+        where = f"{field} {loader!r}"
+        file_of = getattr(loader, "file_of", None)
+        path = file_of(stamp, symbol, config.symbols) if file_of is not None else None
+        if path is not None:
+            where += f": file {path!r}"
+        rule = "prices must be finite and > 0" if is_price else "values must be finite"
+        raise DataError(
+            f"{where} has {column}={float(values[k])!r} for symbol {symbol!r} at {stamp} "
+            f"({int(bad.sum())} bad row(s) in the loaded window); {rule}: correct the "
+            "file, or leave the cell empty for 'no observation'"
+        )
 
 
 def _alpha_scores(alpha: Alpha, data: pd.DataFrame, config: BacktestConfig) -> pd.Series:

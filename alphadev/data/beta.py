@@ -34,12 +34,15 @@ def _parse(path: str) -> dict[str, float]:
         frame = pd.read_csv(path)
     except Exception as exc:
         raise DataError(f"beta_csv_path: cannot read {path!r}: {exc}") from exc
+    # ``symbol, beta, status`` headers and `` BTCUSDT`` cells mean what they say
+    frame.columns = [c.strip() if isinstance(c, str) else c for c in frame.columns]
     missing = [c for c in ("symbol", "beta", "status") if c not in frame.columns]
     if missing:
         raise DataError(
             f"beta_csv_path: file {path!r} has no column {missing[0]!r} (it has "
             f"{list(frame.columns)}); a beta file needs columns symbol, beta, status"
         )
+    frame["symbol"] = frame["symbol"].astype(str).str.strip()
     status = frame["status"].astype(str).str.strip().str.lower()
     beta = pd.to_numeric(frame["beta"], errors="coerce")
     usable = frame[(status == "ok") & np.isfinite(beta)]

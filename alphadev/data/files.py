@@ -39,13 +39,21 @@ def stat_file(path: str, owner: str) -> FileStat:
 
 @dataclass
 class Table:
-    """A parsed file: rows sorted by time, timestamps as int64 UTC nanoseconds."""
+    """A parsed file: rows sorted by time, timestamps as int64 UTC nanoseconds.
+
+    The arrays are shared by every loader and config of the process, so they are
+    read-only: nothing downstream (an alpha included) can change them in place.
+    """
 
     path: str
     timestamps: np.ndarray
     symbols: pd.Categorical
     raw: pd.DataFrame
+    file_columns: list[str] = field(default_factory=list)
     _floats: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.timestamps = _frozen(self.timestamps)
 
     @property
     def columns(self) -> list[str]:
@@ -54,8 +62,16 @@ class Table:
     def values(self, col: str, owner: str) -> np.ndarray:
         """Column ``col`` as float64 (NaN = no observation), converted once."""
         if col not in self._floats:
-            self._floats[col] = _to_float(self.raw[col], self.path, col, owner)
+            self._floats[col] = _frozen(_to_float(self.raw[col], self.path, col, owner))
         return self._floats[col]
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only copy backed by immutable bytes: no view of it can be made writeable.
+
+    (A plain ``flags.writeable = False`` is advisory: a view can switch it back on.)
+    """
+    return np.frombuffer(array.tobytes(), dtype=array.dtype)
 
 
 _CACHE: dict[tuple, Table] = {}
@@ -73,6 +89,7 @@ def read_table(
     default_symbol: str | None = None,
     fmt: str = "csv",
     window: tuple[int, int] | None = None,
+    timestamp_format: str | None = None,
 ) -> Table:
     """The parsed table of a CSV or Parquet file, from the cache when unchanged.
 
@@ -84,23 +101,30 @@ def read_table(
     """
     if window is not None and not (fmt == "parquet" and _has_timestamp_type(stat, timestamp_col)):
         window = None
-    key = (stat, fmt, timestamp_col, symbol_col, default_symbol, window)
+    key = (stat, fmt, timestamp_col, symbol_col, default_symbol, window, timestamp_format)
     cache = _CACHE if window is None else _WINDOW_CACHE
     table = cache.get(key)
     if table is None:
         for store in (_CACHE, _WINDOW_CACHE):
             for old in [k for k in store if k[0].path == stat.path and k[0] != stat]:
                 del store[old]  # the file changed: drop its previous parse
-        table = _parse(stat.path, fmt, timestamp_col, symbol_col, owner, default_symbol, window)
+        table = _parse(
+            stat.path, fmt, timestamp_col, symbol_col, owner, default_symbol, window,
+            timestamp_format,
+        )
         cache[key] = table
         PARSE_COUNT[stat.path] = PARSE_COUNT.get(stat.path, 0) + 1
         while len(_WINDOW_CACHE) > WINDOW_SLOTS:
             _WINDOW_CACHE.popitem(last=False)
     for col in value_cols:
         if col not in table.raw.columns:
+            hint = (
+                f"set column_name to one of {table.columns}" if table.columns else
+                f"it has no value column besides {timestamp_col!r} and {symbol_col!r}"
+            )
             raise DataError(
                 f"{owner}: file {stat.path!r} has no column {col!r} "
-                f"(it has {sorted(table.columns)}); set column_name to one of them"
+                f"(its columns are {table.file_columns}); {hint}"
             )
     return table
 
@@ -140,6 +164,7 @@ def _parse(
     owner: str,
     default_symbol: str | None,
     window: tuple[int, int] | None = None,
+    timestamp_format: str | None = None,
 ) -> Table:
     try:
         if window is not None:
@@ -147,29 +172,33 @@ def _parse(
         elif fmt == "parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, dtype={symbol_col: "category"})
+            dtypes = {symbol_col: "category"}
+            if timestamp_format is not None:  # digits such as 20240102 are text here
+                dtypes[timestamp_col] = "str"
+            frame = pd.read_csv(path, dtype=dtypes)
     except Exception as exc:
         raise DataError(f"{owner}: cannot read {path!r}: {exc}") from exc
+    frame = _strip_column_names(frame, path, owner)
 
     required = [timestamp_col] + ([] if default_symbol is not None else [symbol_col])
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(
-            f"{owner}: file {path!r} has no column {missing[0]!r} (it has "
+            f"{owner}: file {path!r} has no column {missing[0]!r} (its columns are "
             f"{list(frame.columns)}); rename the column or pass "
             f"{'timestamp_col' if missing[0] == timestamp_col else 'symbol_col'}="
         )
-    timestamps = _parse_timestamps(frame[timestamp_col], path, timestamp_col, owner)
+    timestamps = _parse_timestamps(
+        frame[timestamp_col], path, timestamp_col, owner, timestamp_format
+    )
     if symbol_col in frame.columns:
-        categorical = pd.Categorical(frame[symbol_col].astype("category"))
-        categorical = categorical.rename_categories(
-            [str(c) for c in categorical.categories]
-        )
+        categorical = _stripped_symbols(frame[symbol_col])
     else:
         categorical = pd.Categorical.from_codes(
             np.zeros(len(frame), dtype=np.int8), categories=[default_symbol]
         )
 
+    file_columns = [str(c) for c in frame.columns]
     raw = frame.drop(columns=[c for c in (timestamp_col, symbol_col) if c in frame.columns])
     if not _non_decreasing(timestamps):  # most files are written in time order already
         order = np.argsort(timestamps, kind="stable")
@@ -179,26 +208,78 @@ def _parse(
         )
         raw = raw.iloc[order].reset_index(drop=True)
     _check_duplicates(timestamps, categorical, path, owner)
-    return Table(path, timestamps, categorical, raw)
+    return Table(path, timestamps, categorical, raw, file_columns)
 
 
-def _parse_timestamps(raw: pd.Series, path: str, col: str, owner: str) -> np.ndarray:
+def _strip_column_names(frame: pd.DataFrame, path: str, owner: str) -> pd.DataFrame:
+    """Column names without surrounding spaces (``timestamp, symbol, close`` headers).
+
+    A Parquet file written with its (timestamp, symbol) index keeps those as columns.
+    """
+    if any(name is not None for name in frame.index.names):
+        frame = frame.reset_index()
+    names = [c.strip() if isinstance(c, str) else c for c in frame.columns]
+    if names == list(frame.columns):
+        return frame
+    clash = sorted({str(n) for n in names if names.count(n) > 1})
+    if clash:
+        raise DataError(
+            f"{owner}: file {path!r} has columns {list(frame.columns)}, which name "
+            f"{clash[0]!r} twice once surrounding spaces are removed; rename one of them"
+        )
+    return frame.set_axis(names, axis=1)
+
+
+def _stripped_symbols(column: pd.Series) -> pd.Categorical:
+    """Symbols as a categorical of str without surrounding spaces (`` BTCUSDT`` is BTCUSDT).
+
+    Works on the categories (few), not on every row.
+    """
+    categorical = pd.Categorical(column.astype("category"))
+    names = pd.Index([str(c).strip() for c in categorical.categories], dtype=object)
+    if not names.has_duplicates:
+        return categorical.rename_categories(list(names))
+    unique = names.unique()
+    recode = unique.get_indexer(names)
+    codes = categorical.codes
+    new_codes = np.where(codes >= 0, recode[np.maximum(codes, 0)], -1)
+    return pd.Categorical.from_codes(new_codes, categories=list(unique))
+
+
+TIMESTAMP_HELP = (
+    "write ISO 8601 such as 2024-01-02T00:00:00Z (any offset; no offset means UTC) or "
+    "epoch numbers, or pass the loader a strptime format, e.g. "
+    "timestamp_format='%d/%m/%Y %H:%M' for 02/01/2024 00:00 meaning 2 January"
+)
+
+
+def _parse_timestamps(
+    raw: pd.Series, path: str, col: str, owner: str, timestamp_format: str | None = None
+) -> np.ndarray:
+    """UTC nanoseconds; text is ISO 8601 only, unless ``timestamp_format`` says otherwise.
+
+    No guessing: a parser that tries several conventions reads 02/01/2024 as 1 February
+    and 13/01/2024 as 13 January in the same file.
+    """
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = pd.to_datetime(raw, utc=True)
+        problem = "an empty timestamp"
+    elif timestamp_format is not None:
+        text = raw.astype("string").str.strip()
+        parsed = pd.to_datetime(text, utc=True, format=timestamp_format, errors="coerce")
+        problem = f"a timestamp that does not match timestamp_format={timestamp_format!r}"
     elif pd.api.types.is_numeric_dtype(raw):
         parsed = _parse_epoch(raw)
+        problem = "an empty or unusable epoch timestamp"
     else:
         parsed = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
-        if parsed.isna().any():
-            fallback = pd.to_datetime(raw, utc=True, format="mixed", errors="coerce")
-            parsed = parsed.fillna(fallback) if not fallback.isna().all() else parsed
+        problem = "a timestamp that is not ISO 8601"
     bad = parsed.isna()
     if bad.any():
         first = raw[bad].iloc[0]
         raise DataError(
-            f"{owner}: file {path!r} column {col!r} has an unparseable timestamp "
-            f"{first!r} (row {int(np.flatnonzero(bad.to_numpy())[0]) + 2} of the file); "
-            "use ISO 8601 such as 2024-01-01T00:00:00Z or epoch seconds/milliseconds"
+            f"{owner}: file {path!r} column {col!r} has {problem}: {first!r} (row "
+            f"{int(np.flatnonzero(bad.to_numpy())[0]) + 2} of the file); {TIMESTAMP_HELP}"
         )
     return pd.DatetimeIndex(parsed).as_unit("ns").asi8.copy()
 
@@ -213,22 +294,38 @@ def _parse_epoch(raw: pd.Series) -> pd.Series:
 
 
 def _to_float(raw: pd.Series, path: str, col: str, owner: str) -> np.ndarray:
+    """A value column as float64; empty cells are NaN.
+
+    ``true``/``false`` (any case) count as 1/0 only in a column holding nothing else
+    (a universe flag column); next to numbers they are a typo, not a value.
+    """
     if pd.api.types.is_bool_dtype(raw):
         return raw.to_numpy(dtype=np.float64)
     if pd.api.types.is_numeric_dtype(raw):
         return raw.to_numpy(dtype=np.float64, na_value=np.nan)
-    text = raw.astype("string").str.strip().str.lower()
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(
+    text = raw.astype("string").str.strip()
+    present = (text != "").fillna(False).to_numpy(dtype=bool)
+    lower = text.str.lower()
+    is_true = (lower == "true").fillna(False).to_numpy(dtype=bool)
+    is_false = (lower == "false").fillna(False).to_numpy(dtype=bool)
+    if present.any() and np.array_equal(is_true | is_false, present):
+        values = np.full(len(raw), np.nan)
+        values[is_true] = 1.0
+        values[is_false] = 0.0
+        return values
+    values = pd.to_numeric(text, errors="coerce").to_numpy(
         dtype=np.float64, na_value=np.nan, copy=True
     )
-    values[(text == "true").fillna(False).to_numpy(dtype=bool)] = 1.0
-    values[(text == "false").fillna(False).to_numpy(dtype=bool)] = 0.0
-    bad = np.isnan(values) & raw.notna().to_numpy() & (text != "").fillna(False).to_numpy(bool)
+    bad = np.isnan(values) & present
     if bad.any():
         first = raw[bad].iloc[0]
+        note = (
+            " (true/false are read only in a column of nothing but true/false)"
+            if str(first).strip().lower() in ("true", "false") else ""
+        )
         raise DataError(
-            f"{owner}: file {path!r} column {col!r} has a non-numeric value {first!r}; "
-            "clean the file or leave the cell empty for 'no observation'"
+            f"{owner}: file {path!r} column {col!r} has a non-numeric value {first!r}"
+            f"{note}; clean the file or leave the cell empty for 'no observation'"
         )
     return values
 

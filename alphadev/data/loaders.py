@@ -104,6 +104,7 @@ class _FileLoader(DataLoader):
     """Shared logic of the CSV and Parquet loaders (path, glob or ``{symbol}`` pattern)."""
 
     _format = "csv"
+    timestamp_format: str | None = None  # for instances pickled before it existed
 
     def __init__(
         self,
@@ -111,6 +112,7 @@ class _FileLoader(DataLoader):
         column_name: str,
         timestamp_col: str = "timestamp",
         symbol_col: str = "symbol",
+        timestamp_format: str | None = None,
     ) -> None:
         if not isinstance(file_pattern, (str, os.PathLike)) or not str(file_pattern):
             raise TypeError(
@@ -126,10 +128,29 @@ class _FileLoader(DataLoader):
                 raise TypeError(
                     f"{type(self).__name__}: {field} must be a non-empty string, got {value!r}"
                 )
+        if timestamp_format is not None and (
+            not isinstance(timestamp_format, str) or "%" not in timestamp_format
+        ):
+            raise TypeError(
+                f"{type(self).__name__}: timestamp_format must be None or a strptime format "
+                f"such as '%d/%m/%Y %H:%M', got {timestamp_format!r}"
+            )
         self.file_pattern = str(file_pattern)
         self.column_name = column_name
         self.timestamp_col = timestamp_col
         self.symbol_col = symbol_col
+        self.timestamp_format = timestamp_format
+
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments; ``timestamp_format`` only when set.
+
+        Leaving out the default keeps ``to_dict()`` (and so the fingerprints of saved
+        results) of loaders that do not use it as they were before it existed.
+        """
+        params = super().params()
+        if params.get("timestamp_format") is None:
+            params.pop("timestamp_format", None)
+        return params
 
     @property
     def _owner(self) -> str:
@@ -178,9 +199,21 @@ class _FileLoader(DataLoader):
                     default_symbol=default_symbol,
                     fmt=self._format,
                     window=window,
+                    timestamp_format=self.timestamp_format,
                 )
             )
         return tables
+
+    def file_of(self, stamp: pd.Timestamp, symbol: str, symbols: Sequence[str]) -> str | None:
+        """The file holding the row (stamp, symbol), for error messages."""
+        window = (stamp.value, stamp.value + 1)
+        for table in self._tables(list(symbols), window):
+            lo, hi = np.searchsorted(table.timestamps, [stamp.value, stamp.value + 1])
+            names = np.asarray(table.symbols.categories, dtype=object)
+            codes = table.symbols.codes[lo:hi]
+            if np.any(names[codes[codes >= 0]] == symbol):
+                return table.path
+        return None
 
     def load_range(
         self, start: pd.Timestamp, end: pd.Timestamp, symbols: Sequence[str]
@@ -232,7 +265,10 @@ class CSVDataLoader(_FileLoader):
     """Long-format CSV: one row per (timestamp, symbol), a column per value.
 
     ``file_pattern`` is a path, a glob (``data/*.csv``) or a pattern with ``{symbol}``
-    (one file per symbol; such files may omit the symbol column).
+    (one file per symbol; such files may omit the symbol column).  Timestamps are ISO
+    8601 text (naive means UTC) or epoch numbers; anything else needs
+    ``timestamp_format``, a strptime format such as ``'%d/%m/%Y %H:%M'``, because
+    guessing the convention silently swaps day and month.
     """
 
 
