@@ -81,6 +81,9 @@ _STABLE_REPR = (dt.date, dt.time, dt.timedelta, dt.timezone, decimal.Decimal,
                 fractions.Fraction, PurePath, range, slice, pd.Timestamp, pd.Timedelta,
                 np.dtype)
 
+_BUILTIN_CALLABLES = (types.BuiltinFunctionType, types.MethodDescriptorType,
+                      types.WrapperDescriptorType, types.ClassMethodDescriptorType, np.ufunc)
+
 _NAMING = contextvars.ContextVar("alphadev_identity_naming", default=False)
 
 
@@ -124,14 +127,13 @@ def _module_of(obj: Any) -> types.ModuleType | None:
 def _file_of(obj: Any) -> str | None:
     if isinstance(obj, types.FunctionType):
         return obj.__code__.co_filename
-    module = _module_of(obj)
-    filename = getattr(module, "__file__", None)
-    if filename is None and isinstance(obj, type):
-        for value in vars(obj).values():  # a class whose module is gone: its methods' file
+    if isinstance(obj, type):  # a method's file is where the class was defined
+        prefix = obj.__qualname__ + "."
+        for value in vars(obj).values():
             func = _unwrap_member(value)
-            if isinstance(func, types.FunctionType):
+            if isinstance(func, types.FunctionType) and func.__qualname__.startswith(prefix):
                 return func.__code__.co_filename
-    return filename
+    return getattr(_module_of(obj), "__file__", None)
 
 
 def _is_user_object(obj: Any) -> bool:
@@ -440,6 +442,8 @@ class _Walk:
         if isinstance(wrapped, types.FunctionType):  # a decorated or numba-jitted function
             inner = self.describe(wrapped, depth + 1)
             return f"wrapper {self.describe(type(value), depth + 1)} of {inner}"
+        if isinstance(value, _BUILTIN_CALLABLES):  # math.log, np.log, str.lower
+            return f"external {_external_name(value)}"
         return f"object {self.describe(type(value), depth + 1)}"
 
 

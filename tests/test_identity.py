@@ -281,6 +281,7 @@ def _import_fresh(path: Path):
 
 EXOTIC = '''
 import threading
+from math import log as transform
 import numpy as np
 
 LOCK = threading.Lock()
@@ -289,7 +290,7 @@ SECTORS = {"BTC": ("L1", 1), "ETH": ("L1", 2)}
 
 
 def helper(x):
-    return [LOCK, TABLE[0, 0], SECTORS, len(x)]
+    return [LOCK, TABLE[0, 0], SECTORS, len(x), transform(2.0)]
 
 
 def alpha(x):
@@ -306,6 +307,8 @@ def test_exotic_globals_and_array_constants(tmp_path: Path) -> None:
     assert identity.code_digest(_import_fresh(path).alpha) != first  # array contents
     path.write_text(EXOTIC.replace('("L1", 2)', '("L2", 2)'))
     assert identity.code_digest(_import_fresh(path).alpha) != first  # nested constants
+    path.write_text(EXOTIC.replace("math import log", "math import exp"))
+    assert identity.code_digest(_import_fresh(path).alpha) != first  # a builtin function
 
 
 def test_identity_name_of_library_and_user_code(tmp_path: Path) -> None:
