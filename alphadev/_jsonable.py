@@ -11,9 +11,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alphadev.identity import identity_name, naming_identity
+
 
 def qualified_name(obj: Any) -> str:
-    """``module:QualName`` of a class or function."""
+    """``module:QualName`` of a class or function.
+
+    Inside ``identity.identity_names()`` (fingerprints, panel keys) user code is named
+    ``QualName@code-digest`` instead, which does not depend on the module name the
+    user's file was imported under.
+    """
+    if naming_identity():
+        return identity_name(obj)
     return f"{obj.__module__}:{obj.__qualname__}"
 
 

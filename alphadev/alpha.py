@@ -12,8 +12,10 @@ class Alpha(ABC):
     """A score per symbol per bar; higher means "go long".
 
     Subclasses take their parameters as constructor keyword arguments (the config's
-    ``alpha_kwargs``).  An optional class attribute ``version`` is part of every config
-    fingerprint: bump it when ``compute`` changes so saved results are recomputed.
+    ``alpha_kwargs``).  The fingerprint follows the code ``compute`` reaches in user
+    modules (``alphadev.identity``); an optional class attribute ``version`` is part of
+    it too: bump it when something it cannot see changes (a library, a file read
+    outside the loaders) so saved results are recomputed.
     """
 
     version: str | int = 0

@@ -1,8 +1,9 @@
 """Content-addressed cache of aligned panels: load the data and run each alpha once.
 
 A panel (prices, alpha, universe on the bar grid) depends on the data files, the
-loaders, the alpha class with its parameters and code, the dates, the frequency and
-``max_fill_bars`` -- not on quantiles, fees or gross exposure.  Its key hashes exactly
+loaders, the alpha class with its parameters and code (the fingerprint's code identity,
+``alphadev.identity``: inherited methods, helpers and constants too), the dates, the
+frequency and ``max_fill_bars`` -- not on quantiles, fees or gross exposure.  Its key hashes exactly
 those, so the configs of a setting grid share one panel, and any change to a data file
 (size or mtime) or to the alpha gives a new key.
 
@@ -26,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alphadev._jsonable import jsonable, qualified_name
+from alphadev._jsonable import jsonable
 from alphadev.alpha import Alpha
-from alphadev.config import BacktestConfig, _source_digest
+from alphadev.config import BacktestConfig
+from alphadev.identity import code_digest
 from alphadev.panel import Panel, build_panel
 from alphadev.results import name_lock
 from alphadev.version import RESULTS_VERSION
@@ -42,7 +44,7 @@ _FIELDS = ("bars", "prices", "alpha", "universe", "observed")
 
 def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) -> str:
     """Hash of everything the panel of [start, end) depends on."""
-    described = config.to_dict()
+    described = config.identity_dict()
     payload = {
         "loaders": [described["price_loader"], described["alpha_loaders"],
                     described["universe_loader"]],
@@ -51,10 +53,10 @@ def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) ->
         "max_fill_bars": config.max_fill_bars,
         "window": [start.isoformat(), end.isoformat()],
         "alpha": [
-            qualified_name(config.alpha_class),
+            described["alpha_class"],
             described["alpha_kwargs"],
             jsonable(getattr(config.alpha_class, "version", 0), "version"),
-            _source_digest(config.alpha_class),
+            code_digest(config.alpha_class),
         ],
         "files": config.data_files(),
         "results_version": RESULTS_VERSION,

@@ -18,6 +18,7 @@ from alphadev._jsonable import jsonable, qualified_name
 from alphadev.alpha import Alpha
 from alphadev.data.files import stat_file
 from alphadev.data.loaders import DataLoader
+from alphadev.identity import code_digest, identity_names
 from alphadev.validation import check_scalar
 from alphadev.version import RESULTS_VERSION, __version__
 
@@ -308,14 +309,26 @@ class BacktestConfig:
             stats.append((path, st.size, st.mtime_ns))
         return sorted(set(stats))
 
+    def identity_dict(self) -> dict[str, Any]:
+        """``to_dict()`` without the name, with user code named by its code identity.
+
+        Classes and functions of user modules (the alpha class, user loader classes,
+        callables in ``alpha_kwargs``) appear as ``QualName@digest`` of the code they
+        reach (``alphadev.identity``), not as ``module:QualName``: the same file
+        imported under another module name has the same identity, and an edit to the
+        code it reaches gives another one.
+        """
+        with identity_names():
+            description = self.to_dict()
+        description.pop("name")
+        return description
+
     def fingerprint(self) -> str:
         """Stable hash of what decides the numbers (the name is not part of it)."""
-        description = self.to_dict()
-        description.pop("name")
         payload = {
-            "config": description,
+            "config": self.identity_dict(),
             "alpha_version": jsonable(getattr(self.alpha_class, "version", 0), "version"),
-            "alpha_source": _source_digest(self.alpha_class),
+            "alpha_code": code_digest(self.alpha_class),
             "results_version": RESULTS_VERSION,
             "files": self.data_files(),
         }
@@ -330,13 +343,3 @@ class BacktestConfig:
             "alphadev_version": __version__,
             "results_version": RESULTS_VERSION,
         }
-
-
-def _source_digest(cls: type) -> str | None:
-    """Hash of the alpha class's source, so an edited compute() is recomputed."""
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        return None
-    normalized = "\n".join(line.rstrip() for line in source.splitlines())
-    return hashlib.sha256(normalized.encode()).hexdigest()[:16]

@@ -7,6 +7,12 @@ a list of BacktestConfig, or a zero-argument callable returning one of them.
 A spec file is imported as module ``alphadev_spec_<stem>`` and remembered in
 ``SPEC_FILES``, so worker processes started with ``spawn`` can import it again before
 they unpickle configs whose alpha class lives in it.
+
+The spec file's folder is put at the front of ``sys.path`` (as Python does for a
+script), so the spec can import modules next to it (``from helpers import signal``).
+It stays there for the rest of the process: code that imports such a module later
+(inside ``compute``, or when a spawned worker unpickles a config whose alpha class
+lives in it) must find it too.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pathlib import Path
 
 from alphadev.backtester import Backtester
 from alphadev.config import BacktestConfig
+from alphadev.identity import code_digest
 
 DEFAULT_ATTRIBUTES = ("sweep", "configs", "backtester")
 SPEC_FILES: dict[str, str] = {}  # module name -> file path, for spawned workers
@@ -49,6 +56,9 @@ def load_spec(spec: str) -> list[BacktestConfig]:
         return _LOADED[key]
     module = _import_file(Path(target), spec) if is_file else _import_module(target, spec)
     configs = _configs_from(module, attribute, spec)
+    # Read the alphas' code now, while it is the code just imported (alphadev.identity).
+    for alpha_class in {id(c.alpha_class): c.alpha_class for c in configs}.values():
+        code_digest(alpha_class)
     _LOADED[key] = configs
     return configs
 
@@ -95,7 +105,15 @@ def _import_file(path: Path, spec: str):
     return _exec_file(module_name, path, spec)
 
 
+def _add_folder_to_path(path: Path) -> None:
+    """Make modules next to a spec file importable, as for a script (kept afterwards)."""
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+
 def _exec_file(module_name: str, path: Path, spec: str):
+    _add_folder_to_path(path)
     loader_spec = importlib.util.spec_from_file_location(module_name, path)
     if loader_spec is None or loader_spec.loader is None:
         raise SpecError(f"spec {spec!r}: {path} cannot be imported as a Python file")
@@ -151,8 +169,16 @@ def _configs_from(module, attribute: str | None, spec: str) -> list[BacktestConf
         )
     if not configs:
         raise SpecError(f"spec {spec!r} defines no configs (the list is empty)")
-    names_seen = [c.name for c in configs]
-    dups = sorted({n for n in names_seen if names_seen.count(n) > 1})
-    if dups:
-        raise SpecError(f"spec {spec!r} has duplicate config names {dups[:3]}")
+    by_folder: dict[str, list[str]] = {}
+    for config in configs:
+        by_folder.setdefault(config.name.casefold(), []).append(config.name)
+    clashes = [names for names in by_folder.values() if len(names) > 1]
+    if clashes:
+        shown = "; ".join(" and ".join(repr(n) for n in names) for names in clashes[:3])
+        raise SpecError(
+            f"spec {spec!r} has config names that are equal ignoring case: {shown}. "
+            "Each name is a results folder, and macOS and Windows treat names that differ "
+            "only in case as one folder; rename the configs so no two names match "
+            "case-insensitively"
+        )
     return list(configs)
