@@ -2,8 +2,9 @@
 
 Results come back aligned with ``configs``: a BacktestResult, or None for a config that
 failed (its error goes to the terminal and ``err_path``).  With ``save_dir`` each
-config is written by the process that ran it, and configs already saved with the same
-fingerprint are loaded instead of recomputed, which makes ``run_all`` resumable.
+config is written by the process that ran it, and configs already saved whole with the
+same fingerprint are loaded instead of recomputed, which makes ``run_all`` resumable;
+a damaged folder is logged and recomputed.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from alphadev.grid import expand_grid
 from alphadev.results import (
     TMP_PREFIX,
     BacktestResult,
+    check_saved,
     load_result,
     owner_tag,
     recover,
-    saved_state,
 )
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,8 @@ class Backtester:
         sort_by: str | None = None,
         ascending: bool = False,
     ) -> pd.DataFrame:
-        """One row per successful config: name, alpha, parameters, settings, metrics."""
+        """One row per successful config: name, alpha, fingerprint, parameters, settings,
+        metrics (the same table a sweep writes to ``comparison.csv``)."""
         return comparison_table(
             [r for r in self.results if r is not None], metrics, sort_by, ascending,
             n_trials=len(self.results),
@@ -228,7 +230,7 @@ def _worker_count(num_processes: int | None) -> int:
 def _load_if_done(config: BacktestConfig, save_dir: Any) -> BacktestResult | None:
     if save_dir is None:
         return None
-    state = saved_state(config, save_dir)
+    state = check_saved(config, save_dir).state  # logs a damaged folder
     if state == "stale":
         log.info("config %r: saved results are stale (fingerprint changed); recomputing",
                  config.name)

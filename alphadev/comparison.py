@@ -15,13 +15,15 @@ SETTING_COLUMNS = (
     "start_date", "end_date", "open_quantile", "close_quantile", "gross_exposure",
     "frequency", "trading_fee_rate", "mode", "chunk_days", "max_fill_bars",
 )
-IDENTITY_COLUMNS = ("name", "alpha_class")
+IDENTITY_COLUMNS = ("name", "alpha_class", "fingerprint")
 
 
 def result_row(result: BacktestResult) -> dict[str, Any]:
     """Flat row: alpha parameters as ``alpha.<name>``, leg metrics as ``long_<metric>``."""
     cfg = result.config_dict
-    row: dict[str, Any] = {"name": cfg["name"], "alpha_class": cfg["alpha_class"]}
+    row: dict[str, Any] = {
+        "name": cfg["name"], "alpha_class": cfg["alpha_class"], "fingerprint": result.fingerprint,
+    }
     for key, value in cfg["alpha_kwargs"].items():
         row[f"alpha.{key}"] = value if not isinstance(value, (list, dict)) else repr(value)
     settings = {**cfg, "open_quantile": cfg["quantile"][0], "close_quantile": cfg["quantile"][1]}
@@ -44,12 +46,17 @@ def comparison_table(
     n_trials: int | None = None,
 ) -> pd.DataFrame:
     """Rows of ``result_row`` plus PSR, DSR (deflated over ``n_trials`` configs), moments
-    and the break-even fee from ``alphadev.stats.sweep_statistics``."""
+    and the break-even fee from ``alphadev.stats.sweep_statistics``.
+
+    ``fingerprint`` identifies the result each row was built from (a sweep rebuilds a
+    table whose (name, fingerprint) rows are not its current results).  Without
+    results the table has the identity columns and no rows.
+    """
     from alphadev.stats import sweep_statistics
 
     table = pd.DataFrame([result_row(r) for r in results])
     if table.empty:
-        return table
+        return pd.DataFrame(columns=list(IDENTITY_COLUMNS))
     table = table.merge(sweep_statistics(results, n_trials=n_trials), on="name", how="left")
     if metrics is not None:
         unknown = [m for m in metrics if m not in table.columns]
@@ -75,5 +82,21 @@ def write_comparison(table: pd.DataFrame, path: str | os.PathLike) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, target)
+    try:
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_identities(path: str | os.PathLike) -> set[tuple[str, str]] | None:
+    """The (name, fingerprint) rows of a comparison CSV; None when the file is missing,
+    unreadable or has no fingerprint column (written by older code)."""
+    try:
+        table = pd.read_csv(path, usecols=lambda c: c in ("name", "fingerprint"), dtype=str,
+                            keep_default_na=False)
+    except (OSError, ValueError):
+        return None
+    if set(table.columns) != {"name", "fingerprint"}:
+        return None
+    return set(zip(table["name"], table["fingerprint"]))

@@ -6,13 +6,21 @@ Layout (SPEC section 6)::
     {save_dir}/{name}/sequences/returns.parquet  positions.parquet  trades.parquet
 
 A results directory is built under a temporary name and renamed into place, so a
-directory that exists under its final name is always complete.  Nothing is pickled.
+directory that exists under its final name was complete when it was written.  Files
+can still be damaged later (a full disk, a copy cut short, a hand edit), so
+``config.json`` carries a manifest: the size of each Parquet file, the sha256 of
+``metrics.json`` and ``metadata.json``, and a digest of ``config.json``'s own content.
+``check_folder`` is the one place that decides whether a folder is whole; a folder
+that is not (or that older code wrote without a manifest) is never trusted.
+Nothing is pickled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -35,9 +43,14 @@ try:
 except ImportError:  # Windows: renames are still atomic, writers are not serialised
     fcntl = None
 
+log = logging.getLogger(__name__)
+
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
 LOCK_DIR = ".locks"
+MANIFEST = "manifest"
+PARQUET_FILES = tuple(f"sequences/{kind}.parquet" for kind in ("returns", "positions", "trades"))
+HASHED_FILES = ("metrics.json", "metadata.json")
 
 
 @dataclass
@@ -84,6 +97,18 @@ class BacktestResult:
     @property
     def name(self) -> str:
         return self.config_dict["name"]
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The saved fingerprint, or the config's (computed once) for an unsaved result."""
+        value = self.config_dict.get("fingerprint")
+        if value is None and self.config is not None:
+            try:
+                value = self.config.fingerprint()
+            except (OSError, ValueError):
+                return None
+            self.config_dict = {**self.config_dict, "fingerprint": value}
+        return value
 
     # ------------------------------------------------------------------ sequences
     @property
@@ -205,35 +230,155 @@ class BacktestResult:
             sequences.returns.to_parquet(tmp / "sequences" / "returns.parquet")
             for join in writers:
                 join()
-            _write_json(tmp / "config.json", description)
             _write_json(tmp / "metrics.json", self.metrics)
             _write_json(tmp / "metadata.json", self.metadata)
+            _write_bytes(tmp / "config.json", with_manifest(description, tmp))
             publish_dir(tmp, final, description["fingerprint"])
         self.path = final
+        self.config_dict = description
         return final
 
 
 def load_result(path: str | os.PathLike, config: BacktestConfig | None = None) -> BacktestResult:
-    """A saved result; sequences are read from Parquet when first used."""
+    """A saved result; sequences are read from Parquet when first used.
+
+    Raises ``DamagedResultError`` (naming the folder and what is wrong) when the folder
+    is not whole; see ``check_folder``.
+    """
     folder = Path(path)
-    config_dict = read_json(folder / "config.json")
+    check = check_folder(folder)
+    if check.problem is not None:
+        raise DamagedResultError(
+            f"results folder {str(folder)!r} is not whole: {check.problem}. Rerun the "
+            "sweep (or run_all with this save_dir) to recompute it, or delete the folder"
+        )
     metrics = read_json(folder / "metrics.json")
-    metadata_path = folder / "metadata.json"
-    metadata = read_json(metadata_path) if metadata_path.exists() else {}
+    metadata = read_json(folder / "metadata.json")
     return BacktestResult(
-        config=config, metrics=metrics, metadata=metadata, path=folder, config_dict=config_dict
+        config=config, metrics=metrics, metadata=metadata, path=folder,
+        config_dict=check.description,
     )
 
 
-def saved_fingerprint(folder: str | os.PathLike) -> str | None:
-    """Fingerprint of a complete results folder, None when there is none."""
-    folder = Path(folder)
-    if not (folder / "sequences").is_dir():
-        return None
+class DamagedResultError(ValueError):
+    """A results folder with a missing, truncated or edited file."""
+
+
+@dataclass(frozen=True)
+class FolderCheck:
+    """What ``check_folder`` found: ``problem`` is None when the folder is whole."""
+
+    exists: bool
+    problem: str | None = None
+    description: dict[str, Any] | None = None  # config.json without its manifest
+
+    @property
+    def fingerprint(self) -> str | None:
+        if self.problem is not None or self.description is None:
+            return None
+        return self.description.get("fingerprint")
+
+
+def check_folder(folder: str | os.PathLike) -> FolderCheck:
+    """Whether ``folder`` holds a whole result: every file present and readable and
+    matching the manifest in ``config.json``.
+
+    Cheap enough to run for every config of every rerun (about 60 µs): the Parquet
+    files are only stat'ed (their sizes are compared), the small JSON files are read
+    and hashed.
+    """
+    base = os.fspath(folder)
     try:
-        return read_json(folder / "config.json").get("fingerprint")
-    except (OSError, ValueError):
-        return None
+        with open(os.path.join(base, "config.json"), "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        if not os.path.exists(base):
+            return FolderCheck(exists=False)
+        return FolderCheck(True, "config.json is missing")
+    except OSError as exc:
+        return FolderCheck(True, f"config.json cannot be read ({exc})")
+    try:
+        saved = json.loads(raw)
+    except ValueError as exc:
+        return FolderCheck(True, f"config.json is not valid JSON ({exc})")
+    manifest = saved.pop(MANIFEST, None) if isinstance(saved, dict) else None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("digest"), str):
+        return FolderCheck(
+            True, "config.json has no manifest (written by an older alphadev, or edited)"
+        )
+    if _raw_digest(raw, manifest["digest"]) != manifest["digest"]:
+        return FolderCheck(True, "config.json was edited after it was written (digest mismatch)")
+    if saved.get("name") != os.path.basename(os.path.normpath(base)):
+        return FolderCheck(
+            True, f"config.json names config {saved.get('name')!r}, not the folder's name"
+        )
+    sizes = manifest.get("sizes") or {}
+    for rel in PARQUET_FILES:
+        try:
+            size = os.stat(os.path.join(base, rel)).st_size
+        except OSError:
+            return FolderCheck(True, f"{rel} is missing")
+        if size != sizes.get(rel):
+            return FolderCheck(
+                True, f"{rel} has {size} bytes, the manifest says {sizes.get(rel)} (truncated "
+                "or rewritten)",
+            )
+    hashes = manifest.get("sha256") or {}
+    for rel in HASHED_FILES:
+        try:
+            with open(os.path.join(base, rel), "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return FolderCheck(True, f"{rel} is missing")
+        if hashlib.sha256(data).hexdigest() != hashes.get(rel):
+            what = "empty" if not data else "not the file that was written (sha256 mismatch)"
+            return FolderCheck(True, f"{rel} is {what}")
+    return FolderCheck(True, None, saved)
+
+
+def with_manifest(description: dict[str, Any], folder: Path) -> bytes:
+    """The bytes of ``config.json``: ``description`` plus the manifest of the files
+    already written in ``folder``, whose digest covers the file's own bytes."""
+    manifest: dict[str, Any] = {
+        "sizes": {rel: os.stat(folder / rel).st_size for rel in PARQUET_FILES},
+        "sha256": {
+            rel: hashlib.sha256((folder / rel).read_bytes()).hexdigest() for rel in HASHED_FILES
+        },
+        "digest": _PLACEHOLDER,
+    }
+    text = json.dumps({**json_safe(description), MANIFEST: manifest}, indent=2,
+                      allow_nan=False) + "\n"
+    raw = text.encode()
+    at = raw.rindex(_PLACEHOLDER.encode())  # the manifest, hence the digest, comes last
+    return raw[:at] + _raw_digest(raw, _PLACEHOLDER).encode() + raw[at + len(_PLACEHOLDER):]
+
+
+_PLACEHOLDER = "0" * 64
+
+
+def _raw_digest(raw: bytes, digest: str) -> str:
+    """sha256 of config.json's bytes with its own digest (the last occurrence of
+    ``digest``) written as zeros; "" when the digest is not in the bytes."""
+    at = raw.rfind(digest.encode())
+    if at < 0 or len(digest) != len(_PLACEHOLDER):
+        return ""
+    return hashlib.sha256(raw[:at] + _PLACEHOLDER.encode() + raw[at + len(digest):]).hexdigest()
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def warn_damaged(folder: Path, problem: str) -> None:
+    """Log a damaged folder once per process (it is checked several times per run)."""
+    key = (str(folder), problem)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("results folder %s is damaged: %s; recomputing it", folder, problem)
+
+
+def saved_fingerprint(folder: str | os.PathLike) -> str | None:
+    """Fingerprint of a whole results folder, None when there is none."""
+    return check_folder(folder).fingerprint
 
 
 def write_long_table(frame: pd.DataFrame, path: Path) -> None:
@@ -267,20 +412,41 @@ def write_long_table(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(pa.table(arrays), path, use_dictionary=["symbol"], write_statistics=keys)
 
 
-def saved_state(config: BacktestConfig, save_dir: str | os.PathLike) -> str:
-    """"done" (saved with the current fingerprint), "stale" (another one) or "missing".
+@dataclass(frozen=True)
+class SavedState:
+    """``state``: "done" (whole, current fingerprint), "stale" (whole, another
+    fingerprint), "damaged" (not whole) or "missing"; ``fingerprint`` is the config's
+    current one when it was computed."""
 
-    A config whose fingerprint cannot be computed (e.g. a missing data file) is not
-    done: running it reports the problem.
+    state: str
+    fingerprint: str | None = None
+    problem: str | None = None
+
+
+def check_saved(config: BacktestConfig, save_dir: str | os.PathLike) -> SavedState:
+    """The state of ``config``'s folder in ``save_dir`` (see ``SavedState``).
+
+    A damaged folder is logged (warning, with its path and problem).  A config whose
+    fingerprint cannot be computed (e.g. a missing data file) is not done: running it
+    reports the problem.
     """
-    saved = saved_fingerprint(Path(save_dir) / config.name)
-    if saved is None:
-        return "missing"
+    folder = Path(save_dir) / config.name
+    check = check_folder(folder)
+    if not check.exists:
+        return SavedState("missing")
+    if check.problem is not None:
+        warn_damaged(folder, check.problem)
+        return SavedState("damaged", problem=check.problem)
     try:
         current = config.fingerprint()
     except (OSError, ValueError):
-        return "stale"
-    return "done" if saved == current else "stale"
+        return SavedState("stale")
+    return SavedState("done" if check.fingerprint == current else "stale", current)
+
+
+def saved_state(config: BacktestConfig, save_dir: str | os.PathLike) -> str:
+    """"done", "stale", "damaged" or "missing": ``check_saved(...).state``."""
+    return check_saved(config, save_dir).state
 
 
 def read_json(path: Path) -> Any:
@@ -292,6 +458,13 @@ def _write_json(path: Path, obj: Any) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(json_safe(obj), fh, indent=2, sort_keys=False, allow_nan=False)
         fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -336,15 +509,15 @@ def name_lock(save_dir: Path, name: str):
 
 
 def publish_dir(tmp: Path, final: Path, fingerprint: str) -> bool:
-    """Move ``tmp`` to ``final`` in one rename; False if an equal result was already there.
+    """Move ``tmp`` to ``final`` in one rename; False if a whole result with the same
+    fingerprint was already there (a damaged one is replaced).
 
     A stale ``final`` is first renamed aside; ``recover`` puts it back should the
     process die between the two renames, so a reader always sees a whole folder.
     """
     _fsync_dir(tmp)
     with name_lock(final.parent, final.name):
-        current = saved_fingerprint(final)
-        if current == fingerprint:
+        if check_folder(final).fingerprint == fingerprint:
             return False
         trash = None
         if final.exists():

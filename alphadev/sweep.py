@@ -1,42 +1,53 @@
 """Sweep bookkeeping shared by the Luigi tasks: state of a config, failures, summary.
 
-A config is *done* when ``{save_dir}/{name}`` holds results with its current
-fingerprint.  A config that failed is recorded in ``{save_dir}/errors.log`` and in a
-marker ``{save_dir}/.failed/{name}.json`` tagged with the run id of the invocation
-that tried it: within that invocation it counts as settled (so the sweep can finish
-and report), and the next invocation retries it.
+A config is *done* when ``{save_dir}/{name}`` is a whole results folder (see
+``alphadev.results.check_folder``) with the config's current fingerprint; nothing else
+counts as done.  A config whose latest attempt failed is recorded in
+``{save_dir}/errors.log`` and in a marker ``{save_dir}/.failed/{name}.json``.  The
+marker does not make the config complete: every new invocation retries it.  It only
+tells the summary that the config's latest attempt is over: a new attempt removes it
+when it is scheduled or starts.
+
+``comparison.csv`` has one row per done config, with the fingerprint of the result it
+was built from; it is current when its (name, fingerprint) rows are exactly those of
+the done configs.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from alphadev.backtester import execute
-from alphadev.comparison import comparison_table, write_comparison
+from alphadev.comparison import comparison_table, read_identities, write_comparison
 from alphadev.config import BacktestConfig
-from alphadev.results import load_result, recover, saved_state
+from alphadev.results import check_saved, load_result, name_lock, recover
+
+log = logging.getLogger(__name__)
 
 FAILED_DIR = ".failed"
 ERRORS_LOG = "errors.log"
 COMPARISON = "comparison.csv"
+SUMMARY_STAMP = ".summary.json"
+SUMMARY_LOCK = "~summary"  # '~' is in no config name
 
-DONE, FAILED, STALE, MISSING = "done", "failed", "stale", "missing"
+DONE, FAILED, STALE, DAMAGED, MISSING = "done", "failed", "stale", "damaged", "missing"
 
 
-def config_state(config: BacktestConfig, save_dir: str | os.PathLike, run_id: str) -> str:
-    """done, failed (in this run), stale (saved with another fingerprint) or missing."""
-    state = saved_state(config, save_dir)
+def config_state(config: BacktestConfig, save_dir: str | os.PathLike) -> str:
+    """done, failed (latest attempt failed), stale, damaged or missing."""
+    state = check_saved(config, save_dir).state
     if state == DONE:
         return DONE
-    marker = _read_marker(save_dir, config.name)
-    if marker is not None and marker.get("run_id") == run_id:
+    if _marker_path(save_dir, config.name).exists():
         return FAILED
     return state
 
@@ -44,39 +55,50 @@ def config_state(config: BacktestConfig, save_dir: str | os.PathLike, run_id: st
 def run_config(
     config: BacktestConfig,
     save_dir: str | os.PathLike,
-    run_id: str,
     progress: Callable[[str], None] | None = None,
 ) -> str | None:
     """Run and save one config; on failure record it and return the report."""
+    clear_failures(save_dir, [config.name])  # a new attempt: the old failure is history
     status, payload = execute(config, save_dir, progress)
     if status == "ok":
-        _clear_marker(save_dir, config.name)
         return None
-    record_failure(save_dir, config, payload, run_id)
+    record_failure(save_dir, config, payload)
     return payload
 
 
 def record_failure(save_dir: str | os.PathLike, config: BacktestConfig, report: str,
-                   run_id: str) -> None:
+                   append_log: bool = True) -> None:
+    """Append ``report`` to errors.log (unless the caller did) and mark the config's
+    latest attempt as failed."""
     root = Path(save_dir)
     (root / FAILED_DIR).mkdir(parents=True, exist_ok=True)
-    with open(root / ERRORS_LOG, "a", encoding="utf-8") as fh:
-        fh.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S%z')} run {run_id}\n{report}\n")
-    marker = root / FAILED_DIR / f"{config.name}.json"
+    attempt = uuid.uuid4().hex
+    if append_log:
+        with open(root / ERRORS_LOG, "a", encoding="utf-8") as fh:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            fh.write(f"=== {stamp} attempt {attempt}\n{report}\n")
+    marker = _marker_path(root, config.name)
     tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"run_id": run_id, "name": config.name, "report": report}))
+    tmp.write_text(json.dumps({"name": config.name, "attempt": attempt, "time": time.time(),
+                               "report": report}))
     os.replace(tmp, marker)
 
 
-def _read_marker(save_dir: str | os.PathLike, name: str) -> dict | None:
+def clear_failures(save_dir: str | os.PathLike, names: Iterable[str]) -> None:
+    """Forget the failed attempts of ``names`` (they are about to be retried)."""
+    for name in names:
+        _marker_path(save_dir, name).unlink(missing_ok=True)
+
+
+def _marker_path(save_dir: str | os.PathLike, name: str) -> Path:
+    return Path(save_dir) / FAILED_DIR / f"{name}.json"
+
+
+def _attempt(save_dir: str | os.PathLike, name: str) -> str:
     try:
-        return json.loads((Path(save_dir) / FAILED_DIR / f"{name}.json").read_text())
+        return json.loads(_marker_path(save_dir, name).read_text()).get("attempt", "")
     except (OSError, ValueError):
-        return None
-
-
-def _clear_marker(save_dir: str | os.PathLike, name: str) -> None:
-    (Path(save_dir) / FAILED_DIR / f"{name}.json").unlink(missing_ok=True)
+        return ""
 
 
 @dataclass
@@ -86,24 +108,79 @@ class SweepSummary:
     missing: list[str]
 
 
-def summarize(
-    configs: Sequence[BacktestConfig], save_dir: str | os.PathLike, run_id: str
-) -> SweepSummary:
+def summarize(configs: Sequence[BacktestConfig], save_dir: str | os.PathLike) -> SweepSummary:
     """Write ``comparison.csv`` (one row per done config) and list the others."""
     done, failed, missing = [], [], []
     for config in configs:
-        state = config_state(config, save_dir, run_id)
+        state = config_state(config, save_dir)
         if state == DONE:
             done.append(load_result(Path(save_dir) / config.name, config=config))
         elif state == FAILED:
             failed.append(config.name)
         else:
             missing.append(config.name)
-    table = (
-        comparison_table(done, sort_by="sharpe", n_trials=len(configs)) if done else pd.DataFrame()
-    )
+    table = comparison_table(done, sort_by="sharpe" if done else None, n_trials=len(configs))
     write_comparison(table, Path(save_dir) / COMPARISON)
     return SweepSummary(table, failed, missing)
+
+
+def comparison_is_current(configs: Sequence[BacktestConfig], save_dir: str | os.PathLike,
+                          require_all_done: bool = True) -> bool:
+    """Whether ``comparison.csv``'s (name, fingerprint) rows are exactly the done
+    configs' (and, with ``require_all_done``, every config is done)."""
+    table = read_identities(Path(save_dir) / COMPARISON)
+    if table is None:
+        return False
+    current = set()
+    for config in configs:
+        saved = check_saved(config, save_dir)
+        if saved.state == DONE:
+            current.add((config.name, saved.fingerprint))
+        elif require_all_done:
+            return False
+    return table == current
+
+
+def summarize_when_settled(
+    configs: Sequence[BacktestConfig], save_dir: str | os.PathLike
+) -> SweepSummary | None:
+    """The summary of a sweep whose every config is done or failed, at least one failed.
+
+    Called whenever a config of a Luigi sweep finishes: Luigi does not run ``Sweep``
+    once a config failed, so the config that finishes last writes ``comparison.csv``.
+    None while a config is still to run (found cheaply: configs run roughly in order,
+    so the scan starts at the end), when none failed (``Sweep`` itself summarises), or
+    when this very state was summarised already (two configs finishing together).
+    """
+    for config in reversed(configs):
+        if not _marker_path(save_dir, config.name).exists() and (
+            check_saved(config, save_dir).state != DONE
+        ):
+            return None
+    root = Path(save_dir)
+    with name_lock(root, SUMMARY_LOCK):
+        states = {c.name: config_state(c, save_dir) for c in configs}
+        if any(s not in (DONE, FAILED) for s in states.values()):
+            return None
+        failed = sorted(name for name, s in states.items() if s == FAILED)
+        if not failed:
+            return None
+        stamp = {"failed": {name: _attempt(save_dir, name) for name in failed}}
+        previous = _read_json(root / SUMMARY_STAMP)
+        if previous == stamp and comparison_is_current(configs, save_dir, False):
+            return None
+        summary = summarize(configs, save_dir)
+        tmp = root / f".{SUMMARY_STAMP}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(stamp))
+        os.replace(tmp, root / SUMMARY_STAMP)
+    return summary
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
@@ -116,6 +193,27 @@ def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
     return best[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}")
 
 
+def report(spec: str, save_dir: str | os.PathLike, n_configs: int, summary: SweepSummary,
+           top: int = 10) -> str:
+    """The text printed at the end of a sweep: counts, leaderboard, failed configs."""
+    lines = [
+        f"alphadev sweep {spec}: {len(summary.table)} of {n_configs} configs done, "
+        f"results in {save_dir}",
+        leaderboard(summary.table, top),
+    ]
+    if summary.failed:
+        lines.append(f"{len(summary.failed)} config(s) FAILED (tracebacks in "
+                     f"{os.path.join(save_dir, ERRORS_LOG)}): {_names(summary.failed)}")
+    if summary.missing:
+        lines.append(f"{len(summary.missing)} config(s) not run: {_names(summary.missing)}")
+    return "\n".join(lines)
+
+
+def _names(names: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... and {len(names) - limit} more"
+
+
 def prepare(save_dir: str | os.PathLike) -> None:
     """Create the folder and clean up after writers that were killed."""
     Path(save_dir).mkdir(parents=True, exist_ok=True)
@@ -125,4 +223,6 @@ def prepare(save_dir: str | os.PathLike) -> None:
 def read_comparison(save_dir: str | os.PathLike) -> pd.DataFrame:
     """``comparison.csv`` of a finished sweep, best Sharpe first."""
     table = pd.read_csv(Path(save_dir) / COMPARISON)
+    if "sharpe" not in table.columns:  # no completed config: identity columns only
+        return table
     return table.sort_values("sharpe", ascending=False, na_position="last", kind="stable")

@@ -2,10 +2,14 @@
 
     luigi --module pipelines Sweep --spec sweeps/momentum.py --save-dir runs/momentum --workers 2
 
-``BacktestTask`` runs one config; it is complete when ``{save_dir}/{name}/sequences``
-holds results with the config's current fingerprint.  ``Sweep`` requires the configs
-that are not done yet (or runs them in its own pool with ``--num-processes``), writes
-``{save_dir}/comparison.csv``, prints a leaderboard and fails when a config failed.
+``BacktestTask`` runs one config; it is complete when ``{save_dir}/{name}`` is a whole
+results folder with the config's current fingerprint.  A config that fails is FAILED in
+Luigi (its traceback goes to ``{save_dir}/errors.log``), and the next invocation
+retries it.  ``Sweep`` requires the configs that are not done yet (or runs them in its
+own pool with ``--num-processes``), writes ``{save_dir}/comparison.csv`` and prints a
+leaderboard.  Luigi does not run ``Sweep`` once a config failed, so the config that
+finishes last (every other one done or failed) writes the table and prints the
+leaderboard and the failed configs instead.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import uuid
 
 import luigi
+import luigi.cmdline_parser
 
 from alphadev import sweep
 from alphadev.backtester import Backtester, stage_count
@@ -24,16 +28,17 @@ from alphadev.spec import SpecError, find_config, load_spec
 
 logger = logging.getLogger("luigi-interface")
 
-# One id per invocation, inherited by the task processes Luigi forks: a config that
-# failed in this invocation is settled for it and retried by the next one.
-RUN_ID = os.environ.setdefault("ALPHADEV_RUN_ID", uuid.uuid4().hex)
-
 # Luigi exits 0 even when tasks fail.  These defaults apply wherever the sweep runs
 # (not only beside this repository's luigi.cfg); a user's own [retcode] settings win.
+# already_running: the same command is running already (luigi's lock), or, with a
+# central scheduler, another worker ran some of the tasks (central.cfg sets it to 0).
+# not_run: the sweep did not finish for another reason (central.cfg: 0 as well).
 RETCODE_DEFAULTS = {
+    "already_running": "10",
+    "missing_data": "20",
+    "not_run": "25",
     "task_failed": "30",
     "scheduling_error": "35",
-    "missing_data": "20",
     "unhandled_exception": "40",
 }
 
@@ -58,8 +63,20 @@ def _configs(spec: str):
         raise SystemExit(f"alphadev: {exc}") from None
 
 
-def _settled(config, save_dir: str) -> bool:
-    return sweep.config_state(config, save_dir, RUN_ID) in (sweep.DONE, sweep.FAILED)
+def _done(config, save_dir: str) -> bool:
+    return sweep.config_state(config, save_dir) == sweep.DONE
+
+
+class ConfigFailed(RuntimeError):
+    """A config's backtest failed; the message is its report (with the traceback)."""
+
+
+def _bad_parameter(message: str) -> Exception:
+    """A clear error for a bad task parameter: one ``alphadev:`` line on the command
+    line (like a bad spec), a ValueError from Python."""
+    if luigi.cmdline_parser.CmdlineParser.get_instance() is not None:
+        return SystemExit(f"alphadev: {message}")
+    return ValueError(message)
 
 
 def _local_scheduler() -> bool:
@@ -88,13 +105,13 @@ class BacktestTask(luigi.Task):
         return luigi.LocalTarget(os.path.join(self.save_dir, self.name, "sequences"))
 
     def complete(self) -> bool:
-        state = sweep.config_state(self.config(), self.save_dir, RUN_ID)
+        state = sweep.config_state(self.config(), self.save_dir)
         if state == sweep.STALE:
             logger.info(
                 "config %s: saved results have another fingerprint (config, data or alpha "
                 "code changed); recomputing", self.name,
             )
-        return state in (sweep.DONE, sweep.FAILED)
+        return state == sweep.DONE
 
     def run(self) -> None:
         config = self.config()
@@ -108,14 +125,33 @@ class BacktestTask(luigi.Task):
             self.set_progress_percentage(min(99, int(100 * done / total)))
 
         sweep.prepare(self.save_dir)
-        report = sweep.run_config(config, self.save_dir, RUN_ID, progress)
-        if report is None:
-            self.set_progress_percentage(100)
-            self.set_status_message(f"{self.name}: done")
-            logger.info("alphadev: config %s done", self.name)
-        else:
+        report = sweep.run_config(config, self.save_dir, progress)
+        if report is not None:
             self.set_status_message(f"{self.name}: FAILED (see errors.log)")
-            logger.error("alphadev: %s", report)
+            raise ConfigFailed(report)
+        self.set_progress_percentage(100)
+        self.set_status_message(f"{self.name}: done")
+        logger.info("alphadev: config %s done", self.name)
+
+    def on_success(self):
+        self._summarize_if_last()
+        return super().on_success()
+
+    def on_failure(self, exception: BaseException) -> str:
+        explanation = super().on_failure(exception)
+        self._summarize_if_last()
+        return explanation
+
+    def _summarize_if_last(self) -> None:
+        """Write the summary when this was the sweep's last config and one failed."""
+        try:
+            configs = _configs(self.spec)
+            summary = sweep.summarize_when_settled(configs, self.save_dir)
+        except Exception:  # noqa: BLE001 - the config's own outcome stands
+            logger.exception("alphadev: writing the sweep summary failed")
+            return
+        if summary is not None:
+            _print_report(self.spec, self.save_dir, len(configs), summary, 10)
 
 
 class Sweep(luigi.Task):
@@ -134,12 +170,28 @@ class Sweep(luigi.Task):
         "this many, which keeps its per-task cost flat for sweeps of thousands",
     )
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        checks = (
+            ("--wave-size", self.wave_size, self.wave_size >= 1, "an integer >= 1"),
+            ("--top", self.top, self.top >= 0, "an integer >= 0"),
+            ("--num-processes", self.num_processes,
+             self.num_processes is None or self.num_processes == -1 or self.num_processes >= 1,
+             "unset (Luigi workers), -1 (one process per CPU) or an integer >= 1"),
+        )
+        for flag, value, ok, allowed in checks:
+            if not ok:
+                raise _bad_parameter(f"Sweep {flag} {value} is invalid: it must be {allowed}")
+
     def requires(self):
         if self.num_processes is not None:
             return []
         configs = _configs(self.spec)
-        pending = [c for c in configs if not _settled(c, self.save_dir)]
+        pending = [c for c in configs if not _done(c, self.save_dir)]
         if pending:
+            # This invocation attempts them again: earlier failures no longer count as
+            # their latest outcome (the summary waits for these attempts).
+            sweep.clear_failures(self.save_dir, [c.name for c in pending])
             warm_up()  # compiled once here, inherited by every task process Luigi forks
         if _local_scheduler() and len(pending) > self.wave_size:
             n_waves = -(-len(configs) // self.wave_size)
@@ -154,10 +206,8 @@ class Sweep(luigi.Task):
         return luigi.LocalTarget(os.path.join(self.save_dir, sweep.COMPARISON))
 
     def complete(self) -> bool:
-        configs = _configs(self.spec)
-        if not self.output().exists():
-            return False
-        return all(sweep.config_state(c, self.save_dir, RUN_ID) == sweep.DONE for c in configs)
+        """Every config done and ``comparison.csv`` built from exactly these results."""
+        return sweep.comparison_is_current(_configs(self.spec), self.save_dir)
 
     def run(self) -> None:
         configs = _configs(self.spec)
@@ -167,20 +217,18 @@ class Sweep(luigi.Task):
             bt = Backtester()
             for config in configs:
                 bt.add_config(config)
+            sweep.clear_failures(self.save_dir, [c.name for c in configs])
             results = bt.run_all(
                 num_processes=self.num_processes, save_dir=self.save_dir,
                 err_path=os.path.join(self.save_dir, sweep.ERRORS_LOG),
             )
             for config, result in zip(configs, results):
                 if result is None:
-                    sweep.record_failure(self.save_dir, config, "see errors.log", RUN_ID)
-        summary = sweep.summarize(configs, self.save_dir, RUN_ID)
+                    sweep.record_failure(self.save_dir, config, "see the traceback above it "
+                                         "in errors.log", append_log=False)
+        summary = sweep.summarize(configs, self.save_dir)
         self.set_progress_percentage(100)
-        sys.stdout.write(
-            f"\nalphadev sweep {self.spec}: {len(summary.table)} of {len(configs)} configs "
-            f"done, results in {self.save_dir}\n{sweep.leaderboard(summary.table, self.top)}\n"
-        )
-        sys.stdout.flush()
+        _print_report(self.spec, self.save_dir, len(configs), summary, self.top)
         if summary.failed or summary.missing:
             names = summary.failed + summary.missing
             raise RuntimeError(
@@ -209,11 +257,17 @@ class SweepWave(luigi.Task):
         return _configs(self.spec)[self.index * self.size:(self.index + 1) * self.size]
 
     def complete(self) -> bool:
-        return all(_settled(c, self.save_dir) for c in self._configs())
+        return all(_done(c, self.save_dir) for c in self._configs())
 
     def run(self):
-        pending = [c for c in self._configs() if not _settled(c, self.save_dir)]
+        pending = [c for c in self._configs() if not _done(c, self.save_dir)]
         yield [BacktestTask(self.spec, c.name, self.save_dir) for c in pending]
+
+
+def _print_report(spec: str, save_dir: str, n_configs: int, summary: sweep.SweepSummary,
+                  top: int) -> None:
+    sys.stdout.write(f"\n{sweep.report(spec, save_dir, n_configs, summary, top)}\n")
+    sys.stdout.flush()
 
 
 class Report(luigi.Task):

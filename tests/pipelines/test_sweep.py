@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,16 +16,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from alphadev.results import check_folder
 from tests.conftest import write_market
 
 REPO = Path(__file__).resolve().parents[2]
 LUIGI = str(Path(sys.executable).parent / "luigi")
 LUIGID = str(Path(sys.executable).parent / "luigid")
+# Workers of a central scheduler read central.cfg, as the README says (exit codes).
+CENTRAL_ENV = {"LUIGI_CONFIG_PATH": str(REPO / "central.cfg")}
 
 SPEC_TEMPLATE = '''
 import datetime as dt
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -61,7 +66,7 @@ class LoggedAlpha(Alpha):
     def compute(self, data):
         with open(CALLS, "a") as fh:
             fh.write(f"{{self.scale}} {{os.getpid()}}\\n")
-        if self.fail:
+        if self.fail or (HERE / f"broken{{self.scale}}").exists():
             raise ValueError("planted failure for scale=%s" % self.scale)
         while self._holding():
             time.sleep(0.02)
@@ -113,7 +118,6 @@ def calls(folder: Path) -> Counter:
 
 def luigi(args: list[str], cwd: Path, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
-    full_env.pop("ALPHADEV_RUN_ID", None)
     return subprocess.run(
         [LUIGI, "--module", "pipelines", *args], cwd=cwd, env=full_env,
         capture_output=True, text=True, timeout=600, **kw,
@@ -179,8 +183,7 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
         [LUIGI, "--module", "pipelines", *sweep_args(spec, save_dir, "--workers", "2",
                                                     "--local-scheduler")],
         cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, env={k: v for k, v in os.environ.items()
-                                        if k != "ALPHADEV_RUN_ID"},
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 300
@@ -251,9 +254,11 @@ def test_two_workers_share_a_central_scheduler(tmp_path: Path) -> None:
     save_dir = tmp_path / "out"
     luigid, port = _start_luigid(tmp_path)
     try:
+        # --no-lock: both commands are identical and on one host; luigi's lock would end
+        # the second one at once (two machines each have their own lock).
         args = sweep_args(spec, save_dir, "--workers", "2", "--scheduler-host", "127.0.0.1",
-                          "--scheduler-port", str(port))
-        env = {k: v for k, v in os.environ.items() if k != "ALPHADEV_RUN_ID"}
+                          "--scheduler-port", str(port), "--no-lock")
+        env = {**os.environ, **CENTRAL_ENV}
         procs = [
             subprocess.Popen([LUIGI, "--module", "pipelines", *args], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -281,7 +286,7 @@ def test_dead_machine_configs_come_back(tmp_path: Path) -> None:
     luigid, port = _start_luigid(
         tmp_path, "[scheduler]\nworker_disconnect_delay = 3\nretry_delay = 1\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "ALPHADEV_RUN_ID"}
+    env = {**os.environ, **CENTRAL_ENV}
     args = sweep_args(spec, save_dir, "--workers", "2", "--scheduler-host", "127.0.0.1",
                       "--scheduler-port", str(port), "--worker-ping-interval", "1")
     machine_a = subprocess.Popen(
@@ -406,3 +411,207 @@ def test_spec_as_import_path_and_missing_file(tmp_path: Path) -> None:
                  "--local-scheduler"], tmp_path)
     assert bad.returncode != 0
     assert "ZeroDivisionError" in bad.stderr and "broken.py" in bad.stderr
+
+
+# ---------------------------------------------------------------------- integrity
+def _table(save_dir: Path) -> pd.DataFrame:
+    table = pd.read_csv(save_dir / "comparison.csv")
+    return table.sort_values("name").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def clean_sweep(tmp_path_factory) -> tuple[Path, Path]:
+    """One finished 3-config sweep (spec, save_dir); tests rerun it on copies of save_dir."""
+    folder = tmp_path_factory.mktemp("clean")
+    spec = write_spec(folder, {"scales": [1, 2, 3]})
+    result = luigi(sweep_args(spec, folder / "out", "--local-scheduler"), folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return spec, folder / "out"
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _edit_config(path: Path) -> None:
+    saved = json.loads(path.read_text())
+    saved["trading_fee_rate"] = 0.0  # a hand edit: the fingerprint is left as it was
+    path.write_text(json.dumps(saved, indent=2))
+
+
+CORRUPTIONS = {
+    "truncated_returns": lambda f: _truncate(f / "sequences" / "returns.parquet"),
+    "deleted_positions": lambda f: (f / "sequences" / "positions.parquet").unlink(),
+    "missing_metrics": lambda f: (f / "metrics.json").unlink(),
+    "invalid_metrics": lambda f: (f / "metrics.json").write_text('{"total": {"sharpe": 1.'),
+    "empty_metrics": lambda f: (f / "metrics.json").write_text(""),
+    "edited_config": lambda f: _edit_config(f / "config.json"),
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_damaged_folder_is_recomputed_by_the_sweep(
+    clean_sweep: tuple[Path, Path], tmp_path: Path, corruption: str
+) -> None:
+    spec, clean = clean_sweep
+    save_dir = tmp_path / "out"
+    shutil.copytree(clean, save_dir)
+    original = json.loads((save_dir / "cfg1" / "config.json").read_text())
+    original.pop("manifest", None)  # metadata.json (runtime) differs between two runs
+    CORRUPTIONS[corruption](save_dir / "cfg1")
+    untouched = {n: (save_dir / n / "config.json").stat().st_mtime_ns for n in ("cfg0", "cfg2")}
+
+    rerun = luigi(sweep_args(spec, save_dir, "--local-scheduler"), spec.parent)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"results folder {save_dir / 'cfg1'} is damaged" in rerun.stderr
+    assert_whole(save_dir / "cfg1")
+    assert check_folder(save_dir / "cfg1").problem is None
+    restored = json.loads((save_dir / "cfg1" / "config.json").read_text())
+    restored.pop("manifest")
+    assert restored == original
+    assert untouched == {n: (save_dir / n / "config.json").stat().st_mtime_ns
+                         for n in ("cfg0", "cfg2")}
+    pd.testing.assert_frame_equal(_table(save_dir), _table(clean))
+    again = luigi(sweep_args(spec, save_dir, "--local-scheduler"), spec.parent)
+    assert again.returncode == 0 and "Did not run any tasks" in again.stderr
+
+
+def test_older_comparison_is_rebuilt(clean_sweep: tuple[Path, Path], tmp_path: Path) -> None:
+    """Killed between the last config and the summary: comparison.csv is an older one."""
+    spec, clean = clean_sweep
+    save_dir = tmp_path / "out"
+    shutil.copytree(clean, save_dir)
+    older = _table(save_dir)
+    # cfg1's row comes from an earlier result (another fingerprint, other numbers) and
+    # cfg2 had not finished when that table was written.
+    older.loc[older["name"] == "cfg1", ["fingerprint", "sharpe"]] = ["0" * 32, 99.0]
+    older[older["name"] != "cfg2"].to_csv(save_dir / "comparison.csv", index=False)
+    rerun = luigi(sweep_args(spec, save_dir, "--local-scheduler"), spec.parent)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    pd.testing.assert_frame_equal(_table(save_dir), _table(clean))
+
+
+def test_configs_recomputed_outside_the_sweep_rebuild_the_table(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"scales": [1, 2, 3]})
+    save_dir = tmp_path / "out"
+    assert luigi(sweep_args(spec, save_dir, "--local-scheduler"), tmp_path).returncode == 0
+    before = _table(save_dir)
+    # A script recomputes cfg1 with another fee, straight through run_all(save_dir=...).
+    (tmp_path / "settings.json").write_text(json.dumps({"scales": [1, 2, 3], "fees": {"1": 0.0}}))
+    script = (
+        "from alphadev import Backtester\nfrom alphadev.spec import load_spec\n"
+        f"bt = Backtester()\nfor c in load_spec({str(spec)!r}):\n    bt.add_config(c)\n"
+        f"results = bt.run_all(verbose=False, save_dir={str(save_dir)!r})\n"
+        "assert all(r is not None for r in results)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=300)
+    rerun = luigi(sweep_args(spec, save_dir, "--local-scheduler"), tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    after = _table(save_dir)
+    saved = json.loads((save_dir / "cfg1" / "config.json").read_text())
+    assert after.set_index("name").loc["cfg1", "fingerprint"] == saved["fingerprint"]
+    assert after.set_index("name").loc["cfg1", "total_fees"] == 0.0
+    assert before.set_index("name").loc["cfg1", "fingerprint"] != saved["fingerprint"]
+    pd.testing.assert_frame_equal(after[after["name"] != "cfg1"].reset_index(drop=True),
+                                  before[before["name"] != "cfg1"].reset_index(drop=True),
+                                  check_exact=False)
+
+
+@pytest.mark.parametrize("wave_size", [None, "2"])
+def test_failed_config_is_failed_in_luigi_and_summarised(tmp_path: Path, wave_size) -> None:
+    spec = write_spec(tmp_path, {"scales": [1, 2, 3, 4], "fail": [1]})
+    save_dir = tmp_path / "out"
+    waves = ["--wave-size", wave_size] if wave_size else []
+    result = luigi(sweep_args(spec, save_dir, "--workers", "2", "--local-scheduler", *waves),
+                   tmp_path)
+    assert result.returncode == 30, result.stderr[-3000:]
+    # Luigi's own summary names the config as failed (not the Sweep).
+    failed_part = result.stderr.split("failed:")[1].split("*")[0]
+    assert "BacktestTask" in failed_part and "cfg1" in failed_part
+    assert "Sweep" not in failed_part
+    assert "1 config(s) FAILED" in result.stdout and "cfg1" in result.stdout
+    assert result.stdout.count("alphadev sweep") == 1  # the summary is printed once
+    table = _table(save_dir)
+    assert list(table["name"]) == ["cfg0", "cfg2", "cfg3"]
+    assert table["fingerprint"].str.len().eq(32).all()
+    # A new invocation retries the failed config (and only it).
+    before = calls(tmp_path)
+    again = luigi(sweep_args(spec, save_dir, "--local-scheduler", *waves), tmp_path)
+    assert again.returncode == 30
+    assert calls(tmp_path) - before == Counter({"2": 1})
+
+
+def test_nothing_completes_header_only_table(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"scales": [1, 2], "fail": [0, 1]})
+    save_dir = tmp_path / "out"
+    result = luigi(sweep_args(spec, save_dir, "--local-scheduler"), tmp_path)
+    assert result.returncode == 30
+    table = pd.read_csv(save_dir / "comparison.csv")
+    assert list(table.columns) == ["name", "alpha_class", "fingerprint"] and table.empty
+    assert "2 config(s) FAILED" in result.stdout
+
+
+RETRY_SCRIPT = '''
+import json, sys
+from pathlib import Path
+import luigi
+import pipelines
+
+spec, save_dir, broken = sys.argv[1:]
+first = luigi.build([pipelines.Sweep(spec=spec, save_dir=save_dir)], local_scheduler=True)
+Path(broken).unlink()  # the cause is fixed
+second = luigi.build([pipelines.Sweep(spec=spec, save_dir=save_dir)], local_scheduler=True)
+print(json.dumps({"first": first, "second": second}))
+'''
+
+
+def test_failed_config_is_retried_in_the_same_process(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"scales": [1, 2, 3]})
+    save_dir = tmp_path / "out"
+    (tmp_path / "broken2").touch()  # cfg1 (scale 2) fails until this file is removed
+    proc = subprocess.run(
+        [sys.executable, "-c", RETRY_SCRIPT, str(spec), str(save_dir),
+         str(tmp_path / "broken2")], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outcome == {"first": False, "second": True}
+    assert calls(tmp_path) == Counter({"1": 1, "2": 2, "3": 1})
+    assert_whole(save_dir / "cfg1")
+    assert sorted(_table(save_dir)["name"]) == ["cfg0", "cfg1", "cfg2"]
+    assert not (save_dir / ".failed" / "cfg1.json").exists()
+
+
+@pytest.mark.parametrize(("flag", "value", "allowed"), [
+    ("--wave-size", "0", ">= 1"), ("--wave-size", "-3", ">= 1"), ("--top", "-1", ">= 0"),
+    ("--num-processes", "0", "-1 (one process per CPU) or an integer >= 1"),
+])
+def test_bad_sweep_parameters(tmp_path: Path, flag: str, value: str, allowed: str) -> None:
+    spec = write_spec(tmp_path, {"scales": [1]})
+    result = luigi(sweep_args(spec, tmp_path / "out", "--local-scheduler", flag, value),
+                   tmp_path)
+    assert result.returncode == 1
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith(f"alphadev: Sweep {flag} {value} is invalid: it must be")
+    assert allowed in last
+    assert not calls(tmp_path)
+
+
+def test_second_identical_command_exits_already_running(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"scales": [1, 2], "hold_after": 0})
+    args = [LUIGI, "--module", "pipelines",
+            *sweep_args(spec, tmp_path / "out", "--local-scheduler")]
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not calls(tmp_path):  # the first command is inside a config (held)
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        second = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120)
+        assert second.returncode == 10, second.stdout + second.stderr
+        assert "already running" in second.stdout
+    finally:
+        (tmp_path / "release").touch()
+        assert first.wait(120) == 0
