@@ -9,7 +9,7 @@ close prices and universe flags, bars in time order, symbols in any fixed order.
 Definitions (T bars t = 0..T-1, symbols i):
 
 * Bar return ``r[t, i] = P[t, i] / P[t - 1, i] - 1``, missing when either price is
-  missing; ``r[0]`` is missing (SPEC section 4).
+  missing; ``r[0]`` is missing (docs/semantics.md#accounting).
 * Forward return at lag h >= 1 of bar t: ``r[t + h]``, the return realised over bar
   ``t + h - 1 -> t + h``, i.e. ``P[t + h] / P[t + h - 1] - 1`` (a one-bar return h bars
   ahead, not the cumulative return over h bars).

@@ -1,4 +1,4 @@
-"""Performance metrics over a per-bar net return sequence (SPEC section 5).
+"""Performance metrics over a per-bar net return sequence (docs/semantics.md#metrics).
 
 Empyrical style: one small pure function per metric, numpy only.  Every function takes
 a 1-D array ``pnl`` of per-bar net returns (assumed finite) and returns a Python
@@ -263,7 +263,7 @@ def ic_metrics(ic: npt.ArrayLike) -> dict[str, float | None]:
 
 
 def compute_metrics(returns: Any, frequency_ns: int, frequency: str) -> dict[str, Any]:
-    """The full metrics dict of SPEC section 5 from a result's returns frame."""
+    """The full metrics dict (docs/semantics.md#metrics) from a result's returns frame."""
     ppy = periods_per_year(frequency_ns)
     turnover = np.asarray(returns["turnover"], dtype=np.float64)
     return {

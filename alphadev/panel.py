@@ -1,7 +1,7 @@
 """Load a window of data, run the alpha, and align everything on a (bars x symbols) grid.
 
 This is where pandas ends: the Panel holds plain arrays, one row per bar and one column
-per symbol (sorted by name), ready for the kernel.  SPEC section 3 in code:
+per symbol (sorted by name), ready for the kernel.  docs/semantics.md#data-conventions in code:
 last observation per bar, causal forward fill of at most ``max_fill_bars`` bars, and a
 universe flag that holds until the symbol's next universe row.
 """

@@ -1,6 +1,6 @@
 """BacktestResult, and the results directory: atomic writes, lazy Parquet reads.
 
-Layout (SPEC section 6)::
+Layout (docs/semantics.md#results-on-disk)::
 
     {save_dir}/{name}/config.json  metrics.json  metadata.json
     {save_dir}/{name}/sequences/returns.parquet  positions.parquet  trades.parquet

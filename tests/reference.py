@@ -1,16 +1,16 @@
-"""A slow, literal reference implementation of SPEC sections 3 and 4.
+"""A slow, literal reference implementation of docs/semantics.md (data, book, accounting).
 
-Written from the SPEC text (plus the lead's documented choices where the SPEC is
+Written from the text of the semantics (plus the documented choices where the text is
 silent), with plain Python loops over plain lists and numpy arrays. It shares no code
 with ``alphadev`` and must never import from it: its only job is to be obviously right,
 so that the fast engine can be checked against it.
 
 Two entry points:
 
-- :func:`reference_weights_and_accounting` runs SPEC section 4 on aligned ``(T, N)``
+- :func:`reference_weights_and_accounting` runs the book and accounting on aligned ``(T, N)``
   arrays (columns are symbols in name order), starting flat.
-- :func:`reference_backtest` does SPEC section 3 (resampling, causal limited forward
-  fill, bar grid, universe, beta) from raw long-format frames, then section 4.
+- :func:`reference_backtest` does the data conventions (resampling, causal limited forward
+  fill, bar grid, universe, beta) from raw long-format frames, then the book and accounting.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-# --------------------------------------------------------------------------- section 4
+# --------------------------------------------------------------------------- book and accounting
 
 
 def _finite(x) -> bool:
@@ -39,7 +39,7 @@ def eligible_symbols(p_row, a_row, u_row) -> list[int]:
 
 
 def target_weights(p_row, a_row, u_row, beta, held, open_q, close_q, gross_exposure):
-    """Steps 1-6 of SPEC section 4 for one bar. Returns (weights list, n = |E|)."""
+    """Steps 1-6 of the per-bar book for one bar. Returns (weights list, n = |E|)."""
     n_sym = len(p_row)
     weights = [0.0] * n_sym
 
@@ -148,7 +148,7 @@ class ReferenceRun:
 def reference_weights_and_accounting(
     prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate
 ) -> ReferenceRun:
-    """SPEC section 4 on aligned (T, N) arrays, starting flat (w[-1] = 0, r[0] missing)."""
+    """The book and accounting on (T, N) arrays, starting flat (w[-1] = 0, r[0] missing)."""
     prices = np.asarray(prices, dtype=float)
     alpha = np.asarray(alpha, dtype=float)
     universe = np.asarray(universe, dtype=bool)
@@ -255,7 +255,7 @@ def reference_weights_and_accounting(
     )
 
 
-# --------------------------------------------------------------------------- section 3
+# --------------------------------------------------------------------------- data conventions
 
 
 def _ns(ts) -> int:
@@ -375,7 +375,7 @@ def reference_backtest(
     price_column="close",
     alpha_column="alpha",
 ) -> ReferenceBacktest:
-    """SPEC section 3 then section 4 from raw long-format frames.
+    """Data conventions, then the book and accounting, from raw long-format frames.
 
     ``raw_price_df``: columns timestamp, symbol, ``price_column``;
     ``raw_alpha_df``: the alpha's output rows, columns timestamp, symbol,

@@ -1,4 +1,4 @@
-"""SPEC section 9: every kind of bad input fails with a clear message.
+"""docs/semantics.md#bad-input: every kind of bad input fails with a clear message.
 
 Config-field problems raise when the BacktestConfig is built; data problems raise from
 ``run_backtest`` (and are recorded, not raised, by ``Backtester.run_all``).  Every test

@@ -1,4 +1,4 @@
-"""Backtester.add_multiple_configs (SPEC section 2): products, names and their stability."""
+"""Backtester.add_multiple_configs: products, names and their stability."""
 
 from __future__ import annotations
 

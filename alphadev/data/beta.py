@@ -1,4 +1,4 @@
-"""Per-symbol betas for beta-neutral leg sizing (SPEC section 3)."""
+"""Per-symbol betas for beta-neutral leg sizing (docs/semantics.md#data-conventions)."""
 
 from __future__ import annotations
 

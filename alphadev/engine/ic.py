@@ -1,4 +1,4 @@
-"""Rank information coefficient per bar (SPEC section 4).
+"""Rank information coefficient per bar (docs/semantics.md#accounting).
 
 ic[t] is the Spearman correlation between A[t-1, :] and r[t, :] over the symbols where
 both are finite and U[t-1] is true.  Ranks use the average rank for ties, as

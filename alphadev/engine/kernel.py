@@ -1,4 +1,4 @@
-"""The per-bar portfolio loop of SPEC section 4, on plain numpy arrays.
+"""The per-bar portfolio loop (docs/semantics.md#per-bar-book), on plain numpy arrays.
 
 Everything here is numba-compiled (``cache=True`` keeps the machine code on disk, so a
 fresh process does not recompile).  The module knows nothing of pandas, files or
@@ -131,7 +131,7 @@ def _eligible_by_alpha(p_row, a_row, u_row, order_row, by_alpha):
 
 @numba.njit(cache=True)
 def _first_rank_at_least(level, n):
-    """Smallest k in [0, n] with k / (n - 1) >= level (float division, as in SPEC)."""
+    """Smallest k in [0, n] with k / (n - 1) >= level (float division, as the rule is written)."""
     k = max(0, min(n, int(np.floor(level * (n - 1))) - 1))
     while k > 0 and (k - 1) / (n - 1) >= level:
         k -= 1

@@ -99,7 +99,7 @@ def leg_curves(legs: Mapping[str, pd.DataFrame]) -> Figure:
     """Cumulative return of the long leg and of the short leg, side by side.
 
     Each frame has columns ``long_return`` and ``short_return`` (returns on each
-    leg's notional, SPEC section 4); a config keeps its colour in both panels.
+    leg's notional, docs/semantics.md#accounting); a config keeps its colour in both panels.
     """
     fig, axes = new_figure(3.8, ncols=2)
     for colour, (label, frame) in enumerate(legs.items()):

@@ -1,4 +1,4 @@
-"""Data loaders (SPEC sections 2 and 3), the parse cache, pickling and fingerprints."""
+"""Data loaders (docs/semantics.md#data-conventions), the parse cache, pickling and fingerprints."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hand-checked cases for every rule of SPEC section 4.
+"""Hand-checked cases for every rule of the per-bar book (docs/semantics.md#per-bar-book).
 
 Each expected number is a literal worked out by hand (arithmetic in the comments).
 Every case runs on the numba kernel and on the slow reference (tests/reference.py), so

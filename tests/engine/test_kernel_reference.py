@@ -1,4 +1,4 @@
-"""The numba kernel and rank IC against the literal SPEC section 4 reference.
+"""The numba kernel and rank IC against the literal reference of the per-bar book.
 
 Random small panels: late listings, delistings, gaps, tied alphas (drawn from a small
 set), universe masks, negative / zero / positive betas, any quantile pair with

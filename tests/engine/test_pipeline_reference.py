@@ -1,4 +1,4 @@
-"""The whole pipeline (CSV files -> run_backtest) against the SPEC 3-4 reference.
+"""The whole pipeline (CSV files -> run_backtest) against the literal tests/reference.py.
 
 Random scenarios are written as long-format CSV files (prices, alpha values, universe,
 betas) and run through ``run_backtest``; every sequence must equal the slow reference

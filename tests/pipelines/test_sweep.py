@@ -275,6 +275,7 @@ def test_two_workers_share_a_central_scheduler(tmp_path: Path) -> None:
     assert (save_dir / "comparison.csv").exists()
 
 
+@pytest.mark.slow  # luigid notices a dead worker only in its 60 s prune
 def test_dead_machine_configs_come_back(tmp_path: Path) -> None:
     """Machine A dies with configs in flight; machine B, already waiting, finishes them.
 
