@@ -18,6 +18,7 @@ import pytest
 
 from alphadev.results import check_folder
 from tests.conftest import write_market
+from tests.test_results import CORRUPTIONS
 
 REPO = Path(__file__).resolve().parents[2]
 LUIGI = str(Path(sys.executable).parent / "luigi")
@@ -428,26 +429,6 @@ def clean_sweep(tmp_path_factory) -> tuple[Path, Path]:
     result = luigi(sweep_args(spec, folder / "out", "--local-scheduler"), folder)
     assert result.returncode == 0, result.stderr[-3000:]
     return spec, folder / "out"
-
-
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def _edit_config(path: Path) -> None:
-    saved = json.loads(path.read_text())
-    saved["trading_fee_rate"] = 0.0  # a hand edit: the fingerprint is left as it was
-    path.write_text(json.dumps(saved, indent=2))
-
-
-CORRUPTIONS = {
-    "truncated_returns": lambda f: _truncate(f / "sequences" / "returns.parquet"),
-    "deleted_positions": lambda f: (f / "sequences" / "positions.parquet").unlink(),
-    "missing_metrics": lambda f: (f / "metrics.json").unlink(),
-    "invalid_metrics": lambda f: (f / "metrics.json").write_text('{"total": {"sharpe": 1.'),
-    "empty_metrics": lambda f: (f / "metrics.json").write_text(""),
-    "edited_config": lambda f: _edit_config(f / "config.json"),
-}
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
