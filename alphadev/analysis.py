@@ -46,6 +46,7 @@ from alphadev.config import BacktestConfig
 from alphadev.data.loaders import day_bounds
 from alphadev.errors import DataError
 from alphadev.panel import Panel, bar_ceil, build_panel
+from alphadev.validation import check_scalar
 
 __all__ = [
     "IC_DECAY_FILE",
@@ -138,8 +139,7 @@ def ic_by_lag_from_arrays(
     max_lag: int,
 ) -> np.ndarray:
     """Per-bar ICs, shape (max_lag, T): row h - 1 holds ``IC(h)[t]`` (NaN where missing)."""
-    if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or max_lag < 1:
-        raise ValueError(f"max_lag={max_lag!r} must be a positive integer")
+    max_lag = check_scalar("max_lag", max_lag, integer=True, low=1)
     a, p, u = _check_arrays(alpha, prices, universe)
     returns = bar_returns(p)
     n_bars = a.shape[0]
@@ -195,12 +195,8 @@ def quantile_returns_from_arrays(
     horizon: int = 1,
 ) -> pd.Series:
     """Mean forward return (lag ``horizon``) per alpha bucket 1..n_quantiles (low..high)."""
-    if isinstance(n_quantiles, bool) or not isinstance(n_quantiles, (int, np.integer)) or (
-        n_quantiles < 1
-    ):
-        raise ValueError(f"n_quantiles={n_quantiles!r} must be a positive integer")
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ValueError(f"horizon={horizon!r} must be a positive integer")
+    n_quantiles = check_scalar("n_quantiles", n_quantiles, integer=True, low=1)
+    horizon = check_scalar("horizon", horizon, integer=True, low=1)
     a, p, u = _check_arrays(alpha, prices, universe)
     q = int(n_quantiles)
     index = pd.Index(np.arange(1, q + 1), name="quantile")

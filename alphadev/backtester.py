@@ -12,10 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import sys
-import threading
-import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,30 +20,16 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from alphadev import _threads
+from alphadev import job
 from alphadev.comparison import comparison_table, write_comparison
 from alphadev.config import BacktestConfig
 from alphadev.errorlog import append_error_log
 from alphadev.errors import BacktestError
 from alphadev.grid import expand_grid
-from alphadev.results import (
-    TMP_PREFIX,
-    BacktestResult,
-    check_saved,
-    load_result,
-    owner_tag,
-    recover,
-)
+from alphadev.results import BacktestResult, check_saved, load_result, recover
+from alphadev.validation import ParameterError, check_scalar
 
 log = logging.getLogger(__name__)
-
-STAGES_PER_WINDOW = 4  # load data, compute alpha, align, simulate
-
-
-class _Bar(tqdm):
-    """tqdm without its monitor thread, which would make forking workers unsafe."""
-
-    monitor_interval = 0
 
 
 class Backtester:
@@ -56,9 +39,9 @@ class Backtester:
     """
 
     def __init__(self, slow_job_seconds: float = 3600.0) -> None:
-        if not isinstance(slow_job_seconds, (int, float)) or slow_job_seconds <= 0:
-            raise ValueError(f"slow_job_seconds={slow_job_seconds!r} must be a number > 0")
-        self.slow_job_seconds = float(slow_job_seconds)
+        self.slow_job_seconds = check_scalar(
+            "slow_job_seconds", slow_job_seconds, low=0.0, low_open=True
+        )
         self._configs: list[BacktestConfig] = []
         self.results: list[BacktestResult | None] = []
 
@@ -118,7 +101,7 @@ class Backtester:
             else:
                 todo.append(index)
 
-        main = _Bar(
+        main = job.ProgressBar(
             total=len(configs), position=0, desc="configs", disable=not verbose,
             dynamic_ncols=True,
         )
@@ -155,7 +138,7 @@ class Backtester:
         saving: tuple[int, Any] | None = None
         try:
             for index in todo:
-                computed, finish = _run_watched(
+                computed, finish = job.start_watched(
                     configs[index], 1 if verbose else None, save_dir, self.slow_job_seconds
                 )
                 previous, saving = saving, (index, finish)
@@ -166,7 +149,7 @@ class Backtester:
                     tracker.record(index, finish())
         finally:
             outcome = saving[1]() if saving is not None else None
-        if saving is not None:
+        if saving is not None and outcome is not None:
             tracker.record(saving[0], outcome)
 
     # ------------------------------------------------------------------ comparing
@@ -215,16 +198,11 @@ class Backtester:
 def _worker_count(num_processes: int | None) -> int:
     if num_processes is None:
         return 1
-    if isinstance(num_processes, bool) or not isinstance(num_processes, int) or (
-        num_processes < 1 and num_processes != -1
-    ):
-        raise ValueError(
-            f"num_processes={num_processes!r} must be None or 1 (sequential), "
-            "an integer N > 1 (a pool of N processes) or -1 (one per CPU)"
-        )
-    if num_processes == -1:
-        return os.cpu_count() or 1
-    return num_processes
+    hint = "None or 1: sequential; N > 1: a pool of N processes; -1: one per CPU"
+    count = check_scalar("num_processes", num_processes, integer=True, low=-1, hint=hint)
+    if count == 0:
+        raise ParameterError(f"num_processes=0 is not allowed ({hint})")
+    return os.cpu_count() or 1 if count == -1 else count
 
 
 def _load_if_done(config: BacktestConfig, save_dir: Any) -> BacktestResult | None:
@@ -266,117 +244,6 @@ def check_picklable(configs: Sequence[BacktestConfig]) -> None:
         ) from first_error
 
 
-def describe_failure(config: BacktestConfig, exc: BaseException) -> str:
-    """The error report for one config: name, parameters, exception and traceback."""
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return (
-        f"config {config.name!r} failed\n"
-        f"  alpha: {config.alpha_class.__name__}({config.alpha_kwargs})\n"
-        f"  settings: quantile={config.quantile} gross_exposure={config.gross_exposure} "
-        f"frequency={config.frequency} fee={config.trading_fee_rate} mode={config.mode} "
-        f"period={config.start_date}..{config.end_date}\n"
-        f"  error: {type(exc).__name__}: {exc}\n{tb}"
-    )
-
-
-def stage_count(config: BacktestConfig) -> int:
-    """How many progress stages a run of ``config`` reports (for bars and percentages)."""
-    from alphadev.engine.runner import windows
-
-    return STAGES_PER_WINDOW * len(list(windows(config))) + 2
-
-
-def execute(
-    config: BacktestConfig, save_dir: Any, progress: Any = None
-) -> tuple[str, Any]:
-    """Run (and save) one config: ("ok", result) or ("error", report); never raises."""
-    outcome, spill_dir = _compute(config, save_dir, progress)
-    return _save(config, outcome, save_dir, spill_dir)
-
-
-def start_backtest(config: BacktestConfig, save_dir: Any, progress: Any = None) -> tuple[bool, Any]:
-    """Run one config now and save it on a thread: (whether the run succeeded, a call
-    that joins the save and gives ``execute``'s outcome).
-
-    Encoding the Parquet files releases the GIL, so a sequential sweep saves one result
-    while it simulates the next.
-    """
-    outcome, spill_dir = _compute(config, save_dir, progress)
-    return outcome[0] == "ok", _threads.start(_save, config, outcome, save_dir, spill_dir)
-
-
-def _compute(config: BacktestConfig, save_dir: Any, progress: Any) -> tuple[tuple, Any]:
-    from alphadev.cache import CACHE_SUBDIR
-    from alphadev.engine.runner import run_backtest
-
-    cache_dir = Path(save_dir) / CACHE_SUBDIR if save_dir is not None else None
-    spill_dir = None
-    if save_dir is not None and config.mode == "streaming":
-        spill_dir = Path(save_dir) / f"{TMP_PREFIX}spill-{config.name}{owner_tag()}"
-    try:
-        outcome = "ok", run_backtest(config, progress, cache_dir, spill_dir)
-    except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal
-        outcome = "error", describe_failure(config, exc)
-    if outcome[0] == "ok" and save_dir is not None and progress:
-        progress("save")
-    return outcome, spill_dir
-
-
-def _save(
-    config: BacktestConfig, outcome: tuple[str, Any], save_dir: Any, spill_dir: Any
-) -> tuple[str, Any]:
-    """Save a successful result (its sequences are then re-read from disk on demand)."""
-    try:
-        if outcome[0] == "ok" and save_dir is not None:
-            outcome[1].save(save_dir)
-            outcome[1].drop_sequences()
-        return outcome
-    except Exception as exc:  # noqa: BLE001
-        return "error", describe_failure(config, exc)
-    finally:
-        if spill_dir is not None:
-            shutil.rmtree(spill_dir, ignore_errors=True)
-
-
-def _run_single_backtest(
-    config: BacktestConfig, progress_position: int | None, save_dir: Any, run: Any = execute
-) -> Any:
-    """``run`` (execute or start_backtest) of one config with its own progress bar at
-    ``progress_position`` (None: no bar)."""
-    if progress_position is None:
-        return run(config, save_dir)
-    bar = _Bar(
-        total=stage_count(config), position=progress_position, desc=config.name[:40],
-        leave=False, dynamic_ncols=True,
-    )
-
-    def progress(stage: str) -> None:
-        bar.set_postfix_str(stage, refresh=False)
-        bar.update(1)
-
-    try:
-        return run(config, save_dir, progress)
-    finally:
-        bar.close()
-
-
-def _run_watched(
-    config: BacktestConfig, position: int | None, save_dir: Any, slow_after: float
-) -> Any:
-    """``start_backtest`` a config, warning once if running it takes longer than ``slow_after``."""
-    timer = threading.Timer(slow_after, warn_slow, args=(config.name, slow_after))
-    timer.daemon = True
-    timer.start()
-    try:
-        return _run_single_backtest(config, position, save_dir, start_backtest)
-    finally:
-        timer.cancel()
-
-
-def warn_slow(name: str, seconds: float) -> None:
-    log.warning("config %r has been running for more than %.0f s", name, seconds)
-
-
 class _Tracker:
     """Records outcomes: result list, progress bar, best-IC postfix and error log."""
 
@@ -408,15 +275,14 @@ class _Tracker:
                 refresh=False,
             )
 
-    def record(self, index: int, outcome: tuple[str, Any]) -> None:
-        status, payload = outcome
+    def record(self, index: int, outcome: job.Outcome) -> None:
         self.bar.update(1)
-        if status == "ok":
-            result = payload
-            result.config = self.configs[index]
-            self.results[index] = result
-            self.best(result)
+        if outcome.result is not None:
+            outcome.result.config = self.configs[index]
+            self.results[index] = outcome.result
+            self.best(outcome.result)
             return
+        payload = outcome.error or f"config {self.configs[index].name!r} failed"
         self.failures += 1
         if self.verbose:
             tqdm.write(payload, file=sys.stderr)

@@ -13,3 +13,7 @@ class AlphaError(ValueError):
 
 class BacktestError(RuntimeError):
     """A config failed inside ``run_all(stop_on_error=True)``."""
+
+
+class SpecError(ValueError):
+    """A spec that does not exist, fails to import, or defines no configs."""

@@ -22,7 +22,9 @@ __all__ = [
     "annualized_volatility",
     "calmar_ratio",
     "compute_metrics",
+    "cum_returns",
     "cumulative_return",
+    "drawdown",
     "finite_or_none",
     "hit_rate",
     "ic_metrics",
@@ -31,6 +33,7 @@ __all__ = [
     "num_periods",
     "periods_per_year",
     "return_metrics",
+    "sample_std",
     "sharpe_ratio",
     "sortino_ratio",
 ]
@@ -97,14 +100,29 @@ def _as_1d(pnl: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return arr
 
 
-def _std(x: npt.NDArray[np.float64]) -> float | None:
-    """std(x, ddof=1), snapped to 0.0 below the rounding tolerance; None if len < 2."""
+def sample_std(x: npt.NDArray[np.float64]) -> float | None:
+    """std(x, ddof=1), snapped to 0.0 below the rounding tolerance; None if len < 2.
+
+    The one place the near-zero rule (``STD_ZERO_RTOL``) is applied.
+    """
     if x.size < 2:
         return None
     std = float(np.std(x, ddof=1))
     if std <= STD_ZERO_RTOL * float(np.max(np.abs(x))):
         return 0.0
     return finite_or_none(std)
+
+
+def cum_returns(pnl: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Equity after each bar from 1: cumprod(1 + pnl)."""
+    return np.cumprod(1.0 + _as_1d(pnl))
+
+
+def drawdown(equity: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """equity / peak - 1 per bar, the peak being the running maximum and at least the
+    initial equity 1 (so a loss on the first bar counts)."""
+    values = np.asarray(equity, dtype=np.float64)
+    return values / np.maximum(np.maximum.accumulate(values), 1.0) - 1.0
 
 
 def _growth(x: npt.NDArray[np.float64]) -> float:
@@ -155,7 +173,7 @@ def annualized_return(pnl: npt.ArrayLike, periods_per_year: float) -> float | No
 @_quiet
 def annualized_volatility(pnl: npt.ArrayLike, periods_per_year: float) -> float | None:
     """std(pnl, ddof=1) * sqrt(periods_per_year); None with fewer than 2 bars."""
-    std = _std(_as_1d(pnl))
+    std = sample_std(_as_1d(pnl))
     return None if std is None else finite_or_none(std * math.sqrt(periods_per_year))
 
 
@@ -167,7 +185,7 @@ def sharpe_ratio(pnl: npt.ArrayLike, periods_per_year: float) -> float | None:
     pnl is undefined rather than +-inf or a huge ratio of rounding noise.
     """
     x = _as_1d(pnl)
-    std = _std(x)
+    std = sample_std(x)
     if not std:
         return None
     return finite_or_none(float(np.mean(x)) / std * math.sqrt(periods_per_year))
@@ -199,10 +217,8 @@ def max_drawdown(pnl: npt.ArrayLike) -> float | None:
     x = _as_1d(pnl)
     if x.size == 0:
         return 0.0
-    equity = np.cumprod(1.0 + x)
-    peak = np.maximum(np.maximum.accumulate(equity), 1.0)
-    drawdown = float(np.min(equity / peak - 1.0))
-    return finite_or_none(min(drawdown, 0.0))
+    deepest = float(np.min(drawdown(cum_returns(x))))
+    return finite_or_none(min(deepest, 0.0))
 
 
 @_quiet
@@ -252,7 +268,7 @@ def ic_metrics(ic: npt.ArrayLike) -> dict[str, float | None]:
     x = _as_1d(ic)
     x = x[np.isfinite(x)]
     mean = finite_or_none(np.mean(x)) if x.size else None
-    std = _std(x)
+    std = sample_std(x)
     ir = mean / std if mean is not None and std else None
     return {
         "ic_mean": mean,

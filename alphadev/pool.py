@@ -12,7 +12,6 @@ variable ``ALPHADEV_START_METHOD`` overrides the choice.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing as mp
 import os
 import signal
@@ -25,7 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-log = logging.getLogger(__name__)
+from alphadev import job
 
 
 def start_method() -> str:
@@ -40,8 +39,7 @@ def start_method() -> str:
 def _worker_main(
     conn: Connection, position: int | None, save_dir: Any, lock: Any, spec_files: dict
 ) -> None:
-    from alphadev.backtester import _run_single_backtest
-    from alphadev.spec import import_spec_files
+    from alphadev.spec_files import import_spec_files
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     import_spec_files(spec_files)  # spawn: configs may reference classes in spec files
@@ -49,14 +47,13 @@ def _worker_main(
         tqdm.set_lock(lock)
     while True:
         try:
-            job = conn.recv()
+            message = conn.recv()
         except EOFError:
             return
-        if job is None:
+        if message is None:
             return
-        index, config = job
-        status, payload = _run_single_backtest(config, position, save_dir)
-        conn.send((index, (status, payload)))
+        index, config = message
+        conn.send((index, job.run_with_bar(config, position, save_dir)))
 
 
 @dataclass
@@ -64,7 +61,7 @@ class _Worker:
     process: Any
     conn: Connection
     position: int
-    job: int | None = None
+    current: int | None = None  # index of the config it runs
     started: float = 0.0
     warned: bool = False
 
@@ -79,7 +76,7 @@ def run_in_pool(
     tracker: Any,
 ) -> None:
     """Run ``configs[i]`` for i in ``todo`` on ``n_workers`` processes, reporting to ``tracker``."""
-    from alphadev.spec import SPEC_FILES
+    from alphadev.spec_files import SPEC_FILES
 
     ctx = mp.get_context(start_method())
     if ctx.get_start_method() == "fork":
@@ -106,16 +103,16 @@ def run_in_pool(
     try:
         while True:
             for w in workers:
-                if w.job is None and pending:
-                    w.job = pending.popleft()
+                if w.current is None and pending:
+                    w.current = pending.popleft()
                     w.started, w.warned = time.monotonic(), False
-                    w.conn.send((w.job, configs[w.job]))
-            busy = [w for w in workers if w.job is not None]
+                    w.conn.send((w.current, configs[w.current]))
+            busy = [w for w in workers if w.current is not None]
             if not busy:
                 break
             ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], 1.0)
             for i, w in enumerate(workers):
-                if w.job is None:
+                if w.current is None:
                     continue
                 if w.conn in ready or w.conn.poll():
                     try:
@@ -123,23 +120,21 @@ def run_in_pool(
                     except (EOFError, OSError):
                         outcome = None
                     if outcome is not None:
-                        w.job = None
+                        w.current = None
                         tracker.record(index, outcome)
                         continue
                 if w.process.sentinel in ready or not w.process.is_alive():
                     w.process.join(1.0)
-                    index, w.job = w.job, None
-                    tracker.record(index, ("error", _death_report(configs[index], w.process)))
+                    index, w.current = w.current, None
+                    death = _death_report(configs[index], w.process)
+                    tracker.record(index, job.Outcome(None, death))
                     w.conn.close()
                     workers[i] = spawn(w.position)
             now = time.monotonic()
             for w in workers:
-                if w.job is not None and not w.warned and now - w.started > slow_after:
+                if w.current is not None and not w.warned and now - w.started > slow_after:
                     w.warned = True
-                    log.warning(
-                        "config %r has been running for more than %.0f s",
-                        configs[w.job].name, slow_after,
-                    )
+                    job.warn_slow(configs[w.current].name, slow_after)
     finally:
         _shutdown(workers)
 
@@ -163,7 +158,7 @@ def _death_report(config: Any, process: Any) -> str:
 def _shutdown(workers: list[_Worker]) -> None:
     for w in workers:
         if w.process.is_alive():
-            if w.job is None:
+            if w.current is None:
                 try:
                     w.conn.send(None)
                 except (OSError, BrokenPipeError):

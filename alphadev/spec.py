@@ -5,8 +5,8 @@ or ``sweeps/momentum.py:name``) or ``mypkg.sweeps:grid``.  The object is a Backt
 a list of BacktestConfig, or a zero-argument callable returning one of them.
 
 A spec file is imported as module ``alphadev_spec_<stem>`` and remembered in
-``SPEC_FILES``, so worker processes started with ``spawn`` can import it again before
-they unpickle configs whose alpha class lives in it.
+``alphadev.spec_files.SPEC_FILES``, so worker processes started with ``spawn`` can
+import it again before they unpickle configs whose alpha class lives in it.
 
 The spec file's folder is put at the front of ``sys.path`` (as Python does for a
 script), so the spec can import modules next to it (``from helpers import signal``).
@@ -21,21 +21,17 @@ import importlib
 import importlib.util
 import os
 import re
-import sys
 import traceback
 from pathlib import Path
 
 from alphadev.backtester import Backtester
 from alphadev.config import BacktestConfig
+from alphadev.errors import SpecError
 from alphadev.identity import code_digest
+from alphadev.spec_files import exec_spec_file, register
 
 DEFAULT_ATTRIBUTES = ("sweep", "configs", "backtester")
-SPEC_FILES: dict[str, str] = {}  # module name -> file path, for spawned workers
 _LOADED: dict[tuple, list[BacktestConfig]] = {}
-
-
-class SpecError(ValueError):
-    """A spec that does not exist, fails to import, or defines no configs."""
 
 
 def load_spec(spec: str) -> list[BacktestConfig]:
@@ -70,13 +66,6 @@ def find_config(spec: str, name: str) -> BacktestConfig:
     raise SpecError(f"spec {spec!r} defines no config named {name!r}")
 
 
-def import_spec_files(files: dict[str, str]) -> None:
-    """Import spec files by their module names (in a freshly spawned process)."""
-    for module_name, path in files.items():
-        if module_name not in sys.modules:
-            _exec_file(module_name, Path(path), path)
-
-
 def _split(spec: str) -> tuple[str, str | None]:
     if not isinstance(spec, str) or not spec.strip():
         raise SpecError(f"spec={spec!r} must name a .py file or an import path module:attr")
@@ -94,39 +83,8 @@ def _module_name(path: Path) -> str:
 
 def _import_file(path: Path, spec: str):
     module_name = _module_name(path)
-    resolved = str(path.resolve())
-    known = SPEC_FILES.get(module_name)
-    if known is not None and known != resolved:
-        raise SpecError(
-            f"spec {spec!r}: another spec file with the same name ({known}) is already "
-            "loaded in this process; rename one of them"
-        )
-    SPEC_FILES[module_name] = resolved
-    return _exec_file(module_name, path, spec)
-
-
-def _add_folder_to_path(path: Path) -> None:
-    """Make modules next to a spec file importable, as for a script (kept afterwards)."""
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-
-
-def _exec_file(module_name: str, path: Path, spec: str):
-    _add_folder_to_path(path)
-    loader_spec = importlib.util.spec_from_file_location(module_name, path)
-    if loader_spec is None or loader_spec.loader is None:
-        raise SpecError(f"spec {spec!r}: {path} cannot be imported as a Python file")
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[module_name] = module
-    try:
-        loader_spec.loader.exec_module(module)
-    except BaseException as exc:
-        sys.modules.pop(module_name, None)
-        raise SpecError(
-            f"spec {spec!r} failed while importing {path}:\n{traceback.format_exc()}"
-        ) from exc
-    return module
+    register(module_name, path, spec)
+    return exec_spec_file(module_name, path, spec)
 
 
 def _import_module(target: str, spec: str):

@@ -39,7 +39,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alphadev.metrics import STD_ZERO_RTOL, finite_or_none
+from alphadev.metrics import finite_or_none, sample_std
+from alphadev.validation import check_scalar
 
 if TYPE_CHECKING:
     from alphadev.results import BacktestResult
@@ -125,8 +126,8 @@ def return_moments(pnl: npt.ArrayLike) -> tuple[float | None, float | None, floa
     x = x[np.isfinite(x)]
     if x.size < 2:
         return None, None, None
-    std = float(np.std(x, ddof=1))
-    if std <= STD_ZERO_RTOL * float(np.max(np.abs(x))):
+    std = sample_std(x)
+    if not std:
         return None, None, None
     dev = x - x.mean()
     m2 = float(np.mean(dev**2))
@@ -168,8 +169,7 @@ def expected_max_sharpe(n_trials: int, sharpe_variance: float | None) -> float:
     ``sqrt(V) * ((1 - g) Phi^-1(1 - 1/N) + g Phi^-1(1 - 1/(N e)))``; 0 for N = 1 (no
     selection) and when V is undefined or zero.
     """
-    if n_trials < 1:
-        raise ValueError(f"n_trials={n_trials!r} must be a positive integer")
+    n_trials = check_scalar("n_trials", n_trials, integer=True, low=1)
     if n_trials == 1 or not sharpe_variance or sharpe_variance <= 0:
         return 0.0
     z = (1.0 - EULER_GAMMA) * norm_ppf(1.0 - 1.0 / n_trials) + EULER_GAMMA * norm_ppf(

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from alphadev.backtester import execute
 from alphadev.comparison import comparison_table, read_identities, write_comparison
 from alphadev.config import BacktestConfig
+from alphadev.job import execute
 from alphadev.results import check_saved, load_result, name_lock, recover
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,11 @@ def run_config(
 ) -> str | None:
     """Run and save one config; on failure record it and return the report."""
     clear_failures(save_dir, [config.name])  # a new attempt: the old failure is history
-    status, payload = execute(config, save_dir, progress)
-    if status == "ok":
+    outcome = execute(config, save_dir, progress)
+    if outcome.error is None:
         return None
-    record_failure(save_dir, config, payload)
-    return payload
+    record_failure(save_dir, config, outcome.error)
+    return outcome.error
 
 
 def record_failure(save_dir: str | os.PathLike, config: BacktestConfig, report: str,

@@ -13,6 +13,14 @@ from typing import Any
 import numpy as np
 
 
+class ParameterError(ValueError, TypeError):
+    """A setting of the wrong type or out of range.
+
+    Both a ValueError and a TypeError, so callers may catch either, as they did before
+    the checks were gathered here.
+    """
+
+
 def plain(value: Any) -> Any:
     """Numpy scalars (also inside tuples and lists) as the Python values they spell.
 
@@ -51,7 +59,7 @@ def check_scalar(
     high_open: bool = False,
     hint: str = "",
 ) -> Any:
-    """``value`` as a plain ``int`` or ``float`` inside the range, or a ValueError/TypeError.
+    """``value`` as a plain ``int`` or ``float`` inside the range, or a ParameterError.
 
     The message names the parameter, the bad value and the allowed range (plus ``hint``).
     """
@@ -59,12 +67,12 @@ def check_scalar(
     suffix = f" ({hint})" if hint else ""
     wanted_type = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, wanted_type):
-        raise TypeError(f"{name}={value!r} must be {allowed}{suffix}")
+        raise ParameterError(f"{name}={value!r} must be {allowed}{suffix}")
     number: int | float = int(plain(value)) if integer else float(plain(value))
     if not integer and not math.isfinite(number):
-        raise ValueError(f"{name}={value!r} must be {allowed}{suffix}")
+        raise ParameterError(f"{name}={value!r} must be {allowed}{suffix}")
     too_low = low is not None and (number <= low if low_open else number < low)
     too_high = high is not None and (number >= high if high_open else number > high)
     if too_low or too_high:
-        raise ValueError(f"{name}={value!r} must be {allowed}{suffix}")
+        raise ParameterError(f"{name}={value!r} must be {allowed}{suffix}")
     return number

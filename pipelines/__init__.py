@@ -22,9 +22,11 @@ import luigi
 import luigi.cmdline_parser
 
 from alphadev import sweep
-from alphadev.backtester import Backtester, stage_count
+from alphadev.backtester import Backtester
 from alphadev.engine.runner import warm_up
-from alphadev.spec import SpecError, find_config, load_spec
+from alphadev.errors import SpecError
+from alphadev.job import stage_count
+from alphadev.spec import find_config, load_spec
 
 logger = logging.getLogger("luigi-interface")
 

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from alphadev import identity
-from alphadev.spec import SpecError, load_spec
+from alphadev.errors import SpecError
+from alphadev.spec import load_spec
 from tests.conftest import write_market
 
 BASES = '''

@@ -39,6 +39,7 @@ from alphadev.analysis import IC_DECAY_FILE, QUANTILE_RETURNS_FILE
 from alphadev.comparison import SETTING_COLUMNS, result_row
 from alphadev.results import BacktestResult, load_result
 from alphadev.stats import SWEEP_STATISTICS_COLUMNS, sweep_statistics
+from alphadev.validation import check_scalar
 
 MAX_HEATMAPS = 6
 DSR_CONFIDENCE = 0.95
@@ -101,8 +102,7 @@ def build_report(
     save_dir: str | os.PathLike, top: int = 5, out: str | os.PathLike | None = None
 ) -> Path:
     """Write the HTML report of ``save_dir`` to ``out`` (default ``save_dir/report.html``)."""
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"top={top!r} must be a positive integer")
+    top = check_scalar("top", top, integer=True, low=1)
     results = load_sweep(save_dir)
     if not results:
         raise ValueError(

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from alphadev.metrics import drawdown
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -84,9 +86,8 @@ def drawdown_curves(equity: Mapping[str, pd.Series]) -> Figure:
     """Drawdown ``equity / running peak - 1`` (peak starting at 1) of each config."""
     fig, (ax,) = new_figure(3.4)
     for label, series in equity.items():
-        values = series.to_numpy(dtype=np.float64)
-        peak = np.maximum(np.maximum.accumulate(values), 1.0)
-        ax.plot(_naive(series.index), values / peak - 1.0, lw=1.0, label=label)
+        ax.plot(_naive(series.index), drawdown(series.to_numpy(dtype=np.float64)), lw=1.0,
+                label=label)
     ax.set_title("Drawdown")
     ax.set_ylabel("equity / peak - 1")
     ax.yaxis.set_major_formatter(_percent())
