@@ -14,6 +14,7 @@ leaderboard and the failed configs instead.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -88,6 +89,28 @@ def _local_scheduler() -> bool:
         return True
 
 
+class ResultTarget(luigi.Target):
+    """A config's results folder; it exists only when it is whole and was computed with
+    the config's current fingerprint, so Luigi's own completeness check is the sweep's.
+
+    ``path`` is ``{save_dir}/{name}/sequences``, the folder a downstream task reads.
+    """
+
+    def __init__(self, config, save_dir: str) -> None:
+        self.config = config
+        self.save_dir = save_dir
+        self.path = os.path.join(save_dir, config.name, "sequences")
+
+    def exists(self) -> bool:
+        state = sweep.config_state(self.config, self.save_dir)
+        if state == sweep.STALE:
+            logger.info(
+                "config %s: saved results have another fingerprint (config, data or alpha "
+                "code changed); recomputing", self.config.name,
+            )
+        return state == sweep.DONE
+
+
 class BacktestTask(luigi.Task):
     """One config of a spec."""
 
@@ -103,17 +126,8 @@ class BacktestTask(luigi.Task):
         except SpecError as exc:
             raise SystemExit(f"alphadev: {exc}") from None
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(os.path.join(self.save_dir, self.name, "sequences"))
-
-    def complete(self) -> bool:
-        state = sweep.config_state(self.config(), self.save_dir)
-        if state == sweep.STALE:
-            logger.info(
-                "config %s: saved results have another fingerprint (config, data or alpha "
-                "code changed); recomputing", self.name,
-            )
-        return state == sweep.DONE
+    def output(self) -> ResultTarget:
+        return ResultTarget(self.config(), self.save_dir)
 
     def run(self) -> None:
         config = self.config()
@@ -190,11 +204,6 @@ class Sweep(luigi.Task):
             return []
         configs = _configs(self.spec)
         pending = [c for c in configs if not _done(c, self.save_dir)]
-        if pending:
-            # This invocation attempts them again: earlier failures no longer count as
-            # their latest outcome (the summary waits for these attempts).
-            sweep.clear_failures(self.save_dir, [c.name for c in pending])
-            warm_up()  # compiled once here, inherited by every task process Luigi forks
         if _local_scheduler() and len(pending) > self.wave_size:
             n_waves = -(-len(configs) // self.wave_size)
             waves = [SweepWave(self.spec, self.save_dir, k, self.wave_size)
@@ -264,6 +273,30 @@ class SweepWave(luigi.Task):
     def run(self):
         pending = [c for c in self._configs() if not _done(c, self.save_dir)]
         yield [BacktestTask(self.spec, c.name, self.save_dir) for c in pending]
+
+
+@Sweep.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
+@SweepWave.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
+def _configs_scheduled(task: luigi.Task, dependency: luigi.Task) -> None:
+    """Configs handed to Luigi for a new attempt (in the scheduling process).
+
+    Their earlier failures stop counting as their latest outcome, so the end-of-sweep
+    summary waits for these attempts; and the kernels are loaded once here, before Luigi
+    forks the task processes that inherit them.
+    """
+    if isinstance(dependency, BacktestTask):
+        names = [dependency.name]
+    elif isinstance(dependency, SweepWave):
+        names = [c.name for c in dependency._configs() if not _done(c, dependency.save_dir)]
+    else:
+        return
+    sweep.clear_failures(dependency.save_dir, names)
+    _load_kernels()
+
+
+@functools.cache
+def _load_kernels() -> None:
+    warm_up()
 
 
 def _print_report(spec: str, save_dir: str, n_configs: int, summary: sweep.SweepSummary,
