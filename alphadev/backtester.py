@@ -107,9 +107,9 @@ class Backtester:
         )
         main.update(len(configs) - len(todo))
         tracker = _Tracker(main, results, configs, err_path, verbose, stop_on_error)
-        for index in range(len(configs)):
-            if results[index] is not None:
-                tracker.best(results[index])
+        for loaded in results:
+            if loaded is not None:
+                tracker.best(loaded)
         try:
             if workers > 1 and len(todo) > 1:
                 from alphadev.pool import run_in_pool
@@ -232,7 +232,7 @@ def check_picklable(configs: Sequence[BacktestConfig]) -> None:
             value = getattr(config, field.name)
             try:
                 pickle.dumps(value)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise TypeError(
                     f"config {config.name!r}: field {field.name} = {value!r} cannot be "
                     f"pickled for a process pool ({type(exc).__name__}: {exc}). Define alpha "

@@ -106,7 +106,7 @@ class BacktestConfig:
     def _set(self, field: str, value: Any) -> None:
         object.__setattr__(self, field, value)
 
-    def _validate(self) -> None:  # noqa: C901 - one check per field, in field order
+    def _validate(self) -> None:
         check_name(self.name)
         if not (isinstance(self.alpha_class, type) and issubclass(self.alpha_class, Alpha)):
             raise TypeError(

@@ -380,7 +380,7 @@ class _Walk:
         except Exception:  # noqa: BLE001 - an exotic global must never fail a fingerprint
             return f"object {type(value).__qualname__}"
 
-    def _describe(self, value: Any, depth: int) -> str:  # noqa: C901 - one case per kind
+    def _describe(self, value: Any, depth: int) -> str:
         if isinstance(value, enum.Enum):
             return f"enum {self.describe(type(value), depth + 1)}.{value.name}"
         if value is None or isinstance(value, (bool, int, float, complex)):
@@ -425,23 +425,23 @@ class _Walk:
         self.active.add(id(value))
         try:
             if isinstance(value, (list, tuple)):
-                items = ",".join(self.describe(v, depth + 1) for v in value)
-                return f"{type(value).__name__}[{items}]"
+                joined = ",".join(self.describe(v, depth + 1) for v in value)
+                return f"{type(value).__name__}[{joined}]"
             if isinstance(value, dict):
-                items = sorted(
+                pairs = sorted(
                     f"{self.describe(k, depth + 1)}={self.describe(v, depth + 1)}"
                     for k, v in value.items()
                 )
-                return "dict{" + ",".join(items) + "}"
+                return "dict{" + ",".join(pairs) + "}"
             if isinstance(value, (set, frozenset)):
-                items = sorted(self.describe(v, depth + 1) for v in value)
-                return f"{type(value).__name__}{{{','.join(items)}}}"
+                members = sorted(self.describe(v, depth + 1) for v in value)
+                return f"{type(value).__name__}{{{','.join(members)}}}"
         finally:
             self.active.discard(id(value))
         wrapped = getattr(value, "__wrapped__", None) or getattr(value, "py_func", None)
         if isinstance(wrapped, types.FunctionType):  # a decorated or numba-jitted function
-            inner = self.describe(wrapped, depth + 1)
-            return f"wrapper {self.describe(type(value), depth + 1)} of {inner}"
+            body = self.describe(wrapped, depth + 1)
+            return f"wrapper {self.describe(type(value), depth + 1)} of {body}"
         if isinstance(value, _BUILTIN_CALLABLES):  # math.log, np.log, str.lower
             return f"external {_external_name(value)}"
         return f"object {self.describe(type(value), depth + 1)}"

@@ -115,7 +115,7 @@ def sample_std(x: npt.NDArray[np.float64]) -> float | None:
 
 def cum_returns(pnl: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Equity after each bar from 1: cumprod(1 + pnl)."""
-    return np.cumprod(1.0 + _as_1d(pnl))
+    return np.cumprod(1.0 + _as_1d(pnl), dtype=np.float64)
 
 
 def drawdown(equity: npt.ArrayLike) -> npt.NDArray[np.float64]:

@@ -215,6 +215,7 @@ def _universe(
     n_bars: int,
 ) -> np.ndarray:
     """Universe flags; a row holds until the symbol's next row, with no age limit."""
+    assert config.universe_loader is not None  # called only for configs that have one
     rows = load_range(config.universe_loader, EPOCH, end, symbols)["in_universe"]
     stamps = rows.index.get_level_values(0)
     before = rows[stamps < load_start].dropna()

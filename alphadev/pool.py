@@ -78,7 +78,7 @@ def run_in_pool(
     """Run ``configs[i]`` for i in ``todo`` on ``n_workers`` processes, reporting to ``tracker``."""
     from alphadev.spec_files import SPEC_FILES
 
-    ctx = mp.get_context(start_method())
+    ctx: Any = mp.get_context(start_method())  # a start method's context has .Process
     if ctx.get_start_method() == "fork":
         from alphadev.engine.runner import warm_up
 
