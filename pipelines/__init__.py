@@ -23,7 +23,7 @@ import luigi.cmdline_parser
 
 from alphadev import sweep
 from alphadev.backtester import Backtester, stage_count
-from alphadev.engine.runner import warm_up
+from alphadev.engine.simulate import warm_up
 from alphadev.spec import SpecError, find_config, load_spec
 
 logger = logging.getLogger("luigi-interface")
