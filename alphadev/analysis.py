@@ -52,11 +52,11 @@ __all__ = [
     "IC_DECAY_FILE",
     "QUANTILE_RETURNS_FILE",
     "SignalAnalysis",
-    "bar_returns",
     "config_panel",
     "ic_by_lag_from_arrays",
     "ic_decay",
     "ic_decay_from_arrays",
+    "panel_returns",
     "quantile_returns",
     "quantile_returns_from_arrays",
     "signal_analysis",
@@ -76,8 +76,13 @@ class SignalAnalysis:
 
 
 # ---------------------------------------------------------------------- arrays
-def bar_returns(prices: npt.ArrayLike) -> np.ndarray:
-    """``r[t] = P[t] / P[t - 1] - 1`` per column; NaN for t = 0 and missing prices."""
+def panel_returns(prices: npt.ArrayLike) -> np.ndarray:
+    """``r[t] = P[t] / P[t - 1] - 1`` per column; NaN for t = 0 and missing prices.
+
+    A whole panel with nothing before it, in plain numpy: the engine's
+    ``chained_returns`` computes the same numbers from a carried row, but would load
+    numba for an analysis that needs none.
+    """
     p = np.asarray(prices, dtype=np.float64)
     r = np.full(p.shape, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -141,7 +146,7 @@ def ic_by_lag_from_arrays(
     """Per-bar ICs, shape (max_lag, T): row h - 1 holds ``IC(h)[t]`` (NaN where missing)."""
     max_lag = check_scalar("max_lag", max_lag, integer=True, low=1)
     a, p, u = _check_arrays(alpha, prices, universe)
-    returns = bar_returns(p)
+    returns = panel_returns(p)
     n_bars = a.shape[0]
     alpha_mask = np.isfinite(a) & u
     return_mask = np.isfinite(returns)
@@ -203,7 +208,7 @@ def quantile_returns_from_arrays(
     if horizon >= a.shape[0]:
         return pd.Series(np.nan, index=index, name="mean_forward_return")
     rows = a.shape[0] - int(horizon)
-    r = bar_returns(p)[int(horizon):]
+    r = panel_returns(p)[int(horizon):]
     mask = np.isfinite(a[:rows]) & u[:rows] & np.isfinite(r)
     a = np.where(mask, a[:rows], np.nan)
     m = mask.sum(axis=1)

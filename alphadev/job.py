@@ -61,7 +61,7 @@ def describe_failure(config: BacktestConfig, exc: BaseException) -> str:
 
 def stage_count(config: BacktestConfig) -> int:
     """How many progress stages a run of ``config`` reports (for bars and percentages)."""
-    from alphadev.engine.runner import windows
+    from alphadev.runner import windows
 
     return STAGES_PER_WINDOW * len(list(windows(config))) + 2
 
@@ -132,7 +132,7 @@ def _compute(
     config: BacktestConfig, save_dir: Any, progress: Progress | None
 ) -> tuple[Outcome, Path | None]:
     from alphadev.cache import CACHE_SUBDIR
-    from alphadev.engine.runner import run_backtest
+    from alphadev.runner import run_backtest
 
     cache_dir = Path(save_dir) / CACHE_SUBDIR if save_dir is not None else None
     spill_dir = None

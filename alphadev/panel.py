@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ from alphadev.alpha import Alpha, lookback_timedelta
 from alphadev.config import BacktestConfig
 from alphadev.data.loaders import CompositeDataLoader, load_range, normalize_frame
 from alphadev.errors import AlphaError, DataError
+
+if TYPE_CHECKING:  # the engine loads numba: not imported just to build a panel
+    from alphadev.engine.simulate import PanelDerived
 
 EPOCH = pd.Timestamp(0, tz="UTC")
 
@@ -30,8 +34,10 @@ class Panel:
     universe: np.ndarray  # (B, N) bool
     observed: np.ndarray  # (B, N) bool: a raw price was observed inside the bar
     # Values derived from the panel alone (returns, alpha order, IC), shared by every
-    # config that uses this panel; filled by the runner.
-    derived: dict = field(default_factory=dict, repr=False, compare=False)
+    # config that uses this panel; filled by alphadev.runner, keyed by (first, stop) row.
+    derived: dict[tuple[int, int], PanelDerived] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
 
 def bar_floor(ts: pd.Timestamp, bar_ns: int) -> pd.Timestamp:

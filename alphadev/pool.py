@@ -80,7 +80,7 @@ def run_in_pool(
 
     ctx: Any = mp.get_context(start_method())  # a start method's context has .Process
     if ctx.get_start_method() == "fork":
-        from alphadev.engine.runner import warm_up
+        from alphadev.engine.simulate import warm_up
 
         warm_up()  # forked workers inherit the loaded kernels instead of each loading them
     lock = ctx.RLock() if verbose else None

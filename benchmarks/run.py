@@ -51,13 +51,9 @@ def run_python(code: str, cwd: Path | None = None, env: dict | None = None) -> d
 
 # ---------------------------------------------------------------------- workloads
 def bench_kernel(repeats: int) -> list[tuple[str, str, str]]:
-    import datetime as dt
-
     import numpy as np
 
-    from alphadev import BacktestConfig, CSVDataLoader
-    from alphadev.engine.runner import simulate_arrays
-    from benchmarks.alphas import Momentum
+    from alphadev.engine.simulate import BookSettings, PreviousBar, simulate_arrays
 
     n_bars, n_sym = 8760, 200
     rng = np.random.default_rng(0)
@@ -69,20 +65,16 @@ def bench_kernel(repeats: int) -> list[tuple[str, str, str]]:
         persistent[t] = 0.95 * persistent[t - 1] + 0.3 * noise[t]
     universe = np.ones((n_bars, n_sym), dtype=bool)
     beta = rng.uniform(0.5, 1.5, n_sym)
-    nan_row, zeros = np.full(n_sym, np.nan), np.zeros(n_sym)
-    config = BacktestConfig(  # only its portfolio settings are used
-        name="kernel", alpha_class=Momentum, alpha_kwargs={}, start_date=dt.date(2024, 1, 1),
-        end_date=dt.date(2024, 12, 31), symbols=["A", "B"],
-        price_loader=CSVDataLoader("unused.csv", "close"), alpha_loaders=[],
-        beta_csv_path=None, quantile=(0.2, 0.2), trading_fee_rate=4.5e-4,
+    previous = PreviousBar.start(n_sym)
+    settings = BookSettings(
+        open_quantile=0.2, close_quantile=0.2, gross_exposure=1.0, fee_rate=4.5e-4
     )
 
     rows = []
     for label, alpha in (("AR(1) alpha", persistent), ("i.i.d. alpha, worst case", noise)):
 
         def once(alpha=alpha) -> None:
-            simulate_arrays(prices, alpha, universe, beta, nan_row, zeros, nan_row,
-                            zeros.astype(bool), config)
+            simulate_arrays(prices, alpha, universe, beta, previous, settings)
 
         once()
         seconds = median_time(once, repeats)

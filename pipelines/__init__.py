@@ -24,7 +24,7 @@ import luigi.cmdline_parser
 
 from alphadev import sweep
 from alphadev.backtester import Backtester
-from alphadev.engine.runner import warm_up
+from alphadev.engine.simulate import warm_up
 from alphadev.errors import SpecError
 from alphadev.job import stage_count
 from alphadev.spec import find_config, load_spec

@@ -62,7 +62,7 @@ def market(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def compiled_kernels() -> None:
     """Load (or compile) the kernels once, so the cold compile lands on no single test."""
-    from alphadev.engine.runner import warm_up
+    from alphadev.engine.simulate import warm_up
 
     warm_up()
 

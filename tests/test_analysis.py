@@ -16,16 +16,16 @@ from alphadev.alpha import Alpha
 from alphadev.analysis import (
     IC_DECAY_FILE,
     QUANTILE_RETURNS_FILE,
-    bar_returns,
     ic_by_lag_from_arrays,
     ic_decay,
     ic_decay_from_arrays,
+    panel_returns,
     quantile_returns,
     quantile_returns_from_arrays,
     signal_analysis,
     write_ic_decay,
 )
-from alphadev.engine.runner import run_backtest
+from alphadev.runner import run_backtest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ def test_small_example_by_hand():
         [[1, 1, 1, 1, 1], [1.01, 1.02, 1.03, 1.04, 2], [1.01, np.nan, 1.03, 1.04, 2]]
     )
     universe = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=bool)
-    returns = bar_returns(prices)
+    returns = panel_returns(prices)
     assert np.isnan(returns[0]).all() and np.isnan(returns[2, 1])
     ics = ic_by_lag_from_arrays(alpha, prices, universe, max_lag=2)
     # Lag 1, t = 0: average ranks of alpha [1.5, 1.5, 3, 4] against returns [1, 2, 3, 4]
@@ -119,7 +119,7 @@ def test_small_example_by_hand():
 
 def _reference_ic(alpha, prices, universe, lag):
     """Slow reference: one pandas Spearman per bar."""
-    r = bar_returns(prices)
+    r = panel_returns(prices)
     out = []
     for t in range(alpha.shape[0] - lag):
         a, x = alpha[t], r[t + lag]

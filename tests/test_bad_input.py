@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from alphadev import BacktestConfig, Backtester, CSVDataLoader
-from alphadev.engine.runner import run_backtest
 from alphadev.errors import DataError
+from alphadev.runner import run_backtest
 from tests.alphas import EchoAlpha
 
 SYMBOLS = ["AAA", "BBB", "CCC"]

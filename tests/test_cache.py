@@ -11,7 +11,7 @@ import pytest
 
 from alphadev import Backtester
 from alphadev import cache as panel_cache
-from alphadev.engine.runner import run_backtest
+from alphadev.runner import run_backtest
 from tests.alphas import CountingAlpha
 from tests.conftest import make_config
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from alphadev import Alpha, Backtester
-from alphadev.engine.runner import run_backtest
+from alphadev.runner import run_backtest
 from tests.alphas import EchoAlpha, FailingAlpha
 from tests.conftest import make_config
 

@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 
 from alphadev import Backtester
-from alphadev.engine.runner import run_backtest
 from alphadev.results import (
     TMP_PREFIX,
     TRASH_PREFIX,
@@ -24,6 +23,7 @@ from alphadev.results import (
     recover,
     saved_fingerprint,
 )
+from alphadev.runner import run_backtest
 from tests.conftest import make_config
 
 

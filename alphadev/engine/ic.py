@@ -32,7 +32,7 @@ def rank_ic(
         alpha_order = np.argsort(alpha, axis=1)
     if returns_order is None:
         returns_order = np.argsort(returns, axis=1)
-    return _rank_ic(
+    return _rank_ic_nb(
         alpha,
         prev_alpha,
         np.ascontiguousarray(universe, dtype=np.bool_),
@@ -45,7 +45,7 @@ def rank_ic(
 
 
 @numba.njit(cache=True, nogil=True)
-def _average_ranks(order_row, values, member, buf, ranks):
+def _average_ranks_nb(order_row, values, member, buf, ranks):
     """1-based ranks of the members of a row, ties sharing their mean rank.
 
     Walks the sorted row once to list the members in order, then the list once.
@@ -70,7 +70,7 @@ def _average_ranks(order_row, values, member, buf, ranks):
 
 
 @numba.njit(cache=True, nogil=True)
-def _rank_ic(
+def _rank_ic_nb(
     alpha, prev_alpha, universe, prev_universe, returns, alpha_order, prev_order, returns_order
 ):
     n_bars, n_sym = returns.shape
@@ -89,8 +89,8 @@ def _rank_ic(
             m += ok
         if m < 2:
             continue
-        _average_ranks(returns_order[t], returns[t], member, buf, rank_r)
-        _average_ranks(prev_order if t == 0 else alpha_order[t - 1], a_row, member, buf, rank_a)
+        _average_ranks_nb(returns_order[t], returns[t], member, buf, rank_r)
+        _average_ranks_nb(prev_order if t == 0 else alpha_order[t - 1], a_row, member, buf, rank_a)
         center = 0.5 * (m + 1)
         cov = 0.0
         var_a = 0.0

@@ -1,10 +1,14 @@
 """The per-bar portfolio loop (docs/semantics.md#per-bar-book), on plain numpy arrays.
 
-Everything here is numba-compiled (``cache=True`` keeps the machine code on disk, so a
+The loops are numba-compiled (``cache=True`` keeps the machine code on disk, so a
 fresh process does not recompile).  The module knows nothing of pandas, files or
-configs: the runner hands it aligned ``(T, N)`` arrays, one row per bar and one column
-per symbol (symbols sorted by name), plus the state carried from the previous bar so
-that streaming chunks chain exactly like one batch run.
+configs: it takes aligned ``(T, N)`` arrays, one row per bar and one column per symbol
+(symbols sorted by name), plus the rows of the bar before them so that streaming
+chunks chain exactly like one batch run.
+
+Naming, here and in ``engine/ic.py``: every compiled function is private and ends in
+``_nb`` (``_run_kernel_nb``); the public functions are plain Python wrappers without
+the suffix (``run_kernel``) that fix dtypes and memory layout before calling it.
 """
 
 from __future__ import annotations
@@ -45,15 +49,15 @@ def run_kernel(
     ``prev_prices`` and ``prev_weights`` describe bar t = -1: NaN prices and zero
     weights at the start of a backtest, the last processed bar's values when a
     streaming chunk continues a previous one.  ``alpha_order`` (``argsort(alpha,
-    axis=1)``) and ``returns`` (``bar_returns``) may be passed when the caller has them.
+    axis=1)``) and ``returns`` (``chained_returns``) may be passed when the caller has them.
     """
     prices = np.ascontiguousarray(prices, dtype=np.float64)
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
     if returns is None:
-        returns = bar_returns(prices, np.asarray(prev_prices, dtype=np.float64))
+        returns = chained_returns(prices, np.asarray(prev_prices, dtype=np.float64))
     if alpha_order is None:
         alpha_order = alpha_argsort(alpha)
-    out = _kernel(
+    weights, gross, fees, turnover, long_return, short_return, forced = _run_kernel_nb(
         prices,
         alpha,
         np.ascontiguousarray(universe, dtype=np.bool_),
@@ -66,19 +70,32 @@ def run_kernel(
         float(gross_exposure),
         float(fee_rate),
     )
-    return KernelOutput(out[0], returns, *out[1:6], int(out[6]))
+    return KernelOutput(
+        weights=weights,
+        returns=returns,
+        gross=gross,
+        fees=fees,
+        turnover=turnover,
+        long_return=long_return,
+        short_return=short_return,
+        forced_closes=int(forced),
+    )
 
 
-def bar_returns(prices: np.ndarray, prev_prices: np.ndarray) -> np.ndarray:
-    """r[t] = P[t] / P[t-1] - 1, NaN where either price is missing."""
-    return _bar_returns(
+def chained_returns(prices: np.ndarray, prev_prices: np.ndarray) -> np.ndarray:
+    """r[t] = P[t] / P[t-1] - 1, NaN where either price is missing or r is not finite.
+
+    Row 0 divides by ``prev_prices`` (the carried row of bar -1, NaN at the start), so
+    a chunk's returns continue the previous chunk's.
+    """
+    return _chained_returns_nb(
         np.ascontiguousarray(prices, dtype=np.float64),
         np.ascontiguousarray(prev_prices, dtype=np.float64),
     )
 
 
 @numba.njit(cache=True, nogil=True)
-def _bar_returns(prices, prev_prices):
+def _chained_returns_nb(prices, prev_prices):
     n_bars, n_sym = prices.shape
     returns = np.empty((n_bars, n_sym))
     for t in range(n_bars):
@@ -99,7 +116,7 @@ def alpha_argsort(alpha: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def sort_ties_by_index(members, values, m):
+def _sort_ties_by_index_nb(members, values, m):
     """Within runs of equal ``values[members[k]]``, put members in index order."""
     start = 0
     while start < m:
@@ -112,7 +129,7 @@ def sort_ties_by_index(members, values, m):
 
 
 @numba.njit(cache=True)
-def _eligible_by_alpha(p_row, a_row, u_row, order_row, by_alpha):
+def _eligible_by_alpha_nb(p_row, a_row, u_row, order_row, by_alpha):
     """Step 1 and the sort of step 3: E in ascending alpha, ties in symbol order.
 
     Fills ``by_alpha[:n]`` and returns n = |E|.
@@ -125,12 +142,12 @@ def _eligible_by_alpha(p_row, a_row, u_row, order_row, by_alpha):
         if np.isfinite(p_row[i]) and u_row[i]:
             by_alpha[n] = i
             n += 1
-    sort_ties_by_index(by_alpha, a_row, n)
+    _sort_ties_by_index_nb(by_alpha, a_row, n)
     return n
 
 
 @numba.njit(cache=True)
-def _first_rank_at_least(level, n):
+def _first_rank_at_least_nb(level, n):
     """Smallest k in [0, n] with k / (n - 1) >= level (float division, as the rule is written)."""
     k = max(0, min(n, int(np.floor(level * (n - 1))) - 1))
     while k > 0 and (k - 1) / (n - 1) >= level:
@@ -141,7 +158,7 @@ def _first_rank_at_least(level, n):
 
 
 @numba.njit(cache=True)
-def _first_rank_at_least_strictly_above(level, n):
+def _first_rank_above_nb(level, n):
     """Smallest k in [0, n] with k / (n - 1) > level."""
     k = max(0, min(n, int(np.floor(level * (n - 1))) - 1))
     while k > 0 and (k - 1) / (n - 1) > level:
@@ -152,7 +169,7 @@ def _first_rank_at_least_strictly_above(level, n):
 
 
 @numba.njit(cache=True)
-def _choose_sides(by_alpha, n, held, open_q, close_q, side):
+def _choose_sides_nb(by_alpha, n, held, open_q, close_q, side):
     """Steps 3-5: ``side[i]`` = +1 long, -1 short, 0 flat; returns (n_long, n_short).
 
     ``side`` must be all zero on entry; held symbols outside E stay 0 (closed).
@@ -161,8 +178,8 @@ def _choose_sides(by_alpha, n, held, open_q, close_q, side):
     n_short = 0
     # 3-4. Percentile rank q = k / (n - 1); keep positions that have not crossed.
     # The thresholds are found once per bar as ranks, with the same float division.
-    keep_long_from = _first_rank_at_least(1.0 - close_q, n)
-    keep_short_to = _first_rank_at_least_strictly_above(close_q, n)
+    keep_long_from = _first_rank_at_least_nb(1.0 - close_q, n)
+    keep_short_to = _first_rank_above_nb(close_q, n)
     # A symbol in both ranges (small n) is held on one side only: one of += and -=.
     for k in range(keep_long_from, n):
         i = by_alpha[k]
@@ -194,7 +211,7 @@ def _choose_sides(by_alpha, n, held, open_q, close_q, side):
 
 
 @numba.njit(cache=True)
-def _leg_notionals(side, beta, n_long, n_short, gross_exposure):
+def _leg_notionals_nb(side, beta, n_long, n_short, gross_exposure):
     """Step 6: L + S = gross and L * mean beta(long) = S * mean beta(short).
 
     Betas are summed in symbol order, so an unchanged book gets bit-identical weights.
@@ -213,7 +230,7 @@ def _leg_notionals(side, beta, n_long, n_short, gross_exposure):
 
 
 @numba.njit(cache=True, nogil=True)
-def _kernel(
+def _run_kernel_nb(
     prices, alpha, universe, beta, returns, alpha_order, prev_weights,
     open_q, close_q, gross_exposure, fee_rate,
 ):
@@ -241,13 +258,13 @@ def _kernel(
 
         # Steps 1-6: the new book (flat when fewer than two symbols are eligible).
         side[:] = 0
-        n = _eligible_by_alpha(prices[t], alpha[t], universe[t], alpha_order[t], by_alpha)
+        n = _eligible_by_alpha_nb(prices[t], alpha[t], universe[t], alpha_order[t], by_alpha)
         long_weight = 0.0
         short_weight = 0.0
         if n >= 2:
-            n_long, n_short = _choose_sides(by_alpha, n, held, open_q, close_q, side)
+            n_long, n_short = _choose_sides_nb(by_alpha, n, held, open_q, close_q, side)
             if n_long > 0 and n_short > 0:
-                long_notional, short_notional = _leg_notionals(
+                long_notional, short_notional = _leg_notionals_nb(
                     side, beta, n_long, n_short, gross_exposure
                 )
                 long_weight = long_notional / n_long
@@ -308,7 +325,7 @@ def book_changes(weights: np.ndarray, prev_weights: np.ndarray, times: np.ndarra
 
     ``times`` holds one int64 stamp per bar; symbols are returned as column numbers.
     """
-    return BookChanges(*_book_changes(
+    return BookChanges(*_book_changes_nb(
         np.ascontiguousarray(weights),
         np.ascontiguousarray(prev_weights),
         np.ascontiguousarray(times, dtype=np.int64),
@@ -316,7 +333,7 @@ def book_changes(weights: np.ndarray, prev_weights: np.ndarray, times: np.ndarra
 
 
 @numba.njit(cache=True, nogil=True)
-def _book_changes(weights, prev_weights, times):
+def _book_changes_nb(weights, prev_weights, times):
     n_bars, n_sym = weights.shape
     n_pos = 0
     n_trade = 0

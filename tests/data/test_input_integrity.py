@@ -18,8 +18,8 @@ import pytest
 from alphadev import BacktestConfig, CSVDataLoader, DataLoader, ParquetDataLoader
 from alphadev import cache as panel_cache
 from alphadev.data import files
-from alphadev.engine.runner import run_backtest
 from alphadev.errors import DataError
+from alphadev.runner import run_backtest
 from tests.alphas import EchoAlpha
 from tests.conftest import SYMBOLS, make_config
 

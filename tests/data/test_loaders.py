@@ -24,7 +24,7 @@ from alphadev import (
     ParquetDataLoader,
 )
 from alphadev.data import files
-from alphadev.engine.runner import run_backtest
+from alphadev.runner import run_backtest
 from tests.alphas import EchoAlpha
 
 SYMBOLS = ["AAA", "BBB", "CCC"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from alphadev import BacktestConfig, ParquetDataLoader
 from alphadev.data import files
-from alphadev.engine.runner import run_backtest
+from alphadev.runner import run_backtest
 from alphadev.synthetic import write_synthetic_market
 from tests.alphas import RollingMeanAlpha
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from alphadev import BacktestConfig
 from alphadev.alpha import Alpha
 from alphadev.data import CSVDataLoader
-from alphadev.engine.runner import run_backtest
+from alphadev.runner import run_backtest
 from tests.alphas import EchoAlpha
 from tests.reference import reference_backtest
 

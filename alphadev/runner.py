@@ -1,5 +1,7 @@
-"""Batch and streaming runs: panels -> kernel -> sequences -> BacktestResult.
+"""Batch and streaming runs: panels -> engine -> sequences -> BacktestResult.
 
+The orchestration above the arrays-only engine (``alphadev.engine``): windows, the
+state carried between them, frames, Parquet sinks, metrics and metadata.
 Batch mode is streaming with a single window.  Each window's panel starts where the
 previous window stopped, and the kernel continues from the carried state (last prices,
 weights, alpha and universe row), so any chunking gives the same numbers as one batch.
@@ -15,19 +17,19 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from alphadev import _threads
 from alphadev.cache import cached_panel
 from alphadev.config import BacktestConfig
 from alphadev.data.beta import load_betas
 from alphadev.data.loaders import day_bounds
-from alphadev.engine.ic import rank_ic
-from alphadev.engine.kernel import alpha_argsort, bar_returns, book_changes, run_kernel
+from alphadev.engine.kernel import BookChanges, book_changes
+from alphadev.engine.simulate import BookSettings, PreviousBar, simulate_arrays
 from alphadev.errors import DataError
 from alphadev.metrics import compute_metrics
 from alphadev.panel import Panel, bar_ceil, build_panel
@@ -42,29 +44,27 @@ Progress = Callable[[str], None]
 class _Carry:
     """State at the last simulated bar, handed from one window to the next."""
 
-    n_sym: int
-    started: bool = False
-    prices: np.ndarray = field(init=False)
-    weights: np.ndarray = field(init=False)
-    alpha: np.ndarray = field(init=False)
-    universe: np.ndarray = field(init=False)
+    previous: PreviousBar
     equity: float = 1.0
-
-    def __post_init__(self) -> None:
-        self.prices = np.full(self.n_sym, np.nan)
-        self.weights = np.zeros(self.n_sym)
-        self.alpha = np.full(self.n_sym, np.nan)
-        self.universe = np.zeros(self.n_sym, dtype=bool)
+    started: bool = False
 
 
-def warm_up() -> None:
-    """Load the compiled kernels now (e.g. before forking task processes)."""
-    n = 2
-    prices = np.ones((2, n))
-    flags = np.ones((2, n), dtype=bool)
-    out = run_kernel(prices, prices, flags, np.ones(n), np.full(n, np.nan), np.zeros(n),
-                     0.5, 0.5, 1.0, 0.0)
-    rank_ic(prices, out.returns, flags, np.full(n, np.nan), np.zeros(n, dtype=bool))
+class _Part(NamedTuple):
+    """One simulated stretch of bars: its per-bar columns and its book changes."""
+
+    columns: dict[str, np.ndarray]  # "timestamp" and Sequences.RETURN_COLUMNS
+    book: BookChanges
+    forced_closes: int
+
+
+def book_settings(config: BacktestConfig) -> BookSettings:
+    """The config's portfolio settings, as the engine takes them."""
+    return BookSettings(
+        open_quantile=config.open_quantile,
+        close_quantile=config.close_quantile,
+        gross_exposure=config.gross_exposure,
+        fee_rate=config.trading_fee_rate,
+    )
 
 
 def windows(config: BacktestConfig) -> Iterator[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -112,7 +112,8 @@ def _run(
     symbols = config.sorted_symbols
     alpha = config.alpha_class(**config.alpha_kwargs)
     betas = load_betas(config.beta_csv_path, symbols)
-    carry = _Carry(len(symbols))
+    settings = book_settings(config)
+    carry = _Carry(PreviousBar.start(len(symbols)))
     parts: list[dict[str, np.ndarray]] = []
     spill = Path(spill_dir) if spill_dir is not None and config.mode == "streaming" else None
     positions = _TableSink(spill / "positions.parquet" if spill else None)
@@ -138,11 +139,11 @@ def _run(
         stop = int(rows_seen[-1]) + 1
         if progress:
             progress("simulate")
-        part, n_forced = _simulate(panel, first, stop, betas, carry, config)
-        positions.add(_positions_frame(part, symbols))
-        trades.add(_trades_frame(part, symbols))
-        parts.append({k: part[k] for k in ("timestamp", *Sequences.RETURN_COLUMNS)})
-        forced += n_forced
+        part = _simulate(panel, first, stop, betas, carry, settings)
+        positions.add(_positions_frame(part.book, symbols))
+        trades.add(_trades_frame(part.book, symbols))
+        parts.append(part.columns)
+        forced += part.forced_closes
         seen |= panel.observed[first:stop].any(axis=0)
         next_bar = pd.Timestamp(int(panel.bars[stop - 1]) + config.bar_nanos, tz="UTC")
 
@@ -162,8 +163,8 @@ def _run(
         progress("metrics")
     sequences = Sequences(
         returns=_returns_frame(parts),
-        positions=positions.finish(_positions_frame(None, symbols)),
-        trades=trades.finish(_trades_frame(None, symbols)),
+        positions=positions.finish(_positions_frame(_NO_CHANGES, symbols)),
+        trades=trades.finish(_trades_frame(_NO_CHANGES, symbols)),
     )
     metrics = compute_metrics(sequences.returns, config.bar_nanos, config.frequency)
     warnings = []
@@ -190,32 +191,32 @@ def _simulate(
     stop: int,
     betas: np.ndarray,
     carry: _Carry,
-    config: BacktestConfig,
-) -> tuple[dict[str, np.ndarray], int]:
+    settings: BookSettings,
+) -> _Part:
     seg = slice(first, stop)
     prices, alpha, universe = panel.prices[seg], panel.alpha[seg], panel.universe[seg]
     # Returns, alpha order and IC do not depend on portfolio settings: from a fresh
     # start they are computed once per panel and shared by every config using it.
     key = (first, stop)
     shared = panel.derived.get(key) if not carry.started else None
-    out, ic, order, returns = simulate_arrays(
-        prices, alpha, universe, betas, carry.prices, carry.weights, carry.alpha,
-        carry.universe, config, shared,
-    )
+    simulated = simulate_arrays(prices, alpha, universe, betas, carry.previous, settings, shared)
     if not carry.started:
-        panel.derived[key] = (order, returns, ic)
+        panel.derived[key] = simulated.derived
+    out = simulated.book
     pnl = out.gross - out.fees
     equity = carry.equity * np.cumprod(1.0 + pnl)
 
-    book = book_changes(out.weights, carry.weights, panel.bars[seg])
-    carry.prices = prices[-1].copy()
-    carry.weights = out.weights[-1].copy()
-    carry.alpha = alpha[-1].copy()
-    carry.universe = universe[-1].copy()
+    book = book_changes(out.weights, carry.previous.weights, panel.bars[seg])
+    carry.previous = PreviousBar(
+        prices=prices[-1].copy(),
+        weights=out.weights[-1].copy(),
+        alpha=alpha[-1].copy(),
+        universe=universe[-1].copy(),
+    )
     carry.equity = float(equity[-1])
     carry.started = True
 
-    part = {
+    columns = {
         "timestamp": panel.bars[seg],
         "pnl": pnl,
         "gross": out.gross,
@@ -223,50 +224,10 @@ def _simulate(
         "turnover": out.turnover,
         "long_return": out.long_return,
         "short_return": out.short_return,
-        "ic": ic,
+        "ic": simulated.derived.ic,
         "equity": equity,
-        **book._asdict(),
     }
-    return part, out.forced_closes
-
-
-def simulate_arrays(
-    prices: np.ndarray,
-    alpha: np.ndarray,
-    universe: np.ndarray,
-    betas: np.ndarray,
-    prev_prices: np.ndarray,
-    prev_weights: np.ndarray,
-    prev_alpha: np.ndarray,
-    prev_universe: np.ndarray,
-    config: BacktestConfig,
-    shared: tuple | None = None,
-) -> tuple:
-    """Kernel and IC on aligned arrays: (KernelOutput, ic, alpha order, returns).
-
-    ``shared`` holds (order, returns, ic) computed before for the same arrays.  When
-    IC has to be computed, the two row-wise sorts and then IC and the kernel run on two
-    threads (all release the GIL), so a single backtest uses two cores.
-    """
-    if shared is not None:
-        order, returns, ic = shared
-        ic_result = None
-    else:
-        returns = bar_returns(prices, prev_prices)
-        returns_order = _threads.start(np.argsort, returns, 1)
-        order = alpha_argsort(alpha)
-        ic_result = _threads.start(
-            rank_ic, alpha, returns, universe, prev_alpha, prev_universe, order,
-            returns_order(),
-        )
-    out = run_kernel(
-        prices, alpha, universe, betas, prev_prices, prev_weights,
-        config.open_quantile, config.close_quantile, config.gross_exposure,
-        config.trading_fee_rate, alpha_order=order, returns=returns,
-    )
-    if ic_result is not None:
-        ic = ic_result()
-    return out, ic, order, returns
+    return _Part(columns, book, out.forced_closes)
 
 
 def _stamps(values: np.ndarray) -> pd.DatetimeIndex:
@@ -279,34 +240,32 @@ def _returns_frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index, copy=False)
 
 
-def _positions_frame(part: dict | None, symbols: list[str]) -> pd.DataFrame:
-    """Non-zero weights of one chunk (an empty frame of the right types for None)."""
-    empty = np.array([], dtype=np.int64)
+_NO_INT = np.array([], dtype=np.int64)
+_NO_FLOAT = np.array([], dtype=np.float64)
+# Book changes of no bars: the frames built from them are the empty tables' types.
+_NO_CHANGES = BookChanges(_NO_INT, _NO_INT, _NO_FLOAT, _NO_INT, _NO_INT, _NO_FLOAT, _NO_FLOAT)
+
+
+def _positions_frame(book: BookChanges, symbols: list[str]) -> pd.DataFrame:
+    """Non-zero weights of one chunk."""
     return pd.DataFrame(
         {
-            "timestamp": _stamps(part["pos_time"] if part else empty),
-            "symbol": pd.Categorical.from_codes(
-                part["pos_symbol"] if part else empty, categories=symbols
-            ),
-            "weight": part["pos_weight"] if part else np.array([], dtype=np.float64),
+            "timestamp": _stamps(book.pos_time),
+            "symbol": pd.Categorical.from_codes(book.pos_symbol, categories=symbols),
+            "weight": book.pos_weight,
         },
         copy=False,  # fresh arrays: no copy into one consolidated block
     )
 
 
-def _trades_frame(part: dict | None, symbols: list[str]) -> pd.DataFrame:
-    empty = np.array([], dtype=np.int64)
-    previous = part["trade_previous"] if part else np.array([], dtype=np.float64)
-    weight = part["trade_weight"] if part else np.array([], dtype=np.float64)
+def _trades_frame(book: BookChanges, symbols: list[str]) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "timestamp": _stamps(part["trade_time"] if part else empty),
-            "symbol": pd.Categorical.from_codes(
-                part["trade_symbol"] if part else empty, categories=symbols
-            ),
-            "previous_weight": previous,
-            "weight": weight,
-            "delta": weight - previous,
+            "timestamp": _stamps(book.trade_time),
+            "symbol": pd.Categorical.from_codes(book.trade_symbol, categories=symbols),
+            "previous_weight": book.trade_previous,
+            "weight": book.trade_weight,
+            "delta": book.trade_weight - book.trade_previous,
         },
         copy=False,
     )

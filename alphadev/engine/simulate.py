@@ -1,0 +1,106 @@
+"""One stretch of bars on aligned arrays: returns, alpha order, IC and the book.
+
+The engine's entry point for the runner.  It takes plain ``(T, N)`` arrays, the rows
+of the bar before them and four portfolio scalars, and knows nothing of configs,
+pandas or files, so a benchmark or a test can call it on arrays alone.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from alphadev import _threads
+from alphadev.engine.ic import rank_ic
+from alphadev.engine.kernel import KernelOutput, alpha_argsort, chained_returns, run_kernel
+
+
+class BookSettings(NamedTuple):
+    """The portfolio settings the per-bar book uses (docs/semantics.md#per-bar-book)."""
+
+    open_quantile: float
+    close_quantile: float
+    gross_exposure: float
+    fee_rate: float
+
+
+class PreviousBar(NamedTuple):
+    """The rows of bar t = -1: what a stretch of bars continues from."""
+
+    prices: np.ndarray  # (N,) NaN at the start of a backtest
+    weights: np.ndarray  # (N,) zero at the start
+    alpha: np.ndarray  # (N,) NaN at the start
+    universe: np.ndarray  # (N,) bool, False at the start
+
+    @classmethod
+    def start(cls, n_sym: int) -> PreviousBar:
+        """Before the first bar: no prices, no positions, no alpha, nothing in the universe."""
+        return cls(
+            prices=np.full(n_sym, np.nan),
+            weights=np.zeros(n_sym),
+            alpha=np.full(n_sym, np.nan),
+            universe=np.zeros(n_sym, dtype=bool),
+        )
+
+
+class PanelDerived(NamedTuple):
+    """Values that depend on the arrays alone, not on the settings: shared across configs."""
+
+    order: np.ndarray  # (T, N) alpha_argsort(alpha)
+    returns: np.ndarray  # (T, N) chained_returns(prices, previous.prices)
+    ic: np.ndarray  # (T,) rank IC
+
+
+class Simulated(NamedTuple):
+    """What ``simulate_arrays`` returns: the book and the settings-free values it used."""
+
+    book: KernelOutput
+    derived: PanelDerived
+
+
+def simulate_arrays(
+    prices: np.ndarray,
+    alpha: np.ndarray,
+    universe: np.ndarray,
+    betas: np.ndarray,
+    previous: PreviousBar,
+    settings: BookSettings,
+    derived: PanelDerived | None = None,
+) -> Simulated:
+    """Kernel and IC on aligned arrays.
+
+    ``derived`` holds the values computed before for the same arrays from the same
+    ``previous`` rows; without it they are computed here.  Then the two row-wise sorts,
+    and then IC and the kernel, run on two threads (all release the GIL), so a single
+    backtest uses two cores.
+    """
+    if derived is not None:
+        order, returns, ic = derived
+        ic_result = None
+    else:
+        returns = chained_returns(prices, previous.prices)
+        returns_order = _threads.start(np.argsort, returns, 1)
+        order = alpha_argsort(alpha)
+        ic_result = _threads.start(
+            rank_ic, alpha, returns, universe, previous.alpha, previous.universe, order,
+            returns_order(),
+        )
+    book = run_kernel(
+        prices, alpha, universe, betas, previous.prices, previous.weights,
+        settings.open_quantile, settings.close_quantile, settings.gross_exposure,
+        settings.fee_rate, alpha_order=order, returns=returns,
+    )
+    if ic_result is not None:
+        ic = ic_result()
+    return Simulated(book, PanelDerived(order, returns, ic))
+
+
+def warm_up() -> None:
+    """Load the compiled kernels now (e.g. before forking task processes)."""
+    n = 2
+    prices = np.ones((2, n))
+    flags = np.ones((2, n), dtype=bool)
+    out = run_kernel(prices, prices, flags, np.ones(n), np.full(n, np.nan), np.zeros(n),
+                     0.5, 0.5, 1.0, 0.0)
+    rank_ic(prices, out.returns, flags, np.full(n, np.nan), np.zeros(n, dtype=bool))
