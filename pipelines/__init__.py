@@ -24,6 +24,7 @@ import luigi.cmdline_parser
 from alphadev import sweep
 from alphadev.backtester import Backtester, stage_count
 from alphadev.engine.runner import warm_up
+from alphadev.results import ResultState
 from alphadev.spec import SpecError, find_config, load_spec
 
 logger = logging.getLogger("luigi-interface")
@@ -64,7 +65,7 @@ def _configs(spec: str):
 
 
 def _done(config, save_dir: str) -> bool:
-    return sweep.config_state(config, save_dir) == sweep.DONE
+    return sweep.config_state(config, save_dir) is ResultState.DONE
 
 
 class ConfigFailed(RuntimeError):
@@ -106,12 +107,12 @@ class BacktestTask(luigi.Task):
 
     def complete(self) -> bool:
         state = sweep.config_state(self.config(), self.save_dir)
-        if state == sweep.STALE:
+        if state is ResultState.STALE:
             logger.info(
                 "config %s: saved results have another fingerprint (config, data or alpha "
                 "code changed); recomputing", self.name,
             )
-        return state == sweep.DONE
+        return state is ResultState.DONE
 
     def run(self) -> None:
         config = self.config()

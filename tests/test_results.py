@@ -16,14 +16,8 @@ import pytest
 
 from alphadev import Backtester
 from alphadev.engine.runner import run_backtest
-from alphadev.results import (
-    TMP_PREFIX,
-    TRASH_PREFIX,
-    DamagedResultError,
-    load_result,
-    recover,
-    saved_fingerprint,
-)
+from alphadev.results import DamagedResultError, load_result
+from alphadev.store import TMP_PREFIX, TRASH_PREFIX, recover, saved_fingerprint
 from tests.conftest import make_config
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from alphadev.results import check_folder
+from alphadev.store import check_folder
 from tests.conftest import write_market
 from tests.test_results import CORRUPTIONS
 
