@@ -13,6 +13,7 @@ this module decides what goes into it and what a folder means for a config
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -205,7 +206,11 @@ class BacktestResult:
             for kind in ("positions", "trades"):
                 value = getattr(sequences, kind)
                 target = tmp / "sequences" / f"{kind}.parquet"
-                if isinstance(value, Path):
+                if isinstance(value, Path) and self.path is not None and (
+                    value.parent.parent == self.path
+                ):  # a saved folder's own file: copied, that folder must stay whole
+                    shutil.copyfile(value, target)
+                elif isinstance(value, Path):
                     os.rename(value, target)  # spilled by a streaming run: moved, not copied
                     setattr(sequences, kind, final / "sequences" / target.name)
                 else:  # encoding releases the GIL: the two big tables in parallel
