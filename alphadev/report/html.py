@@ -14,12 +14,13 @@ Sharpe ratios against the expected best of as many unskilled configs.
 
 Data sources: ``config.json``, ``metrics.json`` and ``sequences/returns.parquet``
 (only its needed columns; positions and trades are never read).  The leaderboard is
-``comparison.csv`` when that table is current (its (name, fingerprint) rows are exactly
-the result folders): it was deflated over all the sweep's configs, failed ones
-included, so the report shows the DSR the sweep wrote.  Otherwise the same function
-(``alphadev.comparison.comparison_table``) builds it over the folders on disk.  IC decay and
-quantile returns need the alpha and the prices, which a results folder does not
-keep: they are shown when ``sequences/ic_decay.parquet`` /
+``comparison.csv`` when its (name, fingerprint) rows are exactly the result folders: it
+was deflated over all the sweep's configs, failed ones included, so the report shows
+the DSR the sweep wrote.  Otherwise the same function
+(``alphadev.comparison.comparison_table``) builds it over the folders on disk.
+
+IC decay and quantile returns need the alpha and the prices, which a results folder
+does not keep: they are shown when ``sequences/ic_decay.parquet`` /
 ``sequences/quantile_returns.parquet`` exist (written by
 ``alphadev.analysis.write_ic_decay``), and the report says how to get them otherwise.
 """
@@ -253,8 +254,8 @@ def _summary(table: pd.DataFrame, source: str, top: int) -> str:
     frequencies = ", ".join(sorted({str(f) for f in table["frequency"]}))
     items = [
         ("results", html.escape(source)),
-        ("configs", f"{n} of {n_trials} (top {min(top, n)} detailed below)" if n_trials != n
-         else f"{n} (top {min(top, n)} detailed below)"),
+        ("configs", f"{n if n == n_trials else f'{n} of {n_trials}'} "
+                    f"(top {min(top, n)} detailed below)"),
         ("period", html.escape(period)),
         ("bars", html.escape(frequencies)),
         ("best", f"{html.escape(str(best['name']))} (Sharpe {_num(best['sharpe'], 2)})"),
@@ -307,8 +308,7 @@ def _leaderboard(table: pd.DataFrame, dims: list[str], top: int) -> str:
         "<p class='note'>Sorted by annualised Sharpe; highlighted rows are detailed below. "
         "PSR = probability that the true Sharpe exceeds 0; DSR = the same against the "
         f"expected best Sharpe of {table.attrs['n_trials']} unskilled configs (Bailey &amp; "
-        "L&oacute;pez "
-        "de Prado 2014; per-bar Sharpe, skewness and kurtosis of the net returns). "
+        "L&oacute;pez de Prado 2014; per-bar Sharpe, skewness and kurtosis of the net returns). "
         "Break-even fee: the fee rate per unit traded at which the net cumulative return "
         "is zero (blank when the gross return is not positive).</p>"
     )
