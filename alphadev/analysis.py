@@ -46,6 +46,7 @@ from alphadev.config import BacktestConfig
 from alphadev.data.loaders import day_bounds
 from alphadev.errors import DataError
 from alphadev.panel import Panel, bar_ceil, build_panel
+from alphadev.store import atomic_write
 from alphadev.validation import check_scalar
 
 __all__ = [
@@ -309,10 +310,5 @@ def write_ic_decay(
 
 
 def _write_parquet(frame: pd.DataFrame, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_write(target) as tmp:
         frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

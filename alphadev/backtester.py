@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 from alphadev import job
 from alphadev.comparison import comparison_table, write_comparison
 from alphadev.config import BacktestConfig
-from alphadev.errorlog import append_error_log
 from alphadev.errors import BacktestError
 from alphadev.grid import expand_grid
-from alphadev.results import BacktestResult, check_saved, load_result, recover
+from alphadev.results import BacktestResult, ResultState, check_saved, load_result
+from alphadev.store import append_error_log, recover
 from alphadev.validation import ParameterError, check_scalar
 
 log = logging.getLogger(__name__)
@@ -209,10 +209,10 @@ def _load_if_done(config: BacktestConfig, save_dir: Any) -> BacktestResult | Non
     if save_dir is None:
         return None
     state = check_saved(config, save_dir).state  # logs a damaged folder
-    if state == "stale":
+    if state is ResultState.STALE:
         log.info("config %r: saved results are stale (fingerprint changed); recomputing",
                  config.name)
-    if state != "done":
+    if state is not ResultState.DONE:
         return None
     return load_result(Path(save_dir) / config.name, config=config)
 

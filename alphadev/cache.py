@@ -9,7 +9,7 @@ those, so the configs of a setting grid share one panel, and any change to a dat
 
 Two levels: the last few panels in memory (per process), and with a cache folder
 (``{save_dir}/.cache/panels``) ``.npz`` files that every process and machine sharing
-the folder reuses.  A file is written under a temporary name and renamed; a per-key
+the folder reuses.  A file is written atomically (``alphadev.store``); a per-key
 lock makes concurrent workers wait for the one computing the panel instead of
 computing it again.  Streaming runs bypass the cache: their point is bounded memory.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +31,7 @@ from alphadev.alpha import Alpha
 from alphadev.config import BacktestConfig
 from alphadev.identity import code_digest
 from alphadev.panel import Panel, build_panel
-from alphadev.results import name_lock
+from alphadev.store import atomic_write, name_lock
 from alphadev.version import RESULTS_VERSION
 
 MEMORY_SLOTS = 2
@@ -113,9 +112,6 @@ def _read(path: Path) -> Panel | None:
 
 
 def _write(path: Path, panel: Panel) -> None:
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.npz")
-    try:
-        np.savez(tmp, **{name: getattr(panel, name) for name in _FIELDS})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # A file object: given a path, np.savez would append ".npz" to the temporary name.
+    with atomic_write(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{name: getattr(panel, name) for name in _FIELDS})

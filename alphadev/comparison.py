@@ -1,4 +1,12 @@
-"""The comparison table: one row per result, from its saved description and metrics."""
+"""The sweep table: one row per result, from its saved description and metrics, with
+the sweep statistics (PSR, DSR, break-even fee).
+
+``comparison_table`` is the one place it is built: ``comparison.csv``,
+``Backtester.get_comparison_table`` and the HTML report all use it, so one sweep shows
+one DSR.  Each row carries its result's ``fingerprint`` and the ``n_trials`` its DSR
+was deflated over, so a table read back from ``comparison.csv`` still says what it was
+built from (``read_comparison_table``, ``deflation``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,9 @@ from typing import Any
 import pandas as pd
 
 from alphadev.results import BacktestResult
+from alphadev.store import atomic_write
+
+COMPARISON = "comparison.csv"
 
 SETTING_COLUMNS = (
     "start_date", "end_date", "open_quantile", "close_quantile", "gross_exposure",
@@ -45,8 +56,9 @@ def comparison_table(
     ascending: bool = False,
     n_trials: int | None = None,
 ) -> pd.DataFrame:
-    """Rows of ``result_row`` plus PSR, DSR (deflated over ``n_trials`` configs), moments
-    and the break-even fee from ``alphadev.stats.sweep_statistics``.
+    """Rows of ``result_row`` plus PSR, DSR (deflated over ``n_trials`` configs, default
+    the number of results; column ``n_trials``), moments and the break-even fee from
+    ``alphadev.stats.sweep_statistics``.
 
     ``fingerprint`` identifies the result each row was built from (a sweep rebuilds a
     table whose (name, fingerprint) rows are not its current results).  Without
@@ -57,7 +69,9 @@ def comparison_table(
     table = pd.DataFrame([result_row(r) for r in results])
     if table.empty:
         return pd.DataFrame(columns=list(IDENTITY_COLUMNS))
-    table = table.merge(sweep_statistics(results, n_trials=n_trials), on="name", how="left")
+    statistics = sweep_statistics(results, n_trials=n_trials)
+    table = table.merge(statistics, on="name", how="left")
+    table["n_trials"] = statistics.attrs["n_trials"]
     if metrics is not None:
         unknown = [m for m in metrics if m not in table.columns]
         if unknown:
@@ -77,16 +91,42 @@ def comparison_table(
     return table
 
 
+def deflation(table: pd.DataFrame) -> dict[str, Any]:
+    """``n_trials``, ``sharpe_variance`` and ``expected_max_sharpe`` (per period) behind
+    the ``dsr`` column of a non-empty table, from its own columns: the same numbers for
+    a table just built and for ``comparison.csv`` read back."""
+    from alphadev.stats import selection_benchmark
+
+    n_trials = int(table["n_trials"].iloc[0])
+    sharpes = pd.to_numeric(table["sharpe_per_period"], errors="coerce")
+    variance, sr0 = selection_benchmark(sharpes.dropna().tolist(), n_trials)
+    return {"n_trials": n_trials, "sharpe_variance": variance, "expected_max_sharpe": sr0}
+
+
 def write_comparison(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write the table as CSV atomically (temporary file, then rename)."""
+    """Write the table as CSV atomically: readers (a report, another machine's sweep)
+    never see half a table."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_write(target) as tmp:
         table.to_csv(tmp, index=False)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+
+def read_comparison_table(path: str | os.PathLike) -> pd.DataFrame | None:
+    """A table written by ``write_comparison``, identity columns as text (a name such as
+    ``NA`` or an all-digit fingerprint stays what it was); None when the file is missing,
+    unreadable or written by older code (no ``fingerprint`` or ``n_trials`` column)."""
+    try:
+        table = pd.read_csv(path)
+        identities = pd.read_csv(path, usecols=lambda c: c in IDENTITY_COLUMNS, dtype=str,
+                                 keep_default_na=False)
+    except (OSError, ValueError):
+        return None
+    if not {*IDENTITY_COLUMNS, "n_trials"} <= set(table.columns):
+        return None
+    for column in IDENTITY_COLUMNS:
+        table[column] = identities[column]
+    return table
 
 
 def read_identities(path: str | os.PathLike) -> set[tuple[str, str]] | None:

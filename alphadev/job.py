@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from alphadev import _threads
 from alphadev.config import BacktestConfig
-from alphadev.results import TMP_PREFIX, BacktestResult, owner_tag
+from alphadev.results import BacktestResult
+from alphadev.store import TMP_PREFIX, owner_tag
 
 log = logging.getLogger(__name__)
 

@@ -1,56 +1,40 @@
-"""BacktestResult, and the results directory: atomic writes, lazy Parquet reads.
+"""BacktestResult and the state of a config's saved result.
 
 Layout (docs/semantics.md#results-on-disk)::
 
     {save_dir}/{name}/config.json  metrics.json  metadata.json
     {save_dir}/{name}/sequences/returns.parquet  positions.parquet  trades.parquet
 
-A results directory is built under a temporary name and renamed into place, so a
-directory that exists under its final name was complete when it was written.  Files
-can still be damaged later (a full disk, a copy cut short, a hand edit), so
-``config.json`` carries a manifest: the size of each Parquet file, the sha256 of
-``metrics.json`` and ``metadata.json``, and a digest of ``config.json``'s own content.
-``check_folder`` is the one place that decides whether a folder is whole; a folder
-that is not (or that older code wrote without a manifest) is never trusted.
-Nothing is pickled.
+How a folder is written, published and checked for wholeness is ``alphadev.store``;
+this module decides what goes into it and what a folder means for a config
+(``ResultState``).  Nothing is pickled.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import logging
 import os
 import shutil
-import socket
-import time
-import uuid
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from alphadev import _threads
-from alphadev.metrics import json_safe
+from alphadev.store import (
+    building_dir,
+    check_folder,
+    publish_dir,
+    read_json,
+    warn_damaged,
+    with_manifest,
+    write_bytes,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from alphadev.config import BacktestConfig
-
-try:
-    import fcntl
-except ImportError:  # Windows: renames are still atomic, writers are not serialised
-    fcntl = None
-
-log = logging.getLogger(__name__)
-
-TMP_PREFIX = ".tmp-"
-TRASH_PREFIX = ".trash-"
-LOCK_DIR = ".locks"
-MANIFEST = "manifest"
-PARQUET_FILES = tuple(f"sequences/{kind}.parquet" for kind in ("returns", "positions", "trades"))
-HASHED_FILES = ("metrics.json", "metadata.json")
 
 
 @dataclass
@@ -222,17 +206,21 @@ class BacktestResult:
             for kind in ("positions", "trades"):
                 value = getattr(sequences, kind)
                 target = tmp / "sequences" / f"{kind}.parquet"
-                if isinstance(value, Path):
-                    os.replace(value, target)  # spilled by a streaming run
+                if isinstance(value, Path) and self.path is not None and (
+                    value.parent.parent == self.path
+                ):  # a saved folder's own file: copied, that folder must stay whole
+                    shutil.copyfile(value, target)
+                elif isinstance(value, Path):
+                    os.rename(value, target)  # spilled by a streaming run: moved, not copied
                     setattr(sequences, kind, final / "sequences" / target.name)
                 else:  # encoding releases the GIL: the two big tables in parallel
                     writers.append(_threads.start(write_long_table, value, target))
             sequences.returns.to_parquet(tmp / "sequences" / "returns.parquet")
             for join in writers:
                 join()
-            _write_json(tmp / "metrics.json", self.metrics)
-            _write_json(tmp / "metadata.json", self.metadata)
-            _write_bytes(tmp / "config.json", with_manifest(description, tmp))
+            write_json(tmp / "metrics.json", self.metrics)
+            write_json(tmp / "metadata.json", self.metadata)
+            write_bytes(tmp / "config.json", with_manifest(description, tmp))
             publish_dir(tmp, final, description["fingerprint"])
         self.path = final
         self.config_dict = description
@@ -262,123 +250,6 @@ def load_result(path: str | os.PathLike, config: BacktestConfig | None = None) -
 
 class DamagedResultError(ValueError):
     """A results folder with a missing, truncated or edited file."""
-
-
-@dataclass(frozen=True)
-class FolderCheck:
-    """What ``check_folder`` found: ``problem`` is None when the folder is whole."""
-
-    exists: bool
-    problem: str | None = None
-    description: dict[str, Any] | None = None  # config.json without its manifest
-
-    @property
-    def fingerprint(self) -> str | None:
-        if self.problem is not None or self.description is None:
-            return None
-        return self.description.get("fingerprint")
-
-
-def check_folder(folder: str | os.PathLike) -> FolderCheck:
-    """Whether ``folder`` holds a whole result: every file present and readable and
-    matching the manifest in ``config.json``.
-
-    Cheap enough to run for every config of every rerun (about 60 µs): the Parquet
-    files are only stat'ed (their sizes are compared), the small JSON files are read
-    and hashed.
-    """
-    base = os.fspath(folder)
-    try:
-        with open(os.path.join(base, "config.json"), "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        if not os.path.exists(base):
-            return FolderCheck(exists=False)
-        return FolderCheck(True, "config.json is missing")
-    except OSError as exc:
-        return FolderCheck(True, f"config.json cannot be read ({exc})")
-    try:
-        saved = json.loads(raw)
-    except ValueError as exc:
-        return FolderCheck(True, f"config.json is not valid JSON ({exc})")
-    manifest = saved.pop(MANIFEST, None) if isinstance(saved, dict) else None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("digest"), str):
-        return FolderCheck(
-            True, "config.json has no manifest (written by an older alphadev, or edited)"
-        )
-    if _raw_digest(raw, manifest["digest"]) != manifest["digest"]:
-        return FolderCheck(True, "config.json was edited after it was written (digest mismatch)")
-    if saved.get("name") != os.path.basename(os.path.normpath(base)):
-        return FolderCheck(
-            True, f"config.json names config {saved.get('name')!r}, not the folder's name"
-        )
-    sizes = manifest.get("sizes") or {}
-    for rel in PARQUET_FILES:
-        try:
-            size = os.stat(os.path.join(base, rel)).st_size
-        except OSError:
-            return FolderCheck(True, f"{rel} is missing")
-        if size != sizes.get(rel):
-            return FolderCheck(
-                True, f"{rel} has {size} bytes, the manifest says {sizes.get(rel)} (truncated "
-                "or rewritten)",
-            )
-    hashes = manifest.get("sha256") or {}
-    for rel in HASHED_FILES:
-        try:
-            with open(os.path.join(base, rel), "rb") as fh:
-                data = fh.read()
-        except OSError:
-            return FolderCheck(True, f"{rel} is missing")
-        if hashlib.sha256(data).hexdigest() != hashes.get(rel):
-            what = "empty" if not data else "not the file that was written (sha256 mismatch)"
-            return FolderCheck(True, f"{rel} is {what}")
-    return FolderCheck(True, None, saved)
-
-
-def with_manifest(description: dict[str, Any], folder: Path) -> bytes:
-    """The bytes of ``config.json``: ``description`` plus the manifest of the files
-    already written in ``folder``, whose digest covers the file's own bytes."""
-    manifest: dict[str, Any] = {
-        "sizes": {rel: os.stat(folder / rel).st_size for rel in PARQUET_FILES},
-        "sha256": {
-            rel: hashlib.sha256((folder / rel).read_bytes()).hexdigest() for rel in HASHED_FILES
-        },
-        "digest": _PLACEHOLDER,
-    }
-    text = json.dumps({**json_safe(description), MANIFEST: manifest}, indent=2,
-                      allow_nan=False) + "\n"
-    raw = text.encode()
-    at = raw.rindex(_PLACEHOLDER.encode())  # the manifest, hence the digest, comes last
-    return raw[:at] + _raw_digest(raw, _PLACEHOLDER).encode() + raw[at + len(_PLACEHOLDER):]
-
-
-_PLACEHOLDER = "0" * 64
-
-
-def _raw_digest(raw: bytes, digest: str) -> str:
-    """sha256 of config.json's bytes with its own digest (the last occurrence of
-    ``digest``) written as zeros; "" when the digest is not in the bytes."""
-    at = raw.rfind(digest.encode())
-    if at < 0 or len(digest) != len(_PLACEHOLDER):
-        return ""
-    return hashlib.sha256(raw[:at] + _PLACEHOLDER.encode() + raw[at + len(digest):]).hexdigest()
-
-
-_warned: set[tuple[str, str]] = set()
-
-
-def warn_damaged(folder: Path, problem: str) -> None:
-    """Log a damaged folder once per process (it is checked several times per run)."""
-    key = (str(folder), problem)
-    if key not in _warned:
-        _warned.add(key)
-        log.warning("results folder %s is damaged: %s; recomputing it", folder, problem)
-
-
-def saved_fingerprint(folder: str | os.PathLike) -> str | None:
-    """Fingerprint of a whole results folder, None when there is none."""
-    return check_folder(folder).fingerprint
 
 
 def write_long_table(frame: pd.DataFrame, path: Path) -> None:
@@ -412,13 +283,27 @@ def write_long_table(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(pa.table(arrays), path, use_dictionary=["symbol"], write_statistics=keys)
 
 
+class ResultState(Enum):
+    """What a config's results folder (and, for a sweep, its latest attempt) means.
+
+    ``check_saved`` gives DONE (whole, current fingerprint), STALE (whole, another
+    fingerprint), DAMAGED (not whole) or MISSING; a sweep adds FAILED for a config whose
+    latest attempt failed (docs/semantics.md#sweeps-and-luigi).
+    """
+
+    DONE = "done"
+    STALE = "stale"
+    DAMAGED = "damaged"
+    MISSING = "missing"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class SavedState:
-    """``state``: "done" (whole, current fingerprint), "stale" (whole, another
-    fingerprint), "damaged" (not whole) or "missing"; ``fingerprint`` is the config's
-    current one when it was computed."""
+    """``state`` of the folder; ``fingerprint`` is the config's current one when it was
+    computed, ``problem`` what makes a DAMAGED folder not whole."""
 
-    state: str
+    state: ResultState
     fingerprint: str | None = None
     problem: str | None = None
 
@@ -433,146 +318,22 @@ def check_saved(config: BacktestConfig, save_dir: str | os.PathLike) -> SavedSta
     folder = Path(save_dir) / config.name
     check = check_folder(folder)
     if not check.exists:
-        return SavedState("missing")
+        return SavedState(ResultState.MISSING)
     if check.problem is not None:
         warn_damaged(folder, check.problem)
-        return SavedState("damaged", problem=check.problem)
+        return SavedState(ResultState.DAMAGED, problem=check.problem)
     try:
         current = config.fingerprint()
     except (OSError, ValueError):
-        return SavedState("stale")
-    return SavedState("done" if check.fingerprint == current else "stale", current)
+        return SavedState(ResultState.STALE)
+    done = check.fingerprint == current
+    return SavedState(ResultState.DONE if done else ResultState.STALE, current)
 
 
-def saved_state(config: BacktestConfig, save_dir: str | os.PathLike) -> str:
-    """"done", "stale", "damaged" or "missing": ``check_saved(...).state``."""
+def saved_state(config: BacktestConfig, save_dir: str | os.PathLike) -> ResultState:
+    """``check_saved(...).state``."""
     return check_saved(config, save_dir).state
-
-
-def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(json_safe(obj), fh, indent=2, sort_keys=False, allow_nan=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _fmt(value: Any, fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
-
-
-# ---------------------------------------------------------------------- atomic publish
-def owner_tag() -> str:
-    """``~host~pid~random``: '~' appears in neither config names nor host names."""
-    return f"~{socket.gethostname()}~{os.getpid()}~{uuid.uuid4().hex[:8]}"
-
-
-@contextlib.contextmanager
-def building_dir(save_dir: Path, name: str):
-    """A temporary folder next to the final one; removed if the block fails."""
-    save_dir.mkdir(parents=True, exist_ok=True)
-    tmp = save_dir / f"{TMP_PREFIX}{name}{owner_tag()}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def name_lock(save_dir: Path, name: str):
-    """Serialise publishers of one name (across processes sharing the filesystem)."""
-    if fcntl is None:
-        yield
-        return
-    lock_dir = save_dir / LOCK_DIR
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{name}.lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def publish_dir(tmp: Path, final: Path, fingerprint: str) -> bool:
-    """Move ``tmp`` to ``final`` in one rename; False if a whole result with the same
-    fingerprint was already there (a damaged one is replaced).
-
-    A stale ``final`` is first renamed aside; ``recover`` puts it back should the
-    process die between the two renames, so a reader always sees a whole folder.
-    """
-    _fsync_dir(tmp)
-    with name_lock(final.parent, final.name):
-        if check_folder(final).fingerprint == fingerprint:
-            return False
-        trash = None
-        if final.exists():
-            trash = final.parent / f"{TRASH_PREFIX}{final.name}{owner_tag()}"
-            os.rename(final, trash)
-        os.rename(tmp, final)
-        _fsync_dir(final.parent)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
-    return True
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def recover(save_dir: str | os.PathLike) -> None:
-    """Clean up after killed writers: drop their temporary folders, restore renamed ones.
-
-    Temporary folders of live processes on this host are left alone; those of other
-    hosts are removed only when older than a day (their writer may still be running).
-    """
-    root = Path(save_dir)
-    if not root.is_dir():
-        return
-    host = socket.gethostname()
-    for entry in root.iterdir():
-        if entry.name.startswith(TMP_PREFIX):
-            owner = entry.name.split("~")
-            if len(owner) == 4 and owner[1] == host:
-                alive = owner[2].isdigit() and _pid_alive(int(owner[2]))
-            else:
-                alive = time.time() - entry.stat().st_mtime < 86_400
-            if not alive:
-                shutil.rmtree(entry, ignore_errors=True)
-        elif entry.name.startswith(TRASH_PREFIX):
-            name = entry.name[len(TRASH_PREFIX):].split("~")[0]
-            with name_lock(root, name):
-                if not (root / name).exists() and entry.exists():
-                    os.rename(entry, root / name)
-                else:
-                    shutil.rmtree(entry, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -55,6 +55,7 @@ __all__ = [
     "norm_ppf",
     "probabilistic_sharpe_ratio",
     "return_moments",
+    "selection_benchmark",
     "sweep_statistics",
 ]
 
@@ -234,6 +235,22 @@ def breakeven_fee(
 
 
 # ---------------------------------------------------------------------- sweep table
+def selection_benchmark(
+    sharpes: Iterable[float | None], n_trials: int
+) -> tuple[float | None, float]:
+    """``(V, SR0)``: the variance (ddof=1) of the defined per-period Sharpe ratios and
+    the expected maximum Sharpe of ``n_trials`` unskilled trials, which DSR tests against.
+
+    Kept apart from ``sweep_statistics`` so a saved table can be explained (the report
+    shows SR0) from its own columns, with the very numbers its ``dsr`` used.
+    """
+    values = np.array([s for s in sharpes if s is not None and math.isfinite(s)],
+                      dtype=np.float64)
+    variance = finite_or_none(np.var(values, ddof=1)) if values.size >= 2 else None
+    sr0 = expected_max_sharpe(n_trials, variance) if n_trials >= 1 else 0.0
+    return variance, sr0
+
+
 def _returns_columns(result: BacktestResult, columns: Sequence[str]) -> pd.DataFrame:
     """Selected columns of a result's returns frame without loading positions/trades."""
     in_memory = getattr(result, "_sequences", None)
@@ -276,9 +293,7 @@ def sweep_statistics(
         )
         n_obs.append(int(np.isfinite(frame["pnl"].to_numpy(dtype=np.float64)).sum()))
     trials = len(rows) if n_trials is None else int(n_trials)
-    sharpes = np.array([r["sharpe_per_period"] for r in rows if r["sharpe_per_period"] is not None])
-    variance = finite_or_none(np.var(sharpes, ddof=1)) if sharpes.size >= 2 else None
-    sr0 = expected_max_sharpe(trials, variance) if trials >= 1 else 0.0
+    variance, sr0 = selection_benchmark([r["sharpe_per_period"] for r in rows], trials)
     for row, t in zip(rows, n_obs):
         args = (row["sharpe_per_period"], t, row["skew"], row["kurtosis"])
         row["psr"] = probabilistic_sharpe_ratio(*args)

@@ -1,7 +1,7 @@
 """Sweep bookkeeping shared by the Luigi tasks: state of a config, failures, summary.
 
 A config is *done* when ``{save_dir}/{name}`` is a whole results folder (see
-``alphadev.results.check_folder``) with the config's current fingerprint; nothing else
+``alphadev.store.check_folder``) with the config's current fingerprint; nothing else
 counts as done.  A config whose latest attempt failed is recorded in
 ``{save_dir}/errors.log`` and in a marker ``{save_dir}/.failed/{name}.json``.  The
 marker does not make the config complete: every new invocation retries it.  It only
@@ -15,7 +15,6 @@ the done configs.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -26,29 +25,33 @@ from pathlib import Path
 
 import pandas as pd
 
-from alphadev.comparison import comparison_table, read_identities, write_comparison
+from alphadev.comparison import (
+    COMPARISON,
+    comparison_table,
+    read_identities,
+    write_comparison,
+)
 from alphadev.config import BacktestConfig
 from alphadev.job import execute
-from alphadev.results import check_saved, load_result, name_lock, recover
+from alphadev.results import ResultState, check_saved, load_result
+from alphadev.store import append_error_log, name_lock, read_json, recover, write_json
 
 log = logging.getLogger(__name__)
 
 FAILED_DIR = ".failed"
 ERRORS_LOG = "errors.log"
-COMPARISON = "comparison.csv"
 SUMMARY_STAMP = ".summary.json"
 SUMMARY_LOCK = "~summary"  # '~' is in no config name
 
-DONE, FAILED, STALE, DAMAGED, MISSING = "done", "failed", "stale", "damaged", "missing"
 
-
-def config_state(config: BacktestConfig, save_dir: str | os.PathLike) -> str:
-    """done, failed (latest attempt failed), stale, damaged or missing."""
+def config_state(config: BacktestConfig, save_dir: str | os.PathLike) -> ResultState:
+    """The folder's state (``check_saved``), or FAILED when the config is not done and
+    its latest attempt failed."""
     state = check_saved(config, save_dir).state
-    if state == DONE:
-        return DONE
+    if state is ResultState.DONE:
+        return state
     if _marker_path(save_dir, config.name).exists():
-        return FAILED
+        return ResultState.FAILED
     return state
 
 
@@ -74,14 +77,9 @@ def record_failure(save_dir: str | os.PathLike, config: BacktestConfig, report: 
     (root / FAILED_DIR).mkdir(parents=True, exist_ok=True)
     attempt = uuid.uuid4().hex
     if append_log:
-        with open(root / ERRORS_LOG, "a", encoding="utf-8") as fh:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            fh.write(f"=== {stamp} attempt {attempt}\n{report}\n")
-    marker = _marker_path(root, config.name)
-    tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"name": config.name, "attempt": attempt, "time": time.time(),
-                               "report": report}))
-    os.replace(tmp, marker)
+        append_error_log(root / ERRORS_LOG, report, header=f" attempt {attempt}")
+    write_json(_marker_path(root, config.name),
+               {"name": config.name, "attempt": attempt, "time": time.time(), "report": report})
 
 
 def clear_failures(save_dir: str | os.PathLike, names: Iterable[str]) -> None:
@@ -96,7 +94,7 @@ def _marker_path(save_dir: str | os.PathLike, name: str) -> Path:
 
 def _attempt(save_dir: str | os.PathLike, name: str) -> str:
     try:
-        return json.loads(_marker_path(save_dir, name).read_text()).get("attempt", "")
+        return read_json(_marker_path(save_dir, name)).get("attempt", "")
     except (OSError, ValueError):
         return ""
 
@@ -113,9 +111,9 @@ def summarize(configs: Sequence[BacktestConfig], save_dir: str | os.PathLike) ->
     done, failed, missing = [], [], []
     for config in configs:
         state = config_state(config, save_dir)
-        if state == DONE:
+        if state is ResultState.DONE:
             done.append(load_result(Path(save_dir) / config.name, config=config))
-        elif state == FAILED:
+        elif state is ResultState.FAILED:
             failed.append(config.name)
         else:
             missing.append(config.name)
@@ -134,7 +132,7 @@ def comparison_is_current(configs: Sequence[BacktestConfig], save_dir: str | os.
     current = set()
     for config in configs:
         saved = check_saved(config, save_dir)
-        if saved.state == DONE:
+        if saved.state is ResultState.DONE:
             current.add((config.name, saved.fingerprint))
         elif require_all_done:
             return False
@@ -154,33 +152,28 @@ def summarize_when_settled(
     """
     for config in reversed(configs):
         if not _marker_path(save_dir, config.name).exists() and (
-            check_saved(config, save_dir).state != DONE
+            check_saved(config, save_dir).state is not ResultState.DONE
         ):
             return None
     root = Path(save_dir)
     with name_lock(root, SUMMARY_LOCK):
         states = {c.name: config_state(c, save_dir) for c in configs}
-        if any(s not in (DONE, FAILED) for s in states.values()):
+        settled = (ResultState.DONE, ResultState.FAILED)
+        if any(s not in settled for s in states.values()):
             return None
-        failed = sorted(name for name, s in states.items() if s == FAILED)
+        failed = sorted(name for name, s in states.items() if s is ResultState.FAILED)
         if not failed:
             return None
         stamp = {"failed": {name: _attempt(save_dir, name) for name in failed}}
-        previous = _read_json(root / SUMMARY_STAMP)
+        try:
+            previous = read_json(root / SUMMARY_STAMP)
+        except (OSError, ValueError):
+            previous = None
         if previous == stamp and comparison_is_current(configs, save_dir, False):
             return None
         summary = summarize(configs, save_dir)
-        tmp = root / f".{SUMMARY_STAMP}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(stamp))
-        os.replace(tmp, root / SUMMARY_STAMP)
+        write_json(root / SUMMARY_STAMP, stamp)
     return summary
-
-
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def leaderboard(table: pd.DataFrame, top: int = 10) -> str:

@@ -9,12 +9,13 @@ machines creating the same example data) never replace a file another has used.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from alphadev.store import atomic_write
 
 
 def synthetic_market(
@@ -63,17 +64,11 @@ def publish_once(
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    if fmt == "parquet":
-        frame.to_parquet(tmp, index=False, row_group_size=row_group_size)
-    else:
-        frame.to_csv(tmp, index=False)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
+    with atomic_write(path, first_wins=True) as tmp:
+        if fmt == "parquet":
+            frame.to_parquet(tmp, index=False, row_group_size=row_group_size)
+        else:
+            frame.to_csv(tmp, index=False)
     return path
 
 

@@ -27,6 +27,7 @@ from alphadev.backtester import Backtester
 from alphadev.engine.simulate import warm_up
 from alphadev.errors import SpecError
 from alphadev.job import stage_count
+from alphadev.results import ResultState
 from alphadev.spec import find_config, load_spec
 
 logger = logging.getLogger("luigi-interface")
@@ -67,7 +68,7 @@ def _configs(spec: str):
 
 
 def _done(config, save_dir: str) -> bool:
-    return sweep.config_state(config, save_dir) == sweep.DONE
+    return sweep.config_state(config, save_dir) is ResultState.DONE
 
 
 class ConfigFailed(RuntimeError):
@@ -103,12 +104,12 @@ class ResultTarget(luigi.Target):
 
     def exists(self) -> bool:
         state = sweep.config_state(self.config, self.save_dir)
-        if state == sweep.STALE:
+        if state is ResultState.STALE:
             logger.info(
                 "config %s: saved results have another fingerprint (config, data or alpha "
                 "code changed); recomputing", self.config.name,
             )
-        return state == sweep.DONE
+        return state is ResultState.DONE
 
 
 class BacktestTask(luigi.Task):

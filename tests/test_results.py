@@ -15,15 +15,9 @@ import pandas as pd
 import pytest
 
 from alphadev import Backtester
-from alphadev.results import (
-    TMP_PREFIX,
-    TRASH_PREFIX,
-    DamagedResultError,
-    load_result,
-    recover,
-    saved_fingerprint,
-)
+from alphadev.results import DamagedResultError, load_result
 from alphadev.runner import run_backtest
+from alphadev.store import TMP_PREFIX, TRASH_PREFIX, check_folder, recover, saved_fingerprint
 from tests.conftest import make_config
 
 
@@ -169,3 +163,15 @@ def test_comparison_table_carries_fingerprints(market: Path, tmp_path: Path) -> 
     empty.save_results(tmp_path / "none")
     header = pd.read_csv(tmp_path / "none" / "comparison.csv")
     assert list(header.columns) == ["name", "alpha_class", "fingerprint"] and header.empty
+
+
+def test_saving_a_saved_result_elsewhere_keeps_the_first_folder(
+    market: Path, tmp_path: Path
+) -> None:
+    bt = Backtester()
+    bt.add_config(make_config(market))
+    bt.run_all(verbose=False, save_dir=tmp_path / "a")
+    bt.save_results(tmp_path / "b")
+    for root in ("a", "b"):
+        assert check_folder(tmp_path / root / "base").problem is None
+        assert len(load_result(tmp_path / root / "base").positions) > 0

@@ -13,9 +13,14 @@ Sharpe over each pair of grid dimensions, turnover vs Sharpe and the distributio
 Sharpe ratios against the expected best of as many unskilled configs.
 
 Data sources: ``config.json``, ``metrics.json`` and ``sequences/returns.parquet``
-(only its needed columns; positions and trades are never read).  IC decay and
-quantile returns need the alpha and the prices, which a results folder does not
-keep: they are shown when ``sequences/ic_decay.parquet`` /
+(only its needed columns; positions and trades are never read).  The leaderboard is
+``comparison.csv`` when its (name, fingerprint) rows are exactly the result folders: it
+was deflated over all the sweep's configs, failed ones included, so the report shows
+the DSR the sweep wrote.  Otherwise the same function
+(``alphadev.comparison.comparison_table``) builds it over the folders on disk.
+
+IC decay and quantile returns need the alpha and the prices, which a results folder
+does not keep: they are shown when ``sequences/ic_decay.parquet`` /
 ``sequences/quantile_returns.parquet`` exist (written by
 ``alphadev.analysis.write_ic_decay``), and the report says how to get them otherwise.
 """
@@ -36,9 +41,15 @@ import numpy as np
 import pandas as pd
 
 from alphadev.analysis import IC_DECAY_FILE, QUANTILE_RETURNS_FILE
-from alphadev.comparison import SETTING_COLUMNS, result_row
+from alphadev.comparison import (
+    COMPARISON,
+    SETTING_COLUMNS,
+    comparison_table,
+    deflation,
+    read_comparison_table,
+)
 from alphadev.results import BacktestResult, load_result
-from alphadev.stats import SWEEP_STATISTICS_COLUMNS, sweep_statistics
+from alphadev.store import atomic_write
 from alphadev.validation import check_scalar
 
 MAX_HEATMAPS = 6
@@ -70,17 +81,25 @@ def grid_dimensions(table: pd.DataFrame) -> list[str]:
     return [c for c in candidates if table[c].astype(str).nunique() > 1]
 
 
-def sweep_table(results: Sequence[BacktestResult]) -> pd.DataFrame:
-    """Comparison rows merged with ``sweep_statistics``, sorted by Sharpe (best first).
+def sweep_table(
+    results: Sequence[BacktestResult], comparison: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The comparison table of ``results``, sorted by Sharpe (best first).
 
-    Adds ``rank`` (1 = best Sharpe) and ``label`` (``#rank`` and the varying grid
-    values, short enough for a legend).
+    ``comparison`` (``comparison.csv`` read back) is used when its (name, fingerprint)
+    rows are exactly those of ``results``, since it was deflated over every config of
+    the sweep; otherwise ``comparison_table`` deflates over ``results``.  Adds ``rank``
+    (1 = best Sharpe) and ``label`` (``#rank`` and the varying grid values, short
+    enough for a legend); ``attrs`` hold the numbers behind ``dsr`` (``deflation``).
     """
-    rows = pd.DataFrame([result_row(r) for r in results])
-    rows = rows.drop(columns=[c for c in SWEEP_STATISTICS_COLUMNS[1:] if c in rows.columns])
-    stats = sweep_statistics(results)
-    table = rows.merge(stats, on="name", how="left")
-    table.attrs.update(stats.attrs)
+    identities = sorted((r.name, r.fingerprint) for r in results)
+    if comparison is not None and sorted(
+        zip(comparison["name"], comparison["fingerprint"])
+    ) == identities:
+        table = comparison.copy()
+    else:
+        table = comparison_table(results)
+    table.attrs.update(deflation(table))
     table["sharpe"] = pd.to_numeric(table["sharpe"], errors="coerce")
     table = table.sort_values(["sharpe", "name"], ascending=[False, True], na_position="last",
                               kind="stable").reset_index(drop=True)
@@ -110,19 +129,22 @@ def build_report(
             "(written by Backtester.run_all(save_dir=...) or the Luigi Sweep)"
         )
     target = Path(out) if out is not None else Path(save_dir) / REPORT_NAME
-    document = render_report(results, top=top, source=str(save_dir))
+    comparison = read_comparison_table(Path(save_dir) / COMPARISON)
+    document = render_report(results, top=top, source=str(save_dir), comparison=comparison)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(document, encoding="utf-8")
-    os.replace(tmp, target)
+    with atomic_write(target) as tmp:
+        tmp.write_text(document, encoding="utf-8")
     return target
 
 
-def render_report(results: Sequence[BacktestResult], top: int = 5, source: str = "") -> str:
-    """The report as an HTML string (see the module docstring)."""
+def render_report(
+    results: Sequence[BacktestResult], top: int = 5, source: str = "",
+    comparison: pd.DataFrame | None = None,
+) -> str:
+    """The report as an HTML string (see the module docstring and ``sweep_table``)."""
     from alphadev.report import plots
 
-    table = sweep_table(results)
+    table = sweep_table(results, comparison)
     by_name = {r.name: r for r in results}
     leaders = table.head(top)
     labels = dict(zip(table["name"], table["label"]))
@@ -207,6 +229,7 @@ def _sweep_sections(
 # ---------------------------------------------------------------------- pieces
 def _summary(table: pd.DataFrame, source: str, top: int) -> str:
     n = len(table)
+    n_trials = table.attrs["n_trials"]
     best = table.iloc[0]
     sr0 = table.attrs.get("expected_max_sharpe")
     ppy = _common_periods_per_year(table)
@@ -224,18 +247,19 @@ def _summary(table: pd.DataFrame, source: str, top: int) -> str:
                    f"{DSR_CONFIDENCE}: its Sharpe is unlikely to be luck of the search.")
     else:
         verdict = (f"Deflated Sharpe ratio of the best config: <b>{dsr:.3f}</b> &lt; "
-                   f"{DSR_CONFIDENCE}: its Sharpe may well be luck of trying {n} configs.")
+                   f"{DSR_CONFIDENCE}: its Sharpe may well be luck of trying {n_trials} configs.")
     period = ", ".join(
         sorted({f"{s} .. {e}" for s, e in zip(table["start_date"], table["end_date"])})
     )
     frequencies = ", ".join(sorted({str(f) for f in table["frequency"]}))
     items = [
         ("results", html.escape(source)),
-        ("configs", f"{n} (top {min(top, n)} detailed below)"),
+        ("configs", f"{n if n == n_trials else f'{n} of {n_trials}'} "
+                    f"(top {min(top, n)} detailed below)"),
         ("period", html.escape(period)),
         ("bars", html.escape(frequencies)),
         ("best", f"{html.escape(str(best['name']))} (Sharpe {_num(best['sharpe'], 2)})"),
-        (f"expected best Sharpe of {n} unskilled configs", sr0_text),
+        (f"expected best Sharpe of {n_trials} unskilled configs", sr0_text),
         ("generated", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in items)
@@ -283,8 +307,8 @@ def _leaderboard(table: pd.DataFrame, dims: list[str], top: int) -> str:
     lines.append(
         "<p class='note'>Sorted by annualised Sharpe; highlighted rows are detailed below. "
         "PSR = probability that the true Sharpe exceeds 0; DSR = the same against the "
-        f"expected best Sharpe of {len(table)} unskilled configs (Bailey &amp; L&oacute;pez "
-        "de Prado 2014; per-bar Sharpe, skewness and kurtosis of the net returns). "
+        f"expected best Sharpe of {table.attrs['n_trials']} unskilled configs (Bailey &amp; "
+        "L&oacute;pez de Prado 2014; per-bar Sharpe, skewness and kurtosis of the net returns). "
         "Break-even fee: the fee rate per unit traded at which the net cumulative return "
         "is zero (blank when the gross return is not positive).</p>"
     )

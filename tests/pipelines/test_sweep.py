@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from alphadev.results import check_folder
+from alphadev.store import check_folder
 from tests.conftest import write_market
 from tests.test_results import CORRUPTIONS
 
@@ -497,6 +497,22 @@ def test_configs_recomputed_outside_the_sweep_rebuild_the_table(tmp_path: Path) 
     pd.testing.assert_frame_equal(after[after["name"] != "cfg1"].reset_index(drop=True),
                                   before[before["name"] != "cfg1"].reset_index(drop=True),
                                   check_exact=False)
+
+
+def test_num_processes_failure_is_logged_once(tmp_path: Path) -> None:
+    """The pool logs the traceback; the failure marker adds no second entry."""
+    spec = write_spec(tmp_path, {"scales": [1, 2, 3], "fail": [1]})
+    save_dir = tmp_path / "out"
+    result = luigi(sweep_args(spec, save_dir, "--num-processes", "2", "--local-scheduler"),
+                   tmp_path)
+    assert result.returncode != 0
+    log = (save_dir / "errors.log").read_text()
+    entries = [line for line in log.splitlines() if line.startswith("=== ")]
+    assert len(entries) == 1 and "config 'cfg1' failed" in log and "Traceback" in log
+    assert "see the traceback above" not in log
+    marker = json.loads((save_dir / ".failed" / "cfg1.json").read_text())
+    assert marker["name"] == "cfg1"
+    assert sorted(pd.read_csv(save_dir / "comparison.csv")["name"]) == ["cfg0", "cfg2"]
 
 
 @pytest.mark.parametrize("wave_size", [None, "2"])

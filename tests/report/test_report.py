@@ -20,9 +20,11 @@ import pandas as pd
 import pytest
 
 from alphadev import BacktestConfig, Backtester, CSVDataLoader
+from alphadev import sweep as sweeps
 from alphadev.alpha import Alpha
 from alphadev.analysis import write_ic_decay
-from alphadev.report import grid_dimensions, result_dirs, sweep_table
+from alphadev.comparison import read_comparison_table
+from alphadev.report import build_report, grid_dimensions, load_sweep, result_dirs, sweep_table
 
 ON_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -55,6 +57,11 @@ class PlantedAlpha(Alpha):
         if self.delay:
             value = value.groupby(level="symbol").shift(self.delay)
         return (self.strength * value + data["noise"]).to_frame("alpha")
+
+
+class BrokenAlpha(PlantedAlpha):
+    def compute(self, data):
+        raise ValueError("planted failure")
 
 
 def write_data(folder: Path, n_sym: int = 8, days: int = 10) -> list[str]:
@@ -150,8 +157,6 @@ def test_report_is_self_contained(sweep):
 def test_sweep_table_and_grid_dimensions(sweep):
     dirs = result_dirs(sweep["save_dir"])
     assert sorted(d.name for d in dirs) == sorted(c.name for c in sweep["configs"])
-    from alphadev.report import load_sweep
-
     table = sweep_table(load_sweep(sweep["save_dir"]))
     assert grid_dimensions(table) == ["alpha.strength", "alpha.delay", "trading_fee_rate"]
     assert list(table["rank"]) == list(range(1, 13))
@@ -160,6 +165,50 @@ def test_sweep_table_and_grid_dimensions(sweep):
     best = table.iloc[0]
     assert best["alpha.strength"] == 2.0 and best["alpha.delay"] == 0
     assert best["dsr"] <= best["psr"]
+
+
+def test_report_shows_the_dsr_of_comparison_csv(tmp_path):
+    """comparison.csv deflates over every config, the failed one included; the report
+    shows those DSRs, not ones deflated over the folders on disk."""
+    symbols = write_data(tmp_path, days=6)
+    base = BacktestConfig(
+        name="base", alpha_class=PlantedAlpha, alpha_kwargs={},
+        start_date=date(2024, 1, 1), end_date=date(2024, 1, 6), symbols=symbols,
+        price_loader=CSVDataLoader(str(tmp_path / "prices.csv"), "close"),
+        alpha_loaders=[CSVDataLoader(str(tmp_path / "alphas.csv"), "value"),
+                       CSVDataLoader(str(tmp_path / "alphas.csv"), "noise")],
+        beta_csv_path=None, quantile=(0.25, 0.25),
+    )
+    configs = [base.replace(name=f"s{k}", alpha_kwargs={"strength": strength})
+               for k, strength in enumerate([0.0, 0.5, 2.0])]
+    configs.append(base.replace(name="broken", alpha_class=BrokenAlpha))
+    save_dir = tmp_path / "runs"
+    sweeps.prepare(save_dir)
+    for config in configs:
+        sweeps.run_config(config, save_dir)
+    assert sweeps.summarize(configs, save_dir).failed == ["broken"]
+    written = pd.read_csv(save_dir / "comparison.csv").set_index("name")
+    assert (written["n_trials"] == 4).all()
+
+    table = sweep_table(load_sweep(save_dir),
+                        read_comparison_table(save_dir / "comparison.csv"))
+    assert table.attrs["n_trials"] == 4
+    shown = table.set_index("name")["dsr"]
+    assert shown.to_dict() == written["dsr"].to_dict()
+    text = build_report(save_dir, top=2).read_text(encoding="utf-8")
+    board = text.split("Leaderboard")[1].split("</table>")[0]
+    for name, dsr in written["dsr"].items():
+        row = board.split(f"<span class='name'>{name}</span>")[1].split("</tr>")[0]
+        assert f"{dsr:.3f}" in row
+    assert "expected best Sharpe of 4 unskilled configs" in text
+
+    # Over the folders alone (3 trials) the DSRs differ: the report would disagree.
+    alone = sweep_table(load_sweep(save_dir)).set_index("name")["dsr"]
+    assert alone.index.size == 3 and not np.allclose(alone[written.index], written["dsr"])
+    # A comparison.csv that is not the folders on disk is not used.
+    written.drop(index="s0").reset_index().to_csv(save_dir / "comparison.csv", index=False)
+    stale = sweep_table(load_sweep(save_dir), read_comparison_table(save_dir / "comparison.csv"))
+    assert stale.attrs["n_trials"] == 3
 
 
 def test_cli_errors(tmp_path):
