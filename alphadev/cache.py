@@ -86,12 +86,13 @@ def cached_panel(
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{key}.npz"
         with name_lock(folder, key):
-            panel = _read(path)
-            if panel is None:
+            stored = _read(path)
+            if stored is None:
                 panel = build_panel(config, alpha, start, end, progress)
                 STATS["computed"] += 1
                 _write(path, panel)
             else:
+                panel = stored
                 STATS["disk_hits"] += 1
     _MEMORY[key] = panel
     while len(_MEMORY) > MEMORY_SLOTS:

@@ -76,7 +76,11 @@ class BacktestResult:
         self.metadata = metadata or {}
         self._sequences = sequences
         self.path = Path(path) if path is not None else None
-        self.config_dict = config_dict if config_dict is not None else config.to_dict()
+        if config_dict is None:
+            if config is None:
+                raise ValueError("a BacktestResult needs its config or its saved description")
+            config_dict = config.to_dict()
+        self.config_dict = config_dict
 
     @property
     def name(self) -> str:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -277,7 +277,7 @@ class _TableSink:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.frames: list[pd.DataFrame] = []
-        self.writer = None
+        self.writer: Any = None  # a pyarrow ParquetWriter once the first chunk arrives
 
     def add(self, frame: pd.DataFrame) -> None:
         if self.path is None:

@@ -35,6 +35,7 @@ from typing import Any
 
 from alphadev.metrics import json_safe
 
+fcntl: Any
 try:
     import fcntl
 except ImportError:  # Windows: renames are still atomic, writers are not serialised
