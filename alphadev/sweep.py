@@ -88,6 +88,15 @@ def clear_failures(save_dir: str | os.PathLike, names: Iterable[str]) -> None:
         _marker_path(save_dir, name).unlink(missing_ok=True)
 
 
+def _any_failure(save_dir: str | os.PathLike) -> bool:
+    """Whether some config's latest attempt failed (a failure marker exists)."""
+    try:
+        with os.scandir(Path(save_dir) / FAILED_DIR) as entries:
+            return any(entry.name.endswith(".json") for entry in entries)
+    except FileNotFoundError:
+        return False
+
+
 def _marker_path(save_dir: str | os.PathLike, name: str) -> Path:
     return Path(save_dir) / FAILED_DIR / f"{name}.json"
 
@@ -150,6 +159,8 @@ def summarize_when_settled(
     so the scan starts at the end), when none failed (``Sweep`` itself summarises), or
     when this very state was summarised already (two configs finishing together).
     """
+    if not _any_failure(save_dir):  # the common case, in O(1): Sweep itself summarises
+        return None
     for config in reversed(configs):
         if not _marker_path(save_dir, config.name).exists() and (
             check_saved(config, save_dir).state is not ResultState.DONE

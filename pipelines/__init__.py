@@ -287,8 +287,8 @@ def _configs_scheduled(task: luigi.Task, dependency: luigi.Task) -> None:
     """
     if isinstance(dependency, BacktestTask):
         names = [dependency.name]
-    elif isinstance(dependency, SweepWave):
-        names = [c.name for c in dependency._configs() if not _done(c, dependency.save_dir)]
+    elif isinstance(dependency, SweepWave):  # a done config's marker is gone already
+        names = [c.name for c in dependency._configs()]
     else:
         return
     sweep.clear_failures(dependency.save_dir, names)
