@@ -4,17 +4,22 @@ from alphadev.alpha import Alpha
 from alphadev.backtester import Backtester
 from alphadev.config import BacktestConfig
 from alphadev.data import CompositeDataLoader, CSVDataLoader, DataLoader, ParquetDataLoader
+from alphadev.errors import AlphaError, BacktestError, DataError, SpecError
 from alphadev.results import BacktestResult
 from alphadev.version import __version__
 
 __all__ = [
     "Alpha",
+    "AlphaError",
+    "BacktestError",
     "BacktestConfig",
     "BacktestResult",
     "Backtester",
     "CSVDataLoader",
     "CompositeDataLoader",
+    "DataError",
     "DataLoader",
     "ParquetDataLoader",
+    "SpecError",
     "__version__",
 ]

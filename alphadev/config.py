@@ -30,14 +30,31 @@ MAX_NAME_LENGTH = 200
 DAY_NS = 86_400 * 10**9
 
 
+_EXCHANGE_SPELLING = re.compile(r"^\s*(\d+)\s*(m|T|H)\s*$")
+_PANDAS_UNIT = {"m": "min", "T": "min", "H": "h"}
+
+
+def pandas_frequency(frequency: str) -> str:
+    """The pandas spelling of an exchange-style bar length: '15m' -> '15min', '4H' -> '4h'.
+
+    Only spellings pandas rejects are translated, so a frequency that worked before
+    keeps its description (and the fingerprints of its saved results).
+    """
+    match = _EXCHANGE_SPELLING.match(frequency)
+    if match is None:
+        return frequency
+    return f"{match.group(1)}{_PANDAS_UNIT[match.group(2)]}"
+
+
 def frequency_nanos(frequency: str) -> int:
     """Bar length in nanoseconds; only fixed frequencies ('1h', '15min', '1D') qualify."""
     try:
         nanos = to_offset(frequency).nanos
     except (ValueError, TypeError) as exc:
         raise ValueError(
-            f"frequency={frequency!r} is not a fixed bar length ({exc}); "
-            "use a pandas frequency such as '1h', '15min', '4h' or '1D'"
+            f"frequency={frequency!r} is not a fixed bar length ({exc}); write a bar "
+            "length such as '15min', '1h', '4h' or '1D' (the exchange spellings '15m', "
+            "'1H' and '4H' are read as '15min', '1h' and '4h')"
         ) from None
     if nanos <= 0:
         raise ValueError(f"frequency={frequency!r} must be a positive bar length such as '1h'")
@@ -223,6 +240,7 @@ class BacktestConfig:
     def _validate_mode(self) -> None:
         if not isinstance(self.frequency, str):
             raise TypeError(f"frequency={self.frequency!r} must be a string such as '1h'")
+        self._set("frequency", pandas_frequency(self.frequency))
         bar_ns = frequency_nanos(self.frequency)
         if self.mode not in ("batch", "streaming"):
             raise ValueError(f"mode={self.mode!r} must be 'batch' or 'streaming'")

@@ -8,6 +8,7 @@ universe flag that holds until the symbol's next universe row.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the engine loads numba: not imported just to build a panel
     from alphadev.engine.simulate import PanelDerived
 
 EPOCH = pd.Timestamp(0, tz="UTC")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,8 +52,30 @@ def bar_ceil(ts: pd.Timestamp, bar_ns: int) -> pd.Timestamp:
 
 def history_needed(config: BacktestConfig, alpha: Alpha) -> pd.Timedelta:
     """Data loaded before a window: the alpha's lookback plus what filling can reach."""
-    return lookback_timedelta(alpha) + pd.Timedelta(
-        (config.max_fill_bars + 1) * config.bar_nanos, "ns"
+    lookback = lookback_timedelta(alpha)
+    _warn_short_int_lookback(alpha, lookback, config)
+    return lookback + pd.Timedelta((config.max_fill_bars + 1) * config.bar_nanos, "ns")
+
+
+_WARNED_LOOKBACKS: set[tuple[str, int, int]] = set()
+
+
+def _warn_short_int_lookback(alpha: Alpha, lookback: pd.Timedelta, config: BacktestConfig) -> None:
+    """An int lookback means minutes: ``lookback=24`` on hourly bars is 24 minutes of
+    history, almost certainly meant as 24 bars.  Said once per alpha class and value."""
+    raw = alpha.lookback
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        return
+    if not 0 < lookback.value < config.bar_nanos:
+        return
+    key = (type(alpha).__qualname__, raw, config.bar_nanos)
+    if key in _WARNED_LOOKBACKS:
+        return
+    _WARNED_LOOKBACKS.add(key)
+    log.warning(
+        "%s.lookback is %d, which means %d minutes: less than one %r bar. If you meant "
+        "%d bars, return a timedelta: pandas.Timedelta(%r) * %d",
+        type(alpha).__name__, raw, raw, config.frequency, raw, config.frequency, raw,
     )
 
 
