@@ -17,36 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from alphadev.results import BacktestResult
+from alphadev.results import IDENTITY_COLUMNS, SETTING_COLUMNS, BacktestResult, result_row
 from alphadev.store import atomic_write
 
 COMPARISON = "comparison.csv"
-
-SETTING_COLUMNS = (
-    "start_date", "end_date", "open_quantile", "close_quantile", "gross_exposure",
-    "frequency", "trading_fee_rate", "mode", "chunk_days", "max_fill_bars",
-)
-IDENTITY_COLUMNS = ("name", "alpha_class", "fingerprint")
-
-
-def result_row(result: BacktestResult) -> dict[str, Any]:
-    """Flat row: alpha parameters as ``alpha.<name>``, leg metrics as ``long_<metric>``."""
-    cfg = result.config_dict
-    row: dict[str, Any] = {
-        "name": cfg["name"], "alpha_class": cfg["alpha_class"], "fingerprint": result.fingerprint,
-    }
-    for key, value in cfg["alpha_kwargs"].items():
-        row[f"alpha.{key}"] = value if not isinstance(value, (list, dict)) else repr(value)
-    settings = {**cfg, "open_quantile": cfg["quantile"][0], "close_quantile": cfg["quantile"][1]}
-    row.update({key: settings[key] for key in SETTING_COLUMNS})
-    metrics = result.metrics
-    row.update(metrics["total"])
-    for leg in ("long", "short"):
-        row.update({f"{leg}_{k}": v for k, v in metrics[leg].items()})
-    row.update(
-        {k: v for k, v in metrics.items() if k not in ("total", "long", "short", "frequency")}
-    )
-    return row
+__all__ = [
+    "COMPARISON", "IDENTITY_COLUMNS", "SETTING_COLUMNS", "comparison_table", "deflation",
+    "read_comparison_table", "read_identities", "result_row", "write_comparison",
+]
 
 
 def comparison_table(

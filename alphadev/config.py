@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
+from alphadev._display import html_table
 from alphadev._jsonable import jsonable, qualified_name
 from alphadev.alpha import Alpha
 from alphadev.data.files import stat_file
@@ -361,3 +362,37 @@ class BacktestConfig:
             "alphadev_version": __version__,
             "results_version": RESULTS_VERSION,
         }
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        """One line: name, alpha and parameters, period, symbols and portfolio settings."""
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in self.alpha_kwargs.items())
+        symbols = (", ".join(self.symbols) if len(self.symbols) <= 3
+                   else f"{len(self.symbols)} symbols")
+        mode = self.mode if self.chunk_days is None else f"{self.mode}/{self.chunk_days}d"
+        return (
+            f"BacktestConfig({self.name!r}, {self.alpha_class.__name__}({kwargs}), "
+            f"{self.start_date}..{self.end_date} {self.frequency}, [{symbols}], "
+            f"quantile={self.quantile}, gross={self.gross_exposure}, "
+            f"fee={self.trading_fee_rate}, {mode})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A small field/value table for notebooks (names and values escaped)."""
+        loaders = [self.price_loader, *self.alpha_loaders]
+        if self.universe_loader is not None:
+            loaders.append(self.universe_loader)
+        rows = [
+            ("alpha", f"{self.alpha_class.__name__}"
+                      f"({', '.join(f'{k}={v!r}' for k, v in self.alpha_kwargs.items())})"),
+            ("period", f"{self.start_date} .. {self.end_date} ({self.frequency} bars)"),
+            ("symbols", ", ".join(self.symbols)),
+            ("quantile", str(self.quantile)),
+            ("gross exposure", str(self.gross_exposure)),
+            ("fee rate", str(self.trading_fee_rate)),
+            ("mode", self.mode if self.chunk_days is None
+             else f"{self.mode} (chunk_days={self.chunk_days})"),
+            ("loaders", "; ".join(repr(x) for x in loaders)),
+            ("beta file", str(self.beta_csv_path)),
+        ]
+        return html_table(f"BacktestConfig {self.name}", rows)

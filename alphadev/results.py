@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from alphadev import _threads
+from alphadev._display import html_table
 from alphadev.store import (
     building_dir,
     check_folder,
@@ -52,6 +53,34 @@ class Sequences:
     returns: pd.DataFrame
     positions: pd.DataFrame | Path
     trades: pd.DataFrame | Path
+
+
+SETTING_COLUMNS = (
+    "start_date", "end_date", "open_quantile", "close_quantile", "gross_exposure",
+    "frequency", "trading_fee_rate", "mode", "chunk_days", "max_fill_bars",
+)
+IDENTITY_COLUMNS = ("name", "alpha_class", "fingerprint")
+
+
+def result_row(result: BacktestResult) -> dict[str, Any]:
+    """Flat row: alpha parameters as ``alpha.<name>``, leg metrics as ``long_<metric>``."""
+    cfg = result.config_dict
+    row: dict[str, Any] = {
+        "name": cfg["name"], "alpha_class": cfg["alpha_class"], "fingerprint": result.fingerprint,
+    }
+    for key, value in cfg["alpha_kwargs"].items():
+        row[f"alpha.{key}"] = value if not isinstance(value, (list, dict)) else repr(value)
+    settings = {**cfg, "open_quantile": cfg["quantile"][0], "close_quantile": cfg["quantile"][1]}
+    row.update({key: settings[key] for key in SETTING_COLUMNS})
+    metrics = result.metrics
+    row.update(metrics["total"])
+    for leg in ("long", "short"):
+        row.update({f"{leg}_{k}": v for k, v in metrics[leg].items()})
+    row.update(
+        {k: v for k, v in metrics.items() if k not in ("total", "long", "short", "frequency")}
+    )
+    return row
+
 
 
 class BacktestResult:
@@ -169,8 +198,36 @@ class BacktestResult:
         return self._sequences
 
     # ------------------------------------------------------------------ display
+    def stats(self) -> pd.Series:
+        """The metrics as one flat Series named by the config: the columns (and values)
+        of this result's row of ``comparison.csv``, without the sweep statistics (PSR,
+        DSR, break-even fee), which ``Backtester.get_comparison_table`` adds."""
+        row = result_row(self)
+        return pd.Series(row, index=list(row), name=self.name, dtype=object)
+
     def __repr__(self) -> str:
-        return f"BacktestResult({self.name!r}, sharpe={self.metrics['total'].get('sharpe')})"
+        total, cfg = self.metrics["total"], self.config_dict
+        where = f", saved in {str(self.path)!r}" if self.path is not None else ""
+        return (
+            f"BacktestResult({self.name!r}, {_short_class(cfg['alpha_class'])}"
+            f"{_kwargs_text(cfg['alpha_kwargs'])}, {cfg['start_date']}..{cfg['end_date']} "
+            f"{cfg['frequency']}, sharpe={_fmt(total.get('sharpe'), '{:.3f}')}, "
+            f"ic_mean={_fmt(self.metrics.get('ic_mean'), '{:.4f}')}{where})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A small table for notebooks: the headline numbers (metrics only, no sequences)."""
+        total, m, cfg = self.metrics["total"], self.metrics, self.config_dict
+        rows = [
+            ("alpha", f"{_short_class(cfg['alpha_class'])}{_kwargs_text(cfg['alpha_kwargs'])}"),
+            ("period", f"{cfg['start_date']} .. {cfg['end_date']} ({cfg['frequency']})"),
+            ("sharpe", _fmt(total.get("sharpe"), "{:.3f}")),
+            ("annualized return", _fmt(total.get("annualized_return"), "{:+.2%}")),
+            ("max drawdown", _fmt(total.get("max_drawdown"), "{:.2%}")),
+            ("ic mean", _fmt(m.get("ic_mean"), "{:.4f}")),
+            ("avg turnover", _fmt(m.get("avg_turnover"), "{:.4f}")),
+        ]
+        return html_table(f"BacktestResult {self.name}", rows)
 
     def __str__(self) -> str:
         total, m, cfg = self.metrics["total"], self.metrics, self.config_dict
@@ -341,3 +398,13 @@ def saved_state(config: BacktestConfig, save_dir: str | os.PathLike) -> ResultSt
 
 def _fmt(value: Any, fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
+
+
+def _short_class(qualified: str) -> str:
+    """``EchoAlpha`` for ``tests.alphas:EchoAlpha``: the class by name, never imported."""
+    return str(qualified).rpartition(":")[2]
+
+
+def _kwargs_text(kwargs: dict[str, Any]) -> str:
+    return "(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+
