@@ -1,8 +1,10 @@
 """Load a sweep spec: the configs of one sweep, named by a file path or an import path.
 
 ``sweeps/momentum.py`` (object ``sweep``, ``configs`` or ``backtester`` in that file,
-or ``sweeps/momentum.py:name``) or ``mypkg.sweeps:grid``.  The object is a Backtester,
-a list of BacktestConfig, or a zero-argument callable returning one of them.
+or ``sweeps/momentum.py:name``) or ``mypkg.sweeps:grid`` (an import path: ``mypkg`` must
+be importable, e.g. ``PYTHONPATH=.`` in the folder holding it, or installed).  The
+object is a Backtester, a list of BacktestConfig, or a zero-argument callable returning
+one of them.
 
 A spec file is imported as module ``alphadev_spec_<stem>`` and remembered in
 ``alphadev.spec_files.SPEC_FILES``, so worker processes started with ``spawn`` can
@@ -26,8 +28,9 @@ from pathlib import Path
 
 from alphadev.backtester import Backtester
 from alphadev.config import BacktestConfig
-from alphadev.errors import SpecError
+from alphadev.errors import DataError, SpecError
 from alphadev.identity import code_digest
+from alphadev.preflight import check_loaders
 from alphadev.spec_files import exec_spec_file, register
 
 DEFAULT_ATTRIBUTES = ("sweep", "configs", "backtester")
@@ -35,7 +38,11 @@ _LOADED: dict[tuple, list[BacktestConfig]] = {}
 
 
 def load_spec(spec: str) -> list[BacktestConfig]:
-    """The configs a spec defines (cached per process until the file changes)."""
+    """The configs a spec defines (cached per process until the file changes).
+
+    Their data loaders are checked once here (``alphadev.preflight``): a missing file
+    or column is one ``SpecError`` naming the loader and its configs.
+    """
     target, attribute = _split(spec)
     is_file = target.endswith(".py") or os.sep in target or "/" in target
     key: tuple = (spec, os.getcwd())
@@ -52,6 +59,10 @@ def load_spec(spec: str) -> list[BacktestConfig]:
         return _LOADED[key]
     module = _import_file(Path(target), spec) if is_file else _import_module(target, spec)
     configs = _configs_from(module, attribute, spec)
+    try:
+        check_loaders(configs)  # once per sweep, not one traceback per config
+    except DataError as exc:
+        raise SpecError(f"spec {spec!r}: {exc}") from None
     # Read the alphas' code now, while it is the code just imported (alphadev.identity).
     for alpha_class in {id(c.alpha_class): c.alpha_class for c in configs}.values():
         code_digest(alpha_class)
@@ -93,8 +104,11 @@ def _import_module(target: str, spec: str):
     except ModuleNotFoundError as exc:
         if exc.name and target.startswith(exc.name):
             raise SpecError(
-                f"spec {spec!r}: no module named {exc.name!r} (not a file either); "
-                "pass a path to a .py file or an importable module:attr"
+                f"spec {spec!r}: no module named {exc.name!r} (not a file either). An import "
+                "path needs its package importable from where luigi or python runs: start "
+                "it from the folder that holds the package with PYTHONPATH=. (e.g. "
+                f"PYTHONPATH=. luigi --module pipelines Sweep --spec {spec}), or install the "
+                "package (pip install -e .); or pass a path to a .py file instead"
             ) from exc
         raise SpecError(f"spec {spec!r} failed to import:\n{traceback.format_exc()}") from exc
     except Exception as exc:

@@ -117,7 +117,8 @@ class BacktestTask(luigi.Task):
 
     priority = 10  # run configs before opening the next wave
 
-    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
+                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
     name = luigi.Parameter(description="config name")
     save_dir = luigi.Parameter(description="folder holding one results folder per config")
 
@@ -174,7 +175,8 @@ class BacktestTask(luigi.Task):
 class Sweep(luigi.Task):
     """Every config of a spec, then ``comparison.csv`` and a leaderboard."""
 
-    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
+                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
     save_dir = luigi.Parameter(description="folder holding one results folder per config")
     num_processes = luigi.OptionalIntParameter(
         default=None,
@@ -309,7 +311,8 @@ def _print_report(spec: str, save_dir: str, n_configs: int, summary: sweep.Sweep
 class Report(luigi.Task):
     """The sweep, then ``{save_dir}/report.html`` (with IC decay for the top configs)."""
 
-    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
+                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
     save_dir = luigi.Parameter(description="folder holding one results folder per config")
     top = luigi.IntParameter(default=5, description="configs plotted in detail")
 
