@@ -301,7 +301,7 @@ def signal_analysis(
             raise TypeError("signal_analysis(config) reads prices from the config; "
                             "pass prices only with a factor Series")
         panel = config_panel(source)
-        bars = pd.DatetimeIndex(pd.to_datetime(panel.bars, utc=True))
+        bars = pd.DatetimeIndex(pd.to_datetime(panel.bars, utc=True)).as_unit("ns")
         alpha, close, universe = panel.alpha, panel.prices, panel.universe
     else:
         bars, alpha, close = _factor_arrays(source, prices)
@@ -369,7 +369,7 @@ def _horizons(horizons: Sequence[int]) -> tuple[int, ...]:
 
 def _utc(index: pd.Index, what: str) -> pd.DatetimeIndex:
     try:
-        stamps = pd.DatetimeIndex(pd.to_datetime(index, utc=True))
+        stamps = pd.DatetimeIndex(pd.to_datetime(index, utc=True)).as_unit("ns")
     except (ValueError, TypeError) as exc:
         raise DataError(f"{what}: timestamps cannot be read ({exc}); use a DatetimeIndex") from None
     return stamps
