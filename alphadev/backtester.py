@@ -244,7 +244,7 @@ class Backtester:
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
         done = sum(r is not None for r in self.results)
-        parts = [f"{len(self._configs)} configs"]
+        parts = [f"{len(self._configs)} configs"] if self._configs or self.source is None else []
         if self.results:
             parts.append(f"{done} results")
         if self.failures:
@@ -264,7 +264,7 @@ class Backtester:
         scored = [(s, n) for s, n in scored if s is not None]
         if not scored:
             return ""
-        sharpe, name = max(scored)
+        sharpe, name = max(scored, key=lambda pair: pair[0])  # the first best, as get_best_config
         return f"best sharpe {sharpe:.3f} ({name})"
 
     def _repr_html_(self) -> str:
