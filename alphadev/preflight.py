@@ -42,9 +42,12 @@ def check_loaders(configs: Sequence[BacktestConfig]) -> None:
     Cost: one header read per distinct file, however many configs share it.
     """
     uses: dict[str, _Use] = {}
+    described: dict[int, str] = {}  # configs of a grid share their loader objects
     for config in configs:
         for role, loader in _loaders(config):
-            key = json.dumps(loader.to_dict(), sort_keys=True, default=str)
+            key = described.get(id(loader)) or described.setdefault(
+                id(loader), json.dumps(loader.to_dict(), sort_keys=True, default=str)
+            )
             if loader._per_symbol():  # which files it reads depends on the symbols
                 key += "|" + ",".join(sorted(config.symbols))
             use = uses.setdefault(key, _Use(loader, list(config.symbols)))
