@@ -1,8 +1,11 @@
-"""Signal analysis of one config: IC decay and quantile returns.
+"""Signal analysis: IC by horizon (IC decay), quantile returns, rank autocorrelation.
 
-Both are computed **on demand from a BacktestConfig**: the config's alpha is run over
-its whole period once (``alphadev.panel.build_panel``, as a batch backtest would) and
-the statistics come from that panel in vectorised numpy; nothing is simulated.  The
+They are computed **on demand**, either from a BacktestConfig (its alpha is run over
+its whole period once, ``alphadev.panel.build_panel``, as a batch backtest would) or,
+alphalens style, from a factor on a (timestamp, symbol) index and a frame of close
+prices (``signal_analysis(factor, prices)``; no config, no universe, no filling: the
+prices' rows are the bars).  The statistics come from the (bars x symbols) arrays in
+vectorised numpy; nothing is simulated.  The
 array-level functions (``*_from_arrays``) are pure and take (T, N) arrays of alpha,
 close prices and universe flags, bars in time order, symbols in any fixed order.
 
