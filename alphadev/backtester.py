@@ -7,7 +7,7 @@ same fingerprint are loaded instead of recomputed, which makes ``run_all`` resum
 a damaged folder is logged and recomputed.
 
 Progress goes to stderr: tqdm bars in a terminal or notebook; plain lines (done,
-failed, left, rate, ETA) every 1/20 of the configs or minute when stderr is a file or a
+failed, left, rate, ETA) every 1/20 of the configs or five minutes when stderr is a file or a
 pipe (nohup, cron), so a log holds no cursor codes.  A ``notice`` (say, "synthetic
 data") is written to ``{save_dir}/notice.txt`` and printed above the closing summary.
 """

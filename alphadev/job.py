@@ -49,7 +49,7 @@ class ProgressBar(tqdm):
     monitor_interval = 0
 
 
-PROGRESS_EVERY_SECONDS = 60.0  # a plain progress line at least this often ...
+PROGRESS_EVERY_SECONDS = 300.0  # a plain progress line at least this often ...
 PROGRESS_STEPS = 20  # ... and every 1/20 of the configs
 
 

@@ -229,7 +229,7 @@ def _names(names: Sequence[str], limit: int = 20) -> str:
 
 class Tick(NamedTuple):
     """A config counted in the sweep's progress: the progress line, and whether it is
-    due to be printed (every 1/20 of the configs or minute, and at the end)."""
+    due to be printed (every 1/20 of the configs or five minutes, and at the end)."""
 
     line: str
     due: bool

@@ -14,7 +14,7 @@ the leaderboard again (from ``comparison.csv``); a spec's ``Backtester(notice=..
 is printed above it and saved as ``{save_dir}/notice.txt``.
 
 Watching a sweep: the process that finishes a config logs one line for it, and every
-1/20 of the configs (or minute) a progress line such as ``sweep runs/x: 120/200
+1/20 of the configs (or five minutes) a progress line such as ``sweep runs/x: 120/200
 done, 2 failed, 78 left, 3.1 configs/s, ETA 0:00:25``, counted in
 ``{save_dir}/.progress.json`` so it is right with ``--workers N``.  Luigi's own
 per-task lines (scheduled, running, done, "Informed scheduler ...") are demoted to
