@@ -242,8 +242,20 @@ def start_progress(save_dir: str | os.PathLike, total: int, done: int) -> None:
     with name_lock(Path(save_dir), PROGRESS_LOCK):
         write_json(Path(save_dir) / PROGRESS, {
             "total": total, "done": done, "failed": 0, "start_done": done,
-            "started": now, "last_time": now, "last_finished": done,
+            "started": now, "last_time": now, "last_finished": done, "pid": os.getpid(),
         })
+
+
+def progress_settled_here(save_dir: str | os.PathLike) -> bool:
+    """Whether this process started the recorded progress and every config of it has
+    finished: a new invocation in the same process (another ``luigi.build``) starts
+    afresh."""
+    try:
+        state = read_json(Path(save_dir) / PROGRESS)
+        return bool(state["pid"] == os.getpid()
+                    and state["done"] + state["failed"] >= state["total"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
 
 
 def count_finished(save_dir: str | os.PathLike, ok: bool, label: str) -> Tick | None:

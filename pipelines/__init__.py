@@ -387,9 +387,10 @@ _PROGRESS_STARTED: set[str] = set()
 
 def _start_progress(save_dir: str, total: int, done: int) -> None:
     """Reset the sweep's progress once per invocation, in the scheduling process (the
-    forked task processes inherit the record that it was done)."""
+    forked task processes inherit the record that it was done; a later invocation in
+    this process finds the recorded one settled)."""
     key = os.path.abspath(save_dir)
-    if key in _PROGRESS_STARTED:
+    if key in _PROGRESS_STARTED and not sweep.progress_settled_here(save_dir):
         return
     _PROGRESS_STARTED.add(key)
     try:

@@ -234,3 +234,30 @@ def test_progress_bar_labels_the_sharpe_as_that_of_the_best_ic_config(tmp_path: 
     assert label in bar
     assert "sharpe=" not in bar
     assert label in out
+
+
+TWO_BUILDS = '''
+import sys
+import luigi
+import pipelines
+
+spec, save_dir = sys.argv[1:]
+for _ in range(2):
+    luigi.build([pipelines.Sweep(spec=spec, save_dir=save_dir)], local_scheduler=True)
+    print("--- invocation over", file=sys.stderr, flush=True)
+'''
+
+
+def test_progress_restarts_with_each_invocation_in_one_process(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec", 4, fail=(1,))
+    save_dir = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", TWO_BUILDS, str(spec), str(save_dir)], cwd=tmp_path,
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second, _ = proc.stderr.split("--- invocation over")
+    for text in (first, second):  # the retried config fails again: counted once
+        last = progress_lines(text)[-1]
+        assert (last["done"], last["failed"], last["left"]) == ("3", "1", "0"), text[-2000:]
+    assert len(progress_lines(second)) == 1  # only the retried config finished
