@@ -178,6 +178,7 @@ class BacktestTask(luigi.Task):
         return ResultTarget(self.config(), self.save_dir)
 
     def run(self) -> None:
+        self._counted = False  # luigi reuses task instances across invocations
         config = self.config()
         total = stage_count(config)
         done = 0
