@@ -18,7 +18,11 @@ import termios
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from alphadev import Backtester
+from alphadev.job import LineDue, progress_line
+from alphadev.validation import ParameterError
 from tests.conftest import write_market
 
 REPO = Path(__file__).resolve().parents[2]
@@ -260,3 +264,30 @@ def test_progress_restarts_with_each_invocation_in_one_process(tmp_path: Path) -
         last = progress_lines(text)[-1]
         assert (last["done"], last["failed"], last["left"]) == ("3", "1", "0"), text[-2000:]
     assert len(progress_lines(second)) == 1  # only the retried config finished
+
+
+def test_progress_line_counts_rate_and_eta() -> None:
+    # 100 configs finished in 50 s: 2 configs/s, 78 left: 39 s to go.
+    line = progress_line("sweep runs/x", 120, 2, 200, 100, 50.0)
+    m = PROGRESS.match(line)
+    assert m is not None, line
+    assert line.endswith("sweep runs/x: 120/200 done, 2 failed, 78 left, 2 configs/s, "
+                         "ETA 0:00:39")
+    slow = progress_line("configs", 3, 0, 10, 3, 90.0)  # 30 s per config
+    assert slow.endswith("3/10 done, 0 failed, 7 left, 30 s/config, ETA 0:03:30")
+    assert progress_line("configs", 5, 0, 10, 0, 0.0).endswith("5 left, ETA unknown")
+
+
+def test_line_due_every_twentieth_of_the_configs_and_at_the_end() -> None:
+    due = LineDue(200, every_seconds=300.0)
+    shown = [k for k in range(1, 201) if due(k, k - 1, 0.0, 1.0)]
+    assert shown == list(range(10, 201, 10))
+    assert due(3, 2, 0.0, 301.0)  # five minutes without a line
+    assert not due(200, 200, 0.0, 1000.0)  # the end is shown once
+
+
+def test_notice_must_be_text() -> None:
+    with pytest.raises(ParameterError, match=r"notice=3 is invalid: it must be a string"):
+        Backtester(notice=3)  # type: ignore[arg-type]
+    assert Backtester(notice="  ").notice is None
+    assert Backtester(notice=NOTICE).notice == NOTICE
