@@ -5,6 +5,11 @@ failed (its error goes to the terminal and ``err_path``).  With ``save_dir`` eac
 config is written by the process that ran it, and configs already saved whole with the
 same fingerprint are loaded instead of recomputed, which makes ``run_all`` resumable;
 a damaged folder is logged and recomputed.
+
+Progress goes to stderr: tqdm bars in a terminal or notebook; plain lines (done,
+failed, left, rate, ETA) every 1/20 of the configs or five minutes when stderr is a file or a
+pipe (nohup, cron), so a log holds no cursor codes.  A ``notice`` (say, "synthetic
+data") is written to ``{save_dir}/notice.txt`` and printed above the closing summary.
 """
 
 from __future__ import annotations
@@ -32,28 +37,40 @@ from alphadev.config import BacktestConfig
 from alphadev.errors import BacktestError
 from alphadev.grid import expand_grid
 from alphadev.preflight import check_loaders
-from alphadev.results import (
-    BacktestResult,
-    ResultState,
-    check_saved,
-    load_result,
+from alphadev.results import BacktestResult, ResultState, check_saved, load_result
+from alphadev.store import (
+    append_error_log,
+    atomic_write,
+    check_folder,
+    read_json,
+    recover,
+    warn_damaged,
 )
-from alphadev.store import append_error_log, check_folder, read_json, recover, warn_damaged
 from alphadev.validation import ParameterError, check_scalar
 
 log = logging.getLogger(__name__)
+
+NOTICE_FILE = "notice.txt"
 
 
 class Backtester:
     """Holds configs, runs them, and compares their results.
 
     ``slow_job_seconds``: a config running longer than this logs one warning.
+    ``notice``: a free-text note about the sweep (e.g. "Synthetic data: ..."), printed
+    above its summary and leaderboard and saved as ``{save_dir}/notice.txt``.
     """
 
-    def __init__(self, slow_job_seconds: float = 3600.0) -> None:
+    def __init__(self, slow_job_seconds: float = 3600.0, notice: str | None = None) -> None:
         self.slow_job_seconds = check_scalar(
             "slow_job_seconds", slow_job_seconds, low=0.0, low_open=True
         )
+        if notice is not None and not isinstance(notice, str):
+            raise ParameterError(
+                f"notice={notice!r} is invalid: it must be a string (a note about the "
+                "sweep, such as 'Synthetic data: ...') or None"
+            )
+        self.notice = notice.strip() or None if notice is not None else None
         self._configs: list[BacktestConfig] = []
         self.results: list[BacktestResult | None] = []
         self.failures: dict[str, str] = {}  # config name -> error report of its last run
@@ -117,6 +134,7 @@ class Backtester:
         self.failures, self._n_trials, self.source = {}, None, None
         if save_dir is not None:
             recover(save_dir)
+            write_notice(save_dir, self.notice)
         todo = []
         for index, config in enumerate(configs):
             done = _load_if_done(config, save_dir)
@@ -126,12 +144,19 @@ class Backtester:
                 todo.append(index)
         check_loaders([configs[i] for i in todo])  # one error, not one per config
 
+        plain = verbose and job.plain_output(sys.stderr)
+        bars = verbose and not plain
         main = job.ProgressBar(
-            total=len(configs), position=0, desc="configs", disable=not verbose,
+            total=len(configs), position=0, desc="configs", disable=not bars,
             dynamic_ncols=True,
         )
         main.update(len(configs) - len(todo))
-        tracker = _Tracker(main, results, configs, err_path, verbose, stop_on_error)
+        lines = None
+        if plain:
+            lines = job.PlainProgress("configs", len(configs), len(configs) - len(todo),
+                                      sys.stderr)
+            lines.write(lines.started)
+        tracker = _Tracker(main, results, configs, err_path, verbose, stop_on_error, lines)
         for loaded in results:
             if loaded is not None:
                 tracker.best(loaded)
@@ -141,19 +166,33 @@ class Backtester:
 
                 check_picklable([configs[i] for i in todo])
                 run_in_pool(
-                    configs, todo, min(workers, len(todo)), save_dir, verbose,
+                    configs, todo, min(workers, len(todo)), save_dir, bars,
                     self.slow_job_seconds, tracker,
                 )
             else:
-                self._run_sequentially(configs, todo, save_dir, verbose, tracker)
+                self._run_sequentially(configs, todo, save_dir, bars, tracker)
         finally:
             main.close()
             self.results = results
             self.failures = dict(tracker.errors)
+        if verbose:
+            self._print_summary(tracker, err_path)
         return results
 
+    def _print_summary(self, tracker: _Tracker, err_path: Any) -> None:
+        """The closing lines on stdout: the notice (if any), then what was done."""
+        done = sum(r is not None for r in self.results)
+        text = f"run_all: {done} of {len(self.results)} configs done"
+        if tracker.failures:
+            where = f"; tracebacks in {err_path}" if err_path is not None else ""
+            text += f", {tracker.failures} failed{where}"
+        if tracker.postfix:
+            text += f"; {tracker.postfix}"
+        sys.stdout.write(f"{notice_banner(self.notice)}{text}\n")
+        sys.stdout.flush()
+
     def _run_sequentially(
-        self, configs: list[BacktestConfig], todo: list[int], save_dir: Any, verbose: bool,
+        self, configs: list[BacktestConfig], todo: list[int], save_dir: Any, bars: bool,
         tracker: _Tracker,
     ) -> None:
         """One config after another; each result is saved while the next one runs.
@@ -165,7 +204,7 @@ class Backtester:
         try:
             for index in todo:
                 computed, finish = job.start_watched(
-                    configs[index], 1 if verbose else None, save_dir, self.slow_job_seconds
+                    configs[index], 1 if bars else None, save_dir, self.slow_job_seconds
                 )
                 previous, saving = saving, (index, finish)
                 if previous is not None:
@@ -282,6 +321,22 @@ class Backtester:
 
 
 # ---------------------------------------------------------------------- helpers
+def write_notice(save_dir: str | os.PathLike, notice: str | None) -> None:
+    """Save the sweep's notice as ``{save_dir}/notice.txt`` (nothing when unset)."""
+    if notice is None:
+        return
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    with atomic_write(Path(save_dir) / NOTICE_FILE) as tmp:
+        tmp.write_text(f"{notice}\n", encoding="utf-8")
+
+
+def notice_banner(notice: str | None) -> str:
+    """The notice as the lines printed above a summary ("" when unset)."""
+    if notice is None:
+        return ""
+    return "".join(f"NOTE: {line}\n" for line in notice.splitlines())
+
+
 def _worker_count(num_processes: int | None) -> int:
     if num_processes is None:
         return 1
@@ -393,7 +448,12 @@ def check_picklable(configs: Sequence[BacktestConfig]) -> None:
 
 
 class _Tracker:
-    """Records outcomes: result list, progress bar, best-IC postfix and error log."""
+    """Records outcomes: result list, progress bar (or plain lines), best-IC postfix and
+    error log.
+
+    The postfix names the best IC so far and the Sharpe *of that config*, which need
+    not be the best Sharpe; its label says so.
+    """
 
     def __init__(
         self,
@@ -403,8 +463,11 @@ class _Tracker:
         err_path: Any,
         verbose: bool,
         stop_on_error: bool,
+        lines: job.PlainProgress | None = None,
     ) -> None:
         self.bar = bar
+        self.lines = lines
+        self.postfix = ""
         self.results = results
         self.configs = configs
         self.err_path = err_path
@@ -419,10 +482,11 @@ class _Tracker:
         if ic is not None and ic > self.best_ic:
             self.best_ic = ic
             sharpe = result.metrics["total"].get("sharpe")
-            self.bar.set_postfix(
-                best_ic=f"{ic:.4f}", sharpe="n/a" if sharpe is None else f"{sharpe:.2f}",
-                refresh=False,
-            )
+            shown = "n/a" if sharpe is None else f"{sharpe:.2f}"
+            self.postfix = f"best IC {ic:.4f} (Sharpe of that config {shown})"
+            self.bar.set_postfix_str(self.postfix, refresh=False)
+            if self.lines is not None:
+                self.lines.note = f"; {self.postfix}"
 
     def record(self, index: int, outcome: job.Outcome) -> None:
         self.bar.update(1)
@@ -430,7 +494,11 @@ class _Tracker:
             outcome.result.config = self.configs[index]
             self.results[index] = outcome.result
             self.best(outcome.result)
+            if self.lines is not None:
+                self.lines.update(True)
             return
+        if self.lines is not None:
+            self.lines.update(False)
         payload = outcome.error or f"config {self.configs[index].name!r} failed"
         self.failures += 1
         self.errors[self.configs[index].name] = payload

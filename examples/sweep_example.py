@@ -61,7 +61,8 @@ def sweep() -> Backtester:
         alpha_loaders=[CSVDataLoader(str(files["values"]), "value")],
         beta_csv_path=str(files["beta"]),
     )
-    bt = Backtester()
+    bt = Backtester(notice="Synthetic data (alphadev.synthetic): a random walk with a planted "
+                    "signal; the numbers show how the tool works, not a real edge.")
     bt.add_multiple_configs(
         base,
         param_grid={"window": [6, 12, 24, 48]},
