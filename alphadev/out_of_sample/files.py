@@ -28,10 +28,10 @@ import pandas as pd
 
 from alphadev.comparison import COMPARISON, read_identities
 from alphadev.metrics import json_safe, return_metrics
-from alphadev.out_of_sample.pbo import check_blocks, probability_of_overfitting
+from alphadev.out_of_sample.pbo import MAX_BLOCKS, check_blocks, probability_of_overfitting
 from alphadev.out_of_sample.walk_forward import SELECTION_METRICS, check_metric, walk_forward
 from alphadev.store import atomic_write, check_folder, read_json, write_json
-from alphadev.validation import ParameterError, check_scalar
+from alphadev.validation import ParameterError
 
 __all__ = [
     "VALIDATION_DIR",
@@ -71,8 +71,7 @@ class ValidationParameters(NamedTuple):
         if not isinstance(self.anchored, (bool, np.bool_)):
             raise ParameterError(f"anchored={self.anchored!r} must be True or False")
         check_metric(self.metric)
-        blocks = check_scalar("blocks", self.blocks, integer=True, low=4,
-                              hint="an even number of blocks, 16 by default")
+        blocks = check_blocks(self.blocks, n_bars=2 * MAX_BLOCKS)
         return self._replace(anchored=bool(self.anchored), blocks=blocks)
 
     def record(self) -> dict[str, Any]:
@@ -203,12 +202,13 @@ def _iso(ns: int, tz: Any) -> str:
 
 def validate_sweep(
     save_dir: str | os.PathLike,
-    parameters: ValidationParameters = ValidationParameters(),
+    parameters: ValidationParameters | None = None,
     identities: set[tuple[str, str]] | None = None,
 ) -> Validation:
-    """Walk-forward selection and PBO over the sweep's completed configs; writes
-    ``{save_dir}/validation/`` and returns what it wrote."""
-    params = parameters.check()
+    """Walk-forward selection and PBO over the sweep's completed configs (those in
+    ``identities``, default ``sweep_identities``) with ``parameters`` (default
+    ``ValidationParameters()``); writes ``{save_dir}/validation/`` and returns it."""
+    params = (parameters or ValidationParameters()).check()
     data = read_sweep_returns(save_dir, identities)
     ts = data.timestamps.asi8
     train_ns, test_ns = _span("train", params.train), _span("test", params.test)

@@ -66,17 +66,22 @@ class PBO(NamedTuple):
         return slope, float(y.mean() - slope * x.mean())
 
 
+MAX_BLOCKS = 22
+"""C(22, 11) = 705,432 combinations; 24 blocks would be 2.7 million."""
+
+
 def check_blocks(blocks: int, n_bars: int) -> int:
-    """``blocks`` as an even int >= 4 leaving at least 2 bars per block."""
-    blocks = check_scalar("blocks", blocks, integer=True, low=4,
+    """``blocks`` as an even int in [4, MAX_BLOCKS] leaving at least 2 bars per block."""
+    blocks = check_scalar("blocks", blocks, integer=True, low=4, high=MAX_BLOCKS,
                           hint="an even number of blocks, 16 by default")
     if blocks % 2:
         raise ParameterError(f"blocks={blocks} must be even (half the blocks are in-sample); "
                              f"use {blocks - 1} or {blocks + 1}")
     if n_bars // blocks < 2:
+        fits = min(MAX_BLOCKS, (n_bars // 2) // 2 * 2)
+        fix = f"use at most {fits} blocks" if fits >= 4 else "run a longer sweep"
         raise ParameterError(
-            f"blocks={blocks} leaves fewer than 2 bars per block ({n_bars} bars); use at "
-            f"most {max(4, (n_bars // 2) // 2 * 2)} blocks or a longer sweep"
+            f"blocks={blocks} leaves fewer than 2 bars per block ({n_bars} bars); {fix}"
         )
     return blocks
 
