@@ -29,7 +29,7 @@ import pandas as pd
 from alphadev.comparison import COMPARISON, read_identities
 from alphadev.metrics import json_safe, return_metrics
 from alphadev.out_of_sample.pbo import MAX_BLOCKS, check_blocks, probability_of_overfitting
-from alphadev.out_of_sample.walk_forward import SELECTION_METRICS, check_metric, walk_forward
+from alphadev.out_of_sample.walk_forward import best_in_window, check_metric, walk_forward
 from alphadev.store import atomic_write, check_folder, read_json, write_json
 from alphadev.validation import ParameterError
 
@@ -264,10 +264,7 @@ def validate_sweep(
 
 def _in_sample_best(pnl: npt.NDArray[np.float64], metric: str, ppy: float) -> int:
     """The config with the best whole-period metric (undefined lowest, ties by name)."""
-    score = SELECTION_METRICS[metric]
-    values = [score(np.nan_to_num(col), ppy) for col in pnl.T]
-    scores = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    return 0 if np.isnan(scores).all() else int(np.nanargmax(scores))
+    return best_in_window(metric, np.ascontiguousarray(np.nan_to_num(pnl.T)), ppy)[0]
 
 
 def _built_from(params: ValidationParameters, identities: set[tuple[str, str]]) -> dict:

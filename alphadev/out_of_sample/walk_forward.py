@@ -17,7 +17,7 @@ import numpy.typing as npt
 from alphadev import metrics as m
 from alphadev.validation import ParameterError
 
-__all__ = ["SELECTION_METRICS", "WalkForward", "fold_bounds", "walk_forward"]
+__all__ = ["SELECTION_METRICS", "WalkForward", "best_in_window", "fold_bounds", "walk_forward"]
 
 SELECTION_METRICS: dict[str, Callable[[npt.NDArray[np.float64], float], float | None]] = {
     "sharpe": m.sharpe_ratio,
@@ -89,11 +89,51 @@ def _score(value: float | None) -> float:
     return np.nan if value is None else float(value)
 
 
-def _best(scores: npt.NDArray[np.float64]) -> int:
-    """Highest score, NaN lowest, ties to the lower index (NaN everywhere: index 0)."""
-    if np.isnan(scores).all():
-        return 0
-    return int(np.nanargmax(scores))  # nanargmax returns the first maximum
+SCREEN_TOLERANCE = 1e-9
+"""Relative gap below the best §5 value beyond which a screened config cannot win."""
+
+
+def _screen(
+    metric: str, window: npt.NDArray[np.float64], ppy: float
+) -> npt.NDArray[np.float64] | None:
+    """An estimate of every config's metric on one window, for ordering only.
+
+    For ``sharpe`` a vectorised mean / std (-inf where undefined); the §5 function
+    decides every value that is reported or compared (``best_in_window``).  Other
+    metrics have no estimate (None): every config is scored.
+    """
+    if metric != "sharpe" or window.shape[1] < 2:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = window.mean(axis=1) / window.std(axis=1, ddof=1) * np.sqrt(ppy)
+    return np.where(np.isfinite(estimate), estimate, -np.inf)
+
+
+def best_in_window(
+    metric: str, window: npt.NDArray[np.float64], ppy: float
+) -> tuple[int, float]:
+    """(config, §5 value) with the highest metric on ``window`` (configs x bars, no
+    NaN); undefined counts as
+    lowest, ties to the lower index; (0, NaN) when every value is undefined.
+
+    Configs are scored with the §5 function in the order of the screen and scoring
+    stops once the screen falls clearly below the best value found, so with the Sharpe
+    screen only a handful of configs per window are scored.
+    """
+    score = SELECTION_METRICS[metric]
+    screen = _screen(metric, window, ppy)
+    order = range(window.shape[0]) if screen is None else np.argsort(-screen, kind="stable")
+    best, best_value = 0, np.nan
+    for i in order:
+        if screen is not None and not np.isnan(best_value):
+            if screen[i] < best_value - SCREEN_TOLERANCE * max(1.0, abs(best_value)):
+                break
+        value = _score(score(window[i], ppy))
+        if np.isnan(value):
+            continue
+        if np.isnan(best_value) or value > best_value or (value == best_value and i < best):
+            best, best_value = int(i), value
+    return best, best_value
 
 
 def walk_forward(
@@ -118,13 +158,10 @@ def walk_forward(
     bars, bar_config = [], []
     for k, (s, e, _, t_end) in enumerate(bounds):
         a, b, c = np.searchsorted(ts, (s, e, t_end), side="left")
-        train_scores = np.array([_score(score(row[a:b], periods_per_year)) for row in by_config])
-        test_scores = np.array([_score(score(row[b:c], periods_per_year)) for row in by_config])
-        pick = _best(train_scores)
+        pick, train_metric[k] = best_in_window(metric, by_config[:, a:b], periods_per_year)
         chosen[k] = pick
-        train_metric[k] = train_scores[pick]
-        test_metric[k] = test_scores[pick]
-        best_test[k] = np.nan if np.isnan(test_scores).all() else np.nanmax(test_scores)
+        test_metric[k] = _score(score(by_config[pick, b:c], periods_per_year))
+        best_test[k] = best_in_window(metric, by_config[:, b:c], periods_per_year)[1]
         bars.append(np.arange(b, c, dtype=np.int64))
         bar_config.append(np.full(c - b, pick, dtype=np.int64))
     stitched = np.concatenate(bars) if bars else np.zeros(0, dtype=np.int64)
