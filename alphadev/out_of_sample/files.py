@@ -144,6 +144,11 @@ def read_sweep_returns(
         raise FileNotFoundError(f"save_dir {str(root)!r} is not a folder; pass the folder a "
                                 "sweep wrote its results to")
     wanted = sweep_identities(root) if identities is None else identities
+    if any(name == VALIDATION_DIR for name, _ in wanted):
+        raise ParameterError(
+            f"a config of {str(root)!r} is named {VALIDATION_DIR!r}, the folder validation "
+            "writes to; rename that config"
+        )
     folders = _whole_folders(root)
     chosen = sorted(name for name, fp in wanted
                     if name in folders and folders[name].get("fingerprint") == fp)

@@ -16,6 +16,7 @@ import pytest
 from alphadev import Backtester
 from alphadev.__main__ import main
 from alphadev.comparison import COMPARISON, comparison_table, write_comparison
+from alphadev.metrics import return_metrics, sharpe_ratio
 from alphadev.out_of_sample.files import (
     ValidationParameters,
     read_sweep_returns,
@@ -73,6 +74,13 @@ def test_the_files_are_written_as_named(swept: Path) -> None:
         column = data.pnl[:, data.names.index(fold.chosen)]
         expected = pd.Series(column, index=data.timestamps).loc[window.index]
         np.testing.assert_array_equal(window["pnl"], expected.fillna(0.0))
+    # the in-sample choice: best whole-period Sharpe, its metrics on the stitched bars
+    sharpes = [sharpe_ratio(np.nan_to_num(c), 8760.0) for c in data.pnl.T]
+    best = max(range(len(sharpes)), key=lambda j: (sharpes[j] is not None, sharpes[j] or 0, -j))
+    assert summary["in_sample_best_config"] == data.names[best]
+    on_bars = pd.Series(data.pnl[:, best], index=data.timestamps).loc[stitched.index]
+    assert summary["in_sample_best"] == pytest.approx(
+        return_metrics(on_bars.fillna(0.0).to_numpy(), 8760.0))
     back = read_validation(swept)
     assert back is not None and back.summary == validation.summary
     pd.testing.assert_frame_equal(back.walk_forward, validation.walk_forward)
