@@ -50,6 +50,7 @@ def comparison_table(
     statistics = sweep_statistics(results, n_trials=n_trials)
     table = table.merge(statistics, on="name", how="left")
     table["n_trials"] = statistics.attrs["n_trials"]
+    table["n_effective_trials"] = statistics.attrs["n_effective_trials"]
     if metrics is not None:
         unknown = [m for m in metrics if m not in table.columns]
         if unknown:
@@ -70,15 +71,24 @@ def comparison_table(
 
 
 def deflation(table: pd.DataFrame) -> dict[str, Any]:
-    """``n_trials``, ``sharpe_variance`` and ``expected_max_sharpe`` (per period) behind
-    the ``dsr`` column of a non-empty table, from its own columns: the same numbers for
-    a table just built and for ``comparison.csv`` read back."""
+    """``n_trials``, ``n_effective_trials``, ``sharpe_variance`` and
+    ``expected_max_sharpe`` (per period) behind the ``dsr`` column of a non-empty table,
+    from its own columns: the same numbers for a table just built and for
+    ``comparison.csv`` read back.  A table written before N_eff existed (no
+    ``n_effective_trials``/``trial_cluster`` columns) deflated over every config."""
     from alphadev.stats import selection_benchmark
 
     n_trials = int(table["n_trials"].iloc[0])
+    n_effective = int(table["n_effective_trials"].iloc[0]) if (
+        "n_effective_trials" in table.columns) else n_trials
     sharpes = pd.to_numeric(table["sharpe_per_period"], errors="coerce")
-    variance, sr0 = selection_benchmark(sharpes.dropna().tolist(), n_trials)
-    return {"n_trials": n_trials, "sharpe_variance": variance, "expected_max_sharpe": sr0}
+    clusters = table["trial_cluster"] if "trial_cluster" in table.columns else None
+    variance, sr0 = selection_benchmark(
+        [None if pd.isna(s) else float(s) for s in sharpes], n_effective,
+        None if clusters is None else [int(c) for c in clusters],
+    )
+    return {"n_trials": n_trials, "n_effective_trials": n_effective,
+            "sharpe_variance": variance, "expected_max_sharpe": sr0}
 
 
 def write_comparison(table: pd.DataFrame, path: str | os.PathLike) -> None:

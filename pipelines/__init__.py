@@ -447,3 +447,4 @@ class Report(luigi.Task):
             write_ic_decay(os.path.join(self.save_dir, name), by_name[name])
         self.set_status_message("rendering the report")
         build_report(self.save_dir, top=self.top, out=self.output().path)
+from pipelines.validate import Validate  # noqa: E402,F401
