@@ -323,13 +323,19 @@ def sweep_statistics(
         n_obs.append(int(np.isfinite(frame["pnl"].to_numpy(dtype=np.float64)).sum()))
         pnls.append(frame["pnl"].astype(np.float64))
     trials = len(rows) if n_trials is None else int(n_trials)
-    union = pd.concat(pnls, axis=1, ignore_index=True) if pnls else pd.DataFrame()
+    # Clustered in name order, so a table's clusters do not depend on the order of results
+    # (a loaded sweep lists them as comparison.csv does, a run as its configs).
+    by_name = sorted(range(len(rows)), key=lambda i: rows[i]["name"])
+    union = pd.concat([pnls[i] for i in by_name], axis=1, ignore_index=True) if pnls else (
+        pd.DataFrame())
     clusters = cluster_trials(union.to_numpy(dtype=np.float64))
+    labels = np.empty(len(rows), dtype=np.int64)
+    labels[by_name] = clusters.labels
     n_effective = effective_trials(trials, clusters.n_effective, len(rows)) if rows else trials
     variance, sr0 = selection_benchmark(
-        [r["sharpe_per_period"] for r in rows], n_effective, clusters.labels.tolist()
+        [r["sharpe_per_period"] for r in rows], n_effective, labels.tolist()
     )
-    for row, t, label in zip(rows, n_obs, clusters.labels.tolist()):
+    for row, t, label in zip(rows, n_obs, labels.tolist()):
         args = (row["sharpe_per_period"], t, row["skew"], row["kurtosis"])
         row["psr"] = probabilistic_sharpe_ratio(*args)
         row["dsr"] = probabilistic_sharpe_ratio(*args, benchmark=sr0)
