@@ -25,7 +25,10 @@ COMPARISON = "comparison.csv"
 SETTING_COLUMNS = (
     "start_date", "end_date", "open_quantile", "close_quantile", "gross_exposure",
     "frequency", "trading_fee_rate", "mode", "chunk_days", "max_fill_bars",
+    "execution_delay", "slippage_rate",
 )
+# Settings a config description leaves out at their default (alphadev.config).
+_SETTING_DEFAULTS = {"execution_delay": 0, "slippage_rate": 0.0}
 IDENTITY_COLUMNS = ("name", "alpha_class", "fingerprint")
 
 
@@ -37,16 +40,42 @@ def result_row(result: BacktestResult) -> dict[str, Any]:
     }
     for key, value in cfg["alpha_kwargs"].items():
         row[f"alpha.{key}"] = value if not isinstance(value, (list, dict)) else repr(value)
-    settings = {**cfg, "open_quantile": cfg["quantile"][0], "close_quantile": cfg["quantile"][1]}
+    settings = {
+        **_SETTING_DEFAULTS, **cfg,
+        "open_quantile": cfg["quantile"][0], "close_quantile": cfg["quantile"][1],
+    }
+    if isinstance(settings["slippage_rate"], dict):  # per symbol: one readable cell
+        settings["slippage_rate"] = ", ".join(
+            f"{symbol}:{rate:g}" for symbol, rate in settings["slippage_rate"].items()
+        )
     row.update({key: settings[key] for key in SETTING_COLUMNS})
     metrics = result.metrics
     row.update(metrics["total"])
     for leg in ("long", "short"):
         row.update({f"{leg}_{k}": v for k, v in metrics[leg].items()})
-    row.update(
-        {k: v for k, v in metrics.items() if k not in ("total", "long", "short", "frequency")}
-    )
+    skip = ("total", "long", "short", "frequency", "cost_breakdown")
+    row.update({k: v for k, v in metrics.items() if k not in skip})
+    # Results saved before slippage and funding existed paid neither.
+    row.setdefault("total_slippage", 0.0)
+    row.setdefault("total_funding", 0.0)
+    row["cost_share"] = cost_share(metrics.get("cost_breakdown"))
     return row
+
+
+def cost_share(breakdown: dict[str, Any] | None) -> float | None:
+    """The share of the gross return eaten by costs: (fees + slippage - funding) / gross.
+
+    None when the gross return is not positive (there is nothing to share) or unknown
+    (results saved before the breakdown existed).  Above 1: costs ate more than the
+    gross; negative: funding received exceeded fees and slippage.
+    """
+    if not breakdown:
+        return None
+    values = [breakdown.get(k) for k in ("gross", "fees", "slippage", "funding")]
+    if any(v is None for v in values):
+        return None
+    gross, fees, slippage, funding = (float(v) for v in values if v is not None)
+    return (fees + slippage - funding) / gross if gross > 0 else None
 
 
 def comparison_table(

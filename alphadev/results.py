@@ -46,7 +46,8 @@ class Sequences:
     """
 
     RETURN_COLUMNS = (
-        "pnl", "gross", "fees", "turnover", "long_return", "short_return", "ic", "equity",
+        "pnl", "gross", "fees", "slippage", "funding", "turnover", "long_return",
+        "short_return", "ic", "equity",
     )
 
     returns: pd.DataFrame
@@ -132,6 +133,15 @@ class BacktestResult:
         return self.sequences["fees"]
 
     @property
+    def slippage(self) -> pd.Series:
+        return self.sequences["slippage"]
+
+    @property
+    def funding(self) -> pd.Series:
+        """Funding received (+) or paid (-) per bar, as a return on equity."""
+        return self.sequences["funding"]
+
+    @property
     def ic_sequence(self) -> pd.Series:
         return self.sequences["ic"]
 
@@ -162,7 +172,7 @@ class BacktestResult:
                 raise RuntimeError(f"result {self.name!r} has neither sequences nor a path")
             folder = self.path / "sequences"
             self._sequences = Sequences(  # the long tables are read on each use
-                returns=pd.read_parquet(folder / "returns.parquet"),
+                returns=_with_cost_columns(pd.read_parquet(folder / "returns.parquet")),
                 positions=folder / "positions.parquet",
                 trades=folder / "trades.parquet",
             )
@@ -185,6 +195,8 @@ class BacktestResult:
             ("ic mean / ir", f"{_fmt(m['ic_mean'], '{:.4f}')} / {_fmt(m['ic_ir'], '{:.3f}')}"),
             ("avg turnover", _fmt(m["avg_turnover"], "{:.4f}")),
             ("total fees", _fmt(m["total_fees"], "{:.4f}")),
+            ("total slippage", _fmt(m.get("total_slippage", 0.0), "{:.4f}")),
+            ("total funding", _fmt(m.get("total_funding", 0.0), "{:+.4f}")),
         ]
         header = [
             f"Backtest {self.name}",
@@ -229,6 +241,15 @@ class BacktestResult:
         self.path = final
         self.config_dict = description
         return final
+
+
+def _with_cost_columns(returns: pd.DataFrame) -> pd.DataFrame:
+    """Results saved before slippage and funding existed had none: zero columns."""
+    for column in ("slippage", "funding"):
+        if column not in returns.columns:
+            returns.insert(returns.columns.get_loc("fees") + 1 if column == "slippage"
+                           else returns.columns.get_loc("slippage") + 1, column, 0.0)
+    return returns
 
 
 def load_result(path: str | os.PathLike, config: BacktestConfig | None = None) -> BacktestResult:

@@ -17,12 +17,16 @@ from alphadev.engine.kernel import KernelOutput, alpha_argsort, chained_returns,
 
 
 class BookSettings(NamedTuple):
-    """The portfolio settings the per-bar book uses (docs/semantics.md#per-bar-book)."""
+    """The portfolio settings the per-bar book uses (docs/semantics.md#per-bar-book).
+
+    ``slippage_rates`` holds one rate per symbol; None means no slippage.
+    """
 
     open_quantile: float
     close_quantile: float
     gross_exposure: float
     fee_rate: float
+    slippage_rates: np.ndarray | None = None
 
 
 class PreviousBar(NamedTuple):
@@ -50,6 +54,7 @@ class PanelDerived(NamedTuple):
     order: np.ndarray  # (T, N) alpha_argsort(alpha)
     returns: np.ndarray  # (T, N) chained_returns(prices, previous.prices)
     ic: np.ndarray  # (T,) rank IC
+    traded_order: np.ndarray | None = None  # alpha_argsort(traded_alpha), when delayed
 
 
 class Simulated(NamedTuple):
@@ -67,16 +72,20 @@ def simulate_arrays(
     previous: PreviousBar,
     settings: BookSettings,
     derived: PanelDerived | None = None,
+    traded_alpha: np.ndarray | None = None,
+    funding: np.ndarray | None = None,
 ) -> Simulated:
     """Kernel and IC on aligned arrays.
 
     ``derived`` holds the values computed before for the same arrays from the same
     ``previous`` rows; without it they are computed here.  Then the two row-wise sorts,
     and then IC and the kernel, run on two threads (all release the GIL), so a single
-    backtest uses two cores.
+    backtest uses two cores.  ``traded_alpha`` (the alpha of ``execution_delay`` bars
+    earlier) is what the book trades on; IC keeps measuring ``alpha``.  ``betas`` is
+    (N,) or (T, N); ``funding`` (T, N) the funding rates per bar, or None.
     """
     if derived is not None:
-        order, returns, ic = derived
+        order, returns, ic, traded_order = derived
         ic_result = None
     else:
         returns = chained_returns(prices, previous.prices)
@@ -86,14 +95,17 @@ def simulate_arrays(
             rank_ic, alpha, returns, universe, previous.alpha, previous.universe, order,
             returns_order(),
         )
+        traded_order = alpha_argsort(traded_alpha) if traded_alpha is not None else None
     book = run_kernel(
-        prices, alpha, universe, betas, previous.prices, previous.weights,
+        prices, alpha if traded_alpha is None else traded_alpha, universe, betas,
+        previous.prices, previous.weights,
         settings.open_quantile, settings.close_quantile, settings.gross_exposure,
-        settings.fee_rate, alpha_order=order, returns=returns,
+        settings.fee_rate, alpha_order=order if traded_alpha is None else traded_order,
+        returns=returns, slippage_rates=settings.slippage_rates, funding=funding,
     )
     if ic_result is not None:
         ic = ic_result()
-    return Simulated(book, PanelDerived(order, returns, ic))
+    return Simulated(book, PanelDerived(order, returns, ic, traded_order))
 
 
 def warm_up() -> None:
