@@ -78,6 +78,9 @@ def run_kernel(
         np.ascontiguousarray(funding, dtype=np.float64) if has_funding
         else np.zeros((0, n_sym))
     )
+    _check_shapes(prices.shape, alpha=alpha, universe=universe, beta=beta, returns=returns,
+                  alpha_order=alpha_order, funding=funding_rates if has_funding else None,
+                  slippage_rates=rates, prev_weights=prev_weights)
     (weights, gross, fees, slippage, paid, turnover, long_return, short_return,
      forced) = _run_kernel_nb(
         prices,
@@ -108,6 +111,27 @@ def run_kernel(
         short_return=short_return,
         forced_closes=int(forced),
     )
+
+
+def _check_shapes(shape: tuple[int, ...], **named: np.ndarray | None) -> None:
+    """The compiled loop does not check bounds: a misaligned array must not reach it."""
+    n_bars, n_sym = shape
+    wanted = {
+        "alpha": shape, "universe": shape, "returns": shape, "alpha_order": shape,
+        "funding": shape, "slippage_rates": (n_sym,), "prev_weights": (n_sym,),
+    }
+    for name, array in named.items():
+        if array is None:
+            continue
+        ok = (
+            array.shape in ((1, n_sym), shape) if name == "beta"
+            else np.shape(array) == wanted[name]
+        )
+        if not ok:
+            raise ValueError(
+                f"run_kernel: {name} has shape {np.shape(array)}, prices {shape}; "
+                "align every array on the same bars and symbols"
+            )
 
 
 def chained_returns(prices: np.ndarray, prev_prices: np.ndarray) -> np.ndarray:

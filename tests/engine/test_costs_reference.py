@@ -180,7 +180,7 @@ def _assert_costs_match(result, ref):
     assert result.metrics["total_funding"] == pytest.approx(ref.run.funding.sum(), abs=1e-12)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sc=costed_scenarios(), mode=st.sampled_from(["batch", 1, 2]))
 def test_pipeline_with_costs_matches_reference(sc, mode, tmp_path_factory):
     folder = tmp_path_factory.mktemp("costs")

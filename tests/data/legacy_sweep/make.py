@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alphadev import Backtester, BacktestConfig, CSVDataLoader
+from alphadev import BacktestConfig, Backtester, CSVDataLoader
 from alphadev.alpha import Alpha
 
 HERE = Path(__file__).resolve().parent
