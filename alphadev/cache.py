@@ -40,7 +40,7 @@ CACHE_SUBDIR = os.path.join(".cache", "panels")
 _MEMORY: OrderedDict[str, Panel] = OrderedDict()
 STATS = {"memory_hits": 0, "disk_hits": 0, "computed": 0}  # per process, read by tests
 _FIELDS = ("bars", "prices", "alpha", "universe", "observed")
-_OPTIONAL_FIELDS = ("traded_alpha", "funding", "betas")  # stored only when not None
+_OPTIONAL_FIELDS = ("alpha_before", "funding", "betas")  # stored only when not None
 
 
 def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) -> str:

@@ -36,7 +36,7 @@ class Panel:
     universe: np.ndarray  # (B, N) bool
     observed: np.ndarray  # (B, N) bool: a raw price was observed inside the bar
     # docs/semantics.md#execution-and-costs; None where the config does not use them.
-    traded_alpha: np.ndarray | None = None  # (B, N) A[t - execution_delay]; None: alpha
+    alpha_before: np.ndarray | None = None  # (d, N) alpha of the d bars before bars[0]
     funding: np.ndarray | None = None  # (B, N) funding rates of the events inside the bar
     betas: np.ndarray | None = None  # (B, N) beta_loader's beta held at each bar
     # Values derived from the panel alone (returns, alpha order, IC), shared by every
@@ -124,7 +124,7 @@ def build_panel(
     else:
         universe = _universe(config, symbols, load_start, end, n_all)
 
-    delay = config.execution_delay
+    delay = config.execution_delay  # history_needed makes skip > delay
     bars = load_start.value + bar_ns * np.arange(skip, n_all, dtype=np.int64)
     return Panel(
         bars=bars,
@@ -132,7 +132,7 @@ def build_panel(
         alpha=alpha_values[skip:],
         universe=universe[skip:],
         observed=observed[skip:],
-        traded_alpha=alpha_values[skip - delay:n_all - delay] if delay else None,
+        alpha_before=alpha_values[skip - delay:skip] if delay else None,
         funding=_funding(config, symbols, start, bars, bar_ns),
         betas=_betas(config, symbols, load_start, end, n_all)[skip:]
         if config.beta_loader is not None else None,

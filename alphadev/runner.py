@@ -204,7 +204,7 @@ def _simulate(
     simulated = simulate_arrays(
         prices, alpha, universe, betas if panel.betas is None else panel.betas[seg],
         carry.previous, settings, shared,
-        traded_alpha=None if panel.traded_alpha is None else panel.traded_alpha[seg],
+        alpha_before=_rows_before(panel, first),
         funding=None if panel.funding is None else panel.funding[seg],
     )
     if not carry.started:
@@ -243,6 +243,17 @@ def _simulate(
         "equity": equity,
     }
     return _Part(columns, book, out.forced_closes)
+
+
+def _rows_before(panel: Panel, first: int) -> np.ndarray | None:
+    """The alpha rows of the execution_delay bars before row ``first`` (None: no delay)."""
+    before = panel.alpha_before
+    if before is None:
+        return None
+    d = before.shape[0]
+    if first >= d:
+        return panel.alpha[first - d:first]
+    return np.concatenate([before[first:], panel.alpha[:first]])
 
 
 def _stamps(values: np.ndarray) -> pd.DatetimeIndex:
