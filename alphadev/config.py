@@ -292,7 +292,9 @@ class BacktestConfig:
                     f"symbol(s) missing: {missing[:5]}); give a rate for every symbol, or "
                     "one number for all"
                 )
-            self._set("slippage_rate", {s: rates[s] for s in sorted(rates)})
+            # Only the configured symbols: a shared table of rates for a wider universe
+            # does not make the config's identity depend on symbols it does not trade.
+            self._set("slippage_rate", {s: rates[s] for s in sorted(self.symbols)})
         else:
             self._set("slippage_rate", check_scalar(
                 "slippage_rate", slip, low=0.0, high=1.0,

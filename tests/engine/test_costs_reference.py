@@ -245,3 +245,18 @@ def test_streaming_with_costs_equals_batch(long_costed_run, chunk_days):
         check_exact=False, atol=1e-9, rtol=0,
     )
     _assert_metrics_equal(streamed.metrics, batch.metrics, 1e-9)
+
+
+def test_disk_cached_panel_keeps_the_cost_arrays(long_costed_run, tmp_path):
+    """A panel read back from the disk cache carries its delay rows, funding and betas."""
+    from alphadev import cache as panel_cache
+
+    sc, folder, batch = long_costed_run
+    config = _costed_config(sc, folder, alpha_class=RollingMeanAlpha, alpha_kwargs={"hours": 6})
+    first = run_backtest(config, cache_dir=tmp_path)
+    panel_cache.clear_memory()
+    hits = panel_cache.STATS["disk_hits"]
+    second = run_backtest(config, cache_dir=tmp_path)
+    assert panel_cache.STATS["disk_hits"] == hits + 1
+    for result in (first, second):
+        pd.testing.assert_frame_equal(result.sequences, batch.sequences, check_exact=True)

@@ -43,8 +43,9 @@ def test_slippage_mapping_must_cover_every_symbol(market):
 
 def test_slippage_mapping_is_kept_in_symbol_order(market):
     rates = {s: 1e-4 * k for k, s in enumerate(reversed(SYMBOLS))}
-    config = make_config(market, slippage_rate=rates)
-    assert list(config.slippage_rate) == sorted(SYMBOLS)
+    config = make_config(market, slippage_rate={**rates, "ZZZUSDT": 1e-3})
+    assert list(config.slippage_rate) == sorted(SYMBOLS)  # unconfigured symbols dropped
+    assert config.fingerprint() == make_config(market, slippage_rate=rates).fingerprint()
     assert config.slippage_rates(["EEEUSDT"]) == [0.0]
 
 
