@@ -1,4 +1,4 @@
-"""Results saved before execution costs existed stay DONE, and their numbers hold.
+"""Results (and cached panels) saved before execution costs existed stay valid.
 
 ``tests/data/legacy_sweep/results`` was written by the code of that time
 (``tests/data/legacy_sweep/make.py``); adding fields to BacktestConfig must not make
@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from alphadev import Backtester
+from alphadev import cache as panel_cache
 from alphadev.cache import panel_key
 from alphadev.data.loaders import day_bounds
 from alphadev.results import ResultState, check_saved
@@ -63,6 +64,17 @@ def test_rerun_gives_the_saved_numbers_bit_for_bit(legacy_dir: Path) -> None:
         )
         new_keys = {"total_slippage", "total_funding", "cost_breakdown"}
         assert {k: v for k, v in fresh.metrics.items() if k not in new_keys} == saved_metrics
+
+
+def test_panel_cached_by_the_old_code_is_found_and_used(legacy_dir: Path) -> None:
+    """``results/.cache/panels`` holds the panel the old code cached for q20_batch."""
+    config = legacy.configs()[0]
+    before = dict(panel_cache.STATS)
+    result = run_backtest(config, cache_dir=legacy_dir / "results" / ".cache" / "panels")
+    assert panel_cache.STATS["disk_hits"] == before["disk_hits"] + 1
+    assert panel_cache.STATS["computed"] == before["computed"]
+    saved = pd.read_parquet(legacy_dir / "results" / config.name / "sequences/returns.parquet")
+    pd.testing.assert_frame_equal(result.sequences[saved.columns], saved, check_exact=True)
 
 
 def test_new_fields_change_fingerprint_and_panel_key(legacy_dir: Path) -> None:
