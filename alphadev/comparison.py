@@ -17,13 +17,19 @@ from typing import Any
 
 import pandas as pd
 
-from alphadev.results import IDENTITY_COLUMNS, SETTING_COLUMNS, BacktestResult, result_row
+from alphadev.results import (
+    IDENTITY_COLUMNS,
+    SETTING_COLUMNS,
+    BacktestResult,
+    cost_share,
+    result_row,
+)
 from alphadev.store import atomic_write
 
 COMPARISON = "comparison.csv"
 __all__ = [
-    "COMPARISON", "IDENTITY_COLUMNS", "SETTING_COLUMNS", "comparison_table", "deflation",
-    "read_comparison_table", "read_identities", "result_row", "write_comparison",
+    "COMPARISON", "IDENTITY_COLUMNS", "SETTING_COLUMNS", "comparison_table", "cost_share",
+    "deflation", "read_comparison_table", "read_identities", "result_row", "write_comparison",
 ]
 
 

@@ -152,7 +152,8 @@ def test_stats_is_the_comparison_row(market: Path, tmp_path: Path) -> None:
         stats = result.stats()
         assert isinstance(stats, pd.Series) and stats.name == result.name
         sweep_only = [c for c in table.columns if c not in stats.index]
-        assert sorted(sweep_only) == sorted([*SWEEP_STATISTICS_COLUMNS[1:], "n_trials", "n_effective_trials"])
+        expected = [*SWEEP_STATISTICS_COLUMNS[1:], "n_trials", "n_effective_trials"]
+        assert sorted(sweep_only) == sorted(expected)
         assert list(stats.index) == [c for c in table.columns if c in stats.index]
         row = table.loc[result.name, list(stats.index)]
         pd.testing.assert_series_equal(stats, row.astype(object), check_names=False)
