@@ -274,12 +274,28 @@ def effective_trials(n_trials: int, n_clusters: int, n_results: int) -> int:
 
 
 def _returns_columns(result: BacktestResult, columns: Sequence[str]) -> pd.DataFrame:
-    """Selected columns of a result's returns frame without loading positions/trades."""
+    """Those of ``columns`` a result's returns frame has (results saved before the costs
+    existed have no ``slippage``/``funding``), without loading positions/trades."""
     in_memory = getattr(result, "_sequences", None)
     if in_memory is None and result.path is not None:
+        import pyarrow.parquet as pq
+
         path = result.path / "sequences" / "returns.parquet"
-        return pd.read_parquet(path, columns=list(columns))
-    return result.sequences[list(columns)]
+        present = set(pq.read_schema(path).names)
+        return pd.read_parquet(path, columns=[c for c in columns if c in present])
+    frame = result.sequences
+    return frame[[c for c in columns if c in frame.columns]]
+
+
+def _before_fees(frame: pd.DataFrame) -> pd.Series:
+    """The per-bar return before exchange fees: gross less slippage plus funding, so the
+    break-even fee is the fee at which the book, with its other costs, breaks even."""
+    before = frame["gross"]
+    if "slippage" in frame.columns:
+        before = before - frame["slippage"]
+    if "funding" in frame.columns:
+        before = before + frame["funding"]
+    return before
 
 
 def sweep_statistics(
@@ -306,7 +322,7 @@ def sweep_statistics(
     for result in results:
         if result is None:
             continue
-        frame = _returns_columns(result, ("pnl", "gross", "turnover"))
+        frame = _returns_columns(result, ("pnl", "gross", "turnover", "slippage", "funding"))
         sharpe, skew, kurt = return_moments(frame["pnl"].to_numpy(dtype=np.float64))
         rows.append(
             {
@@ -315,7 +331,7 @@ def sweep_statistics(
                 "skew": skew,
                 "kurtosis": kurt,
                 "breakeven_fee": breakeven_fee(
-                    frame["gross"].to_numpy(dtype=np.float64),
+                    _before_fees(frame).to_numpy(dtype=np.float64),
                     frame["turnover"].to_numpy(dtype=np.float64),
                 ),
             }

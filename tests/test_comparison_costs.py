@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from alphadev import Backtester, CSVDataLoader
@@ -60,3 +62,23 @@ def test_cost_share() -> None:
     assert cost_share({"gross": -0.1, "fees": 0.01, "slippage": 0.0, "funding": 0.0}) is None
     assert cost_share({"gross": 0.0, "fees": 0.01, "slippage": 0.0, "funding": 0.0}) is None
     assert cost_share(None) is None  # saved before the breakdown existed
+
+
+def test_breakeven_fee_counts_slippage_and_funding(tmp_path) -> None:
+    """The break-even fee is the fee at which the book, paying its slippage and funding
+    too, makes nothing: prod(1 + gross - slippage + funding - f * 2 * turnover) = 1."""
+    market = write_market(tmp_path / "data")
+    bt = Backtester()
+    bt.add_config(make_config(market, name="plain", trading_fee_rate=0.0))
+    bt.add_config(make_config(market, name="slipped", trading_fee_rate=0.0, slippage_rate=2e-4,
+                              funding_loader=_funding_file(market)))
+    plain, slipped = bt.run_all(verbose=False, save_dir=tmp_path / "out")
+    table = comparison_table([plain, slipped]).set_index("name")
+    for result in (plain, slipped):
+        fee = table.loc[result.name, "breakeven_fee"]
+        if pd.isna(fee):
+            continue
+        factors = 1 + result.gross - result.slippage + result.funding - fee * 2 * result.turnover
+        assert np.prod(factors.to_numpy()) == pytest.approx(1.0, abs=1e-9)
+    if not pd.isna(table.loc["plain", "breakeven_fee"]):
+        assert not table.loc["slipped", "breakeven_fee"] == table.loc["plain", "breakeven_fee"]
