@@ -455,8 +455,8 @@ def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None) -> 
         verdict = (f"Deflated Sharpe ratio of the best config: <b>{dsr:.3f}</b> &lt; "
                    f"{DSR_CONFIDENCE}: its Sharpe may well be luck of trying {n_trials} configs.")
     if notice:
-        verdict += (" <b>These results come from the data described in the notice above "
-                    "(synthetic data): they say nothing about a real market.</b>")
+        verdict += (" <b>Synthetic data (see the notice above): these results say nothing "
+                    "about a real market.</b>")
     period = ", ".join(
         sorted({f"{s} .. {e}" for s, e in zip(table["start_date"], table["end_date"])})
     )
@@ -481,8 +481,8 @@ def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None) -> 
 
 
 def _footer(notice: str | None) -> str:
-    data = ("Data: synthetic or otherwise special, as the notice at the top says. "
-            if notice else "")
+    data = ("Synthetic data (see the notice at the top): these results say nothing about a "
+            "real market. " if notice else "")
     return (f"<footer>{data}Written by alphadev {html.escape(__version__)} from the saved "
             "results folder; figures embedded, no network access needed.</footer>")
 

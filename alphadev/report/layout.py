@@ -43,7 +43,8 @@ def table(head: Sequence[str], rows: Sequence[Sequence[str]], css: str = "board"
 
 def name(text: str) -> str:
     """A config name in monospace that may wrap after each ``__`` separator."""
-    return "<span class='name'>" + html.escape(text).replace("__", "__<wbr>") + "</span>"
+    escaped = html.escape(text)
+    return f"<span class='name' title='{escaped}'>{escaped.replace('__', '__<wbr>')}</span>"
 
 
 def note(text: str) -> str:
@@ -71,7 +72,7 @@ table.summary td { padding: 2px 0; }
           white-space: pre-wrap; }
 .warning { background: #fdecea; border-left: 4px solid #c9302c; padding: 6px 12px;
            margin: 6px 0; font-size: 13px; }
-.scroll { overflow-y: auto; overflow-x: hidden; max-height: 640px;
+.scroll { overflow: auto; max-height: 640px;
           border: 1px solid #d0d7e2; }
 table.board th { position: sticky; top: 0; background: #e8edf5; padding: 4px 6px;
                  text-align: right; vertical-align: bottom; }
