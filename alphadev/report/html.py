@@ -318,7 +318,9 @@ def _delayed_sharpe(table: pd.DataFrame, row: pd.Series, groups: dict[str, list[
 def _validation_section(
     folder: Path | None, table: pd.DataFrame, by_name: dict[str, BacktestResult], plots: Any
 ) -> str:
-    """Out-of-sample checks written by ``python -m alphadev validate`` (if any)."""
+    """Out-of-sample checks written by ``python -m alphadev validate`` (if any): the
+    walk-forward equity against the in-sample choice over the same bars, the folds, PBO
+    with its logit histogram and the degradation scatter."""
     if folder is None or not folder.is_dir():
         return ""
     parts: list[str] = []
@@ -330,25 +332,27 @@ def _validation_section(
     if wf_path.is_file():
         walk = pd.read_parquet(wf_path)
         best = _in_sample_name(pbo, table)
+        # The in-sample choice over the same bars (no bar of its own: no return, 0).
         in_sample = load_view(by_name[best], best).returns["pnl"]
-        boundaries: list[pd.Timestamp] = []
+        in_sample = in_sample.reindex(walk.index).fillna(0.0)
         folds_path = folder / "folds.csv"
-        if folds_path.is_file():
-            folds = pd.read_csv(folds_path)
-            boundaries = list(pd.to_datetime(folds["test_start"], utc=True))
-            parts.append(figure(plots.oos_equity, walk["pnl"], in_sample, best, boundaries,
-                                alt="out-of-sample equity"))
+        folds = pd.read_csv(folds_path) if folds_path.is_file() else None
+        boundaries = [] if folds is None else list(pd.to_datetime(folds["test_start"], utc=True))
+        parts.append(figure(plots.oos_equity, walk["pnl"], in_sample, best, boundaries,
+                            alt="out-of-sample equity"))
+        parts.append(note(
+            f"In-sample choice: {name(best)} (the best config over the whole period), "
+            "drawn over the walk-forward bars. Walk-forward: in each fold the config with "
+            "the best train-window metric, traded in the following test window."))
+        if folds is not None:
             parts.append(_folds_table(folds))
-        else:
-            parts.append(figure(plots.oos_equity, walk["pnl"], in_sample, best, boundaries,
-                                alt="out-of-sample equity"))
     if pbo:
         parts.append(_pbo_summary(pbo))
         parts.append(figure(plots.lambda_histogram, pbo.get("lambdas") or [], pbo.get("pbo"),
                             alt="logit histogram with PBO"))
         degradation = pbo.get("degradation") or {}
-        in_s = pbo.get("in_sample_sharpes") or degradation.get("in_sample") or []
-        out_s = pbo.get("out_of_sample_sharpes") or degradation.get("out_of_sample") or []
+        in_s = pbo.get("in_sample_sharpe") or pbo.get("in_sample_sharpes") or []
+        out_s = pbo.get("out_of_sample_sharpe") or pbo.get("out_of_sample_sharpes") or []
         parts.append(figure(plots.degradation_scatter, in_s, out_s,
                             degradation.get("slope"), degradation.get("intercept"),
                             alt="degradation scatter"))
@@ -358,27 +362,29 @@ def _validation_section(
 
 
 def _in_sample_name(pbo: dict[str, Any], table: pd.DataFrame) -> str:
-    """The whole-period best config: named in pbo.json when it says, else the top Sharpe."""
-    best = pbo.get("in_sample_best")
-    for key in ("name", "config"):
-        if isinstance(best, dict) and best.get(key) in set(table["name"]):
-            return str(best[key])
-    return str(table.iloc[0]["name"])
+    """The whole-period best config (``in_sample_best_config`` of pbo.json; without it,
+    the best Sharpe of the leaderboard, the default selection metric)."""
+    name = pbo.get("in_sample_best_config")
+    return str(name) if name in set(table["name"]) else str(table.iloc[0]["name"])
 
 
 def _folds_table(folds: pd.DataFrame) -> str:
     rows = []
     for _, fold in folds.iterrows():
         rows.append([
-            str(fold["fold"]), html.escape(f"{fold['train_start']} .. {fold['train_end']}"),
-            html.escape(f"{fold['test_start']} .. {fold['test_end']}"),
+            str(fold["fold"]), f"{_stamp(fold['train_start'])} .. {_stamp(fold['train_end'])}",
+            f"{_stamp(fold['test_start'])} .. {_stamp(fold['test_end'])}",
             name(str(fold["chosen"])),
             num(fold["train_metric"], 3), num(fold["test_metric"], 3),
             num(fold["best_test_metric"], 3),
         ])
     return "<h3>Walk-forward folds</h3>" + table(
         ["fold", "train", "test", "chosen", "train metric", "test metric", "best test metric"],
-        rows, css="board leader")
+        rows, css="board folds") + note("Windows: start included, end excluded (UTC).")
+
+
+def _stamp(value: Any) -> str:
+    return html.escape(pd.Timestamp(value).strftime("%Y-%m-%d %H:%M"))
 
 
 def _pbo_summary(pbo: dict[str, Any]) -> str:
@@ -396,7 +402,7 @@ def _pbo_summary(pbo: dict[str, Any]) -> str:
                          f"{num(metrics.get('sharpe'), 2)} / "
                          f"{pct(metrics.get('annualized_return'))} / "
                          f"{pct(metrics.get('max_drawdown'))}"])
-    return table(["", ""], rows, css="board metrics")
+    return table(None, rows, css="board metrics")
 
 
 def _sweep_sections(

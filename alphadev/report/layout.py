@@ -30,11 +30,13 @@ def section(title: str, body: str, anchor: str = "") -> str:
     return f"<section{ident}><h2>{html.escape(title)}</h2>\n{body}\n</section>"
 
 
-def table(head: Sequence[str], rows: Sequence[Sequence[str]], css: str = "board") -> str:
-    """A plain table; cells are HTML (escape text before passing it)."""
-    lines = [f"<table class='{css}'><thead><tr>"]
-    lines += [f"<th>{h}</th>" for h in head]
-    lines.append("</tr></thead><tbody>")
+def table(head: Sequence[str] | None, rows: Sequence[Sequence[str]], css: str = "board") -> str:
+    """A plain table (no header row when ``head`` is None); cells are HTML (escape text
+    before passing it)."""
+    lines = [f"<table class='{css}'>"]
+    if head is not None:
+        lines += ["<thead><tr>", *(f"<th>{h}</th>" for h in head), "</tr></thead>"]
+    lines.append("<tbody>")
     for row in rows:
         lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
     lines.append("</tbody></table>")
@@ -82,6 +84,7 @@ table.board td:first-child, table.board th:first-child { text-align: left; }
 table.leader td:nth-child(2), table.leader th:nth-child(2) { text-align: left;
                  white-space: normal; overflow-wrap: anywhere; max-width: 260px; }
 table.board tr.top td { background: #fff7dc; }
+table.folds td:nth-child(-n+4), table.folds th:nth-child(-n+4) { text-align: left; }
 table.metrics td:first-child { color: #55607a; font-weight: 600; }
 .name { font-family: Menlo, Consolas, monospace; font-size: 11px; }
 .good { color: #17803d; }

@@ -473,7 +473,8 @@ def rank_autocorrelation(series: Mapping[str, pd.Series], window: pd.Timedelta,
 # ---------------------------------------------------------------------- validation
 def oos_equity(walk_forward: pd.Series, in_sample: pd.Series, in_sample_label: str,
                boundaries: Sequence[pd.Timestamp]) -> Figure:
-    """Equity of the stitched walk-forward selection against the in-sample best config.
+    """Equity of the stitched walk-forward selection against the in-sample best config
+    over the same bars.
 
     ``walk_forward``/``in_sample``: per-bar pnl; dotted verticals mark fold starts.
     """
@@ -517,6 +518,11 @@ def degradation_scatter(in_sample: Sequence[float], out_of_sample: Sequence[floa
     fig, (ax,) = new_figure(3.6)
     x = np.asarray(in_sample, dtype=np.float64)
     y = np.asarray(out_of_sample, dtype=np.float64)
+    if x.size == y.size:
+        keep = np.isfinite(x) & np.isfinite(y)
+        x, y = x[keep], y[keep]
+    else:
+        x = y = np.zeros(0)
     if x.size:
         ax.scatter(x, y, s=12, alpha=0.6, color="C0", label="combinations")
         span = np.array([np.nanmin(x), np.nanmax(x)])

@@ -183,8 +183,9 @@ def write_validation(save_dir: Path, names: list[str]) -> dict:
         "pbo": 0.5, "n_combinations": 6, "blocks": 4, "n_configs": len(names),
         "lambdas": lambdas, "probability_of_loss": 0.3333,
         "degradation": {"slope": -0.6, "intercept": 0.02},
-        "in_sample_sharpes": [0.1, 0.12, 0.08, 0.15, 0.11, 0.09],
-        "out_of_sample_sharpes": [-0.02, 0.01, 0.03, -0.05, 0.0, 0.02],
+        "in_sample_sharpe": [0.1, 0.12, 0.08, 0.15, 0.11, None],
+        "out_of_sample_sharpe": [-0.02, 0.01, 0.03, -0.05, 0.0, 0.02],
+        "in_sample_best_config": names[2],
         "walk_forward": {"sharpe": 1.234, "annualized_return": 0.5, "max_drawdown": -0.1},
         "in_sample_best": {"sharpe": 9.876, "annualized_return": 2.0, "max_drawdown": -0.05},
     }
@@ -368,6 +369,8 @@ def test_pbo_numbers_in_the_report(sweep):
     assert "50.0%" in section and "33.3%" in section  # pbo, probability of loss
     assert "6 / 4 / 12" in section
     assert "1.23" in section and "9.88" in section  # walk-forward vs in-sample Sharpe
+    chosen = sorted(c.name for c in sweep["configs"])[2]  # pbo.json's in_sample_best_config
+    assert f"In-sample choice: <span class='name' title='{chosen}'>" in section
 
 
 def test_report_is_deterministic(sweep):
