@@ -408,6 +408,9 @@ def monthly_table(series: pd.Series, how: str = "compound") -> pd.DataFrame:
         raise TypeError("monthly_table needs a series on a DatetimeIndex")
     index = series.index.tz_convert("UTC") if series.index.tz is not None else series.index
     values = pd.Series(series.to_numpy(dtype=np.float64), index=index).dropna()
+    if values.empty:
+        return pd.DataFrame(columns=pd.Index(range(1, 13), name="month"),
+                            index=pd.Index([], name="year"), dtype=np.float64)
     keys = [values.index.year, values.index.month]
     if how == "compound":
         months = (1.0 + values).groupby(keys).prod() - 1.0

@@ -272,3 +272,5 @@ def test_monthly_table():
     assert monthly_table(values, "mean").loc[2024, 1] == pytest.approx(-0.2)
     with pytest.raises(ValueError, match="how="):
         monthly_table(values, "sum")
+    empty = monthly_table(pd.Series([np.nan], index=stamps[:1]), "mean")
+    assert empty.empty and list(empty.columns) == list(range(1, 13))

@@ -82,7 +82,7 @@ table.board td { padding: 3px 6px; text-align: right; border-top: 1px solid #eef
                  white-space: nowrap; }
 table.board td:first-child, table.board th:first-child { text-align: left; }
 table.leader td:nth-child(2), table.leader th:nth-child(2) { text-align: left;
-                 white-space: normal; overflow-wrap: anywhere; max-width: 260px; }
+                 white-space: normal; max-width: 260px; }
 table.board tr.top td { background: #fff7dc; }
 table.folds td:nth-child(-n+4), table.folds th:nth-child(-n+4) { text-align: left; }
 table.metrics td:first-child { color: #55607a; font-weight: 600; }

@@ -78,12 +78,12 @@ def _naive(index: pd.Index) -> pd.Index:
 
 # ---------------------------------------------------------------------- time series
 def equity_curves(equity: Mapping[str, pd.Series]) -> Figure:
-    """Equity (net of fees, starting at 1) of each config over time."""
+    """Equity (net of fees, slippage and funding, starting at 1) of each config."""
     fig, (ax,) = new_figure(4.2)
     for label, series in equity.items():
         ax.plot(_naive(series.index), series.to_numpy(), lw=1.2, label=label)
     ax.axhline(1.0, color="0.4", lw=0.8, ls=":")
-    ax.set_title("Equity curves (net of fees)")
+    ax.set_title("Equity curves (net of costs)")
     ax.set_ylabel("equity")
     _time_axis(ax)
     _legend(ax, len(equity))

@@ -300,13 +300,16 @@ def detail_panels(view: ConfigView, plots: Any) -> str:
     """Single-config panels: monthly returns, worst drawdowns, monthly IC, cumulative
     return per alpha quantile."""
     returns = view.returns
-    parts = [
-        figure(plots.monthly_heatmap, monthly_table(returns["pnl"], "compound"),
-               "Monthly net returns", True, alt="monthly returns heatmap"),
-        "<h3>Worst drawdowns</h3>" + drawdown_table(view),
-        figure(plots.monthly_heatmap, monthly_table(returns["ic"], "mean"),
-               "Monthly mean rank IC", False, alt="monthly IC heatmap"),
-    ]
+    parts = []
+    months = monthly_table(returns["pnl"], "compound")
+    if not months.empty:
+        parts.append(figure(plots.monthly_heatmap, months, "Monthly net returns", True,
+                            alt="monthly returns heatmap"))
+    parts.append("<h3>Worst drawdowns</h3>" + drawdown_table(view))
+    months = monthly_table(returns["ic"], "mean")
+    if not months.empty:
+        parts.append(figure(plots.monthly_heatmap, months, "Monthly mean rank IC", False,
+                            alt="monthly IC heatmap"))
     if view.factor is not None:
         parts.append(figure(plots.quantile_cumulative, view.factor,
                             alt="cumulative returns per alpha quantile"))
