@@ -130,11 +130,20 @@ def num(value: Any, digits: int) -> str:
     return f"{float(value):,.{digits}f}" if finite(value) else "&ndash;"
 
 
+PCT_CAP = 1e5
+"""Percentages beyond +-100,000% are shown as "> +100,000%" (the exact value in the
+cell's tooltip): annualising a short, very profitable sample gives numbers that only
+widen the table."""
+
+
 def pct(value: Any, digits: int = 2) -> str:
     """A return as a percentage with thousands separators (never scientific notation)."""
     if not finite(value):
         return "&ndash;"
     value = float(value) * 100
+    if abs(value) >= PCT_CAP:
+        bound = "&gt; +" if value > 0 else "&lt; -"
+        return f"<span title='{value:+.3g}%'>{bound}{PCT_CAP:,.0f}%</span>"
     digits = digits if abs(value) < 1000 else 0
     return f"{round(value, digits) + 0.0:+,.{digits}f}%"  # + 0.0: no "-0.00%"
 

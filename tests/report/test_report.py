@@ -457,3 +457,13 @@ def test_leaderboard_fits_at_1400_px(sweep, tmp_path):
     ).stdout
     scroll_width, client_width = map(int, re.search(r"<title>(\d+),(\d+)</title>", dom).groups())
     assert 1000 < client_width and scroll_width <= client_width
+
+
+def test_percent_format_one_unit():
+    from alphadev.report.layout import pct
+
+    assert pct(0.5) == "+50.00%" and pct(-0.0625) == "-6.25%"
+    assert pct(-1e-9) == "+0.00%"  # no "-0.00%"
+    assert pct(12.3456) == "+1,235%"  # thousands separators, no scientific notation
+    assert pct(3.9e24) == "<span title='+3.9e+26%'>&gt; +100,000%</span>"
+    assert pct(None) == pct(float("nan")) == "&ndash;"
