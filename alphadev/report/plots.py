@@ -277,6 +277,12 @@ def _percent(xmax: float = 1.0):
     return PercentFormatter(xmax)
 
 
+def _signed(value: float) -> str:
+    """Short signed number for tick labels (no "-0.0"; no decimals from 100 up)."""
+    digits = 0 if abs(value) >= 100 else 1
+    return f"{round(value, digits) + 0.0:+.{digits}f}"
+
+
 def _ordered(values: pd.Index) -> list:
     """Grid values in natural order: numerically when they all are numbers."""
     items = list(values)
@@ -379,10 +385,10 @@ def cost_waterfalls(breakdowns: Mapping[str, Mapping[str, float]]) -> Figure:
         pad = 0.08 * ((high - low) or 1.0)
         ax.set_ylim(low - (pad if low < 0 else 0.0), high + pad)
         ax.axhline(0.0, color="0.4", lw=0.8)
-        names = ["gross", "fees", "slippage", "funding", "net"]
-        ax.set_xticks(x, [f"{step}\n{round(v, 1) + 0.0:+.1f}" for step, v in zip(names, heights)],
+        names = ["gross", "fees", "slip.", "fund.", "net"]
+        ax.set_xticks(x, [f"{step}\n{_signed(v)}" for step, v in zip(names, heights)],
                       fontsize="x-small")
-        ax.set_title(textwrap.fill(label, 28), fontsize="small")
+        ax.set_title(textwrap.fill(label, 24), fontsize="small")
         ax.yaxis.set_major_formatter(_percent(100.0))
         ax.grid(True, axis="y", alpha=0.3)
     for ax in axes[len(breakdowns):]:
