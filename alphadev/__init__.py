@@ -1,7 +1,8 @@
 """alphadev: backtest cross-sectional long/short alphas and sweep their parameters."""
 
 from alphadev.alpha import Alpha
-from alphadev.backtester import Backtester
+from alphadev.analysis import SignalAnalysis, signal_analysis
+from alphadev.backtester import Backtester, load_sweep
 from alphadev.config import BacktestConfig
 from alphadev.data import CompositeDataLoader, CSVDataLoader, DataLoader, ParquetDataLoader
 from alphadev.errors import AlphaError, BacktestError, DataError, SpecError
@@ -20,6 +21,9 @@ __all__ = [
     "DataError",
     "DataLoader",
     "ParquetDataLoader",
+    "SignalAnalysis",
     "SpecError",
     "__version__",
+    "load_sweep",
+    "signal_analysis",
 ]

@@ -1,4 +1,6 @@
-"""Command line: ``python -m alphadev report SAVE_DIR[/NAME] [--top K] [--out FILE]``."""
+"""Command line: ``python -m alphadev report SAVE_DIR[/NAME] [--top K] [--out FILE]`` and
+``python -m alphadev validate SAVE_DIR [--train 60D --test 14D --anchored --metric
+sharpe --blocks 16]``."""
 
 from __future__ import annotations
 
@@ -43,7 +45,42 @@ def _parser() -> argparse.ArgumentParser:
         help="output HTML file (default SAVE_DIR/report.html; for a config folder "
         "SAVE_DIR/NAME/tear_sheet.html)",
     )
+    _add_validate(commands)
     return parser
+
+
+def _add_validate(commands: argparse._SubParsersAction) -> None:
+    validate = commands.add_parser(
+        "validate",
+        help="walk-forward selection and probability of backtest overfitting of a sweep",
+        description="Validate the selection of a sweep's best config out of sample, from "
+        "the saved returns of its completed configs (nothing is re-run); writes "
+        "SAVE_DIR/validation/ and prints a summary.",
+    )
+    validate.add_argument("save_dir", metavar="SAVE_DIR", help="the sweep's results directory")
+    validate.add_argument("--train", default="60D", help="train window (default 60D)")
+    validate.add_argument("--test", default="14D", help="test window (default 14D)")
+    validate.add_argument("--anchored", action="store_true",
+                          help="train windows all start at the first bar")
+    validate.add_argument("--metric", default="sharpe",
+                          help="metric the best config is chosen by (default sharpe)")
+    validate.add_argument("--blocks", type=int, default=16,
+                          help="PBO blocks, even and >= 4 (default 16)")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from alphadev.out_of_sample.files import ValidationParameters, validate_sweep
+    from alphadev.out_of_sample.summary import summary_text
+
+    params = ValidationParameters(args.train, args.test, args.anchored, args.metric,
+                                  args.blocks)
+    try:
+        validation = validate_sweep(args.save_dir, params)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_text(validation, args.save_dir))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"report written to {path}")
         return 0
+    if args.command == "validate":
+        return _validate(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

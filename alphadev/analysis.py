@@ -1,8 +1,11 @@
-"""Signal analysis of one config: IC decay and quantile returns.
+"""Signal analysis: IC by horizon (IC decay), quantile returns, rank autocorrelation.
 
-Both are computed **on demand from a BacktestConfig**: the config's alpha is run over
-its whole period once (``alphadev.panel.build_panel``, as a batch backtest would) and
-the statistics come from that panel in vectorised numpy; nothing is simulated.  The
+They are computed **on demand**, either from a BacktestConfig (its alpha is run over
+its whole period once, ``alphadev.panel.build_panel``, as a batch backtest would) or,
+alphalens style, from a factor on a (timestamp, symbol) index and a frame of close
+prices (``signal_analysis(factor, prices)``; no config, no universe, no filling: the
+prices' rows are the bars).  The statistics come from the (bars x symbols) arrays in
+vectorised numpy; nothing is simulated.  The
 array-level functions (``*_from_arrays``) are pure and take (T, N) arrays of alpha,
 close prices and universe flags, bars in time order, symbols in any fixed order.
 
@@ -35,6 +38,7 @@ output depends only on data within its lookback).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +64,7 @@ __all__ = [
     "panel_returns",
     "quantile_returns",
     "quantile_returns_from_arrays",
+    "rank_autocorrelation_from_arrays",
     "signal_analysis",
     "write_ic_decay",
 ]
@@ -68,12 +73,34 @@ IC_DECAY_FILE = "ic_decay.parquet"
 QUANTILE_RETURNS_FILE = "quantile_returns.parquet"
 
 
+DEFAULT_HORIZONS = (1, 2, 4, 8, 24)
+
+
 @dataclass
 class SignalAnalysis:
-    """IC decay (index ``lag``) and quantile returns (index ``quantile``) of one config."""
+    """What ``signal_analysis`` finds about a signal (horizons and quantiles in bars).
 
-    ic_decay: pd.Series
-    quantile_returns: pd.Series
+    * ``ic``: index ``timestamp`` (bar t), one column per horizon h: ``IC(h)[t]``.
+    * ``ic_summary``: index ``horizon``; ``ic_mean``, ``ic_std`` (ddof=1), ``ic_ir``
+      (mean / std), ``t_stat`` (mean / (std / sqrt(count))), ``ic_count``.
+    * ``quantile_returns``: index ``quantile`` 1..Q (low..high alpha), one column per
+      horizon: the mean forward return of the bucket's equal-weighted portfolio.
+    * ``rank_autocorrelation``: index ``timestamp``; Spearman correlation of the signal
+      at bar t with the signal at bar t - 1 (over symbols with both): how much of the
+      ranking survives a bar, i.e. how much turnover the signal asks for.
+    """
+
+    ic: pd.DataFrame
+    ic_summary: pd.DataFrame
+    quantile_returns: pd.DataFrame
+    rank_autocorrelation: pd.Series
+
+    @property
+    def ic_decay(self) -> pd.Series:
+        """Mean IC per horizon (index ``lag``, name ``ic``), as ``ic_decay`` gives it."""
+        decay = self.ic_summary["ic_mean"].rename("ic")
+        decay.index = decay.index.rename("lag")
+        return decay
 
 
 # ---------------------------------------------------------------------- arrays
@@ -254,16 +281,176 @@ def config_panel(config: BacktestConfig) -> Panel:
 
 
 def signal_analysis(
-    config: BacktestConfig, max_lag: int = 24, n_quantiles: int = 5, horizon: int = 1
+    source: BacktestConfig | pd.Series | pd.DataFrame,
+    prices: pd.DataFrame | pd.Series | None = None,
+    horizons: Sequence[int] = DEFAULT_HORIZONS,
+    quantiles: int = 5,
 ) -> SignalAnalysis:
-    """IC decay and quantile returns from one build of the config's panel."""
-    panel = config_panel(config)
+    """IC per horizon, its summary, quantile returns and rank autocorrelation of a signal.
+
+    ``source`` is a factor on a ``(timestamp, symbol)`` index (a Series, or a frame with
+    one column such as an alpha's ``alpha``) together with ``prices`` (close prices:
+    a frame with one column per symbol, or long on a ``(timestamp, symbol)`` index), as
+    alphalens takes them; no config is built.  Or it is a BacktestConfig (``prices``
+    None): its alpha is run over its panel as a batch backtest would, universe included.
+    Bars are the prices' timestamps; factor values at other timestamps are ignored.
+    Definitions are in the module docstring (the return at horizon h is the one-bar
+    return h bars ahead, so horizon 1 is the backtest's IC).
+    """
+    steps = _horizons(horizons)
+    quantiles = check_scalar("quantiles", quantiles, integer=True, low=1)
+    if isinstance(source, BacktestConfig):
+        if prices is not None:
+            raise TypeError("signal_analysis(config) reads prices from the config; "
+                            "pass prices only with a factor Series")
+        panel = config_panel(source)
+        bars = pd.DatetimeIndex(pd.to_datetime(panel.bars, utc=True)).as_unit("ns")
+        alpha, close, universe = panel.alpha, panel.prices, panel.universe
+    else:
+        bars, alpha, close = _factor_arrays(source, prices)
+        universe = None
+    by_lag = ic_by_lag_from_arrays(alpha, close, universe, max(steps))
+    index = pd.DatetimeIndex(bars, name="timestamp")
+    columns = pd.Index(steps, name="horizon")
+    ic = pd.DataFrame({h: by_lag[h - 1] for h in steps}, index=index, columns=columns)
+    summary = _decay_frame(by_lag).set_index("lag").loc[list(steps)]
+    summary = pd.DataFrame(
+        {
+            "ic_mean": summary["ic"],
+            "ic_std": summary["ic_std"],
+            "ic_ir": summary["ic"] / summary["ic_std"],
+            "t_stat": summary["ic"] / summary["ic_std"] * np.sqrt(summary["ic_count"]),
+            "ic_count": summary["ic_count"],
+        }
+    ).set_axis(columns, axis=0)
+    by_quantile = pd.DataFrame(
+        {h: quantile_returns_from_arrays(alpha, close, universe, quantiles, h) for h in steps},
+        columns=columns,
+    )
     return SignalAnalysis(
-        ic_decay=ic_decay_from_arrays(panel.alpha, panel.prices, panel.universe, max_lag),
-        quantile_returns=quantile_returns_from_arrays(
-            panel.alpha, panel.prices, panel.universe, n_quantiles, horizon
+        ic=ic,
+        ic_summary=summary.replace([np.inf, -np.inf], np.nan),
+        quantile_returns=by_quantile,
+        rank_autocorrelation=pd.Series(
+            rank_autocorrelation_from_arrays(alpha, universe), index=index,
+            name="rank_autocorrelation",
         ),
     )
+
+
+def rank_autocorrelation_from_arrays(
+    alpha: npt.ArrayLike, universe: npt.ArrayLike | None = None
+) -> np.ndarray:
+    """Per bar t >= 1, the Spearman correlation of ``A[t - 1]`` and ``A[t]`` over the
+    symbols finite (and in the universe) at both bars; NaN where undefined."""
+    a, _, u = _check_arrays(alpha, alpha, universe)
+    out = np.full(a.shape[0], np.nan)
+    if a.shape[0] < 2:
+        return out
+    valid = np.isfinite(a) & u
+    mask = valid[1:] & valid[:-1]
+    before = _row_ranks(np.where(mask, a[:-1], np.nan))
+    after = _row_ranks(np.where(mask, a[1:], np.nan))
+    out[1:] = _spearman_from_ranks(before, after, mask)
+    return out
+
+
+def _horizons(horizons: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(horizons, (int, np.integer)):
+        horizons = (int(horizons),)
+    if isinstance(horizons, (str, bytes)) or not isinstance(horizons, Iterable):
+        raise TypeError(f"horizons={horizons!r} must be bar counts such as (1, 2, 4, 8, 24)")
+    steps = tuple(
+        int(check_scalar("horizons", h, integer=True, low=1,
+                         hint="forward horizons in bars such as (1, 2, 4)"))
+        for h in horizons
+    )
+    if not steps:
+        raise ValueError("horizons=() is empty; pass bar counts such as (1, 2, 4, 8, 24)")
+    return tuple(sorted(set(steps)))
+
+
+def _utc(index: pd.Index, what: str) -> pd.DatetimeIndex:
+    try:
+        stamps = pd.DatetimeIndex(pd.to_datetime(index, utc=True)).as_unit("ns")
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{what}: timestamps cannot be read ({exc}); use a DatetimeIndex") from None
+    return stamps
+
+
+def _factor_arrays(
+    factor: pd.Series | pd.DataFrame, prices: pd.DataFrame | pd.Series | None
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """(bars, factor (T, N), close (T, N)) on the prices' bars and symbols (sorted)."""
+    if isinstance(factor, pd.DataFrame):
+        if factor.shape[1] != 1:
+            raise TypeError(
+                f"factor has columns {list(factor.columns)}; pass one column (a Series on "
+                "a (timestamp, symbol) index, e.g. alpha_frame['alpha'])"
+            )
+        factor = factor.iloc[:, 0]
+    if not isinstance(factor, pd.Series) or not (
+        isinstance(factor.index, pd.MultiIndex) and factor.index.nlevels == 2
+    ):
+        raise TypeError(
+            "factor must be a pandas Series on a (timestamp, symbol) MultiIndex, got "
+            f"{type(factor).__name__}"
+        )
+    if prices is None:
+        raise TypeError("signal_analysis(factor, prices): prices are required with a factor")
+    wide = _wide_prices(prices)
+    stamps = _utc(factor.index.get_level_values(0), "factor")
+    keys = pd.MultiIndex.from_arrays(
+        [stamps, factor.index.get_level_values(1).astype(str)], names=["timestamp", "symbol"]
+    )
+    if keys.has_duplicates:
+        first = keys[keys.duplicated()][0]
+        raise DataError(f"factor has more than one value for {first}; keep one per "
+                        "(timestamp, symbol)")
+    values = pd.Series(pd.to_numeric(factor.to_numpy(), errors="coerce"), index=keys)
+    table = values.unstack("symbol").reindex(index=wide.index, columns=wide.columns)
+    if not np.isfinite(table.to_numpy(dtype=np.float64)).any():
+        raise DataError(
+            "factor has no value at any (timestamp, symbol) of prices: its timestamps "
+            f"({stamps.min()} .. {stamps.max()}) or symbols do not match the prices' "
+            f"({wide.index.min()} .. {wide.index.max()}, {list(wide.columns)[:5]}...)"
+        )
+    return wide.index, table.to_numpy(dtype=np.float64), wide.to_numpy(dtype=np.float64)
+
+
+def _wide_prices(prices: pd.DataFrame | pd.Series) -> pd.DataFrame:
+    """Close prices as (timestamp x symbol), UTC, bars sorted, symbols by name."""
+    if isinstance(prices, pd.DataFrame) and isinstance(prices.index, pd.MultiIndex):
+        if "close" in prices.columns:
+            prices = prices["close"]
+        elif prices.shape[1] == 1:
+            prices = prices.iloc[:, 0]
+        else:
+            raise TypeError(
+                f"long prices have columns {list(prices.columns)}; name the price column "
+                "'close' or pass one column"
+            )
+    if isinstance(prices, pd.Series):
+        if not (isinstance(prices.index, pd.MultiIndex) and prices.index.nlevels == 2):
+            raise TypeError("prices as a Series must be on a (timestamp, symbol) MultiIndex")
+        stamps = _utc(prices.index.get_level_values(0), "prices")
+        keys = pd.MultiIndex.from_arrays([stamps, prices.index.get_level_values(1).astype(str)])
+        if keys.has_duplicates:
+            raise DataError(f"prices have more than one value for {keys[keys.duplicated()][0]}")
+        prices = pd.Series(prices.to_numpy(), index=keys).unstack()
+    if not isinstance(prices, pd.DataFrame):
+        raise TypeError(
+            "prices must be a DataFrame (timestamps x symbols, or long on a (timestamp, "
+            f"symbol) index), got {type(prices).__name__}"
+        )
+    wide = prices.copy()
+    wide.index = _utc(wide.index, "prices")
+    wide.columns = pd.Index([str(c) for c in wide.columns], name="symbol")
+    if wide.index.has_duplicates:
+        raise DataError(f"prices have the timestamp {wide.index[wide.index.duplicated()][0]} "
+                        "twice; keep one row per bar")
+    wide = wide.sort_index().sort_index(axis=1)
+    return wide.apply(pd.to_numeric, errors="coerce").astype(np.float64)
 
 
 def ic_decay(config: BacktestConfig, max_lag: int = 24) -> pd.Series:
@@ -345,26 +532,6 @@ def quantile_returns_by_bar_from_arrays(
         total = np.where(member, r, 0.0).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[1:, k - 1] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    return out
-
-
-def rank_autocorrelation_from_arrays(
-    alpha: npt.ArrayLike, universe: npt.ArrayLike | None, lag: int = 1
-) -> np.ndarray:
-    """Spearman correlation of ``A[t - lag]`` and ``A[t]`` across symbols (alphalens'
-    factor rank autocorrelation): near 1 the ranking, hence the book, barely changes
-    between bars; low values mean high turnover.  NaN for t < lag or fewer than 2
-    symbols with both values (in the universe at both bars)."""
-    lag = check_scalar("lag", lag, integer=True, low=1)
-    a, _, u = _check_arrays(alpha, alpha, universe)
-    out = np.full(a.shape[0], np.nan)
-    if a.shape[0] <= lag:
-        return out
-    ok = np.isfinite(a) & u
-    mask = ok[:-lag] & ok[lag:]
-    before = _row_ranks(np.where(mask, a[:-lag], np.nan))
-    after = _row_ranks(np.where(mask, a[lag:], np.nan))
-    out[lag:] = _spearman_from_ranks(before, after, mask)
     return out
 
 

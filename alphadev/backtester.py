@@ -5,6 +5,11 @@ failed (its error goes to the terminal and ``err_path``).  With ``save_dir`` eac
 config is written by the process that ran it, and configs already saved whole with the
 same fingerprint are loaded instead of recomputed, which makes ``run_all`` resumable;
 a damaged folder is logged and recomputed.
+
+Progress goes to stderr: tqdm bars in a terminal or notebook; plain lines (done,
+failed, left, rate, ETA) every 1/20 of the configs or five minutes when stderr is a file or a
+pipe (nohup, cron), so a log holds no cursor codes.  A ``notice`` (say, "synthetic
+data") is written to ``{save_dir}/notice.txt`` and printed above the closing summary.
 """
 
 from __future__ import annotations
@@ -21,29 +26,61 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from alphadev import job
-from alphadev.comparison import comparison_table, write_comparison
+from alphadev._display import html_table
+from alphadev.comparison import (
+    COMPARISON,
+    comparison_table,
+    read_comparison_table,
+    write_comparison,
+)
 from alphadev.config import BacktestConfig
 from alphadev.errors import BacktestError
 from alphadev.grid import expand_grid
+from alphadev.preflight import check_loaders
 from alphadev.results import BacktestResult, ResultState, check_saved, load_result
-from alphadev.store import append_error_log, recover
+from alphadev.store import (
+    append_error_log,
+    atomic_write,
+    check_folder,
+    read_json,
+    recover,
+    warn_damaged,
+)
 from alphadev.validation import ParameterError, check_scalar
 
 log = logging.getLogger(__name__)
+
+NOTICE_FILE = "notice.txt"
 
 
 class Backtester:
     """Holds configs, runs them, and compares their results.
 
     ``slow_job_seconds``: a config running longer than this logs one warning.
+    ``notice``: a free-text note about the sweep (e.g. "Synthetic data: ..."), printed
+    above its summary and leaderboard and saved as ``{save_dir}/notice.txt``.
     """
 
-    def __init__(self, slow_job_seconds: float = 3600.0) -> None:
+    def __init__(self, slow_job_seconds: float = 3600.0, notice: str | None = None) -> None:
         self.slow_job_seconds = check_scalar(
             "slow_job_seconds", slow_job_seconds, low=0.0, low_open=True
         )
+        if notice is not None and not isinstance(notice, str):
+            raise ParameterError(
+                f"notice={notice!r} is invalid: it must be a string (a note about the "
+                "sweep, such as 'Synthetic data: ...') or None"
+            )
+        self.notice = notice.strip() or None if notice is not None else None
         self._configs: list[BacktestConfig] = []
         self.results: list[BacktestResult | None] = []
+        self.failures: dict[str, str] = {}  # config name -> error report of its last run
+        self._n_trials: int | None = None  # a loaded sweep's size (failed configs count)
+        self.source: Path | None = None  # the folder a loaded sweep was read from
+
+    @classmethod
+    def load(cls, save_dir: str | os.PathLike) -> Backtester:
+        """A finished sweep read from disk, as after ``run_all`` (``load_sweep``)."""
+        return load_sweep(save_dir)
 
     # ------------------------------------------------------------------ configs
     @property
@@ -77,6 +114,9 @@ class Backtester:
     def clear(self) -> None:
         self._configs.clear()
         self.results = []
+        self.failures = {}
+        self._n_trials = None
+        self.source = None
 
     # ------------------------------------------------------------------ running
     def run_all(
@@ -91,8 +131,10 @@ class Backtester:
         workers = _worker_count(num_processes)
         configs = self.configs
         results: list[BacktestResult | None] = [None] * len(configs)
+        self.failures, self._n_trials, self.source = {}, None, None
         if save_dir is not None:
             recover(save_dir)
+            write_notice(save_dir, self.notice)
         todo = []
         for index, config in enumerate(configs):
             done = _load_if_done(config, save_dir)
@@ -100,13 +142,21 @@ class Backtester:
                 results[index] = done
             else:
                 todo.append(index)
+        check_loaders([configs[i] for i in todo])  # one error, not one per config
 
+        plain = verbose and job.plain_output(sys.stderr)
+        bars = verbose and not plain
         main = job.ProgressBar(
-            total=len(configs), position=0, desc="configs", disable=not verbose,
+            total=len(configs), position=0, desc="configs", disable=not bars,
             dynamic_ncols=True,
         )
         main.update(len(configs) - len(todo))
-        tracker = _Tracker(main, results, configs, err_path, verbose, stop_on_error)
+        lines = None
+        if plain:
+            lines = job.PlainProgress("configs", len(configs), len(configs) - len(todo),
+                                      sys.stderr)
+            lines.write(lines.started)
+        tracker = _Tracker(main, results, configs, err_path, verbose, stop_on_error, lines)
         for loaded in results:
             if loaded is not None:
                 tracker.best(loaded)
@@ -116,18 +166,33 @@ class Backtester:
 
                 check_picklable([configs[i] for i in todo])
                 run_in_pool(
-                    configs, todo, min(workers, len(todo)), save_dir, verbose,
+                    configs, todo, min(workers, len(todo)), save_dir, bars,
                     self.slow_job_seconds, tracker,
                 )
             else:
-                self._run_sequentially(configs, todo, save_dir, verbose, tracker)
+                self._run_sequentially(configs, todo, save_dir, bars, tracker)
         finally:
             main.close()
             self.results = results
+            self.failures = dict(tracker.errors)
+        if verbose:
+            self._print_summary(tracker, err_path)
         return results
 
+    def _print_summary(self, tracker: _Tracker, err_path: Any) -> None:
+        """The closing lines on stdout: the notice (if any), then what was done."""
+        done = sum(r is not None for r in self.results)
+        text = f"run_all: {done} of {len(self.results)} configs done"
+        if tracker.failures:
+            where = f"; tracebacks in {err_path}" if err_path is not None else ""
+            text += f", {tracker.failures} failed{where}"
+        if tracker.postfix:
+            text += f"; {tracker.postfix}"
+        sys.stdout.write(f"{notice_banner(self.notice)}{text}\n")
+        sys.stdout.flush()
+
     def _run_sequentially(
-        self, configs: list[BacktestConfig], todo: list[int], save_dir: Any, verbose: bool,
+        self, configs: list[BacktestConfig], todo: list[int], save_dir: Any, bars: bool,
         tracker: _Tracker,
     ) -> None:
         """One config after another; each result is saved while the next one runs.
@@ -139,7 +204,7 @@ class Backtester:
         try:
             for index in todo:
                 computed, finish = job.start_watched(
-                    configs[index], 1 if verbose else None, save_dir, self.slow_job_seconds
+                    configs[index], 1 if bars else None, save_dir, self.slow_job_seconds
                 )
                 previous, saving = saving, (index, finish)
                 if previous is not None:
@@ -163,8 +228,30 @@ class Backtester:
         metrics (the same table a sweep writes to ``comparison.csv``)."""
         return comparison_table(
             [r for r in self.results if r is not None], metrics, sort_by, ascending,
-            n_trials=len(self.results),
+            n_trials=self._n_trials or len(self.results),
         )
+
+    def returns(self, column: str = "pnl") -> pd.DataFrame:
+        """One column per successful config (named by it) of a per-bar sequence
+        (``pnl``, ``gross``, ``fees``, ``turnover``, ``long_return``, ``short_return``,
+        ``ic``, ``equity``), index ``timestamp``: the union of the configs' bar grids,
+        NaN where a config has no bar (another frequency or period)."""
+        done = [r for r in self.results if r is not None]
+        frames = {}
+        for result in done:
+            sequences = result.sequences
+            if column not in sequences.columns:
+                raise ValueError(
+                    f"column={column!r} is not a sequence of result {result.name!r}; "
+                    f"choose from {list(sequences.columns)}"
+                )
+            frames[result.name] = sequences[column]
+        if not frames:
+            return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="timestamp"))
+        table = pd.concat(frames, axis=1, join="outer", sort=True)
+        table.index.name = "timestamp"
+        table.columns.name = "config"
+        return table
 
     def get_best_config(self, metric: str = "sharpe", maximize: bool = True) -> BacktestResult:
         table = self.get_comparison_table()
@@ -193,8 +280,63 @@ class Backtester:
     def load_result(path: str | os.PathLike) -> BacktestResult:
         return load_result(path)
 
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        done = sum(r is not None for r in self.results)
+        parts = [f"{len(self._configs)} configs"] if self._configs or self.source is None else []
+        if self.results:
+            parts.append(f"{done} results")
+        if self.failures:
+            parts.append(f"{len(self.failures)} failed")
+        if self.source is not None:
+            parts.append(f"loaded from {str(self.source)!r}")
+        best = self._best_line()
+        if best:
+            parts.append(best)
+        return f"Backtester({', '.join(parts)})"
+
+    def _best_line(self) -> str:
+        """The best Sharpe among the results, from their metrics (no sequences read)."""
+        scored = [
+            (r.metrics["total"].get("sharpe"), r.name) for r in self.results if r is not None
+        ]
+        scored = [(s, n) for s, n in scored if s is not None]
+        if not scored:
+            return ""
+        sharpe, name = max(scored, key=lambda pair: pair[0])  # the first best, as get_best_config
+        return f"best sharpe {sharpe:.3f} ({name})"
+
+    def _repr_html_(self) -> str:
+        """A small table for notebooks: counts, the best result and the failures."""
+        rows = [("configs", str(len(self._configs))),
+                ("results", str(sum(r is not None for r in self.results)))]
+        if self.source is not None:
+            rows.append(("loaded from", str(self.source)))
+        best = self._best_line()
+        if best:
+            rows.append(("best", best))
+        rows += [(f"failed: {name}", report.strip().splitlines()[0] if report.strip() else "")
+                 for name, report in list(self.failures.items())[:10]]
+        return html_table("Backtester", rows)
+
 
 # ---------------------------------------------------------------------- helpers
+def write_notice(save_dir: str | os.PathLike, notice: str | None) -> None:
+    """Save the sweep's notice as ``{save_dir}/notice.txt`` (nothing when unset)."""
+    if notice is None:
+        return
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    with atomic_write(Path(save_dir) / NOTICE_FILE) as tmp:
+        tmp.write_text(f"{notice}\n", encoding="utf-8")
+
+
+def notice_banner(notice: str | None) -> str:
+    """The notice as the lines printed above a summary ("" when unset)."""
+    if notice is None:
+        return ""
+    return "".join(f"NOTE: {line}\n" for line in notice.splitlines())
+
+
 def _worker_count(num_processes: int | None) -> int:
     if num_processes is None:
         return 1
@@ -215,6 +357,67 @@ def _load_if_done(config: BacktestConfig, save_dir: Any) -> BacktestResult | Non
     if state is not ResultState.DONE:
         return None
     return load_result(Path(save_dir) / config.name, config=config)
+
+
+FAILED_DIR = ".failed"  # failure markers of a Luigi sweep (alphadev.sweep.FAILED_DIR)
+
+
+def load_sweep(save_dir: str | os.PathLike) -> Backtester:
+    """A finished sweep read from ``save_dir``, without running or rebuilding its configs.
+
+    ``results`` are the whole results folders (in ``comparison.csv``'s order, then by
+    name), ``failures`` the configs whose latest attempt failed (the sweep's markers in
+    ``.failed/``; such a config's older folder is left out, as the sweep's table does),
+    and ``get_comparison_table`` deflates the DSR over the sweep's ``n_trials`` as
+    recorded in ``comparison.csv``.  Nothing is imported: ``result.config`` is None and
+    ``config_dict`` names the alpha class as text, so a sweep someone else ran opens
+    without their code.  ``configs`` is empty.
+    """
+    root = Path(save_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"results directory {str(root)!r} does not exist (working directory "
+            f"{os.getcwd()!r}); pass the save_dir a sweep or run_all(save_dir=...) wrote"
+        )
+    failures = _failure_reports(root)
+    found: dict[str, BacktestResult] = {}
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith(".") or entry.name in failures or not entry.is_dir():
+            continue
+        folder = Path(entry.path)
+        if not ((folder / "config.json").exists() or (folder / "sequences").is_dir()):
+            continue  # not a results folder (a report, the user's own files)
+        check = check_folder(folder)
+        if check.problem is not None:
+            warn_damaged(folder, check.problem)
+            continue
+        found[entry.name] = load_result(folder)
+    table = read_comparison_table(root / COMPARISON)
+    order = [] if table is None else [n for n in table["name"] if n in found]
+    order += sorted(set(found) - set(order))
+    bt = Backtester()
+    bt.results = [found[name] for name in order]
+    bt.failures = failures
+    recorded = 0 if table is None or table.empty else int(table["n_trials"].iloc[0])
+    bt._n_trials = max(recorded, len(found) + len(failures))
+    bt.source = root
+    return bt
+
+
+def _failure_reports(root: Path) -> dict[str, str]:
+    """name -> report of every failure marker of a sweep (unreadable markers say so)."""
+    reports: dict[str, str] = {}
+    try:
+        markers = sorted((root / FAILED_DIR).glob("*.json"))
+    except OSError:
+        return reports
+    for marker in markers:
+        try:
+            record = read_json(marker)
+            reports[str(record.get("name", marker.stem))] = str(record.get("report", ""))
+        except (OSError, ValueError) as exc:
+            reports[marker.stem] = f"failure marker {str(marker)!r} cannot be read ({exc})"
+    return reports
 
 
 def check_picklable(configs: Sequence[BacktestConfig]) -> None:
@@ -245,7 +448,12 @@ def check_picklable(configs: Sequence[BacktestConfig]) -> None:
 
 
 class _Tracker:
-    """Records outcomes: result list, progress bar, best-IC postfix and error log."""
+    """Records outcomes: result list, progress bar (or plain lines), best-IC postfix and
+    error log.
+
+    The postfix names the best IC so far and the Sharpe *of that config*, which need
+    not be the best Sharpe; its label says so.
+    """
 
     def __init__(
         self,
@@ -255,8 +463,11 @@ class _Tracker:
         err_path: Any,
         verbose: bool,
         stop_on_error: bool,
+        lines: job.PlainProgress | None = None,
     ) -> None:
         self.bar = bar
+        self.lines = lines
+        self.postfix = ""
         self.results = results
         self.configs = configs
         self.err_path = err_path
@@ -264,16 +475,18 @@ class _Tracker:
         self.stop_on_error = stop_on_error
         self.best_ic = -math.inf
         self.failures = 0
+        self.errors: dict[str, str] = {}  # config name -> its failure report
 
     def best(self, result: BacktestResult) -> None:
         ic = result.metrics.get("ic_mean")
         if ic is not None and ic > self.best_ic:
             self.best_ic = ic
             sharpe = result.metrics["total"].get("sharpe")
-            self.bar.set_postfix(
-                best_ic=f"{ic:.4f}", sharpe="n/a" if sharpe is None else f"{sharpe:.2f}",
-                refresh=False,
-            )
+            shown = "n/a" if sharpe is None else f"{sharpe:.2f}"
+            self.postfix = f"best IC {ic:.4f} (Sharpe of that config {shown})"
+            self.bar.set_postfix_str(self.postfix, refresh=False)
+            if self.lines is not None:
+                self.lines.note = f"; {self.postfix}"
 
     def record(self, index: int, outcome: job.Outcome) -> None:
         self.bar.update(1)
@@ -281,9 +494,14 @@ class _Tracker:
             outcome.result.config = self.configs[index]
             self.results[index] = outcome.result
             self.best(outcome.result)
+            if self.lines is not None:
+                self.lines.update(True)
             return
+        if self.lines is not None:
+            self.lines.update(False)
         payload = outcome.error or f"config {self.configs[index].name!r} failed"
         self.failures += 1
+        self.errors[self.configs[index].name] = payload
         if self.verbose:
             tqdm.write(payload, file=sys.stderr)
         logged = self.err_path is not None and append_error_log(self.err_path, payload)

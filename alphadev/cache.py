@@ -3,7 +3,8 @@
 A panel (prices, alpha, universe on the bar grid) depends on the data files, the
 loaders, the alpha class with its parameters and code (the fingerprint's code identity,
 ``alphadev.identity``: inherited methods, helpers and constants too), the dates, the
-frequency and ``max_fill_bars`` -- not on quantiles, fees or gross exposure.  Its key hashes exactly
+frequency and ``max_fill_bars`` (and, when set, ``execution_delay``, ``funding_loader``
+and ``beta_loader``) -- not on quantiles, fees, slippage or gross exposure.  Its key hashes exactly
 those, so the configs of a setting grid share one panel, and any change to a data file
 (size or mtime) or to the alpha gives a new key.
 
@@ -39,6 +40,7 @@ CACHE_SUBDIR = os.path.join(".cache", "panels")
 _MEMORY: OrderedDict[str, Panel] = OrderedDict()
 STATS = {"memory_hits": 0, "disk_hits": 0, "computed": 0}  # per process, read by tests
 _FIELDS = ("bars", "prices", "alpha", "universe", "observed")
+_OPTIONAL_FIELDS = ("alpha_before", "funding", "betas")  # stored only when not None
 
 
 def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) -> str:
@@ -60,6 +62,12 @@ def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) ->
         "files": config.data_files(),
         "results_version": RESULTS_VERSION,
     }
+    # Only when set, so the panels of configs without them keep their keys.
+    if config.execution_delay:
+        payload["execution_delay"] = config.execution_delay
+    for field in ("funding_loader", "beta_loader"):
+        if field in described:
+            payload[field] = described[field]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
@@ -107,7 +115,8 @@ def clear_memory() -> None:
 def _read(path: Path) -> Panel | None:
     try:
         with np.load(path, allow_pickle=False) as data:
-            return Panel(**{name: data[name] for name in _FIELDS})
+            optional = {name: data[name] for name in _OPTIONAL_FIELDS if name in data}
+            return Panel(**{name: data[name] for name in _FIELDS}, **optional)
     except (OSError, ValueError, KeyError):
         return None  # absent, or unreadable: recompute and overwrite
 
@@ -115,4 +124,5 @@ def _read(path: Path) -> Panel | None:
 def _write(path: Path, panel: Panel) -> None:
     # A file object: given a path, np.savez would append ".npz" to the temporary name.
     with atomic_write(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **{name: getattr(panel, name) for name in _FIELDS})
+        arrays = {name: getattr(panel, name) for name in _FIELDS + _OPTIONAL_FIELDS}
+        np.savez(fh, **{name: value for name, value in arrays.items() if value is not None})

@@ -17,36 +17,20 @@ from typing import Any
 
 import pandas as pd
 
-from alphadev.results import BacktestResult
+from alphadev.results import (
+    IDENTITY_COLUMNS,
+    SETTING_COLUMNS,
+    BacktestResult,
+    cost_share,
+    result_row,
+)
 from alphadev.store import atomic_write
 
 COMPARISON = "comparison.csv"
-
-SETTING_COLUMNS = (
-    "start_date", "end_date", "open_quantile", "close_quantile", "gross_exposure",
-    "frequency", "trading_fee_rate", "mode", "chunk_days", "max_fill_bars",
-)
-IDENTITY_COLUMNS = ("name", "alpha_class", "fingerprint")
-
-
-def result_row(result: BacktestResult) -> dict[str, Any]:
-    """Flat row: alpha parameters as ``alpha.<name>``, leg metrics as ``long_<metric>``."""
-    cfg = result.config_dict
-    row: dict[str, Any] = {
-        "name": cfg["name"], "alpha_class": cfg["alpha_class"], "fingerprint": result.fingerprint,
-    }
-    for key, value in cfg["alpha_kwargs"].items():
-        row[f"alpha.{key}"] = value if not isinstance(value, (list, dict)) else repr(value)
-    settings = {**cfg, "open_quantile": cfg["quantile"][0], "close_quantile": cfg["quantile"][1]}
-    row.update({key: settings[key] for key in SETTING_COLUMNS})
-    metrics = result.metrics
-    row.update(metrics["total"])
-    for leg in ("long", "short"):
-        row.update({f"{leg}_{k}": v for k, v in metrics[leg].items()})
-    row.update(
-        {k: v for k, v in metrics.items() if k not in ("total", "long", "short", "frequency")}
-    )
-    return row
+__all__ = [
+    "COMPARISON", "IDENTITY_COLUMNS", "SETTING_COLUMNS", "comparison_table", "cost_share",
+    "deflation", "read_comparison_table", "read_identities", "result_row", "write_comparison",
+]
 
 
 def comparison_table(
@@ -72,6 +56,7 @@ def comparison_table(
     statistics = sweep_statistics(results, n_trials=n_trials)
     table = table.merge(statistics, on="name", how="left")
     table["n_trials"] = statistics.attrs["n_trials"]
+    table["n_effective_trials"] = statistics.attrs["n_effective_trials"]
     if metrics is not None:
         unknown = [m for m in metrics if m not in table.columns]
         if unknown:
@@ -92,15 +77,24 @@ def comparison_table(
 
 
 def deflation(table: pd.DataFrame) -> dict[str, Any]:
-    """``n_trials``, ``sharpe_variance`` and ``expected_max_sharpe`` (per period) behind
-    the ``dsr`` column of a non-empty table, from its own columns: the same numbers for
-    a table just built and for ``comparison.csv`` read back."""
+    """``n_trials``, ``n_effective_trials``, ``sharpe_variance`` and
+    ``expected_max_sharpe`` (per period) behind the ``dsr`` column of a non-empty table,
+    from its own columns: the same numbers for a table just built and for
+    ``comparison.csv`` read back.  A table written before N_eff existed (no
+    ``n_effective_trials``/``trial_cluster`` columns) deflated over every config."""
     from alphadev.stats import selection_benchmark
 
     n_trials = int(table["n_trials"].iloc[0])
+    n_effective = int(table["n_effective_trials"].iloc[0]) if (
+        "n_effective_trials" in table.columns) else n_trials
     sharpes = pd.to_numeric(table["sharpe_per_period"], errors="coerce")
-    variance, sr0 = selection_benchmark(sharpes.dropna().tolist(), n_trials)
-    return {"n_trials": n_trials, "sharpe_variance": variance, "expected_max_sharpe": sr0}
+    clusters = table["trial_cluster"] if "trial_cluster" in table.columns else None
+    variance, sr0 = selection_benchmark(
+        [None if pd.isna(s) else float(s) for s in sharpes], n_effective,
+        None if clusters is None else [int(c) for c in clusters],
+    )
+    return {"n_trials": n_trials, "n_effective_trials": n_effective,
+            "sharpe_variance": variance, "expected_max_sharpe": sr0}
 
 
 def write_comparison(table: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -8,12 +8,13 @@ import hashlib
 import inspect
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
+from alphadev._display import html_table
 from alphadev._jsonable import jsonable, qualified_name
 from alphadev.alpha import Alpha
 from alphadev.data.files import stat_file
@@ -110,6 +111,10 @@ class BacktestConfig:
     mode: str = "batch"
     chunk_days: int | None = None
     max_fill_bars: int = 3
+    execution_delay: int = 0
+    slippage_rate: float | Mapping[str, float] = 0.0
+    funding_loader: DataLoader | None = None
+    beta_loader: DataLoader | None = None
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -207,6 +212,7 @@ class BacktestConfig:
 
         self._validate_portfolio()
         self._validate_mode()
+        self._validate_costs()
 
     def _validate_portfolio(self) -> None:
         q = self.quantile
@@ -260,6 +266,66 @@ class BacktestConfig:
                          hint="0 = no filling"),
         )
 
+    def _validate_costs(self) -> None:
+        """The execution and cost fields (docs/semantics.md#execution-and-costs)."""
+        self._set(
+            "execution_delay",
+            check_scalar("execution_delay", self.execution_delay, integer=True, low=0,
+                         hint="bars between the signal and the trade; 0 trades at the "
+                              "close that defines the signal"),
+        )
+        slip = self.slippage_rate
+        hint = "a fraction of traded notional: 2e-4 is 2 bps"
+        if isinstance(slip, Mapping):
+            rates = {}
+            for symbol, rate in slip.items():
+                if not isinstance(symbol, str):
+                    raise TypeError(
+                        f"slippage_rate has key {symbol!r}; the keys must be symbol names"
+                    )
+                rates[symbol] = check_scalar(
+                    f"slippage_rate[{symbol!r}]", rate, low=0.0, high=1.0, hint=hint
+                )
+            missing = [s for s in self.symbols if s not in rates]
+            if missing:
+                raise ValueError(
+                    f"slippage_rate has no rate for symbol {missing[0]!r} ({len(missing)} "
+                    f"symbol(s) missing: {missing[:5]}); give a rate for every symbol, or "
+                    "one number for all"
+                )
+            # Only the configured symbols: a shared table of rates for a wider universe
+            # does not make the config's identity depend on symbols it does not trade.
+            self._set("slippage_rate", {s: rates[s] for s in sorted(self.symbols)})
+        else:
+            self._set("slippage_rate", check_scalar(
+                "slippage_rate", slip, low=0.0, high=1.0,
+                hint=f"{hint}, or a mapping symbol -> rate",
+            ))
+        for field, what in (("funding_loader", "funding rate"), ("beta_loader", "beta")):
+            loader = getattr(self, field)
+            if loader is not None and not isinstance(loader, DataLoader):
+                raise TypeError(
+                    f"{field}={loader!r} must be a DataLoader (e.g. CSVDataLoader(path, "
+                    f"column_name=...)) or None"
+                )
+            if loader is not None and len(loader.get_columns()) != 1:
+                raise ValueError(
+                    f"{field}={loader!r} must provide exactly one column (the {what}), "
+                    f"it provides {loader.get_columns()}"
+                )
+        if self.beta_loader is not None and self.beta_csv_path is not None:
+            raise ValueError(
+                f"both beta_loader={self.beta_loader!r} and beta_csv_path="
+                f"{self.beta_csv_path!r} are given; keep one (beta_loader for betas that "
+                "change over time, beta_csv_path for one beta per symbol)"
+            )
+
+    def slippage_rates(self, symbols: Sequence[str]) -> list[float]:
+        """The slippage rate of each of ``symbols``."""
+        if isinstance(self.slippage_rate, Mapping):
+            return [float(self.slippage_rate[s]) for s in symbols]
+        return [float(self.slippage_rate)] * len(symbols)
+
     # ------------------------------------------------------------------ derived values
     @property
     def bar_nanos(self) -> int:
@@ -310,13 +376,36 @@ class BacktestConfig:
             "mode": self.mode,
             "chunk_days": self.chunk_days,
             "max_fill_bars": self.max_fill_bars,
+            **self._cost_fields(),
         }
+
+    def _cost_fields(self) -> dict[str, Any]:
+        """The execution and cost fields that differ from their defaults.
+
+        A field at its default is left out of the description, so the fingerprints of
+        results saved before these fields existed stay valid (their numbers are the
+        same: every default reproduces the accounting of that time).
+        """
+        fields: dict[str, Any] = {}
+        if self.execution_delay != 0:
+            fields["execution_delay"] = self.execution_delay
+        if isinstance(self.slippage_rate, Mapping) or self.slippage_rate != 0.0:
+            fields["slippage_rate"] = (
+                dict(self.slippage_rate) if isinstance(self.slippage_rate, Mapping)
+                else self.slippage_rate
+            )
+        for field in ("funding_loader", "beta_loader"):
+            loader = getattr(self, field)
+            if loader is not None:
+                fields[field] = loader.to_dict()
+        return fields
 
     def data_files(self) -> list[tuple[str, int, int]]:
         """(path as configured, size, mtime_ns) of every file the config reads."""
         loaders = [self.price_loader, *self.alpha_loaders]
-        if self.universe_loader is not None:
-            loaders.append(self.universe_loader)
+        for extra in (self.universe_loader, self.funding_loader, self.beta_loader):
+            if extra is not None:
+                loaders.append(extra)
         owner = f"BacktestConfig {self.name!r}"
         paths = [(p, owner) for loader in loaders for p in loader.files(self.symbols)]
         if self.beta_csv_path is not None:
@@ -361,3 +450,37 @@ class BacktestConfig:
             "alphadev_version": __version__,
             "results_version": RESULTS_VERSION,
         }
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        """One line: name, alpha and parameters, period, symbols and portfolio settings."""
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in self.alpha_kwargs.items())
+        symbols = (", ".join(self.symbols) if len(self.symbols) <= 3
+                   else f"{len(self.symbols)} symbols")
+        mode = self.mode if self.chunk_days is None else f"{self.mode}/{self.chunk_days}d"
+        return (
+            f"BacktestConfig({self.name!r}, {self.alpha_class.__name__}({kwargs}), "
+            f"{self.start_date}..{self.end_date} {self.frequency}, [{symbols}], "
+            f"quantile={self.quantile}, gross={self.gross_exposure}, "
+            f"fee={self.trading_fee_rate}, {mode})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A small field/value table for notebooks (names and values escaped)."""
+        loaders = [self.price_loader, *self.alpha_loaders]
+        if self.universe_loader is not None:
+            loaders.append(self.universe_loader)
+        rows = [
+            ("alpha", f"{self.alpha_class.__name__}"
+                      f"({', '.join(f'{k}={v!r}' for k, v in self.alpha_kwargs.items())})"),
+            ("period", f"{self.start_date} .. {self.end_date} ({self.frequency} bars)"),
+            ("symbols", ", ".join(self.symbols)),
+            ("quantile", str(self.quantile)),
+            ("gross exposure", str(self.gross_exposure)),
+            ("fee rate", str(self.trading_fee_rate)),
+            ("mode", self.mode if self.chunk_days is None
+             else f"{self.mode} (chunk_days={self.chunk_days})"),
+            ("loaders", "; ".join(repr(x) for x in loaders)),
+            ("beta file", str(self.beta_csv_path)),
+        ]
+        return html_table(f"BacktestConfig {self.name}", rows)

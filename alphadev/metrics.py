@@ -286,13 +286,21 @@ def compute_metrics(returns: Any, frequency_ns: int, frequency: str) -> dict[str
     """The full metrics dict (docs/semantics.md#metrics) from a result's returns frame."""
     ppy = periods_per_year(frequency_ns)
     turnover = np.asarray(returns["turnover"], dtype=np.float64)
+    totals = {
+        name: finite_or_none(np.asarray(returns[name], dtype=np.float64).sum())
+        for name in ("gross", "fees", "slippage", "funding")
+    }
     return {
         "total": return_metrics(returns["pnl"].to_numpy(), ppy),
         "long": return_metrics(returns["long_return"].to_numpy(), ppy),
         "short": return_metrics(returns["short_return"].to_numpy(), ppy),
         **ic_metrics(returns["ic"].to_numpy()),
         "avg_turnover": finite_or_none(turnover.mean()) if turnover.size else None,
-        "total_fees": finite_or_none(np.asarray(returns["fees"], dtype=np.float64).sum()),
+        "total_fees": totals["fees"],
+        "total_slippage": totals["slippage"],
+        "total_funding": totals["funding"],
+        # What ate the gross return: sums of per-bar returns (funding: + received).
+        "cost_breakdown": totals,
         "frequency": frequency,
         "periods_per_year": ppy,
     }

@@ -35,6 +35,10 @@ class Panel:
     alpha: np.ndarray  # (B, N) alpha, filled
     universe: np.ndarray  # (B, N) bool
     observed: np.ndarray  # (B, N) bool: a raw price was observed inside the bar
+    # docs/semantics.md#execution-and-costs; None where the config does not use them.
+    alpha_before: np.ndarray | None = None  # (d, N) alpha of the d bars before bars[0]
+    funding: np.ndarray | None = None  # (B, N) funding rates of the events inside the bar
+    betas: np.ndarray | None = None  # (B, N) beta_loader's beta held at each bar
     # Values derived from the panel alone (returns, alpha order, IC), shared by every
     # config that uses this panel; filled by alphadev.runner, keyed by (first, stop) row.
     derived: dict[tuple[int, int], PanelDerived] = field(
@@ -51,10 +55,12 @@ def bar_ceil(ts: pd.Timestamp, bar_ns: int) -> pd.Timestamp:
 
 
 def history_needed(config: BacktestConfig, alpha: Alpha) -> pd.Timedelta:
-    """Data loaded before a window: the alpha's lookback plus what filling can reach."""
+    """Data loaded before a window: the alpha's lookback plus what filling can reach,
+    plus ``execution_delay`` bars (the traded alpha is the one of d bars earlier)."""
     lookback = lookback_timedelta(alpha)
     _warn_short_int_lookback(alpha, lookback, config)
-    return lookback + pd.Timedelta((config.max_fill_bars + 1) * config.bar_nanos, "ns")
+    bars = config.max_fill_bars + 1 + config.execution_delay
+    return lookback + pd.Timedelta(bars * config.bar_nanos, "ns")
 
 
 _WARNED_LOOKBACKS: set[tuple[str, int, int]] = set()
@@ -118,6 +124,7 @@ def build_panel(
     else:
         universe = _universe(config, symbols, load_start, end, n_all)
 
+    delay = config.execution_delay  # history_needed makes skip > delay
     bars = load_start.value + bar_ns * np.arange(skip, n_all, dtype=np.int64)
     return Panel(
         bars=bars,
@@ -125,6 +132,10 @@ def build_panel(
         alpha=alpha_values[skip:],
         universe=universe[skip:],
         observed=observed[skip:],
+        alpha_before=alpha_values[skip - delay:skip] if delay else None,
+        funding=_funding(config, symbols, start, bars, bar_ns),
+        betas=_betas(config, symbols, load_start, end, n_all)[skip:]
+        if config.beta_loader is not None else None,
     )
 
 
@@ -247,6 +258,81 @@ def _universe(
     """Universe flags; a row holds until the symbol's next row, with no age limit."""
     assert config.universe_loader is not None  # called only for configs that have one
     rows = load_range(config.universe_loader, EPOCH, end, symbols)["in_universe"]
+    flags = _held(rows, config, symbols, load_start, n_bars)
+    return np.nan_to_num(flags, nan=0.0) != 0.0
+
+
+def _betas(
+    config: BacktestConfig, symbols: list[str], load_start: pd.Timestamp, end: pd.Timestamp,
+    n_bars: int,
+) -> np.ndarray:
+    """Betas held like the universe (missing cells ignored); 1.0 before the first one."""
+    loader = config.beta_loader
+    assert loader is not None  # called only for configs that have one
+    column = loader.get_columns()[0]
+    rows = load_range(loader, EPOCH, end, symbols)[column]
+    _check_finite(rows, config, "beta_loader", "betas must be finite (or empty: ignored)")
+    return np.nan_to_num(_held(rows, config, symbols, load_start, n_bars), nan=1.0)
+
+
+def _funding(
+    config: BacktestConfig, symbols: list[str], start: pd.Timestamp, bars: np.ndarray,
+    bar_ns: int,
+) -> np.ndarray | None:
+    """F[t, i]: the rates of every funding event with label <= timestamp < label + bar."""
+    loader = config.funding_loader
+    if loader is None:
+        return None
+    column = loader.get_columns()[0]
+    end = pd.Timestamp(int(bars[-1]) + bar_ns, tz="UTC") if bars.size else start
+    rows = load_range(loader, start, end, symbols)[column]
+    values = rows.to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = np.isnan(values)
+    if missing.any():
+        _raise_bad_row(rows, config, "funding_loader", int(np.flatnonzero(missing)[0]),
+                       int(missing.sum()), "a funding event needs a rate (write 0 for "
+                       "none, or drop the row)")
+    _check_finite(rows, config, "funding_loader", "funding rates must be finite")
+    funding = np.zeros((bars.size, len(symbols)))
+    if values.size:
+        index = rows.index
+        stamps = index.get_level_values(0).as_unit("ns").asi8
+        column_of = pd.Index(symbols).get_indexer(index.get_level_values(1))
+        bar = (stamps - start.value) // bar_ns
+        keep = (column_of >= 0) & (bar >= 0) & (bar < bars.size)
+        np.add.at(funding, (bar[keep], column_of[keep]), values[keep])
+    return funding
+
+
+def _check_finite(rows: pd.Series, config: BacktestConfig, field: str, rule: str) -> None:
+    values = rows.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isinf(values)
+    if bad.any():
+        _raise_bad_row(rows, config, field, int(np.flatnonzero(bad)[0]), int(bad.sum()), rule)
+
+
+def _raise_bad_row(
+    rows: pd.Series, config: BacktestConfig, field: str, k: int, count: int, rule: str
+) -> None:
+    """A DataError naming the loader, its file, the symbol and the timestamp of row k."""
+    loader = getattr(config, field)
+    stamp, symbol = rows.index[k]
+    where = f"{field} {loader!r}"
+    file_of = getattr(loader, "file_of", None)
+    path = file_of(stamp, symbol, config.symbols) if file_of is not None else None
+    if path is not None:
+        where += f": file {path!r}"
+    raise DataError(
+        f"config {config.name!r}: {where} has {rows.name}={rows.iloc[k]!r} for symbol "
+        f"{symbol!r} at {stamp} ({count} such row(s) in the loaded window); {rule}"
+    )
+
+
+def _held(
+    rows: pd.Series, config: BacktestConfig, symbols: list[str], load_start: pd.Timestamp,
+    n_bars: int,
+) -> np.ndarray:
+    """Last value per bar, held with no age limit (seeded by the rows before load_start)."""
     stamps = rows.index.get_level_values(0)
     before = rows[stamps < load_start].dropna()
     initial = before.groupby(level=1).last().reindex(symbols).to_numpy(dtype=np.float64)
@@ -254,5 +340,4 @@ def _universe(
     values, observed = to_bars(inside, symbols, load_start.value, n_bars, config.bar_nanos)
     seeded_values = np.vstack([initial[None, :], values])
     seeded_observed = np.vstack([~np.isnan(initial)[None, :], observed])
-    flags = fill_forward(seeded_values, seeded_observed, None)[1:]
-    return np.nan_to_num(flags, nan=0.0) != 0.0
+    return fill_forward(seeded_values, seeded_observed, None)[1:]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from alphadev import _threads
+from alphadev._display import html_table
 from alphadev.store import (
     building_dir,
     check_folder,
@@ -46,12 +47,69 @@ class Sequences:
     """
 
     RETURN_COLUMNS = (
-        "pnl", "gross", "fees", "turnover", "long_return", "short_return", "ic", "equity",
+        "pnl", "gross", "fees", "slippage", "funding", "turnover", "long_return",
+        "short_return", "ic", "equity",
     )
 
     returns: pd.DataFrame
     positions: pd.DataFrame | Path
     trades: pd.DataFrame | Path
+
+
+SETTING_COLUMNS = (
+    "start_date", "end_date", "open_quantile", "close_quantile", "gross_exposure",
+    "frequency", "trading_fee_rate", "mode", "chunk_days", "max_fill_bars",
+    "execution_delay", "slippage_rate",
+)
+# Settings a config description leaves out at their default (alphadev.config).
+_SETTING_DEFAULTS = {"execution_delay": 0, "slippage_rate": 0.0}
+IDENTITY_COLUMNS = ("name", "alpha_class", "fingerprint")
+
+
+def result_row(result: BacktestResult) -> dict[str, Any]:
+    """Flat row: alpha parameters as ``alpha.<name>``, leg metrics as ``long_<metric>``."""
+    cfg = result.config_dict
+    row: dict[str, Any] = {
+        "name": cfg["name"], "alpha_class": cfg["alpha_class"], "fingerprint": result.fingerprint,
+    }
+    for key, value in cfg["alpha_kwargs"].items():
+        row[f"alpha.{key}"] = value if not isinstance(value, (list, dict)) else repr(value)
+    settings = {
+        **_SETTING_DEFAULTS, **cfg,
+        "open_quantile": cfg["quantile"][0], "close_quantile": cfg["quantile"][1],
+    }
+    if isinstance(settings["slippage_rate"], dict):  # per symbol: one readable cell
+        settings["slippage_rate"] = ", ".join(
+            f"{symbol}:{rate:g}" for symbol, rate in settings["slippage_rate"].items()
+        )
+    row.update({key: settings[key] for key in SETTING_COLUMNS})
+    metrics = result.metrics
+    row.update(metrics["total"])
+    for leg in ("long", "short"):
+        row.update({f"{leg}_{k}": v for k, v in metrics[leg].items()})
+    skip = ("total", "long", "short", "frequency", "cost_breakdown")
+    row.update({k: v for k, v in metrics.items() if k not in skip})
+    # Results saved before slippage and funding existed paid neither.
+    row.setdefault("total_slippage", 0.0)
+    row.setdefault("total_funding", 0.0)
+    row["cost_share"] = cost_share(metrics.get("cost_breakdown"))
+    return row
+
+
+def cost_share(breakdown: dict[str, Any] | None) -> float | None:
+    """The share of the gross return eaten by costs: (fees + slippage - funding) / gross.
+
+    None when the gross return is not positive (there is nothing to share) or unknown
+    (results saved before the breakdown existed).  Above 1: costs ate more than the
+    gross; negative: funding received exceeded fees and slippage.
+    """
+    if not breakdown:
+        return None
+    values = [breakdown.get(k) for k in ("gross", "fees", "slippage", "funding")]
+    if any(v is None for v in values):
+        return None
+    gross, fees, slippage, funding = (float(v) for v in values if v is not None)
+    return (fees + slippage - funding) / gross if gross > 0 else None
 
 
 class BacktestResult:
@@ -132,6 +190,15 @@ class BacktestResult:
         return self.sequences["fees"]
 
     @property
+    def slippage(self) -> pd.Series:
+        return self.sequences["slippage"]
+
+    @property
+    def funding(self) -> pd.Series:
+        """Funding received (+) or paid (-) per bar, as a return on equity."""
+        return self.sequences["funding"]
+
+    @property
     def ic_sequence(self) -> pd.Series:
         return self.sequences["ic"]
 
@@ -162,15 +229,43 @@ class BacktestResult:
                 raise RuntimeError(f"result {self.name!r} has neither sequences nor a path")
             folder = self.path / "sequences"
             self._sequences = Sequences(  # the long tables are read on each use
-                returns=pd.read_parquet(folder / "returns.parquet"),
+                returns=_with_cost_columns(pd.read_parquet(folder / "returns.parquet")),
                 positions=folder / "positions.parquet",
                 trades=folder / "trades.parquet",
             )
         return self._sequences
 
     # ------------------------------------------------------------------ display
+    def stats(self) -> pd.Series:
+        """The metrics as one flat Series named by the config: the columns (and values)
+        of this result's row of ``comparison.csv``, without the sweep statistics (PSR,
+        DSR, break-even fee), which ``Backtester.get_comparison_table`` adds."""
+        row = result_row(self)
+        return pd.Series(row, index=list(row), name=self.name, dtype=object)
+
     def __repr__(self) -> str:
-        return f"BacktestResult({self.name!r}, sharpe={self.metrics['total'].get('sharpe')})"
+        total, cfg = self.metrics["total"], self.config_dict
+        where = f", saved in {str(self.path)!r}" if self.path is not None else ""
+        return (
+            f"BacktestResult({self.name!r}, {_short_class(cfg['alpha_class'])}"
+            f"{_kwargs_text(cfg['alpha_kwargs'])}, {cfg['start_date']}..{cfg['end_date']} "
+            f"{cfg['frequency']}, sharpe={_fmt(total.get('sharpe'), '{:.3f}')}, "
+            f"ic_mean={_fmt(self.metrics.get('ic_mean'), '{:.4f}')}{where})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A small table for notebooks: the headline numbers (metrics only, no sequences)."""
+        total, m, cfg = self.metrics["total"], self.metrics, self.config_dict
+        rows = [
+            ("alpha", f"{_short_class(cfg['alpha_class'])}{_kwargs_text(cfg['alpha_kwargs'])}"),
+            ("period", f"{cfg['start_date']} .. {cfg['end_date']} ({cfg['frequency']})"),
+            ("sharpe", _fmt(total.get("sharpe"), "{:.3f}")),
+            ("annualized return", _fmt(total.get("annualized_return"), "{:+.2%}")),
+            ("max drawdown", _fmt(total.get("max_drawdown"), "{:.2%}")),
+            ("ic mean", _fmt(m.get("ic_mean"), "{:.4f}")),
+            ("avg turnover", _fmt(m.get("avg_turnover"), "{:.4f}")),
+        ]
+        return html_table(f"BacktestResult {self.name}", rows)
 
     def __str__(self) -> str:
         total, m, cfg = self.metrics["total"], self.metrics, self.config_dict
@@ -185,6 +280,8 @@ class BacktestResult:
             ("ic mean / ir", f"{_fmt(m['ic_mean'], '{:.4f}')} / {_fmt(m['ic_ir'], '{:.3f}')}"),
             ("avg turnover", _fmt(m["avg_turnover"], "{:.4f}")),
             ("total fees", _fmt(m["total_fees"], "{:.4f}")),
+            ("total slippage", _fmt(m.get("total_slippage", 0.0), "{:.4f}")),
+            ("total funding", _fmt(m.get("total_funding", 0.0), "{:+.4f}")),
         ]
         header = [
             f"Backtest {self.name}",
@@ -229,6 +326,15 @@ class BacktestResult:
         self.path = final
         self.config_dict = description
         return final
+
+
+def _with_cost_columns(returns: pd.DataFrame) -> pd.DataFrame:
+    """Results saved before slippage and funding existed had none: zero columns."""
+    for column in ("slippage", "funding"):
+        if column not in returns.columns:
+            returns.insert(returns.columns.get_loc("fees") + 1 if column == "slippage"
+                           else returns.columns.get_loc("slippage") + 1, column, 0.0)
+    return returns
 
 
 def load_result(path: str | os.PathLike, config: BacktestConfig | None = None) -> BacktestResult:
@@ -341,3 +447,13 @@ def saved_state(config: BacktestConfig, save_dir: str | os.PathLike) -> ResultSt
 
 def _fmt(value: Any, fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
+
+
+def _short_class(qualified: str) -> str:
+    """``EchoAlpha`` for ``tests.alphas:EchoAlpha``: the class by name, never imported."""
+    return str(qualified).rpartition(":")[2]
+
+
+def _kwargs_text(kwargs: dict[str, Any]) -> str:
+    return "(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+

@@ -59,11 +59,13 @@ class _Part(NamedTuple):
 
 def book_settings(config: BacktestConfig) -> BookSettings:
     """The config's portfolio settings, as the engine takes them."""
+    rates = np.array(config.slippage_rates(config.sorted_symbols), dtype=np.float64)
     return BookSettings(
         open_quantile=config.open_quantile,
         close_quantile=config.close_quantile,
         gross_exposure=config.gross_exposure,
         fee_rate=config.trading_fee_rate,
+        slippage_rates=rates if rates.any() else None,
     )
 
 
@@ -199,11 +201,22 @@ def _simulate(
     # start they are computed once per panel and shared by every config using it.
     key = (first, stop)
     shared = panel.derived.get(key) if not carry.started else None
-    simulated = simulate_arrays(prices, alpha, universe, betas, carry.previous, settings, shared)
+    simulated = simulate_arrays(
+        prices, alpha, universe, betas if panel.betas is None else panel.betas[seg],
+        carry.previous, settings, shared,
+        alpha_before=_rows_before(panel, first),
+        funding=None if panel.funding is None else panel.funding[seg],
+    )
     if not carry.started:
         panel.derived[key] = simulated.derived
     out = simulated.book
+    # pnl = gross - fee - slippage + funding; a cost that is off is not even added, so
+    # a run without costs keeps its numbers bit for bit.
     pnl = out.gross - out.fees
+    if settings.slippage_rates is not None:
+        pnl = pnl - out.slippage
+    if panel.funding is not None:
+        pnl = pnl + out.funding
     equity = carry.equity * np.cumprod(1.0 + pnl)
 
     book = book_changes(out.weights, carry.previous.weights, panel.bars[seg])
@@ -221,6 +234,8 @@ def _simulate(
         "pnl": pnl,
         "gross": out.gross,
         "fees": out.fees,
+        "slippage": out.slippage,
+        "funding": out.funding,
         "turnover": out.turnover,
         "long_return": out.long_return,
         "short_return": out.short_return,
@@ -228,6 +243,17 @@ def _simulate(
         "equity": equity,
     }
     return _Part(columns, book, out.forced_closes)
+
+
+def _rows_before(panel: Panel, first: int) -> np.ndarray | None:
+    """The alpha rows of the execution_delay bars before row ``first`` (None: no delay)."""
+    before = panel.alpha_before
+    if before is None:
+        return None
+    d = before.shape[0]
+    if first >= d:
+        return panel.alpha[first - d:first]
+    return np.concatenate([before[first:], panel.alpha[:first]])
 
 
 def _stamps(values: np.ndarray) -> pd.DatetimeIndex:

@@ -1,8 +1,10 @@
 """Load a sweep spec: the configs of one sweep, named by a file path or an import path.
 
 ``sweeps/momentum.py`` (object ``sweep``, ``configs`` or ``backtester`` in that file,
-or ``sweeps/momentum.py:name``) or ``mypkg.sweeps:grid``.  The object is a Backtester,
-a list of BacktestConfig, or a zero-argument callable returning one of them.
+or ``sweeps/momentum.py:name``) or ``mypkg.sweeps:grid`` (an import path: ``mypkg`` must
+be importable, e.g. ``PYTHONPATH=.`` in the folder holding it, or installed).  The
+object is a Backtester, a list of BacktestConfig, or a zero-argument callable returning
+one of them.
 
 A spec file is imported as module ``alphadev_spec_<stem>`` and remembered in
 ``alphadev.spec_files.SPEC_FILES``, so worker processes started with ``spawn`` can
@@ -26,16 +28,31 @@ from pathlib import Path
 
 from alphadev.backtester import Backtester
 from alphadev.config import BacktestConfig
-from alphadev.errors import SpecError
+from alphadev.errors import DataError, SpecError
 from alphadev.identity import code_digest
+from alphadev.preflight import check_loaders
 from alphadev.spec_files import exec_spec_file, register
 
 DEFAULT_ATTRIBUTES = ("sweep", "configs", "backtester")
 _LOADED: dict[tuple, list[BacktestConfig]] = {}
+_NOTICES: dict[tuple, str | None] = {}
 
 
 def load_spec(spec: str) -> list[BacktestConfig]:
-    """The configs a spec defines (cached per process until the file changes)."""
+    """The configs a spec defines (cached per process until the file changes).
+
+    Their data loaders are checked once here (``alphadev.preflight``): a missing file
+    or column is one ``SpecError`` naming the loader and its configs.
+    """
+    return _load(spec)[0]
+
+
+def spec_notice(spec: str) -> str | None:
+    """The notice of a spec whose object is a Backtester (``Backtester(notice=...)``)."""
+    return _NOTICES[_load(spec)[1]]
+
+
+def _load(spec: str) -> tuple[list[BacktestConfig], tuple]:
     target, attribute = _split(spec)
     is_file = target.endswith(".py") or os.sep in target or "/" in target
     key: tuple = (spec, os.getcwd())
@@ -49,14 +66,18 @@ def load_spec(spec: str) -> list[BacktestConfig]:
         st = path.stat()
         key += (st.st_size, st.st_mtime_ns)
     if key in _LOADED:
-        return _LOADED[key]
+        return _LOADED[key], key
     module = _import_file(Path(target), spec) if is_file else _import_module(target, spec)
-    configs = _configs_from(module, attribute, spec)
+    configs, notice = _configs_from(module, attribute, spec)
+    try:
+        check_loaders(configs)  # once per sweep, not one traceback per config
+    except DataError as exc:
+        raise SpecError(f"spec {spec!r}: {exc}") from None
     # Read the alphas' code now, while it is the code just imported (alphadev.identity).
     for alpha_class in {id(c.alpha_class): c.alpha_class for c in configs}.values():
         code_digest(alpha_class)
-    _LOADED[key] = configs
-    return configs
+    _LOADED[key], _NOTICES[key] = configs, notice
+    return configs, key
 
 
 def find_config(spec: str, name: str) -> BacktestConfig:
@@ -93,15 +114,21 @@ def _import_module(target: str, spec: str):
     except ModuleNotFoundError as exc:
         if exc.name and target.startswith(exc.name):
             raise SpecError(
-                f"spec {spec!r}: no module named {exc.name!r} (not a file either); "
-                "pass a path to a .py file or an importable module:attr"
+                f"spec {spec!r}: no module named {exc.name!r} (not a file either). An import "
+                "path needs its package importable from where luigi or python runs: start "
+                "it from the folder that holds the package with PYTHONPATH=. (e.g. "
+                f"PYTHONPATH=. luigi --module pipelines Sweep --spec {spec}), or install the "
+                "package (pip install -e .); or pass a path to a .py file instead"
             ) from exc
         raise SpecError(f"spec {spec!r} failed to import:\n{traceback.format_exc()}") from exc
     except Exception as exc:
         raise SpecError(f"spec {spec!r} failed to import:\n{traceback.format_exc()}") from exc
 
 
-def _configs_from(module, attribute: str | None, spec: str) -> list[BacktestConfig]:
+def _configs_from(
+    module, attribute: str | None, spec: str
+) -> tuple[list[BacktestConfig], str | None]:
+    """The spec object's configs and notice (None unless it is a Backtester)."""
     names = (attribute,) if attribute else DEFAULT_ATTRIBUTES
     obj = next((getattr(module, n) for n in names if hasattr(module, n)), None)
     if obj is None:
@@ -118,6 +145,7 @@ def _configs_from(module, attribute: str | None, spec: str) -> list[BacktestConf
                 f"{traceback.format_exc()}"
             ) from exc
     configs = obj.configs if isinstance(obj, Backtester) else obj
+    notice = obj.notice if isinstance(obj, Backtester) else None
     if not isinstance(configs, (list, tuple)) or not all(
         isinstance(c, BacktestConfig) for c in configs
     ):
@@ -139,4 +167,4 @@ def _configs_from(module, attribute: str | None, spec: str) -> list[BacktestConf
             "only in case as one folder; rename the configs so no two names match "
             "case-insensitively"
         )
-    return list(configs)
+    return list(configs), notice

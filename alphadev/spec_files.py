@@ -46,6 +46,7 @@ def exec_spec_file(module_name: str, path: Path, spec: str) -> ModuleType:
         loader_spec.loader.exec_module(module)
     except BaseException as exc:
         sys.modules.pop(module_name, None)
+        SPEC_FILES.pop(module_name, None)  # a spawned worker must not import it again
         raise SpecError(
             f"spec {spec!r} failed while importing {path}:\n{traceback.format_exc()}"
         ) from exc

@@ -17,9 +17,11 @@ Conventions (all fixed here so numbers are comparable across sweeps):
   with T the number of bars.
 * ``DSR = PSR(SR0)`` with the expected maximum Sharpe of N unskilled trials
   ``SR0 = sqrt(V) * ((1 - g) * Phi^-1(1 - 1/N) + g * Phi^-1(1 - 1/(N e)))``, g the
-  Euler-Mascheroni constant and V the variance (ddof=1) of the per-period Sharpe
-  ratios across the N trials.  For N = 1 there is no selection and SR0 = 0, so DSR
-  equals PSR(0).
+  Euler-Mascheroni constant.  N is the *effective* number of trials: configs whose
+  returns are near-duplicates (fee variants of one alpha) form one cluster and count
+  once (``alphadev.out_of_sample.trials``), and V is the variance (ddof=1) across the
+  clusters of their mean per-period Sharpe ratio.  For N = 1 there is no selection and
+  SR0 = 0, so DSR equals PSR(0).
 * Break-even fee: the fee rate f at which ``prod(1 + gross - f * 2 * turnover) = 1``
   (``2 * turnover = sum |w[t] - w[t-1]|`` is the traded notional, so the saved net
   pnl is this expression at the config's own rate).
@@ -54,6 +56,7 @@ __all__ = [
     "norm_cdf",
     "norm_ppf",
     "probabilistic_sharpe_ratio",
+    "effective_trials",
     "return_moments",
     "selection_benchmark",
     "sweep_statistics",
@@ -62,6 +65,7 @@ __all__ = [
 EULER_GAMMA = 0.5772156649015329
 SWEEP_STATISTICS_COLUMNS = (
     "name", "psr", "dsr", "sharpe_per_period", "skew", "kurtosis", "breakeven_fee",
+    "trial_cluster",
 )
 
 
@@ -236,19 +240,37 @@ def breakeven_fee(
 
 # ---------------------------------------------------------------------- sweep table
 def selection_benchmark(
-    sharpes: Iterable[float | None], n_trials: int
+    sharpes: Iterable[float | None],
+    n_trials: int,
+    clusters: Iterable[int] | None = None,
 ) -> tuple[float | None, float]:
     """``(V, SR0)``: the variance (ddof=1) of the defined per-period Sharpe ratios and
     the expected maximum Sharpe of ``n_trials`` unskilled trials, which DSR tests against.
 
-    Kept apart from ``sweep_statistics`` so a saved table can be explained (the report
-    shows SR0) from its own columns, with the very numbers its ``dsr`` used.
+    With ``clusters`` (one label per Sharpe ratio) V is taken across clusters: each
+    cluster's value is the mean of its members' defined Sharpe ratios, so ten fee
+    variants of one alpha weigh as one trial.  Kept apart from ``sweep_statistics`` so a
+    saved table can be explained (the report shows SR0) from its own columns, with the
+    very numbers its ``dsr`` used.
     """
-    values = np.array([s for s in sharpes if s is not None and math.isfinite(s)],
-                      dtype=np.float64)
-    variance = finite_or_none(np.var(values, ddof=1)) if values.size >= 2 else None
+    values = list(sharpes)
+    labels = list(range(len(values))) if clusters is None else [int(c) for c in clusters]
+    if len(labels) != len(values):
+        raise ValueError(f"{len(values)} Sharpe ratios but {len(labels)} cluster labels")
+    members: dict[int, list[float]] = {}
+    for sharpe, label in zip(values, labels):
+        if sharpe is not None and math.isfinite(sharpe):
+            members.setdefault(label, []).append(float(sharpe))
+    means = np.array([np.mean(m) for m in members.values()], dtype=np.float64)
+    variance = finite_or_none(np.var(means, ddof=1)) if means.size >= 2 else None
     sr0 = expected_max_sharpe(n_trials, variance) if n_trials >= 1 else 0.0
     return variance, sr0
+
+
+def effective_trials(n_trials: int, n_clusters: int, n_results: int) -> int:
+    """N_eff: the clusters among the completed configs, plus one trial for each config
+    without results (failed or not run: nothing says what it duplicates), at most N."""
+    return max(1, min(n_trials, n_clusters + max(0, n_trials - n_results)))
 
 
 def _returns_columns(result: BacktestResult, columns: Sequence[str]) -> pd.DataFrame:
@@ -263,17 +285,24 @@ def _returns_columns(result: BacktestResult, columns: Sequence[str]) -> pd.DataF
 def sweep_statistics(
     results: Iterable[BacktestResult | None], n_trials: int | None = None
 ) -> pd.DataFrame:
-    """One row per result: ``name, psr, dsr, sharpe_per_period, skew, kurtosis, breakeven_fee``.
+    """One row per result: ``name, psr, dsr, sharpe_per_period, skew, kurtosis,
+    breakeven_fee, trial_cluster``.
 
-    ``psr`` is PSR(0); ``dsr`` deflates by ``n_trials`` (default: the number of results
-    given, ``None`` entries skipped) using the variance of the per-period Sharpe ratios
-    of these results.  Rows keep the order of ``results``; undefined values are NaN
-    (as elsewhere in the comparison table).  The frame's ``attrs`` hold
-    ``n_trials``, ``sharpe_variance`` and ``expected_max_sharpe`` (per period).
-    Only ``pnl``, ``gross`` and ``turnover`` are read from each saved result.
+    ``psr`` is PSR(0); ``dsr`` deflates by the effective number of trials: the results
+    are clustered on the correlation of their ``pnl`` (``trial_cluster``, see
+    ``alphadev.out_of_sample.trials``), ``n_trials`` (default: the number of results
+    given, ``None`` entries skipped) counts every config and ``effective_trials`` turns
+    it into N_eff.  Rows keep the order of ``results``; undefined values are NaN (as
+    elsewhere in the comparison table).  The frame's ``attrs`` hold ``n_trials``,
+    ``n_effective_trials``, ``sharpe_variance`` (across clusters) and
+    ``expected_max_sharpe`` (per period).  Only ``pnl``, ``gross`` and ``turnover`` are
+    read from each saved result.
     """
+    from alphadev.out_of_sample.trials import cluster_trials
+
     rows: list[dict[str, Any]] = []
     n_obs: list[int] = []
+    pnls: list[pd.Series] = []
     for result in results:
         if result is None:
             continue
@@ -292,15 +321,29 @@ def sweep_statistics(
             }
         )
         n_obs.append(int(np.isfinite(frame["pnl"].to_numpy(dtype=np.float64)).sum()))
+        pnls.append(frame["pnl"].astype(np.float64))
     trials = len(rows) if n_trials is None else int(n_trials)
-    variance, sr0 = selection_benchmark([r["sharpe_per_period"] for r in rows], trials)
-    for row, t in zip(rows, n_obs):
+    # Clustered in name order, so a table's clusters do not depend on the order of results
+    # (a loaded sweep lists them as comparison.csv does, a run as its configs).
+    by_name = sorted(range(len(rows)), key=lambda i: rows[i]["name"])
+    union = pd.concat([pnls[i] for i in by_name], axis=1, ignore_index=True) if pnls else (
+        pd.DataFrame())
+    clusters = cluster_trials(union.to_numpy(dtype=np.float64))
+    labels = np.empty(len(rows), dtype=np.int64)
+    labels[by_name] = clusters.labels
+    n_effective = effective_trials(trials, clusters.n_effective, len(rows)) if rows else trials
+    variance, sr0 = selection_benchmark(
+        [r["sharpe_per_period"] for r in rows], n_effective, labels.tolist()
+    )
+    for row, t, label in zip(rows, n_obs, labels.tolist()):
         args = (row["sharpe_per_period"], t, row["skew"], row["kurtosis"])
         row["psr"] = probabilistic_sharpe_ratio(*args)
         row["dsr"] = probabilistic_sharpe_ratio(*args, benchmark=sr0)
+        row["trial_cluster"] = label
     table = pd.DataFrame(rows, columns=list(SWEEP_STATISTICS_COLUMNS))
-    table = table.astype({c: np.float64 for c in SWEEP_STATISTICS_COLUMNS[1:]})
+    table = table.astype({c: np.float64 for c in SWEEP_STATISTICS_COLUMNS[1:-1]})
     table.attrs.update(
-        {"n_trials": trials, "sharpe_variance": variance, "expected_max_sharpe": sr0}
+        {"n_trials": trials, "n_effective_trials": n_effective,
+         "sharpe_variance": variance, "expected_max_sharpe": sr0}
     )
     return table

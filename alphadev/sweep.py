@@ -11,6 +11,11 @@ when it is scheduled or starts.
 ``comparison.csv`` has one row per done config, with the fingerprint of the result it
 was built from; it is current when its (name, fingerprint) rows are exactly those of
 the done configs.
+
+Progress of a Luigi sweep lives in ``{save_dir}/.progress.json``: the scheduling
+process resets it (configs total and done so far) when it hands the configs to Luigi,
+and the process that finished a config (a forked Luigi worker, another machine) counts
+it there under a lock, so the progress line is right whichever process prints it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -32,7 +38,7 @@ from alphadev.comparison import (
     write_comparison,
 )
 from alphadev.config import BacktestConfig
-from alphadev.job import execute
+from alphadev.job import LineDue, execute, progress_line
 from alphadev.results import ResultState, check_saved, load_result
 from alphadev.store import append_error_log, name_lock, read_json, recover, write_json
 
@@ -42,6 +48,8 @@ FAILED_DIR = ".failed"
 ERRORS_LOG = "errors.log"
 SUMMARY_STAMP = ".summary.json"
 SUMMARY_LOCK = "~summary"  # '~' is in no config name
+PROGRESS = ".progress.json"
+PROGRESS_LOCK = "~progress"
 
 
 def config_state(config: BacktestConfig, save_dir: str | os.PathLike) -> ResultState:
@@ -198,9 +206,10 @@ def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
 
 
 def report(spec: str, save_dir: str | os.PathLike, n_configs: int, summary: SweepSummary,
-           top: int = 10) -> str:
-    """The text printed at the end of a sweep: counts, leaderboard, failed configs."""
-    lines = [
+           top: int = 10, notice: str | None = None) -> str:
+    """The text printed at the end of a sweep: the notice, counts, leaderboard, failed
+    configs."""
+    lines = [f"NOTE: {line}" for line in (notice or "").splitlines()] + [
         f"alphadev sweep {spec}: {len(summary.table)} of {n_configs} configs done, "
         f"results in {save_dir}",
         leaderboard(summary.table, top),
@@ -216,6 +225,59 @@ def report(spec: str, save_dir: str | os.PathLike, n_configs: int, summary: Swee
 def _names(names: Sequence[str], limit: int = 20) -> str:
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown}, ... and {len(names) - limit} more"
+
+
+class Tick(NamedTuple):
+    """A config counted in the sweep's progress: the progress line, and whether it is
+    due to be printed (every 1/20 of the configs or five minutes, and at the end)."""
+
+    line: str
+    due: bool
+
+
+def start_progress(save_dir: str | os.PathLike, total: int, done: int) -> None:
+    """Reset the progress counters: ``done`` of ``total`` configs are done already."""
+    now = time.time()
+    prepare(save_dir)
+    with name_lock(Path(save_dir), PROGRESS_LOCK):
+        write_json(Path(save_dir) / PROGRESS, {
+            "total": total, "done": done, "failed": 0, "start_done": done,
+            "started": now, "last_time": now, "last_finished": done, "pid": os.getpid(),
+        })
+
+
+def progress_settled_here(save_dir: str | os.PathLike) -> bool:
+    """Whether this process started the recorded progress and every config of it has
+    finished: a new invocation in the same process (another ``luigi.build``) starts
+    afresh."""
+    try:
+        state = read_json(Path(save_dir) / PROGRESS)
+        return bool(state["pid"] == os.getpid()
+                    and state["done"] + state["failed"] >= state["total"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+
+
+def count_finished(save_dir: str | os.PathLike, ok: bool, label: str) -> Tick | None:
+    """Count one finished config (``ok``: done, else failed), from any process; None
+    when no progress was started (a config run on its own)."""
+    path = Path(save_dir) / PROGRESS
+    with name_lock(Path(save_dir), PROGRESS_LOCK):
+        try:
+            state = read_json(path)
+            state["done" if ok else "failed"] += 1
+            total, done, failed = state["total"], state["done"], state["failed"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        now = time.time()
+        finished = done + failed
+        line = progress_line(label, done, failed, total, finished - state["start_done"],
+                             now - state["started"])
+        due = LineDue(total)(finished, state["last_finished"], state["last_time"], now)
+        if due:
+            state["last_finished"], state["last_time"] = finished, now
+        write_json(path, state)
+    return Tick(line, due)
 
 
 def prepare(save_dir: str | os.PathLike) -> None:

@@ -2,6 +2,8 @@
 
 Prices follow a random walk whose returns carry a little momentum, so trend alphas
 have something to find; the 'value' column is a noisy view of the next bar's return.
+Funding events come every 8 hours (00:00, 08:00, 16:00 UTC), as on most perpetual
+futures exchanges: small rates around a persistent per-symbol bias.
 Files are published with a hard link, so concurrent writers (several processes or
 machines creating the same example data) never replace a file another has used.
 """
@@ -52,6 +54,35 @@ def synthetic_market(
     )
 
 
+FUNDING_HOURS = (0, 8, 16)
+
+
+def synthetic_funding(
+    symbols: Sequence[str], days: int, seed: int = 0, start: str = "2024-01-01",
+    mean: float = 1e-4, bias: float = 1e-4, noise: float = 5e-5,
+) -> pd.DataFrame:
+    """Long-format frame: timestamp, symbol, rate; one event per symbol at 00:00, 08:00
+    and 16:00 UTC.
+
+    Each symbol's rate is ``mean`` plus its own persistent bias (drawn once, spread
+    ``bias``) plus noise (spread ``noise``): crowded longs keep paying, as in real books.
+    """
+    rng = np.random.default_rng(seed)
+    first = pd.Timestamp(start, tz="UTC").normalize()
+    stamps = pd.DatetimeIndex(
+        [first + pd.Timedelta(days=d, hours=h) for d in range(days) for h in FUNDING_HOURS]
+    )
+    per_symbol = mean + rng.normal(0.0, bias, len(symbols))
+    rates = per_symbol + rng.normal(0.0, noise, (len(stamps), len(symbols)))
+    return pd.DataFrame(
+        {
+            "timestamp": np.repeat(stamps, len(symbols)),
+            "symbol": np.tile(list(symbols), len(stamps)),
+            "rate": rates.ravel().round(8),
+        }
+    )
+
+
 def publish_once(
     frame: pd.DataFrame, path: Path, fmt: str = "csv", row_group_size: int | None = None
 ) -> Path:
@@ -75,11 +106,16 @@ def publish_once(
 def write_synthetic_market(
     folder: str | os.PathLike, n_symbols: int = 20, days: int = 60, seed: int = 0,
     fmt: str = "csv", symbols: Sequence[str] | None = None, start: str = "2024-01-01",
+    signal_noise: float = 25.0, momentum: float = 0.05,
 ) -> dict[str, Path]:
-    """prices.<ext>, values.<ext> and beta.csv in ``folder`` (created if missing).
+    """prices.<ext>, values.<ext>, funding.<ext> and beta.csv in ``folder`` (created if
+    missing).
 
-    ``symbols`` names the symbols (then ``n_symbols`` is their number); the data are
-    synthetic and mean nothing about real markets.
+    ``symbols`` names the symbols (then ``n_symbols`` is their number); ``signal_noise``
+    is how much noise hides the next bar's return in 'value' (more: a weaker signal),
+    ``momentum`` the autocorrelation of hourly returns (``synthetic_market``).
+    Files that exist are kept, so give each set of parameters its own folder. The data
+    are synthetic and mean nothing about real markets.
     """
     if symbols is not None:
         n_symbols = len(symbols)
@@ -89,10 +125,12 @@ def write_synthetic_market(
         "prices": folder / f"prices.{ext}",
         "values": folder / f"values.{ext}",
         "beta": folder / "beta.csv",
+        "funding": folder / f"funding.{ext}",
     }
     if all(p.exists() for p in paths.values()):
         return paths
-    market = synthetic_market(n_symbols, days, seed, start=start, symbols=symbols)
+    market = synthetic_market(n_symbols, days, seed, start=start, symbols=symbols,
+                              momentum=momentum, signal_noise=signal_noise)
     if fmt == "csv":
         market["timestamp"] = market["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     week = n_symbols * 24 * 7
@@ -104,4 +142,8 @@ def write_synthetic_market(
         {"symbol": symbols, "beta": rng.uniform(0.6, 1.6, len(symbols)).round(4), "status": "ok"}
     )
     publish_once(betas, paths["beta"])
+    funding = synthetic_funding(symbols, days, seed + 2, start=start)
+    if fmt == "csv":
+        funding["timestamp"] = funding["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    publish_once(funding, paths["funding"], fmt, n_symbols * len(FUNDING_HOURS) * 7)
     return paths

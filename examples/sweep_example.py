@@ -1,11 +1,19 @@
-"""The bundled example sweep: a time-series momentum alpha on 30 synthetic perpetuals.
+"""The bundled example sweep: cross-sectional momentum on 30 synthetic perpetuals.
 
 Run it with ``luigi --module pipelines Sweep`` from the repository root (luigi.cfg
 points here), or ``luigi --module pipelines Sweep --spec examples/sweep_example.py
---save-dir runs/example --local-scheduler`` from anywhere.  The data (about 2 MB)
-are generated deterministically next to this file on first use.
+--save-dir runs/example --local-scheduler`` from anywhere.  The data (about 5 MB:
+120 days of hourly prices, a 'value' column and 8-hourly funding rates) are generated
+deterministically next to this file on first use.
 
-4 lookback windows x 2 quantile pairs x 3 fee levels = 24 configs.
+The alpha is textbook cross-sectional momentum: each symbol's log return over the last
+``window`` hours, demeaned and scaled across symbols at each bar, blended with a
+little of the (weak, synthetic) 'value' signal.  Every config pays the synthetic
+funding; the grid shows what trading one bar later and paying half a spread do to it.
+The best configs reach a net Sharpe of about 2; slippage and a one-bar delay take
+most of it away from the faster windows:
+
+3 windows x 2 execution delays x 2 slippage rates x 2 fee levels = 24 configs.
 """
 
 from __future__ import annotations
@@ -19,15 +27,17 @@ import pandas as pd
 from alphadev import Alpha, BacktestConfig, Backtester, CSVDataLoader
 from alphadev.synthetic import write_synthetic_market
 
-DATA = Path(__file__).resolve().parent / "data"
+# Its own folder per data version: existing files are kept, never regenerated.
+DATA = Path(__file__).resolve().parent / "data" / "v2"
 
 
-class Momentum(Alpha):
-    """Log return over the last ``window`` hourly bars, blended with the value signal."""
+class CrossSectionalMomentum(Alpha):
+    """Log return over ``window`` bars, z-scored across symbols, blended with the
+    z-scored 'value' column (``signal_weight``)."""
 
     version = 1
 
-    def __init__(self, window: int = 24, signal_weight: float = 0.5) -> None:
+    def __init__(self, window: int = 72, signal_weight: float = 0.1) -> None:
         self.window = window
         self.signal_weight = signal_weight
 
@@ -40,34 +50,44 @@ class Momentum(Alpha):
 
     def compute(self, data: pd.DataFrame) -> pd.DataFrame:
         log_close = np.log(data["close"])
-        trend = log_close - log_close.groupby(level="symbol").shift(self.window)
-        score = trend / trend.groupby(level="timestamp").transform("std")
-        signal = data["value"] / data["value"].groupby(level="timestamp").transform("std")
-        alpha = (1 - self.signal_weight) * score + self.signal_weight * signal
+        past = log_close - log_close.groupby(level="symbol").shift(self.window)
+        signal = _zscore(data["value"])
+        alpha = (1 - self.signal_weight) * _zscore(past) + self.signal_weight * signal
         return alpha.rename("alpha").to_frame()
 
 
+def _zscore(values: pd.Series) -> pd.Series:
+    """Demeaned and scaled across symbols at each timestamp."""
+    by_time = values.groupby(level="timestamp")
+    return (values - by_time.transform("mean")) / by_time.transform("std")
+
+
 def sweep() -> Backtester:
-    files = write_synthetic_market(DATA, n_symbols=30, days=60, seed=11)
+    files = write_synthetic_market(DATA, n_symbols=30, days=120, seed=11, signal_noise=150.0,
+                                   momentum=0.02)
     symbols = [f"S{k:03d}USDT" for k in range(30)]
     base = BacktestConfig(
         name="momentum",
-        alpha_class=Momentum,
-        alpha_kwargs={"signal_weight": 0.5},
+        alpha_class=CrossSectionalMomentum,
+        alpha_kwargs={"signal_weight": 0.1},
         start_date=dt.date(2024, 1, 3),
-        end_date=dt.date(2024, 2, 29),
+        end_date=dt.date(2024, 4, 29),
         symbols=symbols,
         price_loader=CSVDataLoader(str(files["prices"]), "close"),
         alpha_loaders=[CSVDataLoader(str(files["values"]), "value")],
         beta_csv_path=str(files["beta"]),
+        funding_loader=CSVDataLoader(str(files["funding"]), "rate"),
+        quantile=(0.2, 0.3),
     )
-    bt = Backtester()
+    bt = Backtester(notice="Synthetic data (alphadev.synthetic): a random walk with a planted "
+                    "signal; the numbers show how the tool works, not a real edge.")
     bt.add_multiple_configs(
         base,
-        param_grid={"window": [6, 12, 24, 48]},
+        param_grid={"window": [24, 72, 168]},
         setting_grid={
-            "quantile": [(0.1, 0.2), (0.2, 0.3)],
-            "trading_fee_rate": [2e-4, 4.5e-4, 1e-3],
+            "execution_delay": [0, 1],
+            "slippage_rate": [0.0, 2e-4],
+            "trading_fee_rate": [2e-4, 4.5e-4],
         },
     )
     return bt

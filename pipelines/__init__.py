@@ -9,7 +9,18 @@ retries it.  ``Sweep`` requires the configs that are not done yet (or runs them 
 own pool with ``--num-processes``), writes ``{save_dir}/comparison.csv`` and prints a
 leaderboard.  Luigi does not run ``Sweep`` once a config failed, so the config that
 finishes last (every other one done or failed) writes the table and prints the
-leaderboard and the failed configs instead.
+leaderboard and the failed configs instead.  A rerun with every config done prints
+the leaderboard again (from ``comparison.csv``); a spec's ``Backtester(notice=...)``
+is printed above it and saved as ``{save_dir}/notice.txt``.
+
+Watching a sweep: the process that finishes a config logs one line for it, and every
+1/20 of the configs (or five minutes) a progress line such as ``sweep runs/x: 120/200
+done, 2 failed, 78 left, 3.1 configs/s, ETA 0:00:25``, counted in
+``{save_dir}/.progress.json`` so it is right with ``--workers N``.  Luigi's own
+per-task lines (scheduled, running, done, "Informed scheduler ...") are demoted to
+DEBUG, and where no luigi.cfg sets ``[core] log_level`` or ``logging_conf_file``
+the level defaults to INFO instead of Luigi's DEBUG: about one line per config.
+``--log-level DEBUG`` shows everything again.
 """
 
 from __future__ import annotations
@@ -23,12 +34,12 @@ import luigi
 import luigi.cmdline_parser
 
 from alphadev import sweep
-from alphadev.backtester import Backtester
+from alphadev.backtester import Backtester, write_notice
 from alphadev.engine.simulate import warm_up
 from alphadev.errors import SpecError
 from alphadev.job import stage_count
 from alphadev.results import ResultState
-from alphadev.spec import find_config, load_spec
+from alphadev.spec import find_config, load_spec, spec_notice
 
 logger = logging.getLogger("luigi-interface")
 
@@ -57,6 +68,42 @@ def _set_retcode_defaults() -> None:
 
 
 _set_retcode_defaults()
+
+# Luigi's per-task INFO lines, demoted to DEBUG (about four per config otherwise).
+PER_TASK_LINES = (
+    "Informed scheduler that task",
+    "[pid %s] Worker %s running",
+    "[pid %s] Worker %s done",
+    "[pid %s] Worker %s new requirements",
+    "Did not schedule %s",
+)
+
+
+class PerTaskLinesToDebug(logging.Filter):
+    """Luigi's per-task chatter becomes DEBUG, so handlers at INFO drop it and an
+    overnight sweep logs about one line per config (ours)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.levelno == logging.INFO and isinstance(record.msg, str)
+                and record.msg.startswith(PER_TASK_LINES)):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+def _set_logging_defaults() -> None:
+    """INFO (not Luigi's DEBUG) where no config chooses the logging, plus the filter."""
+    config = luigi.configuration.get_config()
+    chosen = any(config.has_option("core", key) for key in ("log_level", "logging_conf_file"))
+    if not chosen and not config.has_section("logging"):
+        if not config.has_section("core"):
+            config.add_section("core")
+        config.set("core", "log_level", "INFO")
+    chatty = logging.getLogger("luigi-interface")
+    if not any(isinstance(f, PerTaskLinesToDebug) for f in chatty.filters):
+        chatty.addFilter(PerTaskLinesToDebug())
+
+
+_set_logging_defaults()
 
 
 def _configs(spec: str):
@@ -117,7 +164,8 @@ class BacktestTask(luigi.Task):
 
     priority = 10  # run configs before opening the next wave
 
-    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
+                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
     name = luigi.Parameter(description="config name")
     save_dir = luigi.Parameter(description="folder holding one results folder per config")
 
@@ -131,6 +179,7 @@ class BacktestTask(luigi.Task):
         return ResultTarget(self.config(), self.save_dir)
 
     def run(self) -> None:
+        self._counted = False  # luigi reuses task instances across invocations
         config = self.config()
         total = stage_count(config)
         done = 0
@@ -144,11 +193,11 @@ class BacktestTask(luigi.Task):
         sweep.prepare(self.save_dir)
         report = sweep.run_config(config, self.save_dir, progress)
         if report is not None:
-            self.set_status_message(f"{self.name}: FAILED (see errors.log)")
+            self._count(False)
             raise ConfigFailed(report)
         self.set_progress_percentage(100)
-        self.set_status_message(f"{self.name}: done")
         logger.info("alphadev: config %s done", self.name)
+        self._count(True)
 
     def on_success(self):
         self._summarize_if_last()
@@ -156,8 +205,22 @@ class BacktestTask(luigi.Task):
 
     def on_failure(self, exception: BaseException) -> str:
         explanation = super().on_failure(exception)
+        if not getattr(self, "_counted", False):  # failed before or after run_config
+            self._count(False)
         self._summarize_if_last()
         return explanation
+
+    def _count(self, ok: bool) -> None:
+        """Count this config in the sweep's progress (once), show the overall line in
+        luigid's status message and log it when due."""
+        self._counted = True
+        tick = _count_finished(self.save_dir, ok)
+        outcome = "done" if ok else "FAILED (see errors.log)"
+        if callable(self.set_status_message):  # only while run() runs
+            self.set_status_message(f"{self.name}: {outcome}"
+                                    + (f"; {tick.line}" if tick is not None else ""))
+        if tick is not None and tick.due:
+            logger.info(tick.line)
 
     def _summarize_if_last(self) -> None:
         """Write the summary when this was the sweep's last config and one failed."""
@@ -168,13 +231,15 @@ class BacktestTask(luigi.Task):
             logger.exception("alphadev: writing the sweep summary failed")
             return
         if summary is not None:
+            write_notice(self.save_dir, spec_notice(self.spec))
             _print_report(self.spec, self.save_dir, len(configs), summary, 10)
 
 
 class Sweep(luigi.Task):
     """Every config of a spec, then ``comparison.csv`` and a leaderboard."""
 
-    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
+                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
     save_dir = luigi.Parameter(description="folder holding one results folder per config")
     num_processes = luigi.OptionalIntParameter(
         default=None,
@@ -205,6 +270,7 @@ class Sweep(luigi.Task):
             return []
         configs = _configs(self.spec)
         pending = [c for c in configs if not _done(c, self.save_dir)]
+        _start_progress(self.save_dir, len(configs), len(configs) - len(pending))
         if _local_scheduler() and len(pending) > self.wave_size:
             n_waves = -(-len(configs) // self.wave_size)
             waves = [SweepWave(self.spec, self.save_dir, k, self.wave_size)
@@ -239,6 +305,7 @@ class Sweep(luigi.Task):
                     sweep.record_failure(self.save_dir, config, "see the traceback above it "
                                          "in errors.log", append_log=False)
         summary = sweep.summarize(configs, self.save_dir)
+        write_notice(self.save_dir, spec_notice(self.spec))
         self.set_progress_percentage(100)
         _print_report(self.spec, self.save_dir, len(configs), summary, self.top)
         if summary.failed or summary.missing:
@@ -295,6 +362,54 @@ def _configs_scheduled(task: luigi.Task, dependency: luigi.Task) -> None:
     _load_kernels()
 
 
+@Sweep.event_handler(luigi.Event.DEPENDENCY_PRESENT)
+def _already_done(task: Sweep) -> None:
+    """A rerun with every config done runs nothing; it still shows the leaderboard."""
+    try:
+        configs = _configs(task.spec)
+        summary = sweep.SweepSummary(sweep.read_comparison(task.save_dir), [], [])
+        write_notice(task.save_dir, spec_notice(task.spec))
+    except Exception:
+        logger.exception("alphadev: reading the finished sweep's comparison.csv failed")
+        return
+    _print_report(task.spec, task.save_dir, len(configs), summary, task.top)
+
+
+@BacktestTask.event_handler(luigi.Event.PROCESS_FAILURE)
+@BacktestTask.event_handler(luigi.Event.TIMEOUT)
+def _config_process_died(task: BacktestTask, error: str) -> None:
+    """A config whose task process died (killed, out of memory) counts as failed; the
+    scheduling process sees this, the dead process could not count it."""
+    tick = _count_finished(task.save_dir, False)
+    if tick is not None and tick.due:
+        logger.info(tick.line)
+
+
+_PROGRESS_STARTED: set[str] = set()
+
+
+def _start_progress(save_dir: str, total: int, done: int) -> None:
+    """Reset the sweep's progress once per invocation, in the scheduling process (the
+    forked task processes inherit the record that it was done; a later invocation in
+    this process finds the recorded one settled)."""
+    key = os.path.abspath(save_dir)
+    if key in _PROGRESS_STARTED and not sweep.progress_settled_here(save_dir):
+        return
+    _PROGRESS_STARTED.add(key)
+    try:
+        sweep.start_progress(save_dir, total, done)
+    except OSError:
+        logger.exception("alphadev: cannot record the sweep's progress in %s", save_dir)
+
+
+def _count_finished(save_dir: str, ok: bool) -> sweep.Tick | None:
+    try:
+        return sweep.count_finished(save_dir, ok, f"sweep {save_dir}")
+    except OSError:
+        logger.exception("alphadev: cannot count progress in %s", save_dir)
+        return None
+
+
 @functools.cache
 def _load_kernels() -> None:
     warm_up()
@@ -302,7 +417,8 @@ def _load_kernels() -> None:
 
 def _print_report(spec: str, save_dir: str, n_configs: int, summary: sweep.SweepSummary,
                   top: int) -> None:
-    sys.stdout.write(f"\n{sweep.report(spec, save_dir, n_configs, summary, top)}\n")
+    text = sweep.report(spec, save_dir, n_configs, summary, top, spec_notice(spec))
+    sys.stdout.write(f"\n{text}\n")
     sys.stdout.flush()
 
 
@@ -329,7 +445,8 @@ class Report(luigi.Task):
     """The sweep, then ``{save_dir}/report.html`` with IC decay, quantile returns and
     factor sequences for the top configs (see ``_ReportTarget`` for completeness)."""
 
-    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
+                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
     save_dir = luigi.Parameter(description="folder holding one results folder per config")
     top = luigi.IntParameter(default=5, description="configs plotted in detail")
 
@@ -351,3 +468,4 @@ class Report(luigi.Task):
             write_factor_sequences(os.path.join(self.save_dir, name), by_name[name])
         self.set_status_message("rendering the report")
         build_report(self.save_dir, top=self.top, out=self.output().path)
+from pipelines.validate import Validate  # noqa: E402,F401

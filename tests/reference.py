@@ -11,6 +11,9 @@ Two entry points:
   arrays (columns are symbols in name order), starting flat.
 - :func:`reference_backtest` does the data conventions (resampling, causal limited forward
   fill, bar grid, universe, beta) from raw long-format frames, then the book and accounting.
+
+Both take the execution and cost settings (docs/semantics.md#execution-and-costs):
+execution delay, slippage rates, funding events and betas that change over time.
 """
 
 from __future__ import annotations
@@ -138,6 +141,8 @@ class ReferenceRun:
     turnover: np.ndarray
     long_return: np.ndarray
     short_return: np.ndarray
+    slippage: np.ndarray
+    funding: np.ndarray
     ic: np.ndarray
     pnl: np.ndarray
     equity: np.ndarray
@@ -146,13 +151,26 @@ class ReferenceRun:
 
 
 def reference_weights_and_accounting(
-    prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate
+    prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate,
+    traded_alpha=None, slippage_rates=None, funding=None,
 ) -> ReferenceRun:
-    """The book and accounting on (T, N) arrays, starting flat (w[-1] = 0, r[0] missing)."""
+    """The book and accounting on (T, N) arrays, starting flat (w[-1] = 0, r[0] missing).
+
+    ``traded_alpha``: the alpha the book is decided from (A[t - delay]); ``alpha`` is
+    what IC measures. ``beta``: one per symbol, or (T, N). ``slippage_rates``: one per
+    symbol. ``funding``: (T, N) summed funding rates of the events inside each bar.
+    """
     prices = np.asarray(prices, dtype=float)
     alpha = np.asarray(alpha, dtype=float)
     universe = np.asarray(universe, dtype=bool)
     n_bars, n_sym = prices.shape
+    book_alpha = alpha if traded_alpha is None else np.asarray(traded_alpha, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    betas = [beta[t] if beta.ndim == 2 else beta for t in range(n_bars)]
+    rates = [0.0] * n_sym if slippage_rates is None else [float(x) for x in slippage_rates]
+    funding = np.zeros((n_bars, n_sym)) if funding is None else np.asarray(funding, float)
+    slippage = np.zeros(n_bars)
+    funding_paid = np.zeros(n_bars)
 
     weights = np.zeros((n_bars, n_sym))
     returns = np.full((n_bars, n_sym), np.nan)
@@ -179,7 +197,8 @@ def reference_weights_and_accounting(
                     returns[t, i] = prices[t, i] / prices[t - 1, i] - 1
 
         w, n = target_weights(
-            prices[t], alpha[t], universe[t], beta, prev_w, open_q, close_q, gross_exposure
+            prices[t], book_alpha[t], universe[t], betas[t], prev_w, open_q, close_q,
+            gross_exposure,
         )
         n_eligible.append(n)
         weights[t] = w
@@ -205,7 +224,20 @@ def reference_weights_and_accounting(
         long_fees[t] = fee_rate * long_part
         short_fees[t] = fee_rate * short_part
 
-        pnl[t] = gross[t] - fees[t]
+        # slippage: per-symbol rate times traded notional, split by leg like the fees
+        slippage[t] = sum(rates[i] * abs(w[i] - prev_w[i]) for i in range(n_sym))
+        long_slip = sum(
+            rates[i] * abs(max(w[i], 0.0) - max(prev_w[i], 0.0)) for i in range(n_sym)
+        )
+        short_slip = sum(
+            rates[i] * abs(min(w[i], 0.0) - min(prev_w[i], 0.0)) for i in range(n_sym)
+        )
+        # funding: the book held through bar t (w[t-1]) pays w * F; positive F: longs pay
+        long_fund = -sum(prev_w[i] * funding[t, i] for i in range(n_sym) if prev_w[i] > 0)
+        short_fund = -sum(prev_w[i] * funding[t, i] for i in range(n_sym) if prev_w[i] < 0)
+        funding_paid[t] = long_fund + short_fund
+
+        pnl[t] = gross[t] - fees[t] - slippage[t] + funding_paid[t]
         equity[t] = prev_equity * (1 + pnl[t])
         prev_equity = equity[t]
 
@@ -216,8 +248,10 @@ def reference_weights_and_accounting(
         short_after = sum(-x for x in w if x < 0)
         n_long = long_before if long_before != 0 else long_after
         n_short = short_before if short_before != 0 else short_after
-        long_return[t] = (long_pnl - long_fees[t]) / n_long if n_long != 0 else 0.0
-        short_return[t] = (short_pnl - short_fees[t]) / n_short if n_short != 0 else 0.0
+        long_net = long_pnl - long_fees[t] - long_slip + long_fund
+        short_net = short_pnl - short_fees[t] - short_slip + short_fund
+        long_return[t] = long_net / n_long if n_long != 0 else 0.0
+        short_return[t] = short_net / n_short if n_short != 0 else 0.0
 
         # IC: Spearman of A[t-1] vs r[t] where both finite and U[t-1] true
         if t > 0:
@@ -230,7 +264,7 @@ def reference_weights_and_accounting(
             ic[t] = spearman(xs, ys)
 
         # forced closes: a held symbol closed because it left E, or because n < 2
-        elig = set(eligible_symbols(prices[t], alpha[t], universe[t]))
+        elig = set(eligible_symbols(prices[t], book_alpha[t], universe[t]))
         for i in range(n_sym):
             if prev_w[i] != 0 and w[i] == 0 and (i not in elig or n < 2):
                 forced_closes += 1
@@ -247,6 +281,8 @@ def reference_weights_and_accounting(
         turnover=turnover,
         long_return=long_return,
         short_return=short_return,
+        slippage=slippage,
+        funding=funding_paid,
         ic=ic,
         pnl=pnl,
         equity=equity,
@@ -329,6 +365,33 @@ def beta_vector(beta_frame, symbols) -> np.ndarray:
     return out
 
 
+def beta_panel(frame, symbols, bars_ns, freq_ns) -> np.ndarray:
+    """Time-varying betas: the last finite beta before the bar's end, at any age; 1.0
+    before a symbol's first one. ``frame``: timestamp, symbol, beta."""
+    out = np.ones((len(bars_ns), len(symbols)))
+    for j, sym in enumerate(symbols):
+        obs = [(ts, v) for ts, v in _observations(frame, "beta", sym) if math.isfinite(v)]
+        times = [ts for ts, _ in obs]
+        for t, bar in enumerate(bars_ns):
+            k = bisect.bisect_left(times, bar + freq_ns) - 1
+            if k >= 0:
+                out[t, j] = obs[k][1]
+    return out
+
+
+def funding_panel(frame, symbols, bars_ns, freq_ns) -> np.ndarray:
+    """F[t, i]: the sum of the rates of symbol i's events with bar <= ts < bar + freq."""
+    out = np.zeros((len(bars_ns), len(symbols)))
+    for _, row in frame.iterrows():
+        if row["symbol"] not in symbols:
+            continue
+        ts = _ns(row["timestamp"])
+        for t, bar in enumerate(bars_ns):
+            if bar <= ts < bar + freq_ns:
+                out[t, symbols.index(row["symbol"])] += float(row["rate"])
+    return out
+
+
 def bar_grid(price_frame, column, symbols, start_date, end_date, freq_ns) -> list[int]:
     """Every bar from the first to the last bar holding an observed price of a requested
     symbol inside [start_date 00:00, end_date + 1 day 00:00) UTC."""
@@ -374,6 +437,10 @@ def reference_backtest(
     fee_rate,
     price_column="close",
     alpha_column="alpha",
+    execution_delay=0,
+    slippage_rate=0.0,
+    funding_df=None,
+    beta_df=None,
 ) -> ReferenceBacktest:
     """Data conventions, then the book and accounting, from raw long-format frames.
 
@@ -381,6 +448,8 @@ def reference_backtest(
     ``raw_alpha_df``: the alpha's output rows, columns timestamp, symbol,
     ``alpha_column``; ``raw_universe_df``: timestamp, symbol, in_universe (or None);
     ``beta_frame``: the beta CSV as a frame (symbol, beta, status) or None.
+    ``slippage_rate``: a number or a dict symbol -> rate; ``funding_df``: timestamp,
+    symbol, rate (or None); ``beta_df``: time-varying betas, timestamp, symbol, beta.
     """
     symbols = sorted(symbols)
     freq_ns = int(pd.Timedelta(frequency).value)
@@ -391,9 +460,22 @@ def reference_backtest(
     alpha = resample_and_fill(raw_alpha_df, alpha_column, symbols, bars_ns, freq_ns, max_fill_bars)
     universe = universe_panel(raw_universe_df, symbols, bars_ns, freq_ns)
     beta = beta_vector(beta_frame, symbols)
+    if beta_df is not None:
+        beta = beta_panel(beta_df, symbols, bars_ns, freq_ns)
+    # A'[t] = A[t - d]: the alpha of the bar d bars earlier, with the same conventions
+    delayed_bars = [b - execution_delay * freq_ns for b in bars_ns]
+    traded_alpha = resample_and_fill(
+        raw_alpha_df, alpha_column, symbols, delayed_bars, freq_ns, max_fill_bars
+    )
+    if isinstance(slippage_rate, dict):
+        rates = [slippage_rate[s] for s in symbols]
+    else:
+        rates = [slippage_rate] * len(symbols)
+    funding = None if funding_df is None else funding_panel(funding_df, symbols, bars_ns, freq_ns)
 
     run = reference_weights_and_accounting(
-        prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate
+        prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate,
+        traded_alpha=traded_alpha, slippage_rates=rates, funding=funding,
     )
     timestamps = pd.DatetimeIndex(pd.to_datetime(bars_ns, unit="ns", utc=True), name="timestamp")
     sequences = pd.DataFrame(
@@ -401,6 +483,8 @@ def reference_backtest(
             "pnl": run.pnl,
             "gross": run.gross,
             "fees": run.fees,
+            "slippage": run.slippage,
+            "funding": run.funding,
             "turnover": run.turnover,
             "long_return": run.long_return,
             "short_return": run.short_return,

@@ -49,11 +49,17 @@ def test_the_table_deflates_over_n_trials(results) -> None:
     table = comparison_table(results, n_trials=10)
     assert len(table) == 4 and set(table["n_trials"]) == {10}
     facts = deflation(table)
-    sharpes = table["sharpe_per_period"].to_numpy(dtype=float)
-    variance = float(np.var(sharpes, ddof=1))
+    # The two fee variants of each scale are one trial; 6 configs without results count
+    # one each, so N_eff = 2 + 6 and V is taken across the two clusters' mean Sharpes.
+    scales = table["alpha.scale"].to_numpy()
+    assert [len(set(table["trial_cluster"][scales == s])) for s in (1.0, -1.0)] == [1, 1]
+    assert table["trial_cluster"].nunique() == 2
+    assert set(table["n_effective_trials"]) == {8} and facts["n_effective_trials"] == 8
+    means = table.groupby("trial_cluster")["sharpe_per_period"].mean().to_numpy()
+    variance = float(np.var(means, ddof=1))
     assert facts["n_trials"] == 10
     assert facts["sharpe_variance"] == pytest.approx(variance, rel=1e-12)
-    assert facts["expected_max_sharpe"] == pytest.approx(expected_max_sharpe(10, variance))
+    assert facts["expected_max_sharpe"] == pytest.approx(expected_max_sharpe(8, variance))
     fewer = comparison_table(results)  # default: deflated over the results given
     assert set(fewer["n_trials"]) == {4}
     assert not np.allclose(fewer["dsr"], table["dsr"])

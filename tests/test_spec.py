@@ -124,3 +124,12 @@ def test_two_spec_files_with_one_stem_are_an_error(spec_file: Path, tmp_path: Pa
     twin.write_text(spec_file.read_text())
     with pytest.raises(SpecError, match="same name"):
         load_spec(str(twin))
+
+
+def test_a_spec_that_fails_to_import_is_not_handed_to_spawned_workers(tmp_path: Path) -> None:
+    """A spawned pool worker imports every registered spec file: a broken one killed it."""
+    bad = tmp_path / "broken_spec_for_workers.py"
+    bad.write_text("raise RuntimeError('broken on purpose')\n")
+    with pytest.raises(SpecError, match="broken on purpose"):
+        load_spec(str(bad))
+    assert str(bad.resolve()) not in SPEC_FILES.values()

@@ -24,6 +24,8 @@ class KernelOutput(NamedTuple):
     returns: np.ndarray  # (T, N) r[t] = P[t] / P[t-1] - 1, NaN where missing
     gross: np.ndarray  # (T,) sum_i w[t-1, i] r[t, i]
     fees: np.ndarray  # (T,)
+    slippage: np.ndarray  # (T,) sum_i slippage_rate_i |w[t, i] - w[t-1, i]|
+    funding: np.ndarray  # (T,) -sum_i w[t-1, i] F[t, i]: received (+) or paid (-)
     turnover: np.ndarray  # (T,)
     long_return: np.ndarray  # (T,)
     short_return: np.ndarray  # (T,)
@@ -43,6 +45,8 @@ def run_kernel(
     fee_rate: float,
     alpha_order: np.ndarray | None = None,
     returns: np.ndarray | None = None,
+    slippage_rates: np.ndarray | None = None,
+    funding: np.ndarray | None = None,
 ) -> KernelOutput:
     """Simulate the long/short book bar by bar.
 
@@ -50,18 +54,39 @@ def run_kernel(
     weights at the start of a backtest, the last processed bar's values when a
     streaming chunk continues a previous one.  ``alpha_order`` (``argsort(alpha,
     axis=1)``) and ``returns`` (``chained_returns``) may be passed when the caller has them.
+    ``beta`` is one row per symbol, or one per bar and symbol (betas that change over
+    time).  ``slippage_rates`` (N,) and ``funding`` (T, N), the summed funding rates of
+    the events inside each bar, default to no slippage and no funding
+    (docs/semantics.md#execution-and-costs).
     """
     prices = np.ascontiguousarray(prices, dtype=np.float64)
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    n_sym = prices.shape[1]
     if returns is None:
         returns = chained_returns(prices, np.asarray(prev_prices, dtype=np.float64))
     if alpha_order is None:
         alpha_order = alpha_argsort(alpha)
-    weights, gross, fees, turnover, long_return, short_return, forced = _run_kernel_nb(
+    beta = np.asarray(beta, dtype=np.float64)
+    beta = np.ascontiguousarray(beta.reshape(1, n_sym) if beta.ndim == 1 else beta)
+    has_slippage = slippage_rates is not None and bool(np.any(slippage_rates))
+    rates = (
+        np.ascontiguousarray(slippage_rates, dtype=np.float64) if has_slippage
+        else np.zeros(n_sym)
+    )
+    has_funding = funding is not None
+    funding_rates = (
+        np.ascontiguousarray(funding, dtype=np.float64) if has_funding
+        else np.zeros((0, n_sym))
+    )
+    _check_shapes(prices.shape, alpha=alpha, universe=universe, beta=beta, returns=returns,
+                  alpha_order=alpha_order, funding=funding_rates if has_funding else None,
+                  slippage_rates=rates, prev_weights=prev_weights)
+    (weights, gross, fees, slippage, paid, turnover, long_return, short_return,
+     forced) = _run_kernel_nb(
         prices,
         alpha,
         np.ascontiguousarray(universe, dtype=np.bool_),
-        np.ascontiguousarray(beta, dtype=np.float64),
+        beta,
         returns,
         np.ascontiguousarray(alpha_order),
         np.ascontiguousarray(prev_weights, dtype=np.float64),
@@ -69,17 +94,44 @@ def run_kernel(
         float(close_quantile),
         float(gross_exposure),
         float(fee_rate),
+        rates,
+        has_slippage,
+        funding_rates,
+        has_funding,
     )
     return KernelOutput(
         weights=weights,
         returns=returns,
         gross=gross,
         fees=fees,
+        slippage=slippage,
+        funding=paid,
         turnover=turnover,
         long_return=long_return,
         short_return=short_return,
         forced_closes=int(forced),
     )
+
+
+def _check_shapes(shape: tuple[int, ...], **named: np.ndarray | None) -> None:
+    """The compiled loop does not check bounds: a misaligned array must not reach it."""
+    n_bars, n_sym = shape
+    wanted = {
+        "alpha": shape, "universe": shape, "returns": shape, "alpha_order": shape,
+        "funding": shape, "slippage_rates": (n_sym,), "prev_weights": (n_sym,),
+    }
+    for name, array in named.items():
+        if array is None:
+            continue
+        ok = (
+            array.shape in ((1, n_sym), shape) if name == "beta"
+            else np.shape(array) == wanted[name]
+        )
+        if not ok:
+            raise ValueError(
+                f"run_kernel: {name} has shape {np.shape(array)}, prices {shape}; "
+                "align every array on the same bars and symbols"
+            )
 
 
 def chained_returns(prices: np.ndarray, prev_prices: np.ndarray) -> np.ndarray:
@@ -233,11 +285,15 @@ def _leg_notionals_nb(side, beta, n_long, n_short, gross_exposure):
 def _run_kernel_nb(
     prices, alpha, universe, beta, returns, alpha_order, prev_weights,
     open_q, close_q, gross_exposure, fee_rate,
+    slippage_rates, has_slippage, funding_rates, has_funding,
 ):
     n_bars, n_sym = prices.shape
+    beta_by_bar = beta.shape[0] > 1
     weights = np.zeros((n_bars, n_sym))
     gross = np.zeros(n_bars)
     fees = np.zeros(n_bars)
+    slippage = np.zeros(n_bars)
+    funding = np.zeros(n_bars)
     turnover = np.zeros(n_bars)
     long_return = np.zeros(n_bars)
     short_return = np.zeros(n_bars)
@@ -255,6 +311,13 @@ def _run_kernel_nb(
             r = returns[t, i] if np.isfinite(returns[t, i]) else 0.0
             long_pnl += max(held[i], 0.0) * r
             short_pnl += min(held[i], 0.0) * r
+        # Funding of the events inside bar t, paid by the book held through it.
+        long_funding = 0.0
+        short_funding = 0.0
+        if has_funding:
+            for i in range(n_sym):
+                long_funding -= max(held[i], 0.0) * funding_rates[t, i]
+                short_funding -= min(held[i], 0.0) * funding_rates[t, i]
 
         # Steps 1-6: the new book (flat when fewer than two symbols are eligible).
         side[:] = 0
@@ -265,7 +328,7 @@ def _run_kernel_nb(
             n_long, n_short = _choose_sides_nb(by_alpha, n, held, open_q, close_q, side)
             if n_long > 0 and n_short > 0:
                 long_notional, short_notional = _leg_notionals_nb(
-                    side, beta, n_long, n_short, gross_exposure
+                    side, beta[t if beta_by_bar else 0], n_long, n_short, gross_exposure
                 )
                 long_weight = long_notional / n_long
                 short_weight = -short_notional / n_short
@@ -274,6 +337,9 @@ def _run_kernel_nb(
         traded = 0.0
         long_traded = 0.0
         short_traded = 0.0
+        slipped = 0.0
+        long_slipped = 0.0
+        short_slipped = 0.0
         long_before = 0.0
         short_before = 0.0
         long_after = 0.0
@@ -284,6 +350,10 @@ def _run_kernel_nb(
             traded += abs(after - before)
             long_traded += abs(max(after, 0.0) - max(before, 0.0))
             short_traded += abs(min(after, 0.0) - min(before, 0.0))
+            if has_slippage:
+                slipped += slippage_rates[i] * abs(after - before)
+                long_slipped += slippage_rates[i] * abs(max(after, 0.0) - max(before, 0.0))
+                short_slipped += slippage_rates[i] * abs(min(after, 0.0) - min(before, 0.0))
             long_before += max(before, 0.0)
             short_before -= min(before, 0.0)
             long_after += max(after, 0.0)
@@ -298,14 +368,27 @@ def _run_kernel_nb(
         fees[t] = fee_rate * traded
         gross[t] = long_pnl + short_pnl
         turnover[t] = 0.5 * traded
+        # Each cost enters only when it is on: without it the numbers stay bit for bit
+        # those of a run without costs.
+        long_net = long_pnl - fee_rate * long_traded
+        short_net = short_pnl - fee_rate * short_traded
+        if has_slippage:
+            slippage[t] = slipped
+            long_net -= long_slipped
+            short_net -= short_slipped
+        if has_funding:
+            funding[t] = long_funding + short_funding
+            long_net += long_funding
+            short_net += short_funding
         long_notional = long_before if long_before > 0.0 else long_after
         short_notional = short_before if short_before > 0.0 else short_after
         if long_notional > 0.0:
-            long_return[t] = (long_pnl - fee_rate * long_traded) / long_notional
+            long_return[t] = long_net / long_notional
         if short_notional > 0.0:
-            short_return[t] = (short_pnl - fee_rate * short_traded) / short_notional
+            short_return[t] = short_net / short_notional
 
-    return weights, gross, fees, turnover, long_return, short_return, forced_closes
+    return (weights, gross, fees, slippage, funding, turnover, long_return, short_return,
+            forced_closes)
 
 
 class BookChanges(NamedTuple):

@@ -17,12 +17,16 @@ from alphadev.engine.kernel import KernelOutput, alpha_argsort, chained_returns,
 
 
 class BookSettings(NamedTuple):
-    """The portfolio settings the per-bar book uses (docs/semantics.md#per-bar-book)."""
+    """The portfolio settings the per-bar book uses (docs/semantics.md#per-bar-book).
+
+    ``slippage_rates`` holds one rate per symbol; None means no slippage.
+    """
 
     open_quantile: float
     close_quantile: float
     gross_exposure: float
     fee_rate: float
+    slippage_rates: np.ndarray | None = None
 
 
 class PreviousBar(NamedTuple):
@@ -50,6 +54,7 @@ class PanelDerived(NamedTuple):
     order: np.ndarray  # (T, N) alpha_argsort(alpha)
     returns: np.ndarray  # (T, N) chained_returns(prices, previous.prices)
     ic: np.ndarray  # (T,) rank IC
+    traded_order: np.ndarray | None = None  # the order of the delayed alpha, when delayed
 
 
 class Simulated(NamedTuple):
@@ -67,16 +72,22 @@ def simulate_arrays(
     previous: PreviousBar,
     settings: BookSettings,
     derived: PanelDerived | None = None,
+    alpha_before: np.ndarray | None = None,
+    funding: np.ndarray | None = None,
 ) -> Simulated:
     """Kernel and IC on aligned arrays.
 
     ``derived`` holds the values computed before for the same arrays from the same
     ``previous`` rows; without it they are computed here.  Then the two row-wise sorts,
     and then IC and the kernel, run on two threads (all release the GIL), so a single
-    backtest uses two cores.
+    backtest uses two cores.  ``alpha_before`` holds the alpha rows of the d bars before
+    the first one (d = ``execution_delay``): the book then trades on the alpha of d bars
+    earlier, whose order is the alpha's own shifted by d rows; IC keeps measuring
+    ``alpha``.  ``betas`` is (N,) or (T, N); ``funding`` (T, N) the funding rates per
+    bar, or None.
     """
     if derived is not None:
-        order, returns, ic = derived
+        order, returns, ic, traded_order = derived
         ic_result = None
     else:
         returns = chained_returns(prices, previous.prices)
@@ -86,14 +97,27 @@ def simulate_arrays(
             rank_ic, alpha, returns, universe, previous.alpha, previous.universe, order,
             returns_order(),
         )
+        traded_order = (
+            delayed(alpha_argsort(alpha_before), order) if alpha_before is not None else None
+        )
+    traded_alpha = alpha if alpha_before is None else delayed(alpha_before, alpha)
     book = run_kernel(
-        prices, alpha, universe, betas, previous.prices, previous.weights,
+        prices, traded_alpha, universe, betas, previous.prices, previous.weights,
         settings.open_quantile, settings.close_quantile, settings.gross_exposure,
-        settings.fee_rate, alpha_order=order, returns=returns,
+        settings.fee_rate, alpha_order=order if traded_order is None else traded_order,
+        returns=returns, slippage_rates=settings.slippage_rates, funding=funding,
     )
     if ic_result is not None:
         ic = ic_result()
-    return Simulated(book, PanelDerived(order, returns, ic))
+    return Simulated(book, PanelDerived(order, returns, ic, traded_order))
+
+
+def delayed(rows_before: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` moved down by d = len(rows_before) rows, ``rows_before`` on top: row t
+    is ``values[t - d]`` (or ``rows_before[t]`` for t < d); as many rows as ``values``."""
+    n_rows = values.shape[0]
+    kept = values[: max(n_rows - rows_before.shape[0], 0)]
+    return np.concatenate([rows_before[:n_rows], kept])
 
 
 def warm_up() -> None:

@@ -13,11 +13,11 @@ for the top K configs a key-metrics table with warnings about edges that live in
 one bar, equity (net, and gross vs net), the cost waterfall, drawdown, legs, rolling
 Sharpe and volatility, returns histogram, then the signal (rolling IC, IC histogram,
 IC decay, quantile returns, rank autocorrelation); the best config's monthly returns,
-worst drawdowns, monthly IC and cumulative return per alpha quantile; the
-out-of-sample validation when ``validation/`` exists (``python -m alphadev
-validate``); and over the whole sweep Sharpe heatmaps over pairs of grid dimensions,
-turnover vs Sharpe and the distribution of Sharpe ratios against the expected best of
-as many unskilled configs.
+worst drawdowns, monthly IC and cumulative return per alpha quantile; the out-of-
+sample validation when ``validation/`` holds one whole build (``python -m alphadev
+validate``; read with ``alphadev.out_of_sample.files.read_validation``); and over the
+whole sweep Sharpe heatmaps over pairs of grid dimensions, turnover vs Sharpe and the
+distribution of Sharpe ratios against the expected best of N_eff unskilled trials.
 
 Data sources: ``config.json``, ``metrics.json`` and ``sequences/returns.parquet``.  The
 leaderboard is ``comparison.csv`` when its (name, fingerprint) rows are exactly the
@@ -50,6 +50,7 @@ from alphadev.comparison import (
     deflation,
     read_comparison_table,
 )
+from alphadev.out_of_sample.files import Validation, read_validation
 from alphadev.report.layout import (
     banner,
     figure,
@@ -84,7 +85,6 @@ from alphadev.version import __version__
 MAX_HEATMAPS = 6
 DSR_CONFIDENCE = 0.95
 REPORT_NAME = "report.html"
-VALIDATION_DIR = "validation"
 CONTENTS_META = "alphadev-report-contents"
 """``<meta>`` naming what the report holds (``top=5 detailed=5 ic-decay=5 factor=5``);
 the Luigi ``Report`` task is complete only when its report has the IC decay."""
@@ -225,7 +225,7 @@ def build_report(
     document = render_report(
         results, top=top, source=str(save_dir),
         comparison=read_comparison_table(root / COMPARISON), notice=notice_text(root),
-        validation=root / VALIDATION_DIR,
+        validation=read_validation(root),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(target) as tmp:
@@ -236,9 +236,10 @@ def build_report(
 def render_report(
     results: Sequence[BacktestResult], top: int = 5, source: str = "",
     comparison: pd.DataFrame | None = None, notice: str | None = None,
-    validation: Path | None = None,
+    validation: Validation | None = None,
 ) -> str:
-    """The report as an HTML string (see the module docstring and ``sweep_table``)."""
+    """The report as an HTML string (see the module docstring and ``sweep_table``);
+    ``validation`` is ``alphadev.out_of_sample.files.read_validation(save_dir)``."""
     from alphadev.report import plots
 
     table = sweep_table(results, comparison)
@@ -316,48 +317,36 @@ def _delayed_sharpe(table: pd.DataFrame, row: pd.Series, groups: dict[str, list[
 
 
 def _validation_section(
-    folder: Path | None, table: pd.DataFrame, by_name: dict[str, BacktestResult], plots: Any
+    validation: Validation | None, table: pd.DataFrame, by_name: dict[str, BacktestResult],
+    plots: Any,
 ) -> str:
     """Out-of-sample checks written by ``python -m alphadev validate`` (if any): the
     walk-forward equity against the in-sample choice over the same bars, the folds, PBO
     with its logit histogram and the degradation scatter."""
-    if folder is None or not folder.is_dir():
+    if validation is None:
         return ""
-    parts: list[str] = []
-    pbo_path = folder / "pbo.json"
-    pbo: dict[str, Any] = {}
-    if pbo_path.is_file():
-        pbo = json.loads(pbo_path.read_text(encoding="utf-8"))
-    wf_path = folder / "walk_forward.parquet"
-    if wf_path.is_file():
-        walk = pd.read_parquet(wf_path)
-        best = _in_sample_name(pbo, table)
-        # The in-sample choice over the same bars (no bar of its own: no return, 0).
-        in_sample = load_view(by_name[best], best).returns["pnl"]
-        in_sample = in_sample.reindex(walk.index).fillna(0.0)
-        folds_path = folder / "folds.csv"
-        folds = pd.read_csv(folds_path) if folds_path.is_file() else None
-        boundaries = [] if folds is None else list(pd.to_datetime(folds["test_start"], utc=True))
-        parts.append(figure(plots.oos_equity, walk["pnl"], in_sample, best, boundaries,
-                            alt="out-of-sample equity"))
-        parts.append(note(
-            f"In-sample choice: {name(best)} (the best config over the whole period), "
-            "drawn over the walk-forward bars. Walk-forward: in each fold the config with "
-            "the best train-window metric, traded in the following test window."))
-        if folds is not None:
-            parts.append(_folds_table(folds))
-    if pbo:
-        parts.append(_pbo_summary(pbo))
-        parts.append(figure(plots.lambda_histogram, pbo.get("lambdas") or [], pbo.get("pbo"),
-                            alt="logit histogram with PBO"))
-        degradation = pbo.get("degradation") or {}
-        in_s = pbo.get("in_sample_sharpe") or pbo.get("in_sample_sharpes") or []
-        out_s = pbo.get("out_of_sample_sharpe") or pbo.get("out_of_sample_sharpes") or []
-        parts.append(figure(plots.degradation_scatter, in_s, out_s,
-                            degradation.get("slope"), degradation.get("intercept"),
-                            alt="degradation scatter"))
-    if not parts:
-        return ""
+    pbo = validation.summary
+    walk = validation.walk_forward
+    best = _in_sample_name(pbo, table)
+    # The in-sample choice over the same bars (no bar of its own: no return, 0).
+    in_sample = load_view(by_name[best], best).returns["pnl"].reindex(walk.index).fillna(0.0)
+    folds = validation.folds
+    boundaries = list(pd.to_datetime(folds["test_start"], utc=True))
+    parts = [
+        figure(plots.oos_equity, walk["pnl"], in_sample, best, boundaries,
+               alt="out-of-sample equity"),
+        note(f"In-sample choice: {name(best)} (the best config over the whole period), "
+             "drawn over the walk-forward bars. Walk-forward: in each fold the config with "
+             "the best train-window metric, traded in the following test window."),
+        _folds_table(folds),
+        _pbo_summary(pbo),
+        figure(plots.lambda_histogram, pbo.get("lambdas") or [], pbo.get("pbo"),
+               alt="logit histogram with PBO"),
+    ]
+    degradation = pbo.get("degradation") or {}
+    parts.append(figure(plots.degradation_scatter, pbo.get("in_sample_sharpe") or [],
+                        pbo.get("out_of_sample_sharpe") or [], degradation.get("slope"),
+                        degradation.get("intercept"), alt="degradation scatter"))
     return section("Out-of-sample validation", "\n".join(parts))
 
 
@@ -434,6 +423,7 @@ def _sweep_sections(
                             alt="turnover vs Sharpe"))
     sharpe, sr0, unit = _sharpe_for_distribution(table)
     stability.append(figure(plots.sharpe_distribution, sharpe, sr0,
+                            table.attrs.get("n_effective_trials", len(table)),
                             alt=f"distribution of Sharpe ratios ({unit})"))
     return section("Parameter stability and selection bias", "\n".join(stability))
 
@@ -468,16 +458,17 @@ def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None) -> 
     )
     frequencies = ", ".join(sorted({str(f) for f in table["frequency"]}))
     trials = f"{n if n == n_trials else f'{n} of {n_trials}'}"
-    if "n_effective_trials" in table.columns and finite(table["n_effective_trials"].iloc[0]):
-        trials += (f"; effective number of independent trials N<sub>eff</sub> = "
-                   f"{float(table['n_effective_trials'].iloc[0]):.1f}")
+    n_eff = table.attrs.get("n_effective_trials", n_trials)
+    if "n_effective_trials" in table.columns:
+        trials += (f"; effective number of independent trials N<sub>eff</sub> = {n_eff} "
+                   "(configs whose returns correlate at 0.9 or more count once)")
     items = [
         ("results", html.escape(source)),
         ("configs (N)", f"{trials} (top {min(top, n)} detailed below)"),
         ("period", html.escape(period)),
         ("bars", html.escape(frequencies)),
         ("best", f"{html.escape(str(best['name']))} (Sharpe {num(best['sharpe'], 2)})"),
-        (f"expected best Sharpe of {n_trials} unskilled configs", sr0_text),
+        (f"expected best Sharpe of {n_eff} independent unskilled trials", sr0_text),
     ]
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in items)
     return (
@@ -531,7 +522,8 @@ def _leaderboard(table: pd.DataFrame, groups: dict[str, list[str]], top: int) ->
         "Sorted by annualised Sharpe; highlighted rows are detailed below. Returns and "
         "drawdowns in percent. "
         "PSR = probability that the true Sharpe exceeds 0; DSR = the same against the "
-        f"expected best Sharpe of {table.attrs['n_trials']} unskilled configs (Bailey &amp; "
+        f"expected best Sharpe of {table.attrs.get('n_effective_trials', table.attrs['n_trials'])}"
+        " independent unskilled trials (Bailey &amp; "
         "L&oacute;pez de Prado 2014; per-bar Sharpe, skewness and kurtosis of the net returns). "
         "Break-even fee: the fee rate per unit traded at which the net cumulative return "
         "is zero (blank when the gross return is not positive). Tear sheet of one config: "

@@ -247,11 +247,13 @@ def turnover_vs_sharpe(
     return fig
 
 
-def sharpe_distribution(sharpe: pd.Series, expected_max: float | None) -> Figure:
+def sharpe_distribution(sharpe: pd.Series, expected_max: float | None,
+                        n_trials: int | None = None) -> Figure:
     """Histogram of the configs' Sharpe ratios with the luck threshold of the sweep.
 
-    ``expected_max``: the expected best annualised Sharpe of as many unskilled configs
-    (the DSR benchmark SR0); a best Sharpe not well above it may be luck.
+    ``expected_max``: the expected best annualised Sharpe of ``n_trials`` (the effective
+    number of trials, default the number of configs) unskilled trials, the DSR benchmark
+    SR0; a best Sharpe not well above it may be luck.
     """
     fig, (ax,) = new_figure(3.4)
     values = pd.to_numeric(sharpe, errors="coerce").dropna().to_numpy()
@@ -259,7 +261,8 @@ def sharpe_distribution(sharpe: pd.Series, expected_max: float | None) -> Figure
             alpha=0.8)
     if expected_max is not None and math.isfinite(expected_max):
         ax.axvline(expected_max, color="C3", ls="--",
-                   label=f"expected best of {values.size} unskilled: {expected_max:.2f}")
+                   label=f"expected best of {n_trials or values.size} unskilled trials: "
+                         f"{expected_max:.2f}")
     if values.size:
         ax.axvline(values.max(), color="k", lw=1.0, label=f"best: {values.max():.2f}")
     ax.set_xlabel("Sharpe (annualised)")

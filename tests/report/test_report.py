@@ -7,7 +7,6 @@ on CI a missing browser is a failure, not a silent skip.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -25,6 +24,7 @@ from alphadev import sweep as sweeps
 from alphadev.alpha import Alpha
 from alphadev.analysis import write_factor_sequences, write_ic_decay
 from alphadev.comparison import read_comparison_table
+from alphadev.out_of_sample.files import ValidationParameters, validate_sweep
 from alphadev.report import (
     build_report,
     grid_dimensions,
@@ -135,11 +135,8 @@ def sweep(tmp_path_factory):
         write_ic_decay(save_dir / config.name, config, max_lag=12)
         write_factor_sequences(save_dir / config.name, config)
     bt.save_results(save_dir)  # adds comparison.csv, which the report must ignore
-    comparison = pd.read_csv(save_dir / "comparison.csv")
-    comparison["n_effective_trials"] = 7.25  # as the validation helper adds it
-    comparison.to_csv(save_dir / "comparison.csv", index=False)
     (save_dir / "notice.txt").write_text("SYNTHETIC DATA: planted next-bar signal.\n")
-    validation = write_validation(save_dir, sorted(c.name for c in configs))
+    validation = validate_sweep(save_dir, ValidationParameters(train="3D", test="2D", blocks=4))
     (save_dir / "not-a-result").mkdir()  # no sequences/: skipped
     (save_dir / ".tmp-half-written" / "sequences").mkdir(parents=True)  # hidden: skipped
 
@@ -156,41 +153,8 @@ def sweep(tmp_path_factory):
                            capture_output=True, text=True, timeout=120)
     assert sheet.returncode == 0, sheet.stderr
     assert str(save_dir / best / "tear_sheet.html") in sheet.stdout
-    return {"configs": configs, "save_dir": save_dir, "html": out, "validation": validation,
+    return {"configs": configs, "save_dir": save_dir, "html": out, "validation": validation.summary,
             "best": best, "tear_sheet": save_dir / best / "tear_sheet.html"}
-
-
-def write_validation(save_dir: Path, names: list[str]) -> dict:
-    """Hand-written ``validation/`` files in the format of ``python -m alphadev validate``."""
-    folder = save_dir / "validation"
-    folder.mkdir()
-    stamps = pd.date_range("2024-01-03", periods=96, freq="1h", tz="UTC", name="timestamp")
-    pnl = np.random.default_rng(5).normal(0.0002, 0.003, stamps.size)
-    chosen = [names[0]] * 48 + [names[1]] * 48
-    pd.DataFrame({"pnl": pnl, "config": chosen}, index=stamps).to_parquet(
-        folder / "walk_forward.parquet")
-    pd.DataFrame({
-        "fold": [0, 1],
-        "train_start": ["2024-01-01 00:00:00+00:00", "2024-01-01 00:00:00+00:00"],
-        "train_end": ["2024-01-03 00:00:00+00:00", "2024-01-05 00:00:00+00:00"],
-        "test_start": ["2024-01-03 00:00:00+00:00", "2024-01-05 00:00:00+00:00"],
-        "test_end": ["2024-01-05 00:00:00+00:00", "2024-01-07 00:00:00+00:00"],
-        "chosen": chosen[::48], "train_metric": [1.5, 2.5], "test_metric": [0.5, -0.25],
-        "best_test_metric": [1.75, 1.0],
-    }).to_csv(folder / "folds.csv", index=False)
-    lambdas = [-1.2, -0.4, 0.3, 0.8, 1.1, -0.1]
-    pbo = {
-        "pbo": 0.5, "n_combinations": 6, "blocks": 4, "n_configs": len(names),
-        "lambdas": lambdas, "probability_of_loss": 0.3333,
-        "degradation": {"slope": -0.6, "intercept": 0.02},
-        "in_sample_sharpe": [0.1, 0.12, 0.08, 0.15, 0.11, None],
-        "out_of_sample_sharpe": [-0.02, 0.01, 0.03, -0.05, 0.0, 0.02],
-        "in_sample_best_config": names[2],
-        "walk_forward": {"sharpe": 1.234, "annualized_return": 0.5, "max_drawdown": -0.1},
-        "in_sample_best": {"sharpe": 9.876, "annualized_return": 2.0, "max_drawdown": -0.05},
-    }
-    (folder / "pbo.json").write_text(json.dumps(pbo))
-    return pbo
 
 
 def test_every_config_is_in_the_report(sweep):
@@ -262,10 +226,10 @@ def test_report_shows_the_dsr_of_comparison_csv(tmp_path):
     for name, dsr in written["dsr"].items():
         row = board.split(f"title='{name}'")[1].split("</tr>")[0]
         assert f"{dsr:.3f}" in row
-    assert "expected best Sharpe of 4 unskilled configs" in text
-    # No notice.txt, no validation/, no N_eff column: none of their panels.
+    assert "expected best Sharpe of 4 independent unskilled trials" in text
+    # No notice.txt, no validation/: none of their panels.
     assert "class='banner'" not in text and "synthetic" not in text.lower()
-    assert "Out-of-sample validation" not in text and "N<sub>eff</sub>" not in text
+    assert "Out-of-sample validation" not in text
 
     # Over the folders alone (3 trials) the DSRs differ: the report would disagree.
     alone = sweep_table(load_sweep(save_dir)).set_index("name")["dsr"]
@@ -356,7 +320,8 @@ def test_report_sections_and_banner(sweep):
     for title in ("Top 4 configs: key metrics", "Worst drawdowns", "Out-of-sample validation",
                   "Walk-forward folds", "probability of backtest overfitting (PBO)"):
         assert title in text, title
-    assert "N<sub>eff</sub> = 7.2" in text  # 7.25 from comparison.csv, one decimal
+    n_eff = pd.read_csv(sweep["save_dir"] / "comparison.csv")["n_effective_trials"].iloc[0]
+    assert f"N<sub>eff</sub> = {n_eff} " in text
     # The strongest planted signal predicts the next bar only: flagged.
     assert "the edge may live inside one bar" in text
     assert report_contents(sweep["html"]) == {"top": 4, "detailed": 4, "ic-decay": 4,
@@ -366,11 +331,16 @@ def test_report_sections_and_banner(sweep):
 def test_pbo_numbers_in_the_report(sweep):
     text = sweep["html"].read_text(encoding="utf-8")
     section = text.split("Out-of-sample validation")[1].split("</section>")[0]
-    assert "50.0%" in section and "33.3%" in section  # pbo, probability of loss
-    assert "6 / 4 / 12" in section
-    assert "1.23" in section and "9.88" in section  # walk-forward vs in-sample Sharpe
-    chosen = sorted(c.name for c in sweep["configs"])[2]  # pbo.json's in_sample_best_config
+    summary = sweep["validation"]
+    assert f"{summary['pbo']:.1%}" in section
+    assert f"{summary['probability_of_loss']:.1%}" in section
+    assert f"{summary['n_combinations']} / 4 / {summary['n_configs']}" in section
+    assert f"{summary['walk_forward']['sharpe']:.2f} / " in section
+    assert f"{summary['in_sample_best']['sharpe']:.2f} / " in section
+    chosen = summary["in_sample_best_config"]
     assert f"In-sample choice: <span class='name' title='{chosen}'>" in section
+    folds = pd.read_csv(sweep["save_dir"] / "validation" / "folds.csv")
+    assert section.count("<tr>") >= len(folds) + 3
 
 
 def test_report_is_deterministic(sweep):

@@ -1,0 +1,343 @@
+"""The disk edge of out-of-sample validation: a sweep's saved returns in, and
+``{save_dir}/validation/`` out and back (docs/semantics.md#validating-a-sweep).
+
+Only whole result folders are read (``alphadev.store.check_folder``), and only
+``config.json``, ``metrics.json`` and ``sequences/returns.parquet``'s ``pnl``: no user
+code is imported and nothing is re-run.  Which folders are the sweep's current results
+is given by the caller (``pipelines.Validate`` knows the spec) or, from the command
+line, by ``comparison.csv``'s (name, fingerprint) rows.
+
+The three files are written atomically, ``pbo.json`` last: it records what the files
+were built from (every config's name and fingerprint, the parameters) and the sha256
+of the other two, so a reader never mixes files of two builds and a validation of
+other results or other parameters is known to be stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from alphadev.comparison import COMPARISON, read_identities
+from alphadev.metrics import json_safe, return_metrics
+from alphadev.out_of_sample.pbo import MAX_BLOCKS, check_blocks, probability_of_overfitting
+from alphadev.out_of_sample.walk_forward import best_in_window, check_metric, walk_forward
+from alphadev.store import atomic_write, check_folder, read_json, write_json
+from alphadev.validation import ParameterError
+
+__all__ = [
+    "VALIDATION_DIR",
+    "SweepReturns",
+    "Validation",
+    "ValidationParameters",
+    "read_sweep_returns",
+    "read_validation",
+    "validate_sweep",
+    "validation_is_current",
+]
+
+log = logging.getLogger(__name__)
+
+VALIDATION_DIR = "validation"
+WALK_FORWARD_FILE = "walk_forward.parquet"
+FOLDS_FILE = "folds.csv"
+PBO_FILE = "pbo.json"
+FOLDS_COLUMNS = ("fold", "train_start", "train_end", "test_start", "test_end", "chosen",
+                 "train_metric", "test_metric", "best_test_metric")
+FORMAT = 1
+
+
+class ValidationParameters(NamedTuple):
+    """The settings of one validation, checked (``check``) and recorded in pbo.json."""
+
+    train: str = "60D"
+    test: str = "14D"
+    anchored: bool = False
+    metric: str = "sharpe"
+    blocks: int = 16
+
+    def check(self) -> ValidationParameters:
+        """The same settings, each checked: one clear error for the first bad one."""
+        for field in ("train", "test"):
+            _span(field, getattr(self, field))
+        if not isinstance(self.anchored, (bool, np.bool_)):
+            raise ParameterError(f"anchored={self.anchored!r} must be True or False")
+        check_metric(self.metric)
+        blocks = check_blocks(self.blocks, n_bars=2 * MAX_BLOCKS)
+        return self._replace(anchored=bool(self.anchored), blocks=blocks)
+
+    def record(self) -> dict[str, Any]:
+        """JSON form; the spans as nanoseconds too, so '60D' and '1440h' agree."""
+        return {**self._asdict(), "train_ns": _span("train", self.train),
+                "test_ns": _span("test", self.test)}
+
+
+def _span(name: str, text: Any) -> int:
+    """A positive pandas time span such as '60D' or '14D', in nanoseconds."""
+    try:
+        span = pd.Timedelta(text)
+    except (ValueError, TypeError):
+        span = pd.NaT
+    if pd.isna(span) or span.value <= 0 or isinstance(text, (bool, int, float)):
+        raise ParameterError(
+            f"{name}={text!r} is not a positive time span; write one such as '60D', '14D' "
+            "or '36h'"
+        )
+    return int(span.value)
+
+
+class SweepReturns(NamedTuple):
+    """Configs in name order with their pnl on the union of their bar grids (NaN where
+    a config has no bar)."""
+
+    names: list[str]
+    fingerprints: list[str]
+    timestamps: pd.DatetimeIndex
+    pnl: npt.NDArray[np.float64]
+    frequency: str
+    periods_per_year: float
+
+    def identities(self) -> set[tuple[str, str]]:
+        return set(zip(self.names, self.fingerprints))
+
+
+def _whole_folders(root: Path) -> dict[str, dict[str, Any]]:
+    found = {}
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith(".") or not entry.is_dir() or entry.name == VALIDATION_DIR:
+            continue
+        check = check_folder(entry.path)
+        if check.problem is None and check.description is not None:
+            found[entry.name] = check.description
+        elif check.problem is not None:
+            log.warning("validation skips %s: %s", entry.path, check.problem)
+    return found
+
+
+def sweep_identities(save_dir: str | os.PathLike) -> set[tuple[str, str]]:
+    """The (name, fingerprint) of the sweep's current results, from ``comparison.csv``
+    (the sweep's record of them); every whole folder when there is no such table."""
+    root = Path(save_dir)
+    table = read_identities(root / COMPARISON)
+    if table is not None:
+        return table
+    log.warning("%s has no readable %s: validating every whole result folder in it",
+                root, COMPARISON)
+    return {(name, str(d.get("fingerprint"))) for name, d in _whole_folders(root).items()}
+
+
+def read_sweep_returns(
+    save_dir: str | os.PathLike, identities: set[tuple[str, str]] | None = None
+) -> SweepReturns:
+    """The pnl of the whole result folders whose (name, fingerprint) is in
+    ``identities`` (default ``sweep_identities``), on their union grid."""
+    root = Path(save_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"save_dir {str(root)!r} is not a folder; pass the folder a "
+                                "sweep wrote its results to")
+    wanted = sweep_identities(root) if identities is None else identities
+    if any(name == VALIDATION_DIR for name, _ in wanted):
+        raise ParameterError(
+            f"a config of {str(root)!r} is named {VALIDATION_DIR!r}, the folder validation "
+            "writes to; rename that config"
+        )
+    folders = _whole_folders(root)
+    chosen = sorted(name for name, fp in wanted
+                    if name in folders and folders[name].get("fingerprint") == fp)
+    if len(chosen) < 2:
+        raise ParameterError(
+            f"validation needs at least 2 completed configs in {str(root)!r}, found "
+            f"{len(chosen)}; run the sweep (to completion) first"
+        )
+    frequencies: dict[float, list[str]] = {}
+    labels: dict[float, str] = {}
+    series = []
+    for name in chosen:
+        facts = read_json(root / name / "metrics.json")
+        ppy = float(facts["periods_per_year"])
+        frequencies.setdefault(ppy, []).append(name)
+        labels[ppy] = str(facts.get("frequency"))
+        frame = pd.read_parquet(root / name / "sequences" / "returns.parquet", columns=["pnl"])
+        series.append(frame["pnl"])
+    if len(frequencies) > 1:
+        listing = "; ".join(f"{labels[p]}: {len(n)} configs (e.g. {n[0]})"
+                            for p, n in frequencies.items())
+        raise ParameterError(
+            f"the configs in {str(root)!r} have mixed frequencies ({listing}); validate one "
+            "frequency at a time (one sweep per frequency, or remove the others' folders)"
+        )
+    stamps = [pd.DatetimeIndex(s.index) for s in series]
+    tz = stamps[0].tz
+    ns = [s.tz_convert("UTC").asi8 if s.tz is not None else s.asi8 for s in stamps]
+    grid = np.unique(np.concatenate(ns))
+    pnl = np.full((grid.size, len(chosen)), np.nan)
+    for j, (times, s) in enumerate(zip(ns, series)):
+        pnl[np.searchsorted(grid, times), j] = s.to_numpy(dtype=np.float64)
+    index = pd.DatetimeIndex(pd.to_datetime(grid, utc=tz is not None), name="timestamp")
+    ppy = next(iter(frequencies))
+    return SweepReturns(chosen, [folders[n]["fingerprint"] for n in chosen], index, pnl,
+                        labels[ppy], ppy)
+
+
+@dataclass
+class Validation:
+    """What ``validation/`` holds: the stitched walk-forward series (index
+    ``timestamp``; ``pnl``, ``config``), the folds table (bounds as timestamps when
+    read back) and pbo.json's dict
+    (``pbo``, ``lambdas``, ``in_sample_sharpe``/``out_of_sample_sharpe`` per
+    combination, ``degradation``, ``walk_forward`` and ``in_sample_best`` metrics...)."""
+
+    walk_forward: pd.DataFrame
+    folds: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def _iso(ns: int, tz: Any) -> str:
+    return pd.Timestamp(ns, tz="UTC").tz_convert(tz).isoformat() if tz is not None else \
+        pd.Timestamp(ns).isoformat()
+
+
+def validate_sweep(
+    save_dir: str | os.PathLike,
+    parameters: ValidationParameters | None = None,
+    identities: set[tuple[str, str]] | None = None,
+) -> Validation:
+    """Walk-forward selection and PBO over the sweep's completed configs (those in
+    ``identities``, default ``sweep_identities``) with ``parameters`` (default
+    ``ValidationParameters()``); writes ``{save_dir}/validation/`` and returns it."""
+    params = (parameters or ValidationParameters()).check()
+    data = read_sweep_returns(save_dir, identities)
+    ts = data.timestamps.asi8
+    train_ns, test_ns = _span("train", params.train), _span("test", params.test)
+    if ts[0] + train_ns > ts[-1]:
+        raise ParameterError(
+            f"train={params.train!r} is longer than the data ({data.timestamps[0]} to "
+            f"{data.timestamps[-1]}, {len(ts)} bars): no bar is left to test on; use a "
+            "shorter train window"
+        )
+    check_blocks(params.blocks, len(ts))
+    wf = walk_forward(ts, data.pnl, train_ns, test_ns, params.anchored, params.metric,
+                      data.periods_per_year)
+    cscv = probability_of_overfitting(data.pnl, params.blocks)
+    tz = data.timestamps.tz
+    names = np.array(data.names, dtype=object)
+    stitched = pd.DataFrame(
+        {"pnl": wf.pnl, "config": names[wf.bar_config].astype(str)},
+        index=data.timestamps[wf.bars],
+    )
+    folds = pd.DataFrame({
+        "fold": np.arange(len(wf.bounds)),
+        **{col: [_iso(v, tz) for v in wf.bounds[:, k]]
+           for k, col in enumerate(FOLDS_COLUMNS[1:5])},
+        "chosen": names[wf.chosen].astype(str),
+        "train_metric": wf.train_metric, "test_metric": wf.test_metric,
+        "best_test_metric": wf.best_test_metric,
+    }, columns=list(FOLDS_COLUMNS))
+    best = _in_sample_best(data.pnl, params.metric, data.periods_per_year)
+    oos_bars = np.nan_to_num(data.pnl[wf.bars, best])
+    slope, intercept = cscv.degradation()
+    summary = {
+        "pbo": cscv.pbo,
+        "n_combinations": len(cscv.lambdas),
+        "blocks": params.blocks,
+        "n_configs": int(cscv.used.sum()),
+        "lambdas": cscv.lambdas,
+        "probability_of_loss": cscv.probability_of_loss,
+        "degradation": {"slope": slope, "intercept": intercept},
+        "in_sample_sharpe": cscv.is_sharpe,
+        "out_of_sample_sharpe": cscv.oos_sharpe,
+        "walk_forward": return_metrics(wf.pnl, data.periods_per_year),
+        "in_sample_best": return_metrics(oos_bars, data.periods_per_year),
+        "in_sample_best_config": data.names[best],
+        "walk_forward_start": str(stitched.index[0]),
+        "walk_forward_end": str(stitched.index[-1]),
+        "n_folds": len(folds),
+        "frequency": data.frequency,
+        "periods_per_year": data.periods_per_year,
+        "configs_left_out_of_pbo": [n for n, u in zip(data.names, cscv.used) if not u],
+    }
+    return _write(Path(save_dir), stitched, folds, summary, params, data)
+
+
+def _in_sample_best(pnl: npt.NDArray[np.float64], metric: str, ppy: float) -> int:
+    """The config with the best whole-period metric (undefined lowest, ties by name)."""
+    return best_in_window(metric, np.ascontiguousarray(np.nan_to_num(pnl.T)), ppy)[0]
+
+
+def _built_from(params: ValidationParameters, identities: set[tuple[str, str]]) -> dict:
+    return {"format": FORMAT, "parameters": params.record(),
+            "configs": [list(pair) for pair in sorted(identities)]}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write(root: Path, stitched: pd.DataFrame, folds: pd.DataFrame, summary: dict[str, Any],
+           params: ValidationParameters, data: SweepReturns) -> Validation:
+    folder = root / VALIDATION_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / WALK_FORWARD_FILE) as tmp:
+        stitched.rename_axis("timestamp").to_parquet(tmp)
+    with atomic_write(folder / FOLDS_FILE) as tmp:
+        folds.to_csv(tmp, index=False)
+    record = {**json_safe(summary), "built_from": _built_from(params, data.identities()),
+              "sha256": {name: _sha256(folder / name)
+                         for name in (WALK_FORWARD_FILE, FOLDS_FILE)}}
+    write_json(folder / PBO_FILE, record)
+    return Validation(stitched.rename_axis("timestamp"), folds, record)
+
+
+def _read_summary(folder: Path) -> dict[str, Any] | None:
+    try:
+        summary = read_json(folder / PBO_FILE)
+        digests = summary["sha256"]
+        if any(_sha256(folder / name) != digests[name]
+               for name in (WALK_FORWARD_FILE, FOLDS_FILE)):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def read_validation(save_dir: str | os.PathLike) -> Validation | None:
+    """``{save_dir}/validation/`` as written by one build; None when it is missing,
+    damaged or half rebuilt (its files are not the ones pbo.json records)."""
+    folder = Path(save_dir) / VALIDATION_DIR
+    summary = _read_summary(folder)
+    if summary is None:
+        return None
+    try:
+        stitched = pd.read_parquet(folder / WALK_FORWARD_FILE)
+        folds = pd.read_csv(folder / FOLDS_FILE, dtype={"chosen": str}, keep_default_na=False,
+                            na_values={c: [""] for c in FOLDS_COLUMNS if c != "chosen"})
+        for column in FOLDS_COLUMNS[1:5]:
+            folds[column] = pd.to_datetime(folds[column], format="ISO8601")
+    except (OSError, ValueError):
+        return None
+    return Validation(stitched, folds, summary)
+
+
+def validation_is_current(
+    save_dir: str | os.PathLike,
+    parameters: ValidationParameters,
+    identities: set[tuple[str, str]],
+) -> bool:
+    """Whether ``validation/`` is one whole build from exactly these results and
+    parameters (else a rerun rebuilds it)."""
+    summary = _read_summary(Path(save_dir) / VALIDATION_DIR)
+    if summary is None:
+        return False
+    try:
+        expected = json_safe(_built_from(parameters.check(), identities))
+    except ParameterError:
+        return False
+    return bool(summary.get("built_from") == expected)

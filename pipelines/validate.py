@@ -1,0 +1,85 @@
+"""``Validate``: the sweep, then its out-of-sample validation in ``{save_dir}/validation/``.
+
+    luigi --module pipelines Validate --spec sweeps/momentum.py --save-dir runs/momentum \\
+          --train 60D --test 14D --blocks 16 --local-scheduler
+
+Complete only when ``validation/`` was built from exactly the spec's current results
+and these parameters (``alphadev.out_of_sample.files.validation_is_current``): a rerun
+after configs changed, or with other parameters, rebuilds it without re-running a
+backtest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import luigi
+
+from alphadev.out_of_sample.files import (
+    VALIDATION_DIR,
+    ValidationParameters,
+    validate_sweep,
+    validation_is_current,
+)
+from alphadev.out_of_sample.summary import summary_text
+from alphadev.results import ResultState, check_saved
+from alphadev.validation import ParameterError
+
+logger = logging.getLogger("luigi-interface")
+
+
+class Validate(luigi.Task):
+    """Walk-forward selection and PBO of a finished sweep."""
+
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
+    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+    train = luigi.Parameter(default="60D", description="walk-forward train window")
+    test = luigi.Parameter(default="14D", description="walk-forward test window")
+    anchored = luigi.BoolParameter(default=False, description="train from the first bar")
+    metric = luigi.Parameter(default="sharpe", description="metric a config is chosen by")
+    blocks = luigi.IntParameter(default=16, description="PBO blocks (even, >= 4)")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        try:
+            self.parameters().check()
+        except ParameterError as exc:
+            from pipelines import _bad_parameter
+
+            raise _bad_parameter(f"Validate: {exc}") from None
+
+    def parameters(self) -> ValidationParameters:
+        return ValidationParameters(self.train, self.test, self.anchored, self.metric,
+                                    self.blocks)
+
+    def requires(self):
+        from pipelines import Sweep
+
+        return Sweep(spec=self.spec, save_dir=self.save_dir)
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(os.path.join(self.save_dir, VALIDATION_DIR))
+
+    def _identities(self) -> set[tuple[str, str]]:
+        from pipelines import _configs
+
+        current = set()
+        for config in _configs(self.spec):
+            saved = check_saved(config, self.save_dir)
+            if saved.state is ResultState.DONE and saved.fingerprint is not None:
+                current.add((config.name, saved.fingerprint))
+        return current
+
+    def complete(self) -> bool:
+        return validation_is_current(self.save_dir, self.parameters(), self._identities())
+
+    def run(self) -> None:
+        self.set_status_message("validating the sweep out of sample")
+        validation = validate_sweep(self.save_dir, self.parameters(), self._identities())
+        self.set_progress_percentage(100)
+        sys.stdout.write(f"\n{summary_text(validation, self.save_dir)}\n")
+        sys.stdout.flush()
+        logger.info("alphadev: validation of %s written", self.save_dir)
+

@@ -1,0 +1,193 @@
+"""validation/ from a real sweep's saved results: the files, the command line, bad
+input, staleness, and ``pipelines.Validate`` under a real (local) luigi build."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import luigi
+import numpy as np
+import pandas as pd
+import pytest
+
+from alphadev import Backtester
+from alphadev.__main__ import main
+from alphadev.comparison import COMPARISON, comparison_table, write_comparison
+from alphadev.metrics import return_metrics, sharpe_ratio
+from alphadev.out_of_sample.files import (
+    ValidationParameters,
+    read_sweep_returns,
+    read_validation,
+    validate_sweep,
+    validation_is_current,
+)
+from alphadev.validation import ParameterError
+from tests.conftest import make_config, write_market
+
+PARAMS = ValidationParameters(train="2D", test="1D", blocks=8)
+PBO_KEYS = {"pbo", "n_combinations", "blocks", "n_configs", "lambdas", "probability_of_loss",
+            "degradation", "walk_forward", "in_sample_best"}
+
+
+def _sweep(root: Path, market: Path, **grid) -> list:
+    bt = Backtester()
+    bt.add_multiple_configs(make_config(market, name="echo"),
+                            param_grid={"scale": [1.0, -1.0, 0.5]},
+                            setting_grid={"trading_fee_rate": [0.0, 1e-3], **grid})
+    results = bt.run_all(verbose=False, save_dir=str(root))
+    write_comparison(comparison_table(results), root / COMPARISON)
+    return results
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("oos")
+    root = base / "runs"
+    _sweep(root, write_market(base / "data", days=10))
+    return root
+
+
+def test_the_files_are_written_as_named(swept: Path) -> None:
+    validation = validate_sweep(swept, PARAMS)
+    folder = swept / "validation"
+    assert sorted(p.name for p in folder.iterdir()) == ["folds.csv", "pbo.json",
+                                                        "walk_forward.parquet"]
+    stitched = pd.read_parquet(folder / "walk_forward.parquet")
+    assert stitched.index.name == "timestamp" and list(stitched.columns) == ["pnl", "config"]
+    folds = pd.read_csv(folder / "folds.csv")
+    assert list(folds.columns) == ["fold", "train_start", "train_end", "test_start",
+                                   "test_end", "chosen", "train_metric", "test_metric",
+                                   "best_test_metric"]
+    summary = json.loads((folder / "pbo.json").read_text())
+    assert PBO_KEYS <= set(summary) and summary["n_configs"] == 6
+    assert summary["n_combinations"] == len(summary["lambdas"]) == 70
+    assert set(summary["degradation"]) == {"slope", "intercept"}
+    assert summary["walk_forward"]["num_periods"] == len(stitched)
+    # the stitched series is the chosen config's own pnl, fold by fold
+    data = read_sweep_returns(swept)
+    for fold in folds.itertuples():
+        window = stitched.loc[fold.test_start:pd.Timestamp(fold.test_end) - pd.Timedelta("1ns")]
+        assert set(window["config"]) == {fold.chosen}
+        column = data.pnl[:, data.names.index(fold.chosen)]
+        expected = pd.Series(column, index=data.timestamps).loc[window.index]
+        np.testing.assert_array_equal(window["pnl"], expected.fillna(0.0))
+    # the in-sample choice: best whole-period Sharpe, its metrics on the stitched bars
+    sharpes = [sharpe_ratio(np.nan_to_num(c), 8760.0) for c in data.pnl.T]
+    best = max(range(len(sharpes)), key=lambda j: (sharpes[j] is not None, sharpes[j] or 0, -j))
+    assert summary["in_sample_best_config"] == data.names[best]
+    on_bars = pd.Series(data.pnl[:, best], index=data.timestamps).loc[stitched.index]
+    assert summary["in_sample_best"] == pytest.approx(
+        return_metrics(on_bars.fillna(0.0).to_numpy(), 8760.0))
+    back = read_validation(swept)
+    assert back is not None and back.summary == validation.summary
+    pd.testing.assert_frame_equal(back.walk_forward, validation.walk_forward)
+    assert back.folds["chosen"].tolist() == validation.folds["chosen"].tolist()
+
+
+def test_staleness_and_damage(swept: Path) -> None:
+    validate_sweep(swept, PARAMS)
+    identities = read_sweep_returns(swept).identities()
+    assert validation_is_current(swept, PARAMS, identities)
+    assert not validation_is_current(swept, PARAMS._replace(blocks=6), identities)
+    assert not validation_is_current(swept, PARAMS, identities - {min(identities)})
+    name, _ = min(identities)
+    changed = (identities - {min(identities)}) | {(name, "another-fingerprint")}
+    assert not validation_is_current(swept, PARAMS, changed)
+    folds = swept / "validation" / "folds.csv"
+    folds.write_text(folds.read_text().replace(",", ";", 1))
+    assert read_validation(swept) is None
+    assert not validation_is_current(swept, PARAMS, identities)
+
+
+def test_only_the_sweeps_current_results_are_read(swept: Path, tmp_path: Path) -> None:
+    table = pd.read_csv(swept / COMPARISON)
+    assert len(read_sweep_returns(swept).names) == 6
+    (tmp_path / COMPARISON).write_text(table.head(4).to_csv(index=False))
+    for folder in swept.iterdir():
+        if not folder.name.startswith(".") and folder.is_dir() and folder.name != "validation":
+            (tmp_path / folder.name).symlink_to(folder)
+    assert read_sweep_returns(tmp_path).names == sorted(table["name"].head(4))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "alphadev", "validate", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_line(swept: Path, capsys: pytest.CaptureFixture) -> None:
+    done = _cli(str(swept), "--train", "2D", "--test", "1D", "--blocks", "8", "--anchored")
+    assert done.returncode == 0, done.stderr
+    assert "6 configs" in done.stdout and "PBO" in done.stdout and "verdict:" in done.stdout
+    summary = json.loads((swept / "validation" / "pbo.json").read_text())
+    assert summary["built_from"]["parameters"]["anchored"] is True
+    bad = {
+        ("--train", "30D"): "train='30D' is longer than the data",
+        ("--train", "soon"): "train='soon' is not a positive time span",
+        ("--metric", "profit"): "metric='profit' is not a selection metric",
+        ("--blocks", "7"): "blocks=7 must be even",
+        ("--blocks", "2"): "blocks=2 must be an integer >= 4",
+    }
+    for args, message in bad.items():  # in this process: each is one argparse + check
+        code = main(["validate", str(swept), "--train", "2D", "--test", "1D", *args])
+        assert code == 2 and message in capsys.readouterr().err, args
+
+
+def test_bad_sweeps(tmp_path: Path) -> None:
+    market = write_market(tmp_path / "data", days=4)
+    one = tmp_path / "one"
+    bt = Backtester()
+    bt.add_config(make_config(market, name="alone"))
+    results = bt.run_all(verbose=False, save_dir=str(one))
+    write_comparison(comparison_table(results), one / COMPARISON)
+    with pytest.raises(ParameterError, match="at least 2 completed configs .* found 1; run"):
+        validate_sweep(one, PARAMS)
+    mixed = tmp_path / "mixed"
+    bt = Backtester()
+    for name, frequency in (("hourly", "1h"), ("hourly2", "1h"), ("two_hourly", "2h")):
+        bt.add_config(make_config(market, name=name, frequency=frequency,
+                                  end_date=pd.Timestamp("2024-01-04").date()))
+    results = bt.run_all(verbose=False, save_dir=str(mixed))
+    write_comparison(comparison_table(results), mixed / COMPARISON)
+    with pytest.raises(ParameterError, match=r"mixed frequencies \(1h: 2 configs .*2h: 1 "
+                       r"configs \(e.g. two_hourly\)\); validate one frequency at a time"):
+        validate_sweep(mixed, PARAMS)
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        validate_sweep(tmp_path / "nothing", PARAMS)
+
+
+SPEC = '''
+from tests.conftest import make_config
+from pathlib import Path
+
+MARKET = Path({market!r})
+SCALES = {scales!r}
+configs = [make_config(MARKET, name=f"echo{{k}}", alpha_kwargs={{"scale": s}})
+           for k, s in enumerate(SCALES)]
+'''
+
+
+def test_the_luigi_task_validates_and_rebuilds_when_stale(tmp_path: Path) -> None:
+    import pipelines
+
+    market = write_market(tmp_path / "data", days=10)
+    spec = tmp_path / "spec.py"
+    spec.write_text(SPEC.format(market=str(market), scales=[1.0, -1.0, 0.5]))
+    save_dir = str(tmp_path / "runs")
+    task = pipelines.Validate(spec=str(spec), save_dir=save_dir, train="2D", test="1D",
+                              blocks=8)
+    assert luigi.build([task], local_scheduler=True)
+    summary = tmp_path / "runs" / "validation" / "pbo.json"
+    first = json.loads(summary.read_text())
+    assert first["n_configs"] == 3 and task.complete()
+    assert not pipelines.Validate(spec=str(spec), save_dir=save_dir, train="3D", test="1D",
+                                  blocks=8).complete()
+    spec.write_text(SPEC.format(market=str(market), scales=[1.0, -1.0, 0.25]))
+    assert not task.complete()  # echo2 changed: the validation is stale
+    assert luigi.build([task], local_scheduler=True)
+    second = json.loads(summary.read_text())
+    assert second["built_from"] != first["built_from"] and task.complete()
+    with pytest.raises(ValueError, match="Validate: metric='best' is not a selection metric"):
+        pipelines.Validate(spec=str(spec), save_dir=save_dir, metric="best")
