@@ -116,7 +116,7 @@ def load_sweep(save_dir: str | os.PathLike) -> list[BacktestResult]:
 
 def _candidates(table: pd.DataFrame) -> list[str]:
     names = [c for c in table.columns if c.startswith("alpha.")]
-    names += [c for c in (*SETTING_COLUMNS, *EXTRA_SETTINGS) if c in table.columns]
+    names += [c for c in dict.fromkeys((*SETTING_COLUMNS, *EXTRA_SETTINGS)) if c in table.columns]
     return [c for c in names if table[c].astype(str).nunique() > 1]
 
 

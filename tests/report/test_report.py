@@ -365,6 +365,9 @@ def test_coupled_dimensions_collapse():
     # Not one-to-one: both stay.
     table.loc[3, "close_quantile"] = 0.25
     assert grid_dimensions(table) == ["alpha.window", "open_quantile", "close_quantile"]
+    # A cost setting that varies is one dimension (listed once).
+    table["execution_delay"] = [0, 1, 1, 0]
+    assert grid_dimensions(table).count("execution_delay") == 1
 
 
 def test_delay_sibling_and_edge_warnings(sweep):
