@@ -280,6 +280,11 @@ def _percent(xmax: float = 1.0):
     return PercentFormatter(xmax)
 
 
+def _clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis (legends stay in the figure)."""
+    return text if len(text) <= width else text[:width - 1] + "\u2026"
+
+
 def _signed(value: float) -> str:
     """Short signed number for tick labels (no "-0.0"; no decimals from 100 up)."""
     digits = 0 if abs(value) >= 100 else 1
@@ -491,7 +496,7 @@ def oos_equity(walk_forward: pd.Series, in_sample: pd.Series, in_sample_label: s
     ax.plot(_naive(walk_forward.index), cum_returns(walk_forward.fillna(0.0)), lw=1.3,
             color="C0", label="walk-forward (chosen on the past, out of sample)")
     ax.plot(_naive(in_sample.index), cum_returns(in_sample.fillna(0.0)), lw=1.0, color="C3",
-            ls="--", label=f"in-sample best: {in_sample_label}")
+            ls="--", label=f"in-sample best: {_clip(in_sample_label, 56)}")
     for stamp in _naive(pd.DatetimeIndex(boundaries)):
         ax.axvline(stamp, color="0.6", lw=0.6, ls=":")
     ax.axhline(1.0, color="0.4", lw=0.8)
