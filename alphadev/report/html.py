@@ -449,7 +449,9 @@ def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None) -> 
                    f"{DSR_CONFIDENCE}: its Sharpe is unlikely to be luck of the search.")
     else:
         verdict = (f"Deflated Sharpe ratio of the best config: <b>{dsr:.3f}</b> &lt; "
-                   f"{DSR_CONFIDENCE}: its Sharpe may well be luck of trying {n_trials} configs.")
+                   f"{DSR_CONFIDENCE}: its Sharpe may well be luck of trying {n_trials} configs "
+                   f"({table.attrs.get('n_effective_trials', n_trials)} effectively "
+                   "independent).")
     if notice:
         verdict += (" <b>Synthetic data (see the notice above): these results say nothing "
                     "about a real market.</b>")
