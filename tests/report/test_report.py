@@ -163,6 +163,7 @@ def test_every_config_is_in_the_report(sweep):
         assert config.name in text
     assert "not-a-result" not in text and ".tmp-half-written" not in text
     assert "DSR" in text and "break-even fee" in text
+    assert "funding (sum)" in text and "costs / gross" in text  # what costs took, per config
 
 
 def test_report_is_self_contained(sweep):
