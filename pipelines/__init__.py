@@ -34,12 +34,13 @@ import luigi
 import luigi.cmdline_parser
 
 from alphadev import sweep
-from alphadev.backtester import Backtester, write_notice
+from alphadev.backtester import Backtester
 from alphadev.engine.simulate import warm_up
 from alphadev.errors import SpecError
 from alphadev.job import stage_count
 from alphadev.results import ResultState
 from alphadev.spec import find_config, load_spec, spec_notice
+from alphadev.store import write_notice
 
 logger = logging.getLogger("luigi-interface")
 

@@ -350,3 +350,19 @@ def test_signal_analysis_bad_input(market: Path) -> None:
         signal_analysis(make_config(market), wide)
     result = signal_analysis(factor.to_frame("alpha"), wide, horizons=1)
     assert list(result.ic.columns) == [1] and json.dumps(result.ic_summary.shape)
+
+
+def test_a_loaded_sweep_and_its_validation_say_what_the_notice_says(
+    market: Path, tmp_path: Path
+) -> None:
+    from alphadev.out_of_sample.files import ValidationParameters, validate_sweep
+    from alphadev.out_of_sample.summary import summary_text
+
+    save_dir = tmp_path / "noted"
+    bt = Backtester(notice="Synthetic data: nothing here is real.")
+    bt.add_multiple_configs(make_config(market, name="n"), {"scale": [1.0, -1.0, 0.5]})
+    bt.run_all(verbose=False, save_dir=save_dir)
+    assert Backtester.load(save_dir).notice == "Synthetic data: nothing here is real."
+    validation = validate_sweep(save_dir, ValidationParameters(train="2D", test="1D", blocks=4))
+    assert summary_text(validation, save_dir).splitlines()[0] == (
+        "NOTE: Synthetic data: nothing here is real.")

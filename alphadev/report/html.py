@@ -73,12 +73,11 @@ from alphadev.report.tearsheet import (
     edge_warnings,
     key_metrics,
     load_view,
-    notice_text,
     performance_panels,
     signal_panels,
 )
 from alphadev.results import BacktestResult, load_result
-from alphadev.store import atomic_write
+from alphadev.store import atomic_write, read_notice
 from alphadev.validation import check_scalar
 from alphadev.version import __version__
 
@@ -224,7 +223,7 @@ def build_report(
     target = Path(out) if out is not None else root / REPORT_NAME
     document = render_report(
         results, top=top, source=str(save_dir),
-        comparison=read_comparison_table(root / COMPARISON), notice=notice_text(root),
+        comparison=read_comparison_table(root / COMPARISON), notice=read_notice(root),
         validation=read_validation(root),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -579,7 +578,7 @@ def build_tear_sheet(folder: str | os.PathLike, out: str | os.PathLike | None = 
     result = load_result(root)
     target = Path(out) if out is not None else root / TEAR_SHEET_NAME
     comparison = read_comparison_table(root.parent / COMPARISON)
-    document = render_tear_sheet(result, comparison, notice_text(root.parent))
+    document = render_tear_sheet(result, comparison, read_notice(root.parent))
     with atomic_write(target) as tmp:
         tmp.write_text(document, encoding="utf-8")
     return target

@@ -36,7 +36,6 @@ from alphadev.report.layout import figure, note, num, pct, table
 from alphadev.results import BacktestResult
 
 TEAR_SHEET_NAME = "tear_sheet.html"
-NOTICE_FILE = "notice.txt"
 COST_COLUMNS = ("gross", "fees", "slippage", "funding")
 EDGE_IC_RATIO = 0.5
 """IC at horizon 2 below this share of IC at horizon 1 (itself > 0) is flagged."""
@@ -314,15 +313,6 @@ def detail_panels(view: ConfigView, plots: Any) -> str:
         parts.append(figure(plots.quantile_cumulative, view.factor,
                             alt="cumulative returns per alpha quantile"))
     return "\n".join(parts)
-
-
-def notice_text(folder: Path) -> str | None:
-    """The sweep's ``notice.txt`` (e.g. "synthetic data"), or None."""
-    path = folder / NOTICE_FILE
-    if not path.is_file():
-        return None
-    text = path.read_text(encoding="utf-8").strip()
-    return text or None
 
 
 def _stamp(value: Any) -> str:
