@@ -189,5 +189,9 @@ def test_the_luigi_task_validates_and_rebuilds_when_stale(tmp_path: Path) -> Non
     assert luigi.build([task], local_scheduler=True)
     second = json.loads(summary.read_text())
     assert second["built_from"] != first["built_from"] and task.complete()
+    spec.write_text(SPEC.format(market=str(market), scales=[1.0, -1.0, 0.25, 2.0]))
+    assert not task.complete()  # echo3 added: the sweep must run it first
+    assert luigi.build([task], local_scheduler=True)
+    assert json.loads(summary.read_text())["n_configs"] == 4 and task.complete()
     with pytest.raises(ValueError, match="Validate: metric='best' is not a selection metric"):
         pipelines.Validate(spec=str(spec), save_dir=save_dir, metric="best")
