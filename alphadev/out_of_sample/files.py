@@ -285,13 +285,17 @@ def _write(root: Path, stitched: pd.DataFrame, folds: pd.DataFrame, summary: dic
            params: ValidationParameters, data: SweepReturns) -> Validation:
     folder = root / VALIDATION_DIR
     folder.mkdir(parents=True, exist_ok=True)
+    # Digests of the bytes this build wrote (not of what is on disk by pbo.json's turn,
+    # which a concurrent build may have replaced): a mix of two builds then reads as damaged.
+    digests = {}
     with atomic_write(folder / WALK_FORWARD_FILE) as tmp:
         stitched.rename_axis("timestamp").to_parquet(tmp)
+        digests[WALK_FORWARD_FILE] = _sha256(tmp)
     with atomic_write(folder / FOLDS_FILE) as tmp:
         folds.to_csv(tmp, index=False)
+        digests[FOLDS_FILE] = _sha256(tmp)
     record = {**json_safe(summary), "built_from": _built_from(params, data.identities()),
-              "sha256": {name: _sha256(folder / name)
-                         for name in (WALK_FORWARD_FILE, FOLDS_FILE)}}
+              "sha256": digests}
     write_json(folder / PBO_FILE, record)
     return Validation(stitched.rename_axis("timestamp"), folds, record)
 

@@ -195,3 +195,32 @@ def test_the_luigi_task_validates_and_rebuilds_when_stale(tmp_path: Path) -> Non
     assert json.loads(summary.read_text())["n_configs"] == 4 and task.complete()
     with pytest.raises(ValueError, match="Validate: metric='best' is not a selection metric"):
         pipelines.Validate(spec=str(spec), save_dir=save_dir, metric="best")
+
+
+def test_a_concurrent_build_never_leaves_a_mix_that_reads_as_current(
+    swept: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process rebuilds validation/ (other parameters) right after this build
+    wrote folds.csv: this build's pbo.json must not vouch for the other build's files."""
+    import contextlib
+
+    import alphadev.out_of_sample.files as files
+
+    other = PARAMS._replace(train="3D")
+    real_atomic_write = files.atomic_write
+
+    @contextlib.contextmanager
+    def then_the_other_build(target):
+        with real_atomic_write(target) as tmp:
+            yield tmp
+        if Path(target).name == "folds.csv":
+            monkeypatch.setattr(files, "atomic_write", real_atomic_write)
+            validate_sweep(swept, other)
+
+    monkeypatch.setattr(files, "atomic_write", then_the_other_build)
+    validate_sweep(swept, PARAMS)
+    identities = read_sweep_returns(swept).identities()
+    back = read_validation(swept)
+    assert back is None or len(back.folds) == back.summary["n_folds"]
+    assert not validation_is_current(swept, PARAMS, identities)
+    assert not validation_is_current(swept, other, identities)
