@@ -152,6 +152,7 @@ def read_sweep_returns(
     folders = _whole_folders(root)
     chosen = sorted(name for name, fp in wanted
                     if name in folders and folders[name].get("fingerprint") == fp)
+    _warn_left_out(root, wanted, folders, chosen, from_table=identities is None)
     if len(chosen) < 2:
         raise ParameterError(
             f"validation needs at least 2 completed configs in {str(root)!r}, found "
@@ -185,6 +186,21 @@ def read_sweep_returns(
     ppy = next(iter(frequencies))
     return SweepReturns(chosen, [folders[n]["fingerprint"] for n in chosen], index, pnl,
                         labels[ppy], ppy)
+
+
+def _warn_left_out(root: Path, wanted: set[tuple[str, str]], folders: dict[str, Any],
+                   chosen: list[str], from_table: bool) -> None:
+    """Say which configs are not validated, so fewer configs never pass unnoticed."""
+    stale = sorted({name for name, _ in wanted} - set(chosen))
+    if stale:
+        log.warning("validation of %s leaves out %d config(s) whose folder is missing, "
+                    "damaged or holds another result than recorded: %s; rerun the sweep "
+                    "to bring them up to date", root, len(stale), ", ".join(stale))
+    unlisted = sorted(set(folders) - {name for name, _ in wanted}) if from_table else []
+    if unlisted:
+        log.warning("validation of %s leaves out %d result folder(s) %s does not list: "
+                    "%s; rerun the sweep to rebuild %s if they belong to it", root,
+                    len(unlisted), COMPARISON, ", ".join(unlisted), COMPARISON)
 
 
 @dataclass

@@ -112,6 +112,25 @@ def test_only_the_sweeps_current_results_are_read(swept: Path, tmp_path: Path) -
     assert read_sweep_returns(tmp_path).names == sorted(table["name"].head(4))
 
 
+def test_configs_left_out_are_named(swept: Path, tmp_path: Path,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A stale comparison.csv (one result recomputed, one never listed) validates fewer
+    configs: never silently."""
+    table = pd.read_csv(swept / COMPARISON, dtype={"fingerprint": str})
+    for folder in swept.iterdir():
+        if not folder.name.startswith(".") and folder.is_dir() and folder.name != "validation":
+            (tmp_path / folder.name).symlink_to(folder)
+    names = sorted(table["name"])
+    table.loc[table["name"] == names[0], "fingerprint"] = "recomputed-since"
+    table[table["name"] != names[1]].to_csv(tmp_path / COMPARISON, index=False)
+    with caplog.at_level("WARNING", logger="alphadev.out_of_sample.files"):
+        assert read_sweep_returns(tmp_path).names == names[2:]
+    text = caplog.text
+    assert f"leaves out 1 config(s) whose folder is missing, damaged or holds another " \
+           f"result than recorded: {names[0]}; rerun the sweep" in text
+    assert f"leaves out 1 result folder(s) comparison.csv does not list: {names[1]}" in text
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "alphadev", "validate", *args],
                           capture_output=True, text=True, timeout=120)
