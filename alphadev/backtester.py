@@ -39,6 +39,7 @@ from alphadev.grid import expand_grid
 from alphadev.preflight import check_loaders
 from alphadev.results import BacktestResult, ResultState, check_saved, load_result
 from alphadev.store import (
+    FAILED_DIR,
     append_error_log,
     check_folder,
     read_json,
@@ -350,7 +351,6 @@ def _load_if_done(config: BacktestConfig, save_dir: Any) -> BacktestResult | Non
     return load_result(Path(save_dir) / config.name, config=config)
 
 
-FAILED_DIR = ".failed"  # failure markers of a Luigi sweep (alphadev.sweep.FAILED_DIR)
 
 
 def load_sweep(save_dir: str | os.PathLike) -> Backtester:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from alphadev import _threads
 from alphadev.config import BacktestConfig
 from alphadev.results import BacktestResult
-from alphadev.store import TMP_PREFIX, owner_tag
+from alphadev.store import TMP_PREFIX, failure_marker, owner_tag
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,8 @@ def _save(
     try:
         if outcome.result is not None and save_dir is not None:
             outcome.result.save(save_dir)
+            # Its latest attempt succeeded: an older failure must not hide the result.
+            failure_marker(save_dir, config.name).unlink(missing_ok=True)
             outcome.result.drop_sequences()
         return outcome
     except Exception as exc:  # noqa: BLE001 - a failed save fails this config only

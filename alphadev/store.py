@@ -369,3 +369,12 @@ def read_notice(save_dir: str | os.PathLike) -> str | None:
     if not path.is_file():
         return None
     return path.read_text(encoding="utf-8").strip() or None
+
+
+# ---------------------------------------------------------------------- failure markers
+FAILED_DIR = ".failed"  # {save_dir}/.failed/{name}.json: that config's latest attempt failed
+
+
+def failure_marker(save_dir: str | os.PathLike, name: str) -> Path:
+    """Where the marker of ``name``'s failed latest attempt lives (alphadev.sweep)."""
+    return Path(save_dir) / FAILED_DIR / f"{name}.json"

@@ -40,11 +40,18 @@ from alphadev.comparison import (
 from alphadev.config import BacktestConfig
 from alphadev.job import LineDue, execute, progress_line
 from alphadev.results import ResultState, check_saved, load_result
-from alphadev.store import append_error_log, name_lock, read_json, recover, write_json
+from alphadev.store import (
+    FAILED_DIR,
+    append_error_log,
+    failure_marker,
+    name_lock,
+    read_json,
+    recover,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
-FAILED_DIR = ".failed"
 ERRORS_LOG = "errors.log"
 SUMMARY_STAMP = ".summary.json"
 SUMMARY_LOCK = "~summary"  # '~' is in no config name
@@ -106,7 +113,7 @@ def _any_failure(save_dir: str | os.PathLike) -> bool:
 
 
 def _marker_path(save_dir: str | os.PathLike, name: str) -> Path:
-    return Path(save_dir) / FAILED_DIR / f"{name}.json"
+    return failure_marker(save_dir, name)
 
 
 def _attempt(save_dir: str | os.PathLike, name: str) -> str:

@@ -395,3 +395,20 @@ def test_a_loaded_sweep_and_its_validation_say_what_the_notice_says(
     validation = validate_sweep(save_dir, ValidationParameters(train="2D", test="1D", blocks=4))
     assert summary_text(validation, save_dir).splitlines()[0] == (
         "NOTE: Synthetic data: nothing here is real.")
+
+
+def test_a_failure_fixed_by_run_all_no_longer_hides_the_result(
+    market: Path, tmp_path: Path
+) -> None:
+    """The failure marker of a Luigi attempt is obsolete once a later run saves the config."""
+    save_dir = tmp_path / "sweep"
+    configs = _sweep(market, save_dir)
+    assert list(Backtester.load(save_dir).failures) == ["broken"]
+    fixed = Backtester()
+    fixed.add_config(make_config(market, name="broken"))  # the same name, now working
+    fixed.run_all(verbose=False, save_dir=save_dir)
+    loaded = Backtester.load(save_dir)
+    assert loaded.failures == {}
+    assert "broken" in {r.name for r in loaded.results}
+    summary = sweep.summarize([*configs[:4], fixed.configs[0]], save_dir)
+    assert summary.failed == [] and "broken" in set(summary.table["name"])
