@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 import os
 import re
@@ -50,7 +51,7 @@ from alphadev.comparison import (
     deflation,
     read_comparison_table,
 )
-from alphadev.out_of_sample.files import Validation, read_validation
+from alphadev.out_of_sample.files import Validation, read_validation, sweep_identities
 from alphadev.report.layout import (
     banner,
     figure,
@@ -80,6 +81,8 @@ from alphadev.results import BacktestResult, load_result
 from alphadev.store import atomic_write, read_notice
 from alphadev.validation import check_scalar
 from alphadev.version import __version__
+
+log = logging.getLogger(__name__)
 
 MAX_HEATMAPS = 6
 DSR_CONFIDENCE = 0.95
@@ -224,12 +227,27 @@ def build_report(
     document = render_report(
         results, top=top, source=str(save_dir),
         comparison=read_comparison_table(root / COMPARISON), notice=read_notice(root),
-        validation=read_validation(root),
+        validation=_current_validation(root),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(target) as tmp:
         tmp.write_text(document, encoding="utf-8")
     return target
+
+
+def _current_validation(root: Path) -> Validation | None:
+    """``validation/`` when it was built from the sweep's current results; a stale one
+    (a config recomputed or added since) is left out with a warning, never shown."""
+    validation = read_validation(root)
+    if validation is None:
+        return None
+    built = {tuple(pair) for pair in validation.summary["built_from"]["configs"]}
+    if built != sweep_identities(root):
+        log.warning("%s was built from other results than the sweep's current ones; the "
+                    "report leaves it out: run python -m alphadev validate %s again",
+                    root / "validation", root)
+        return None
+    return validation
 
 
 def render_report(

@@ -441,3 +441,15 @@ def test_percent_format_one_unit():
     assert pct(12.3456) == "+1,235%"  # thousands separators, no scientific notation
     assert pct(3.9e24) == "<span title='+3.9e+26%'>&gt; +100,000%</span>"
     assert pct(None) == pct(float("nan")) == "&ndash;"
+
+
+def test_a_stale_validation_is_left_out(sweep, tmp_path):
+    """validation/ built before a config was recomputed describes other results."""
+    save_dir = tmp_path / "runs"
+    shutil.copytree(sweep["save_dir"], save_dir)
+    assert "Out-of-sample validation" in build_report(save_dir, top=2).read_text(encoding="utf-8")
+    table = pd.read_csv(save_dir / "comparison.csv")
+    table.loc[0, "fingerprint"] = "recomputed-since"
+    table.to_csv(save_dir / "comparison.csv", index=False)
+    text = build_report(save_dir, top=2).read_text(encoding="utf-8")
+    assert "Out-of-sample validation" not in text
