@@ -350,3 +350,12 @@ def test_signal_analysis_bad_input(market: Path) -> None:
         signal_analysis(make_config(market), wide)
     result = signal_analysis(factor.to_frame("alpha"), wide, horizons=1)
     assert list(result.ic.columns) == [1] and json.dumps(result.ic_summary.shape)
+
+
+@pytest.mark.parametrize("field", ["funding_loader", "beta_loader"])
+def test_preflight_checks_the_cost_loaders(market: Path, field: str) -> None:
+    """A typo in the funding or beta column fails once before a sweep, not in every config."""
+    typo = CSVDataLoader(str(market / "values.csv"), "rat")
+    extra = {field: typo, "beta_csv_path": None}
+    with pytest.raises(DataError, match=rf"{field} of 2 config\(s\).*has no column 'rat'"):
+        preflight.check_loaders([make_config(market, name=n, **extra) for n in ("a", "b")])
