@@ -268,11 +268,16 @@ class BacktestConfig:
 
     def _validate_costs(self) -> None:
         """The execution and cost fields (docs/semantics.md#execution-and-costs)."""
+        # The history loaded before start_date grows by the delay: it cannot reach
+        # before 1970 (a huge delay would otherwise overflow pandas' timestamps).
+        reach = max(pd.Timestamp(self.start_date).value // self.bar_nanos, 0)
         self._set(
             "execution_delay",
             check_scalar("execution_delay", self.execution_delay, integer=True, low=0,
+                         high=reach,
                          hint="bars between the signal and the trade; 0 trades at the "
-                              "close that defines the signal"),
+                              "close that defines the signal; the delayed alpha cannot "
+                              "lie before 1970-01-01"),
         )
         slip = self.slippage_rate
         hint = "a fraction of traded notional: 2e-4 is 2 bps"

@@ -18,6 +18,13 @@ def test_bad_execution_delay(market, delay):
         make_config(market, execution_delay=delay)
 
 
+def test_delay_reaching_before_1970_is_a_clear_error(market):
+    """Not an OutOfBoundsTimedelta from pandas deep inside the panel."""
+    with pytest.raises(ParameterError, match=r"execution_delay=10000000 .* <= 473376 .*1970"):
+        make_config(market, execution_delay=10**7)
+    assert make_config(market, execution_delay=473376).execution_delay == 473376
+
+
 def test_numpy_integer_delay_is_welcome(market):
     config = make_config(market, execution_delay=np.int64(2))
     assert config.execution_delay == 2 and type(config.execution_delay) is int
