@@ -90,6 +90,9 @@ def _to_date(field: str, value: Any) -> dt.date:
     raise TypeError(f"{field}={value!r} must be a date (datetime.date or 'YYYY-MM-DD')")
 
 
+EARLIEST_DELAYED = "1900-01-01"  # no execution_delay reaches before it
+
+
 @dataclasses.dataclass(frozen=True, eq=True)
 class BacktestConfig:
     """One backtest: the alpha, its data, the period and the portfolio settings."""
@@ -268,16 +271,17 @@ class BacktestConfig:
 
     def _validate_costs(self) -> None:
         """The execution and cost fields (docs/semantics.md#execution-and-costs)."""
-        # The history loaded before start_date grows by the delay: it cannot reach
-        # before 1970 (a huge delay would otherwise overflow pandas' timestamps).
-        reach = max(pd.Timestamp(self.start_date).value // self.bar_nanos, 0)
+        # The history loaded before start_date grows by the delay: it stops at 1900 (a
+        # huge delay would otherwise overflow pandas' timestamps deep inside the panel).
+        since = pd.Timestamp(self.start_date) - pd.Timestamp(EARLIEST_DELAYED)
+        reach = max(since.value // self.bar_nanos, 0)
         self._set(
             "execution_delay",
             check_scalar("execution_delay", self.execution_delay, integer=True, low=0,
                          high=reach,
                          hint="bars between the signal and the trade; 0 trades at the "
                               "close that defines the signal; the delayed alpha cannot "
-                              "lie before 1970-01-01"),
+                              f"lie before {EARLIEST_DELAYED}"),
         )
         slip = self.slippage_rate
         hint = "a fraction of traded notional: 2e-4 is 2 bps"

@@ -101,8 +101,8 @@ def cost_share(breakdown: dict[str, Any] | None) -> float | None:
     """The share of the gross return eaten by costs: (fees + slippage - funding) / gross.
 
     None when the gross return is not positive (there is nothing to share), unknown
-    (results saved before the breakdown existed), or so small that the share overflows.  Above 1: costs ate more than the
-    gross; negative: funding received exceeded fees and slippage.
+    (results saved before the breakdown existed), or so small that the share overflows.
+    Above 1: costs ate more than the gross; negative: funding received exceeded fees and slippage.
     """
     if not breakdown:
         return None

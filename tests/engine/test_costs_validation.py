@@ -18,11 +18,11 @@ def test_bad_execution_delay(market, delay):
         make_config(market, execution_delay=delay)
 
 
-def test_delay_reaching_before_1970_is_a_clear_error(market):
+def test_delay_reaching_before_1900_is_a_clear_error(market):
     """Not an OutOfBoundsTimedelta from pandas deep inside the panel."""
-    with pytest.raises(ParameterError, match=r"execution_delay=10000000 .* <= 473376 .*1970"):
+    with pytest.raises(ParameterError, match=r"execution_delay=10000000 .* <= 1086984 .*1900"):
         make_config(market, execution_delay=10**7)
-    assert make_config(market, execution_delay=473376).execution_delay == 473376
+    assert make_config(market, execution_delay=1086984).execution_delay == 1086984
 
 
 def test_numpy_integer_delay_is_welcome(market):
