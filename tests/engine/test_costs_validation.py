@@ -67,3 +67,12 @@ def test_beta_loader_and_beta_csv_path_exclude_each_other(market):
 def test_cost_loaders_must_be_loaders(market, field):
     with pytest.raises(TypeError, match=rf"{field}='funding.csv' must be a DataLoader"):
         make_config(market, beta_csv_path=None, **{field: "funding.csv"})
+
+
+def test_a_delay_longer_than_the_data_is_named_in_the_warning(market):
+    """Every bar's delayed alpha lies before the data: the run says why it traded nothing."""
+    from alphadev.runner import run_backtest
+
+    result = run_backtest(make_config(market, execution_delay=24 * 30))
+    assert result.sequences["turnover"].sum() == 0
+    assert "execution_delay=720 bars is shorter than the data" in result.metadata["warnings"][0]
