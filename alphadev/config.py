@@ -302,9 +302,10 @@ class BacktestConfig:
                     f"symbol(s) missing: {missing[:5]}); give a rate for every symbol, or "
                     "one number for all"
                 )
-            # Only the configured symbols: a shared table of rates for a wider universe
-            # does not make the config's identity depend on symbols it does not trade.
-            self._set("slippage_rate", {s: rates[s] for s in sorted(self.symbols)})
+            # The whole table is kept (in name order), so a copy with more symbols
+            # (``replace``, a grid over ``symbols``) still finds their rates; only the
+            # configured symbols enter the description (``_cost_fields``).
+            self._set("slippage_rate", dict(sorted(rates.items())))
         else:
             self._set("slippage_rate", check_scalar(
                 "slippage_rate", slip, low=0.0, high=1.0,
@@ -399,9 +400,11 @@ class BacktestConfig:
         if self.execution_delay != 0:
             fields["execution_delay"] = self.execution_delay
         if isinstance(self.slippage_rate, Mapping) or self.slippage_rate != 0.0:
+            # Per symbol: only the configured ones, so a shared table of rates for a
+            # wider universe does not tie the identity to symbols the config does not trade.
             fields["slippage_rate"] = (
-                dict(self.slippage_rate) if isinstance(self.slippage_rate, Mapping)
-                else self.slippage_rate
+                {s: self.slippage_rate[s] for s in sorted(self.symbols)}
+                if isinstance(self.slippage_rate, Mapping) else self.slippage_rate
             )
         for field in ("funding_loader", "beta_loader"):
             loader = getattr(self, field)
