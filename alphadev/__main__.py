@@ -1,4 +1,4 @@
-"""Command line: ``python -m alphadev report SAVE_DIR [--top K] [--out FILE]`` and
+"""Command line: ``python -m alphadev report SAVE_DIR[/NAME] [--top K] [--out FILE]`` and
 ``python -m alphadev validate SAVE_DIR [--train 60D --test 14D --anchored --metric
 sharpe --blocks 16]``."""
 
@@ -26,19 +26,24 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     report = commands.add_parser(
         "report",
-        help="write a self-contained HTML report of a sweep's results",
+        help="write a self-contained HTML report of a sweep's results (or one config's "
+        "tear sheet)",
         description="Write one self-contained HTML file (figures embedded) summarising "
         "every result folder in SAVE_DIR: leaderboard with deflated Sharpe, top configs' "
-        "curves and IC, parameter heatmaps.",
+        "key metrics, curves, costs and IC, parameter heatmaps, out-of-sample validation. "
+        "Given one config's folder (SAVE_DIR/NAME, holding config.json), write its tear "
+        "sheet instead.",
     )
-    report.add_argument("save_dir", metavar="SAVE_DIR", help="the sweep's results directory")
+    report.add_argument("save_dir", metavar="SAVE_DIR",
+                        help="the sweep's results directory, or one config's folder in it")
     report.add_argument(
         "--top", type=_positive_int, default=5, metavar="K",
         help="number of best configs (by Sharpe) to plot in detail (default 5)",
     )
     report.add_argument(
         "--out", default=None, metavar="FILE",
-        help="output HTML file (default SAVE_DIR/report.html)",
+        help="output HTML file (default SAVE_DIR/report.html; for a config folder "
+        "SAVE_DIR/NAME/tear_sheet.html)",
     )
     _add_validate(commands)
     return parser

@@ -499,3 +499,91 @@ def write_ic_decay(
 def _write_parquet(frame: pd.DataFrame, target: Path) -> None:
     with atomic_write(target) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+# ---------------------------------------------------------------------- factor sequences
+FACTOR_SEQUENCES_FILE = "factor_sequences.parquet"
+
+
+def quantile_returns_by_bar_from_arrays(
+    alpha: npt.ArrayLike,
+    prices: npt.ArrayLike,
+    universe: npt.ArrayLike | None,
+    n_quantiles: int = 5,
+) -> np.ndarray:
+    """Per-bar return of each alpha bucket, shape (T, Q): row t holds the bar-t return
+    ``r[t]`` of the buckets formed on ``A[t - 1]`` (the buckets of
+    ``quantile_returns_from_arrays`` at horizon 1, dated when the return is realised);
+    NaN where a bucket is empty or the bar is skipped (row 0 always)."""
+    q = check_scalar("n_quantiles", n_quantiles, integer=True, low=1)
+    a, p, u = _check_arrays(alpha, prices, universe)
+    out = np.full((a.shape[0], int(q)), np.nan)
+    if a.shape[0] < 2:
+        return out
+    r = panel_returns(p)[1:]
+    mask = np.isfinite(a[:-1]) & u[:-1] & np.isfinite(r)
+    m = mask.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bucket = np.ceil(_row_ranks(np.where(mask, a[:-1], np.nan)) * q / m[:, None])
+    bucket = np.where(mask & (m >= q)[:, None], np.nan_to_num(bucket), 0).astype(np.int64)
+    for k in range(1, int(q) + 1):
+        member = bucket == k
+        count = member.sum(axis=1)
+        total = np.where(member, r, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[1:, k - 1] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return out
+
+
+def write_factor_sequences(
+    result_dir: str | os.PathLike, config: BacktestConfig, n_quantiles: int = 5
+) -> Path:
+    """Write ``{result_dir}/sequences/factor_sequences.parquet`` for the tear sheet.
+
+    Index ``timestamp`` (the config's bars, UTC); columns ``quantile_1`` ..
+    ``quantile_Q`` (``quantile_returns_by_bar_from_arrays``: bar returns of equal-weighted
+    alpha buckets, 1 = lowest alpha) and ``rank_autocorrelation`` (lag 1).  Like
+    ``write_ic_decay`` it needs the alpha and prices, so it runs the config's alpha once.
+    """
+    folder = Path(result_dir) / "sequences"
+    folder.mkdir(parents=True, exist_ok=True)
+    panel = config_panel(config)
+    by_bar = quantile_returns_by_bar_from_arrays(
+        panel.alpha, panel.prices, panel.universe, n_quantiles
+    )
+    frame = pd.DataFrame(
+        by_bar, columns=[f"quantile_{k}" for k in range(1, by_bar.shape[1] + 1)],
+        index=pd.DatetimeIndex(pd.to_datetime(panel.bars, utc=True), name="timestamp"),
+    )
+    frame["rank_autocorrelation"] = rank_autocorrelation_from_arrays(panel.alpha, panel.universe)
+    target = folder / FACTOR_SEQUENCES_FILE
+    with atomic_write(target) as tmp:
+        frame.to_parquet(tmp)
+    return target
+
+
+def monthly_table(series: pd.Series, how: str = "compound") -> pd.DataFrame:
+    """Calendar-month (UTC) table of a per-bar series: rows years, columns 1..12.
+
+    ``how="compound"``: prod(1 + x) - 1 of each month (monthly returns from per-bar
+    returns); ``how="mean"``: the month's mean (e.g. of the IC), NaN ignored.  Months
+    without data are NaN.
+    """
+    if how not in ("compound", "mean"):
+        raise ValueError(f"how={how!r}: use 'compound' or 'mean'")
+    if not isinstance(series.index, pd.DatetimeIndex):
+        raise TypeError("monthly_table needs a series on a DatetimeIndex")
+    index = series.index.tz_convert("UTC") if series.index.tz is not None else series.index
+    values = pd.Series(series.to_numpy(dtype=np.float64), index=index).dropna()
+    if values.empty:
+        return pd.DataFrame(columns=pd.Index(range(1, 13), name="month"),
+                            index=pd.Index([], name="year"), dtype=np.float64)
+    keys = [values.index.year, values.index.month]
+    if how == "compound":
+        months = (1.0 + values).groupby(keys).prod() - 1.0
+    else:
+        months = values.groupby(keys).mean()
+    table = months.unstack()
+    table = table.reindex(columns=range(1, 13))
+    table.index.name, table.columns.name = "year", "month"
+    return table

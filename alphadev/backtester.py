@@ -40,17 +40,17 @@ from alphadev.preflight import check_loaders
 from alphadev.results import BacktestResult, ResultState, check_saved, load_result
 from alphadev.store import (
     append_error_log,
-    atomic_write,
     check_folder,
     read_json,
+    read_notice,
     recover,
     warn_damaged,
+    write_notice,
 )
 from alphadev.validation import ParameterError, check_scalar
 
 log = logging.getLogger(__name__)
 
-NOTICE_FILE = "notice.txt"
 
 
 class Backtester:
@@ -321,15 +321,6 @@ class Backtester:
 
 
 # ---------------------------------------------------------------------- helpers
-def write_notice(save_dir: str | os.PathLike, notice: str | None) -> None:
-    """Save the sweep's notice as ``{save_dir}/notice.txt`` (nothing when unset)."""
-    if notice is None:
-        return
-    Path(save_dir).mkdir(parents=True, exist_ok=True)
-    with atomic_write(Path(save_dir) / NOTICE_FILE) as tmp:
-        tmp.write_text(f"{notice}\n", encoding="utf-8")
-
-
 def notice_banner(notice: str | None) -> str:
     """The notice as the lines printed above a summary ("" when unset)."""
     if notice is None:
@@ -401,6 +392,7 @@ def load_sweep(save_dir: str | os.PathLike) -> Backtester:
     recorded = 0 if table is None or table.empty else int(table["n_trials"].iloc[0])
     bt._n_trials = max(recorded, len(found) + len(failures))
     bt.source = root
+    bt.notice = read_notice(root)
     return bt
 
 

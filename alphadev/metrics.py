@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,8 @@ __all__ = [
     "cum_returns",
     "cumulative_return",
     "drawdown",
+    "DrawdownPeriod",
+    "drawdown_periods",
     "finite_or_none",
     "hit_rate",
     "ic_metrics",
@@ -33,6 +35,8 @@ __all__ = [
     "num_periods",
     "periods_per_year",
     "return_metrics",
+    "rolling_sharpe",
+    "rolling_volatility",
     "sample_std",
     "sharpe_ratio",
     "sortino_ratio",
@@ -300,3 +304,70 @@ def compute_metrics(returns: Any, frequency_ns: int, frequency: str) -> dict[str
         "frequency": frequency,
         "periods_per_year": ppy,
     }
+
+
+# ---------------------------------------------------------------------- tear-sheet series
+class DrawdownPeriod(NamedTuple):
+    """One drawdown of an equity curve, as bar positions into the pnl sequence.
+
+    ``peak``: last bar at the running peak before the fall (-1 = the initial equity,
+    before bar 0); ``trough``: the lowest bar; ``recovery``: the first bar back at the
+    peak, or None while still under water; ``depth``: trough equity / peak - 1 (< 0).
+    """
+
+    peak: int
+    trough: int
+    recovery: int | None
+    depth: float
+
+
+def drawdown_periods(pnl: npt.ArrayLike, top: int = 5) -> list[DrawdownPeriod]:
+    """The ``top`` deepest non-overlapping drawdowns of cum_returns(pnl), deepest first.
+
+    Each episode runs from a running peak until equity is back at that peak (the
+    quantstats/pyfolio convention), so episodes never overlap.
+    """
+    equity = cum_returns(pnl)
+    under = drawdown(equity)
+    periods: list[DrawdownPeriod] = []
+    peak, k, n = -1, 0, equity.size
+    while k < n:
+        if under[k] >= 0.0:
+            peak, k = k, k + 1
+            continue
+        start = k
+        while k < n and under[k] < 0.0:
+            k += 1
+        trough = start + int(np.argmin(under[start:k]))
+        periods.append(DrawdownPeriod(peak, trough, k if k < n else None, float(under[trough])))
+    periods.sort(key=lambda p: (p.depth, p.peak))
+    return periods[:top]
+
+
+def rolling_sharpe(pnl: npt.ArrayLike, window: int, periods_per_year: float) -> np.ndarray:
+    """Annualised Sharpe over the trailing ``window`` bars; NaN before a full window
+    and where the window's std is zero (``sample_std``'s rule)."""
+    x = _as_1d(pnl)
+    out = np.full(x.size, np.nan)
+    if window < 2 or x.size < window:
+        return out
+    views = np.lib.stride_tricks.sliding_window_view(x, window)
+    mean = views.mean(axis=1)
+    std = views.std(axis=1, ddof=1)
+    ok = std > STD_ZERO_RTOL * np.abs(views).max(axis=1)
+    values = np.full(mean.size, np.nan)
+    values[ok] = mean[ok] / std[ok] * math.sqrt(periods_per_year)
+    out[window - 1:] = values
+    return out
+
+
+def rolling_volatility(pnl: npt.ArrayLike, window: int, periods_per_year: float) -> np.ndarray:
+    """Annualised volatility (std ddof=1) over the trailing ``window`` bars; NaN before
+    a full window."""
+    x = _as_1d(pnl)
+    out = np.full(x.size, np.nan)
+    if window < 2 or x.size < window:
+        return out
+    views = np.lib.stride_tricks.sliding_window_view(x, window)
+    out[window - 1:] = views.std(axis=1, ddof=1) * math.sqrt(periods_per_year)
+    return out

@@ -8,7 +8,8 @@ raises one ``DataError`` naming every loader that cannot be read, its file, the
 configs that use it and the fix.
 
 Only the built-in file loaders (CSV, Parquet, and composites of them) are checked: a
-user's own loader is read by its own code when the config runs.
+user's own loader, also a subclass of a file loader that overrides how it reads, is
+read by its own code when the config runs.
 """
 
 from __future__ import annotations
@@ -81,9 +82,15 @@ def _loaders(config: BacktestConfig) -> Iterator[tuple[str, _FileLoader]]:
         yield from _file_loaders(role, loader)
 
 
+READ_METHODS = ("load_range", "_tables", "files")
+"""A file loader subclass that overrides one of these reads its own way (a derived
+column, another file): only its own code can say what it needs."""
+
+
 def _file_loaders(role: str, loader: DataLoader) -> Iterator[tuple[str, _FileLoader]]:
     if isinstance(loader, _FileLoader):
-        yield role, loader
+        if all(getattr(type(loader), m) is getattr(_FileLoader, m) for m in READ_METHODS):
+            yield role, loader
     elif isinstance(loader, CompositeDataLoader):
         for k, inner in enumerate(loader.loaders):
             yield from _file_loaders(f"{role}.loaders[{k}]", inner)

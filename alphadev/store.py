@@ -347,3 +347,25 @@ def warn_damaged(folder: Path, problem: str) -> None:
 def saved_fingerprint(folder: str | os.PathLike) -> str | None:
     """Fingerprint of a whole results folder, None when there is none."""
     return check_folder(folder).fingerprint
+
+
+# ---------------------------------------------------------------------- the sweep's notice
+NOTICE_FILE = "notice.txt"
+
+
+def write_notice(save_dir: str | os.PathLike, notice: str | None) -> None:
+    """Save a sweep's notice (e.g. "synthetic data") as ``{save_dir}/notice.txt``; nothing
+    when unset."""
+    if notice is None:
+        return
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    with atomic_write(Path(save_dir) / NOTICE_FILE) as tmp:
+        tmp.write_text(f"{notice}\n", encoding="utf-8")
+
+
+def read_notice(save_dir: str | os.PathLike) -> str | None:
+    """The notice a sweep saved in ``save_dir``, or None."""
+    path = Path(save_dir) / NOTICE_FILE
+    if not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8").strip() or None

@@ -196,11 +196,13 @@ def summarize_when_settled(
 
 
 def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
-    """A few lines: the best configs by Sharpe with IC and turnover."""
+    """A few lines: the best configs by (net) Sharpe with IC, turnover and what costs
+    took (``cost_share``: fees and slippage less funding, over the gross return)."""
     if table.empty:
         return "no completed configs"
-    cols = ["name", "sharpe", "dsr", "annualized_return", "max_drawdown", "ic_mean",
-            "avg_turnover"]
+    cols = [c for c in ("name", "sharpe", "dsr", "annualized_return", "max_drawdown",
+                        "ic_mean", "avg_turnover", "total_funding", "cost_share")
+            if c in table.columns]
     best = table.sort_values("sharpe", ascending=False, na_position="last").head(top)
     return best[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}")
 

@@ -34,12 +34,13 @@ import luigi
 import luigi.cmdline_parser
 
 from alphadev import sweep
-from alphadev.backtester import Backtester, write_notice
+from alphadev.backtester import Backtester
 from alphadev.engine.simulate import warm_up
 from alphadev.errors import SpecError
 from alphadev.job import stage_count
 from alphadev.results import ResultState
 from alphadev.spec import find_config, load_spec, spec_notice
+from alphadev.store import write_notice
 
 logger = logging.getLogger("luigi-interface")
 
@@ -422,8 +423,28 @@ def _print_report(spec: str, save_dir: str, n_configs: int, summary: sweep.Sweep
     sys.stdout.flush()
 
 
+class _ReportTarget(luigi.LocalTarget):
+    """``report.html`` that exists for Luigi only when it holds what the task adds: IC
+    decay and factor sequences for all of the ``top`` configs it details.  A report
+    written by ``python -m alphadev report`` (same file, usually without them) does not
+    make the task complete; the task then rewrites it."""
+
+    def __init__(self, path: str, top: int) -> None:
+        super().__init__(path)
+        self.top = top
+
+    def exists(self) -> bool:
+        from alphadev.report import report_contents
+
+        contents = report_contents(self.path)
+        return contents is not None and contents.get("top") == self.top and (
+            contents.get("ic-decay") == contents.get("detailed") == contents.get("factor")
+        )
+
+
 class Report(luigi.Task):
-    """The sweep, then ``{save_dir}/report.html`` (with IC decay for the top configs)."""
+    """The sweep, then ``{save_dir}/report.html`` with IC decay, quantile returns and
+    factor sequences for the top configs (see ``_ReportTarget`` for completeness)."""
 
     spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
                            "(a package must be importable: PYTHONPATH=. or pip install -e .)")
@@ -434,17 +455,18 @@ class Report(luigi.Task):
         return Sweep(spec=self.spec, save_dir=self.save_dir)
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(os.path.join(self.save_dir, "report.html"))
+        return _ReportTarget(os.path.join(self.save_dir, "report.html"), self.top)
 
     def run(self) -> None:
-        from alphadev.analysis import write_ic_decay
+        from alphadev.analysis import write_factor_sequences, write_ic_decay
         from alphadev.report import build_report
 
         by_name = {c.name: c for c in _configs(self.spec)}
         table = sweep.read_comparison(self.save_dir)
         for name in table["name"].head(self.top):
-            self.set_status_message(f"IC decay of {name}")
+            self.set_status_message(f"IC decay and factor sequences of {name}")
             write_ic_decay(os.path.join(self.save_dir, name), by_name[name])
+            write_factor_sequences(os.path.join(self.save_dir, name), by_name[name])
         self.set_status_message("rendering the report")
         build_report(self.save_dir, top=self.top, out=self.output().path)
 from pipelines.validate import Validate  # noqa: E402,F401

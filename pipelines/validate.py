@@ -73,7 +73,10 @@ class Validate(luigi.Task):
         return current
 
     def complete(self) -> bool:
-        return validation_is_current(self.save_dir, self.parameters(), self._identities())
+        """The sweep complete too: luigi never looks at the requirements of a complete
+        task, so a config added to the spec would otherwise never be run."""
+        return self.requires().complete() and validation_is_current(
+            self.save_dir, self.parameters(), self._identities())
 
     def run(self) -> None:
         self.set_status_message("validating the sweep out of sample")

@@ -221,3 +221,58 @@ def test_config_level_ic_at_lag_one_is_the_backtest_ic(seed_config, tmp_path):
     quantiles = pd.read_parquet(tmp_path / "sequences" / QUANTILE_RETURNS_FILE)
     assert list(quantiles.columns) == ["quantile", "mean_forward_return"]
     assert [p.name for p in (tmp_path / "sequences").iterdir() if p.name.startswith(".")] == []
+
+
+# ---------------------------------------------------------------- factor sequences
+def test_quantile_returns_by_bar_average_to_quantile_returns():
+    from alphadev.analysis import quantile_returns_by_bar_from_arrays
+
+    rng = np.random.default_rng(4)
+    alpha = rng.normal(size=(60, 9))
+    prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (60, 9)), axis=0))
+    alpha[5, :3] = np.nan
+    universe = np.ones_like(alpha, dtype=bool)
+    universe[10:20, 4] = False
+    by_bar = quantile_returns_by_bar_from_arrays(alpha, prices, universe, 3)
+    assert by_bar.shape == (60, 3) and np.isnan(by_bar[0]).all()
+    means = quantile_returns_from_arrays(alpha, prices, universe, 3)
+    assert np.allclose(np.nanmean(by_bar, axis=0), means.to_numpy(), rtol=1e-12)
+    # Bar 1 by hand: buckets of A[0] (3 symbols each), returns of bar 1.
+    returns = prices[1] / prices[0] - 1
+    order = np.argsort(alpha[0])
+    for k in range(3):
+        assert by_bar[1, k] == pytest.approx(returns[order[3 * k:3 * k + 3]].mean())
+
+
+def test_rank_autocorrelation_is_spearman_of_consecutive_bars():
+    from alphadev.analysis import rank_autocorrelation_from_arrays
+
+    rng = np.random.default_rng(5)
+    alpha = rng.normal(size=(30, 7))
+    alpha[1:] = 0.7 * alpha[:-1] + 0.3 * alpha[1:]
+    alpha[8, 2] = np.nan
+    out = rank_autocorrelation_from_arrays(alpha, None)
+    assert np.isnan(out[0])
+    for t in (1, 8, 9, 29):
+        both = np.isfinite(alpha[t - 1]) & np.isfinite(alpha[t])
+        expected = pd.Series(alpha[t - 1][both]).rank().corr(pd.Series(alpha[t][both]).rank())
+        assert out[t] == pytest.approx(expected, rel=1e-12)
+
+
+def test_monthly_table():
+    from alphadev.analysis import monthly_table
+
+    stamps = pd.to_datetime(["2024-01-31 23:00", "2024-01-31 23:30", "2024-02-01 00:00",
+                             "2025-03-05 00:00"], utc=True)
+    values = pd.Series([0.1, -0.5, 0.2, 0.03], index=stamps)
+    table = monthly_table(values)
+    assert list(table.index) == [2024, 2025] and list(table.columns) == list(range(1, 13))
+    assert table.loc[2024, 1] == pytest.approx(1.1 * 0.5 - 1)
+    assert table.loc[2024, 2] == pytest.approx(0.2)
+    assert table.loc[2025, 3] == pytest.approx(0.03)
+    assert np.isnan(table.loc[2024, 3])
+    assert monthly_table(values, "mean").loc[2024, 1] == pytest.approx(-0.2)
+    with pytest.raises(ValueError, match="how="):
+        monthly_table(values, "sum")
+    empty = monthly_table(pd.Series([np.nan], index=stamps[:1]), "mean")
+    assert empty.empty and list(empty.columns) == list(range(1, 13))

@@ -84,3 +84,16 @@ def test_breakeven_fee_counts_slippage_and_funding(tmp_path) -> None:
         assert np.prod(factors.to_numpy()) == pytest.approx(1.0, abs=1e-9)
     if not pd.isna(table.loc["plain", "breakeven_fee"]):
         assert not table.loc["slipped", "breakeven_fee"] == table.loc["plain", "breakeven_fee"]
+
+
+def test_the_terminal_leaderboard_shows_funding_and_cost_share(tmp_path) -> None:
+    from alphadev.sweep import leaderboard
+
+    market = write_market(tmp_path / "data")
+    bt = Backtester()
+    bt.add_config(make_config(market, name="costly", slippage_rate=2e-4,
+                              funding_loader=_funding_file(market)))
+    (costly,) = bt.run_all(verbose=False)
+    header = leaderboard(comparison_table([costly])).splitlines()[0].split()
+    assert header[0] == "name" and header[1] == "sharpe"  # net Sharpe stays the headline
+    assert {"total_funding", "cost_share"} <= set(header)

@@ -363,3 +363,40 @@ def test_metrics_never_nan_or_inf(pnl, ppy):
     for value in ic.values():
         assert value is None or math.isfinite(value)
     json.dumps(ic, allow_nan=False)
+
+
+# ---------------------------------------------------------------- tear-sheet series
+def test_drawdown_periods_hand_checked():
+    # equity 1.1, 0.99, 0.9405, 1.22265, 0.97812, 0.98790: two episodes.
+    periods = m.drawdown_periods([0.1, -0.1, -0.05, 0.3, -0.2, 0.01])
+    assert [(p.peak, p.trough, p.recovery) for p in periods] == [(3, 4, None), (0, 2, 3)]
+    assert periods[0].depth == pytest.approx(-0.2)
+    assert periods[1].depth == pytest.approx(0.9405 / 1.1 - 1)
+    # A loss on the first bar is a drawdown from the initial equity (peak -1).
+    (first,) = m.drawdown_periods([-0.1, 0.2])
+    assert first == m.DrawdownPeriod(-1, 0, 1, pytest.approx(-0.1))
+    assert m.drawdown_periods([0.01, 0.02]) == []
+    assert len(m.drawdown_periods([0.1, -0.1, 0.2, -0.1, 0.2, -0.1, 0.2], top=2)) == 2
+
+
+def test_drawdown_periods_deepest_matches_max_drawdown():
+    pnl = np.random.default_rng(1).normal(0.0, 0.01, 500)
+    periods = m.drawdown_periods(pnl, top=100)
+    assert periods[0].depth == pytest.approx(m.max_drawdown(pnl))
+    depths = [p.depth for p in periods]
+    assert depths == sorted(depths)
+    spans = sorted((p.peak, p.recovery if p.recovery is not None else 10**9) for p in periods)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # no overlap
+
+
+def test_rolling_sharpe_and_volatility_match_the_window_metrics():
+    pnl = np.random.default_rng(2).normal(0.001, 0.01, 40)
+    sharpe = m.rolling_sharpe(pnl, 10, 8760.0)
+    vol = m.rolling_volatility(pnl, 10, 8760.0)
+    assert np.isnan(sharpe[:9]).all() and np.isnan(vol[:9]).all()
+    for end in (10, 25, 40):
+        window = pnl[end - 10:end]
+        assert sharpe[end - 1] == pytest.approx(m.sharpe_ratio(window, 8760.0), rel=1e-12)
+        assert vol[end - 1] == pytest.approx(m.annualized_volatility(window, 8760.0), rel=1e-12)
+    flat = m.rolling_sharpe(np.full(5, 0.01), 3, 1.0)
+    assert np.isnan(flat).all()  # std 0: undefined, not inf

@@ -272,6 +272,35 @@ def test_missing_file_and_good_loaders_pass(market: Path, tmp_path: Path) -> Non
             alphadev.ParquetDataLoader(str(parquet), "value", symbol_col="sym")])])
 
 
+class DerivedValueLoader(CSVDataLoader):
+    """A user's file loader serving a column derived from the file's ``close``."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "value")
+
+    def load_range(self, start, end, symbols):
+        close = CSVDataLoader(self.file_pattern, "close").load_range(start, end, symbols)
+        return np.log(close).rename(columns={"close": "value"})
+
+
+def test_own_reading_subclasses_and_a_missing_symbol_file_pass(market: Path) -> None:
+    """The check never stops a config the run itself would run: a subclass that reads
+    its own way (its column is not in the file), and a {symbol} pattern where one
+    symbol has no file (that symbol only has no data)."""
+    values = pd.read_csv(market / "values.csv")
+    symbols = sorted(values["symbol"].unique())
+    for symbol in symbols[:-1]:
+        part = values[values["symbol"] == symbol].drop(columns="symbol")
+        part.to_csv(market / f"v_{symbol}.csv", index=False)
+    bt = Backtester()
+    bt.add_config(make_config(market, name="derived", alpha_loaders=[
+        DerivedValueLoader(str(market / "prices.csv"))]))
+    bt.add_config(make_config(market, name="per_symbol", alpha_loaders=[
+        CSVDataLoader(str(market / "v_{symbol}.csv"), "value")]))
+    results = bt.run_all(verbose=False)
+    assert all(r is not None for r in results) and bt.failures == {}
+
+
 def test_spec_checks_loaders_once_and_explains_import_paths(market: Path, tmp_path) -> None:
     spec = tmp_path / "typo_spec.py"
     spec.write_text(textwrap.dedent(f"""
@@ -350,6 +379,22 @@ def test_signal_analysis_bad_input(market: Path) -> None:
         signal_analysis(make_config(market), wide)
     result = signal_analysis(factor.to_frame("alpha"), wide, horizons=1)
     assert list(result.ic.columns) == [1] and json.dumps(result.ic_summary.shape)
+
+
+def test_a_loaded_sweep_and_its_validation_say_what_the_notice_says(
+    market: Path, tmp_path: Path
+) -> None:
+    from alphadev.out_of_sample.files import ValidationParameters, validate_sweep
+    from alphadev.out_of_sample.summary import summary_text
+
+    save_dir = tmp_path / "noted"
+    bt = Backtester(notice="Synthetic data: nothing here is real.")
+    bt.add_multiple_configs(make_config(market, name="n"), {"scale": [1.0, -1.0, 0.5]})
+    bt.run_all(verbose=False, save_dir=save_dir)
+    assert Backtester.load(save_dir).notice == "Synthetic data: nothing here is real."
+    validation = validate_sweep(save_dir, ValidationParameters(train="2D", test="1D", blocks=4))
+    assert summary_text(validation, save_dir).splitlines()[0] == (
+        "NOTE: Synthetic data: nothing here is real.")
 
 
 @pytest.mark.parametrize("field", ["funding_loader", "beta_loader"])

@@ -152,6 +152,7 @@ def read_sweep_returns(
     folders = _whole_folders(root)
     chosen = sorted(name for name, fp in wanted
                     if name in folders and folders[name].get("fingerprint") == fp)
+    _warn_left_out(root, wanted, folders, chosen, from_table=identities is None)
     if len(chosen) < 2:
         raise ParameterError(
             f"validation needs at least 2 completed configs in {str(root)!r}, found "
@@ -185,6 +186,21 @@ def read_sweep_returns(
     ppy = next(iter(frequencies))
     return SweepReturns(chosen, [folders[n]["fingerprint"] for n in chosen], index, pnl,
                         labels[ppy], ppy)
+
+
+def _warn_left_out(root: Path, wanted: set[tuple[str, str]], folders: dict[str, Any],
+                   chosen: list[str], from_table: bool) -> None:
+    """Say which configs are not validated, so fewer configs never pass unnoticed."""
+    stale = sorted({name for name, _ in wanted} - set(chosen))
+    if stale:
+        log.warning("validation of %s leaves out %d config(s) whose folder is missing, "
+                    "damaged or holds another result than recorded: %s; rerun the sweep "
+                    "to bring them up to date", root, len(stale), ", ".join(stale))
+    unlisted = sorted(set(folders) - {name for name, _ in wanted}) if from_table else []
+    if unlisted:
+        log.warning("validation of %s leaves out %d result folder(s) %s does not list: "
+                    "%s; rerun the sweep to rebuild %s if they belong to it", root,
+                    len(unlisted), COMPARISON, ", ".join(unlisted), COMPARISON)
 
 
 @dataclass
@@ -285,13 +301,17 @@ def _write(root: Path, stitched: pd.DataFrame, folds: pd.DataFrame, summary: dic
            params: ValidationParameters, data: SweepReturns) -> Validation:
     folder = root / VALIDATION_DIR
     folder.mkdir(parents=True, exist_ok=True)
+    # Digests of the bytes this build wrote (not of what is on disk by pbo.json's turn,
+    # which a concurrent build may have replaced): a mix of two builds then reads as damaged.
+    digests = {}
     with atomic_write(folder / WALK_FORWARD_FILE) as tmp:
         stitched.rename_axis("timestamp").to_parquet(tmp)
+        digests[WALK_FORWARD_FILE] = _sha256(tmp)
     with atomic_write(folder / FOLDS_FILE) as tmp:
         folds.to_csv(tmp, index=False)
+        digests[FOLDS_FILE] = _sha256(tmp)
     record = {**json_safe(summary), "built_from": _built_from(params, data.identities()),
-              "sha256": {name: _sha256(folder / name)
-                         for name in (WALK_FORWARD_FILE, FOLDS_FILE)}}
+              "sha256": digests}
     write_json(folder / PBO_FILE, record)
     return Validation(stitched.rename_axis("timestamp"), folds, record)
 

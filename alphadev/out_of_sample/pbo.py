@@ -5,10 +5,11 @@ Bailey, Borwein, López de Prado and Zhu, "The Probability of Backtest Overfitti
 bars x configs on the union grid with NaN where a config has no bar; configs are
 columns in name order ("ties by name" = ties to the lower column).
 
-Speed: each config's per-block count, sum and sum of squares are taken once (of its
-deviations from its own mean, so a constant config has exactly zero spread and sums
-do not cancel), and each of the C(S, S/2) combinations adds S of them per config:
-O(C * S * N) after one O(T * N) pass, compiled with numba.
+Speed: each config's per-block count, mean and sum of squared deviations from that
+mean are taken once (two passes, so sums do not cancel), and each of the C(S, S/2)
+combinations merges S of them per config: O(C * S * N) after one O(T * N) pass,
+compiled with numba.  A block's numbers depend on its own bars only, so two configs
+with equal pnl on a combination's out-of-sample bars tie exactly (average ranks).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def probability_of_overfitting(pnl: npt.ArrayLike, blocks: int = 16) -> PBO:
                              "run (or complete) more configs of the sweep")
     blocks = check_blocks(blocks, n_bars)
     edges = block_edges(n_bars, blocks)
-    count, dev_sum, dev_sq, peak, mean = _block_stats(np.ascontiguousarray(x.T), edges)
+    count, block_mean, block_m2, peak = _block_stats(np.ascontiguousarray(x.T), edges)
     used = (count > 0).all(axis=1)
     if used.sum() < 2:
         raise ParameterError(
@@ -115,7 +116,7 @@ def probability_of_overfitting(pnl: npt.ArrayLike, blocks: int = 16) -> PBO:
         )
     combinations = np.array(list(itertools.combinations(range(blocks), blocks // 2)),
                             dtype=np.int64)
-    chosen, is_sr, oos_sr, omega = _cscv(count, dev_sum, dev_sq, peak, mean, used,
+    chosen, is_sr, oos_sr, omega = _cscv(count, block_mean, block_m2, peak, used,
                                          combinations, STD_ZERO_RTOL)
     with np.errstate(divide="ignore"):
         lambdas = np.log(omega / (1.0 - omega))
@@ -124,51 +125,55 @@ def probability_of_overfitting(pnl: npt.ArrayLike, blocks: int = 16) -> PBO:
 
 @njit(cache=True)
 def _block_stats(by_config: np.ndarray, edges: np.ndarray):  # type: ignore[no-untyped-def]
-    """Per config and block: bar count, sum and sum of squares of the deviations from
-    the config's own mean, max |pnl|; and each config's mean (NaN bars skipped)."""
+    """Per config and block (NaN bars skipped): bar count, mean, sum of squared
+    deviations from that mean, and max |pnl|.  Each block's numbers come from its own
+    bars only, so configs with the same pnl in a block have the same numbers there."""
     n, t = by_config.shape
     s = edges.size - 1
     count = np.zeros((n, s), dtype=np.int64)
-    dev_sum = np.zeros((n, s))
-    dev_sq = np.zeros((n, s))
+    block_mean = np.zeros((n, s))
+    block_m2 = np.zeros((n, s))
     peak = np.zeros((n, s))
-    mean = np.zeros(n)
     for i in range(n):
-        total = 0.0
-        k = 0
-        for j in range(t):
-            v = by_config[i, j]
-            if not np.isnan(v):
-                total += v
-                k += 1
-        mean[i] = total / k if k > 0 else 0.0
         for b in range(s):
+            total = 0.0
+            k = 0
             for j in range(edges[b], edges[b + 1]):
                 v = by_config[i, j]
                 if not np.isnan(v):
-                    d = v - mean[i]
-                    count[i, b] += 1
-                    dev_sum[i, b] += d
-                    dev_sq[i, b] += d * d
+                    total += v
+                    k += 1
                     if abs(v) > peak[i, b]:
                         peak[i, b] = abs(v)
-    return count, dev_sum, dev_sq, peak, mean
+            if k == 0:
+                continue
+            mu = total / k
+            m2 = 0.0
+            for j in range(edges[b], edges[b + 1]):
+                v = by_config[i, j]
+                if not np.isnan(v):
+                    m2 += (v - mu) * (v - mu)
+            count[i, b] = k
+            block_mean[i, b] = mu
+            block_m2[i, b] = m2
+    return count, block_mean, block_m2, peak
 
 
 @njit(cache=True)
-def _sharpe(n: int, s: float, q: float, top: float, mu: float, rtol: float) -> float:
-    """Per-bar mean / std (ddof=1) from the sums of deviations; NaN when undefined."""
+def _sharpe(n: int, mu: float, m2: float, top: float, rtol: float) -> float:
+    """Per-bar mean / std (ddof=1) from count, mean and sum of squared deviations; NaN
+    when undefined."""
     if n < 2:
         return np.nan
-    var = (q - s * s / n) / (n - 1)
+    var = m2 / (n - 1)
     std = math.sqrt(var) if var > 0.0 else 0.0
     if std <= rtol * top:
         return np.nan
-    return (mu + s / n) / std
+    return mu / std
 
 
 @njit(cache=True)
-def _cscv(count, dev_sum, dev_sq, peak, mean, used, combinations, rtol):  # type: ignore[no-untyped-def]
+def _cscv(count, block_mean, block_m2, peak, used, combinations, rtol):  # type: ignore[no-untyped-def]
     n, s = count.shape
     n_comb, half = combinations.shape
     chosen = np.zeros(n_comb, dtype=np.int64)
@@ -190,21 +195,29 @@ def _cscv(count, dev_sum, dev_sq, peak, mean, used, combinations, rtol):  # type
         for i in range(n):
             if not used[i]:
                 continue
-            ni, si, qi, pi = 0, 0.0, 0.0, 0.0
-            no, so, qo, po = 0, 0.0, 0.0, 0.0
+            # Blocks merged in index order (Chan, Golub and LeVeque's pairwise update):
+            # the same blocks' numbers give the same bits, so configs with equal pnl on
+            # one side tie exactly there.
+            ni, mi, qi, ti = 0, 0.0, 0.0, 0.0
+            no, mo, qo, to = 0, 0.0, 0.0, 0.0
             for b in range(s):
+                nb = count[i, b]
+                if nb == 0:
+                    continue
                 if in_sample[b]:
-                    ni += count[i, b]
-                    si += dev_sum[i, b]
-                    qi += dev_sq[i, b]
-                    pi = max(pi, peak[i, b])
+                    d = block_mean[i, b] - mi
+                    mi += d * nb / (ni + nb)
+                    qi += block_m2[i, b] + d * d * ni * nb / (ni + nb)
+                    ni += nb
+                    ti = max(ti, peak[i, b])
                 else:
-                    no += count[i, b]
-                    so += dev_sum[i, b]
-                    qo += dev_sq[i, b]
-                    po = max(po, peak[i, b])
-            sr_in = _sharpe(ni, si, qi, pi, mean[i], rtol)
-            sr_out = _sharpe(no, so, qo, po, mean[i], rtol)
+                    d = block_mean[i, b] - mo
+                    mo += d * nb / (no + nb)
+                    qo += block_m2[i, b] + d * d * no * nb / (no + nb)
+                    no += nb
+                    to = max(to, peak[i, b])
+            sr_in = _sharpe(ni, mi, qi, ti, rtol)
+            sr_out = _sharpe(no, mo, qo, to, rtol)
             oos[i] = -np.inf if np.isnan(sr_out) else sr_out
             score = -np.inf if np.isnan(sr_in) else sr_in
             if best < 0 or score > best_is:

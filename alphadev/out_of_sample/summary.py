@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from alphadev.out_of_sample.files import VALIDATION_DIR, Validation
+from alphadev.store import read_notice
 
 OVERFIT_PBO = 0.5
 """PBO at or above which the in-sample best is more often than not below the median
@@ -42,7 +43,9 @@ def summary_text(validation: Validation, save_dir: str | os.PathLike) -> str:
     wf, best = s["walk_forward"], s["in_sample_best"]
     slope, intercept = s["degradation"]["slope"], s["degradation"]["intercept"]
     anchored = ", anchored" if params["anchored"] else ""
+    notice = read_notice(save_dir)  # e.g. synthetic data: said before any number
     return "\n".join([
+        *(f"NOTE: {line}" for line in (notice or "").splitlines()),
         f"alphadev validate: {len(s['built_from']['configs'])} configs "
         f"({s['frequency']} bars), files in {os.path.join(save_dir, VALIDATION_DIR)}",
         f"walk-forward (train {params['train']}, test {params['test']}{anchored}, by "

@@ -11,7 +11,7 @@ one trial:
 * returns on the union of the configs' bar grids, a missing bar counting as 0 (no
   position, no return); Pearson correlation ``rho`` over all bars;
 * distance ``d = sqrt((1 - rho) / 2)`` (0 for identical series, 1 for opposite ones);
-  a config with zero spread has no correlation and is at distance 1 from every other;
+  a config with zero spread correlates with nothing (rho = 0, distance sqrt(1/2));
 * complete-linkage agglomerative clustering, cut at ``d <= sqrt((1 - threshold) / 2)``:
   every pair of configs in one cluster has ``rho >= threshold`` (default
   ``NEAR_DUPLICATE_CORRELATION = 0.9``), so a chain of gradually different alphas is

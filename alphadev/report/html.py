@@ -3,35 +3,38 @@
 ``build_report(save_dir)`` reads every result folder of ``save_dir`` (a subfolder
 holding ``sequences/``, names starting with '.' skipped), and writes a single HTML
 file with inline CSS, no scripts and no external links; figures are embedded as
-base64 PNG ``data:`` URIs, so the file can be mailed or archived as is.
+base64 PNG ``data:`` URIs, so the file can be mailed or archived as is.  The output
+is deterministic: the same results give the same bytes.
 
-Contents: a summary (number of configs, the deflated-Sharpe verdict on the best one),
-the leaderboard of all configs sorted by Sharpe (with PSR, DSR and break-even fee,
-see ``alphadev.stats``), then for the top K configs equity, drawdown, long vs short
-leg, rolling IC, IC decay and quantile returns, then over the whole sweep heatmaps of
-Sharpe over each pair of grid dimensions, turnover vs Sharpe and the distribution of
-Sharpe ratios against the expected best of as many unskilled configs.
+Contents: the sweep's notice (``notice.txt``, e.g. that the data are synthetic) as a
+banner; a summary (number of configs, the deflated-Sharpe verdict on the best one);
+the leaderboard sorted by Sharpe (PSR, DSR, break-even fee, see ``alphadev.stats``);
+for the top K configs a key-metrics table with warnings about edges that live inside
+one bar, equity (net, and gross vs net), the cost waterfall, drawdown, legs, rolling
+Sharpe and volatility, returns histogram, then the signal (rolling IC, IC histogram,
+IC decay, quantile returns, rank autocorrelation); the best config's monthly returns,
+worst drawdowns, monthly IC and cumulative return per alpha quantile; the out-of-
+sample validation when ``validation/`` holds one whole build (``python -m alphadev
+validate``; read with ``alphadev.out_of_sample.files.read_validation``); and over the
+whole sweep Sharpe heatmaps over pairs of grid dimensions, turnover vs Sharpe and the
+distribution of Sharpe ratios against the expected best of N_eff unskilled trials.
 
-Data sources: ``config.json``, ``metrics.json`` and ``sequences/returns.parquet``
-(only its needed columns; positions and trades are never read).  The leaderboard is
-``comparison.csv`` when its (name, fingerprint) rows are exactly the result folders: it
-was deflated over all the sweep's configs, failed ones included, so the report shows
-the DSR the sweep wrote.  Otherwise the same function
+Data sources: ``config.json``, ``metrics.json`` and ``sequences/returns.parquet``.  The
+leaderboard is ``comparison.csv`` when its (name, fingerprint) rows are exactly the
+result folders: it was deflated over all the sweep's configs, failed ones included, so
+the report shows the DSR the sweep wrote.  Otherwise the same function
 (``alphadev.comparison.comparison_table``) builds it over the folders on disk.
 
-IC decay and quantile returns need the alpha and the prices, which a results folder
-does not keep: they are shown when ``sequences/ic_decay.parquet`` /
-``sequences/quantile_returns.parquet`` exist (written by
-``alphadev.analysis.write_ic_decay``), and the report says how to get them otherwise.
+``build_tear_sheet(folder)`` writes the same per-config panels for one config.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import html
+import json
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from itertools import combinations
 from pathlib import Path
@@ -40,7 +43,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alphadev.analysis import IC_DECAY_FILE, QUANTILE_RETURNS_FILE
 from alphadev.comparison import (
     COMPARISON,
     SETTING_COLUMNS,
@@ -48,13 +50,50 @@ from alphadev.comparison import (
     deflation,
     read_comparison_table,
 )
+from alphadev.out_of_sample.files import Validation, read_validation
+from alphadev.report.layout import (
+    banner,
+    figure,
+    finite,
+    is_number,
+    name,
+    note,
+    num,
+    page,
+    pct,
+    plain,
+    section,
+    table,
+)
+from alphadev.report.tearsheet import (
+    TEAR_SHEET_NAME,
+    ConfigView,
+    config_dir_of,
+    detail_panels,
+    edge_warnings,
+    key_metrics,
+    load_view,
+    performance_panels,
+    signal_panels,
+)
 from alphadev.results import BacktestResult, load_result
-from alphadev.store import atomic_write
+from alphadev.store import atomic_write, read_notice
 from alphadev.validation import check_scalar
+from alphadev.version import __version__
 
 MAX_HEATMAPS = 6
 DSR_CONFIDENCE = 0.95
 REPORT_NAME = "report.html"
+CONTENTS_META = "alphadev-report-contents"
+"""``<meta>`` naming what the report holds (``top=5 detailed=5 ic-decay=5 factor=5``);
+the Luigi ``Report`` task is complete only when its report has the IC decay."""
+EXTRA_SETTINGS = ("execution_delay", "slippage_rate")
+"""Config fields read from ``config.json`` when the comparison table lacks them
+(results written before they existed count as 0)."""
+SHORT_NAMES = {
+    "trading_fee_rate": "fee", "execution_delay": "delay", "slippage_rate": "slippage",
+    "gross_exposure": "exposure",
+}
 
 
 # ---------------------------------------------------------------------- reading
@@ -74,11 +113,33 @@ def load_sweep(save_dir: str | os.PathLike) -> list[BacktestResult]:
     return [load_result(folder) for folder in result_dirs(save_dir)]
 
 
+def _candidates(table: pd.DataFrame) -> list[str]:
+    names = [c for c in table.columns if c.startswith("alpha.")]
+    names += [c for c in dict.fromkeys((*SETTING_COLUMNS, *EXTRA_SETTINGS)) if c in table.columns]
+    return [c for c in names if table[c].astype(str).nunique() > 1]
+
+
+def couplings(table: pd.DataFrame) -> dict[str, list[str]]:
+    """Varying columns that move together: each kept dimension -> the columns it
+    determines one-to-one (e.g. ``open_quantile`` set with ``close_quantile`` as one
+    pair), which would only repeat it in the leaderboard and the heatmaps."""
+    text = table[_candidates(table)].astype(str)
+    kept: dict[str, list[str]] = {}
+    for column in text.columns:
+        for dim, partners in kept.items():
+            pairs = text[[dim, column]].drop_duplicates()
+            if len(pairs) == text[dim].nunique() == text[column].nunique():
+                partners.append(column)
+                break
+        else:
+            kept[column] = []
+    return kept
+
+
 def grid_dimensions(table: pd.DataFrame) -> list[str]:
-    """Columns that vary across configs: ``alpha.*`` parameters, then settings."""
-    candidates = [c for c in table.columns if c.startswith("alpha.")]
-    candidates += [c for c in SETTING_COLUMNS if c in table.columns]
-    return [c for c in candidates if table[c].astype(str).nunique() > 1]
+    """Columns that vary across configs: ``alpha.*`` parameters, then settings; a column
+    that moves one-to-one with an earlier one is left out (see ``couplings``)."""
+    return list(couplings(table))
 
 
 def sweep_table(
@@ -89,8 +150,8 @@ def sweep_table(
     ``comparison`` (``comparison.csv`` read back) is used when its (name, fingerprint)
     rows are exactly those of ``results``, since it was deflated over every config of
     the sweep; otherwise ``comparison_table`` deflates over ``results``.  Adds ``rank``
-    (1 = best Sharpe) and ``label`` (``#rank`` and the varying grid values, short
-    enough for a legend); ``attrs`` hold the numbers behind ``dsr`` (``deflation``).
+    (1 = best Sharpe) and ``label`` (``#rank`` and the varying grid values); ``attrs``
+    hold the numbers behind ``dsr`` (``deflation``).
     """
     identities = sorted((r.name, r.fingerprint) for r in results)
     if comparison is not None and sorted(
@@ -100,19 +161,42 @@ def sweep_table(
     else:
         table = comparison_table(results)
     table.attrs.update(deflation(table))
+    by_name = {r.name: r.config_dict for r in results}
+    for field in EXTRA_SETTINGS:
+        if field not in table.columns:
+            table[field] = [_setting(by_name[name].get(field, 0)) for name in table["name"]]
     table["sharpe"] = pd.to_numeric(table["sharpe"], errors="coerce")
     table = table.sort_values(["sharpe", "name"], ascending=[False, True], na_position="last",
                               kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
-    dims = grid_dimensions(table)
-    table["label"] = [_label(row, dims) for _, row in table.iterrows()]
+    groups = couplings(table)
+    table["label"] = [_label(row, groups) for _, row in table.iterrows()]
     return table
 
 
-def _label(row: pd.Series, dims: Sequence[str]) -> str:
-    if not dims:
-        return f"#{row['rank']} {row['name']}"
-    parts = [f"{d.removeprefix('alpha.')}={_plain(row[d])}" for d in dims]
+def _setting(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
+def dim_title(dim: str, partners: Sequence[str] = ()) -> str:
+    """Short display name of a grid dimension (with the columns coupled to it)."""
+    names = [SHORT_NAMES.get(d, d.removeprefix("alpha.")) for d in (dim, *partners)]
+    suffixes = {n.partition("_")[2] for n in names}
+    if len(names) > 1 and len(suffixes) == 1 and "" not in suffixes:
+        return "/".join(n.partition("_")[0] for n in names) + "_" + suffixes.pop()
+    return "/".join(names)
+
+
+def dim_value(row: pd.Series, dim: str, partners: Sequence[str] = ()) -> str:
+    return "/".join(plain(row[d]) for d in (dim, *partners))
+
+
+def _label(row: pd.Series, groups: dict[str, list[str]], dims: Sequence[str] | None = None,
+           ) -> str:
+    chosen = list(groups) if dims is None else [d for d in groups if d in dims]
+    if not chosen:
+        return f"#{row['rank']} {row['name']}" if dims is None else f"#{row['rank']}"
+    parts = [f"{dim_title(d, groups[d])}={dim_value(row, d, groups[d])}" for d in chosen]
     return f"#{row['rank']} " + ", ".join(parts)
 
 
@@ -120,17 +204,28 @@ def _label(row: pd.Series, dims: Sequence[str]) -> str:
 def build_report(
     save_dir: str | os.PathLike, top: int = 5, out: str | os.PathLike | None = None
 ) -> Path:
-    """Write the HTML report of ``save_dir`` to ``out`` (default ``save_dir/report.html``)."""
+    """Write the HTML report of ``save_dir`` to ``out`` (default ``save_dir/report.html``).
+
+    ``save_dir`` may also be one config's folder (``config.json`` and ``sequences/``):
+    then its tear sheet is written (``build_tear_sheet``).
+    """
     top = check_scalar("top", top, integer=True, low=1)
+    if config_dir_of(save_dir) is not None:
+        return build_tear_sheet(save_dir, out)
     results = load_sweep(save_dir)
     if not results:
         raise ValueError(
             f"no results in {str(save_dir)!r}: expected subfolders holding sequences/ "
-            "(written by Backtester.run_all(save_dir=...) or the Luigi Sweep)"
+            "(written by Backtester.run_all(save_dir=...) or the Luigi Sweep), or one "
+            "config's folder holding config.json for its tear sheet"
         )
-    target = Path(out) if out is not None else Path(save_dir) / REPORT_NAME
-    comparison = read_comparison_table(Path(save_dir) / COMPARISON)
-    document = render_report(results, top=top, source=str(save_dir), comparison=comparison)
+    root = Path(save_dir)
+    target = Path(out) if out is not None else root / REPORT_NAME
+    document = render_report(
+        results, top=top, source=str(save_dir),
+        comparison=read_comparison_table(root / COMPARISON), notice=read_notice(root),
+        validation=read_validation(root),
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(target) as tmp:
         tmp.write_text(document, encoding="utf-8")
@@ -139,95 +234,201 @@ def build_report(
 
 def render_report(
     results: Sequence[BacktestResult], top: int = 5, source: str = "",
-    comparison: pd.DataFrame | None = None,
+    comparison: pd.DataFrame | None = None, notice: str | None = None,
+    validation: Validation | None = None,
 ) -> str:
-    """The report as an HTML string (see the module docstring and ``sweep_table``)."""
+    """The report as an HTML string (see the module docstring and ``sweep_table``);
+    ``validation`` is ``alphadev.out_of_sample.files.read_validation(save_dir)``."""
     from alphadev.report import plots
 
     table = sweep_table(results, comparison)
     by_name = {r.name: r for r in results}
     leaders = table.head(top)
     labels = dict(zip(table["name"], table["label"]))
-    chosen = [(labels[name], by_name[name]) for name in leaders["name"]]
-    dims = grid_dimensions(table)
-
+    groups = couplings(table)
+    dims = list(groups)
+    shown = couplings(leaders) if len(leaders) > 1 else {}
+    varying = [d for d in dims if d in shown]
+    signal_dims = [d for d in varying if d.startswith("alpha.")]
+    views = [
+        load_view(by_name[row["name"]], _label(row, groups, varying),
+                  _label(row, groups, signal_dims))
+        for _, row in leaders.iterrows()
+    ]
     sections = [
-        _summary(table, source, top),
-        _section("Leaderboard", _leaderboard(table, dims, top)),
-        _top_sections(chosen, plots),
-        _sweep_sections(table, dims, leaders, labels, plots),
+        banner(notice) if notice else "",
+        _summary(table, source, top, notice),
+        section("Leaderboard", _leaderboard(table, groups, top)),
+        _top_sections(table, views, groups, varying, plots),
+        section(f"Best config in detail: {views[0].label}",
+                note(html.escape(str(leaders.iloc[0]["name"])))
+                + detail_panels(views[0], plots)),
+        _validation_section(validation, table, by_name, plots),
+        _sweep_sections(table, groups, leaders, labels, plots),
+        _footer(notice),
     ]
-    return _page(f"alphadev sweep report: {Path(source).name or source}", "\n".join(sections))
+    meta = {CONTENTS_META: (
+        f"top={top} detailed={len(views)} "
+        f"ic-decay={sum(v.decay is not None for v in views)} "
+        f"factor={sum(v.factor is not None for v in views)}"
+    )}
+    return page(f"alphadev sweep report: {Path(source).name or source}",
+                "\n".join(s for s in sections if s), meta)
 
 
-def _top_sections(chosen: list[tuple[str, BacktestResult]], plots: Any) -> str:
-    frames = {
-        label: _returns(result, ("equity", "long_return", "short_return", "ic"))
-        for label, result in chosen
-    }
-    equity = {label: frame["equity"] for label, frame in frames.items()}
-    legs = {label: frame[["long_return", "short_return"]] for label, frame in frames.items()}
-    ic = {label: frame["ic"] for label, frame in frames.items()}
-    window, window_label = _rolling_window(ic)
+def _top_sections(
+    table: pd.DataFrame, views: list[ConfigView], groups: dict[str, list[str]],
+    varying: list[str], plots: Any,
+) -> str:
+    n = len(views)
+    constant = [d for d in groups if d not in varying]
+    first = table.iloc[0]
+    shared = ", ".join(f"{dim_title(d, groups[d])}={dim_value(first, d, groups[d])}"
+                       for d in constant)
+    warnings = []
+    for view, (_, row) in zip(views, table.head(n).iterrows()):
+        warnings += edge_warnings(view, _delayed_sharpe(table, row, groups))
+    metrics = key_metrics(views) + (
+        note(f"All {n} share {html.escape(shared)}.") if shared and n > 1 else ""
+    ) + "".join(warnings)
+    return "\n".join([
+        section(f"Top {n} configs: key metrics", metrics),
+        section(f"Top {n} configs: performance", performance_panels(views, plots)),
+        section(f"Top {n} configs: signal", signal_panels(views, plots)),
+    ])
 
-    performance = [
-        _figure(plots.equity_curves, equity, alt="equity curves"),
-        _figure(plots.drawdown_curves, equity, alt="drawdown curves"),
-        _figure(plots.leg_curves, legs, alt="long and short leg"),
+
+def _delayed_sharpe(table: pd.DataFrame, row: pd.Series, groups: dict[str, list[str]]
+                    ) -> float | None:
+    """Sharpe of the config equal to ``row`` but traded one bar later, when the sweep
+    varies ``execution_delay`` and ``row`` trades without delay."""
+    if "execution_delay" not in table.columns or table["execution_delay"].nunique() < 2:
+        return None
+    if int(row["execution_delay"] or 0) != 0:
+        return None
+    others = [d for d in groups if d != "execution_delay"]
+    others += [p for d in others for p in groups[d]]
+    match = table["execution_delay"].fillna(0).astype(int) == 1
+    for dim in others:
+        match &= table[dim].astype(str) == str(row[dim])
+    values = table.loc[match, "sharpe"].dropna()
+    return float(values.iloc[0]) if len(values) else None
+
+
+def _validation_section(
+    validation: Validation | None, table: pd.DataFrame, by_name: dict[str, BacktestResult],
+    plots: Any,
+) -> str:
+    """Out-of-sample checks written by ``python -m alphadev validate`` (if any): the
+    walk-forward equity against the in-sample choice over the same bars, the folds, PBO
+    with its logit histogram and the degradation scatter."""
+    if validation is None:
+        return ""
+    pbo = validation.summary
+    walk = validation.walk_forward
+    best = _in_sample_name(pbo, table)
+    # The in-sample choice over the same bars (no bar of its own: no return, 0).
+    in_sample = load_view(by_name[best], best).returns["pnl"].reindex(walk.index).fillna(0.0)
+    folds = validation.folds
+    boundaries = list(pd.to_datetime(folds["test_start"], utc=True))
+    parts = [
+        figure(plots.oos_equity, walk["pnl"], in_sample, best, boundaries,
+               alt="out-of-sample equity"),
+        note(f"In-sample choice: {name(best)} (the best config over the whole period), "
+             "drawn over the walk-forward bars. Walk-forward: in each fold the config with "
+             "the best train-window metric, traded in the following test window."),
+        _folds_table(folds),
+        _pbo_summary(pbo),
+        figure(plots.lambda_histogram, pbo.get("lambdas") or [], pbo.get("pbo"),
+               alt="logit histogram with PBO"),
     ]
-    signal = [_figure(plots.rolling_ic, ic, window, window_label, alt="rolling IC")]
-    decay = _saved_frames(chosen, IC_DECAY_FILE, "lag", "ic")
-    if decay:
-        signal.append(_figure(plots.ic_decay, decay, alt="IC decay"))
-    quantiles = _saved_frames(chosen, QUANTILE_RETURNS_FILE, "quantile", "mean_forward_return")
-    if quantiles:
-        signal.append(_figure(plots.quantile_returns, quantiles, alt="quantile returns"))
-    if not decay or not quantiles:
-        signal.append(
-            "<p class='note'>IC decay and quantile returns need the alpha and prices, which "
-            "a results folder does not keep. They are shown for configs whose folder holds "
-            f"<code>sequences/{IC_DECAY_FILE}</code>: write it with "
-            "<code>alphadev.analysis.write_ic_decay(result_dir, config)</code>, or compute "
-            "them directly with <code>alphadev.analysis.signal_analysis(config)</code>.</p>"
-        )
-    return "\n".join(
-        [
-            _section(f"Top {len(chosen)} configs: performance", "\n".join(performance)),
-            _section(f"Top {len(chosen)} configs: signal", "\n".join(signal)),
-        ]
-    )
+    degradation = pbo.get("degradation") or {}
+    parts.append(figure(plots.degradation_scatter, pbo.get("in_sample_sharpe") or [],
+                        pbo.get("out_of_sample_sharpe") or [], degradation.get("slope"),
+                        degradation.get("intercept"), alt="degradation scatter"))
+    return section("Out-of-sample validation", "\n".join(parts))
+
+
+def _in_sample_name(pbo: dict[str, Any], table: pd.DataFrame) -> str:
+    """The whole-period best config (``in_sample_best_config`` of pbo.json; without it,
+    the best Sharpe of the leaderboard, the default selection metric)."""
+    name = pbo.get("in_sample_best_config")
+    return str(name) if name in set(table["name"]) else str(table.iloc[0]["name"])
+
+
+def _folds_table(folds: pd.DataFrame) -> str:
+    rows = []
+    for _, fold in folds.iterrows():
+        rows.append([
+            str(fold["fold"]), f"{_stamp(fold['train_start'])} .. {_stamp(fold['train_end'])}",
+            f"{_stamp(fold['test_start'])} .. {_stamp(fold['test_end'])}",
+            name(str(fold["chosen"])),
+            num(fold["train_metric"], 3), num(fold["test_metric"], 3),
+            num(fold["best_test_metric"], 3),
+        ])
+    return "<h3>Walk-forward folds</h3>" + table(
+        ["fold", "train", "test", "chosen", "train metric", "test metric", "best test metric"],
+        rows, css="board folds") + note("Windows: start included, end excluded (UTC).")
+
+
+def _stamp(value: Any) -> str:
+    return html.escape(pd.Timestamp(value).strftime("%Y-%m-%d %H:%M"))
+
+
+def _pbo_summary(pbo: dict[str, Any]) -> str:
+    rows = [
+        ["probability of backtest overfitting (PBO)", pct(pbo.get("pbo"), 1).lstrip("+")],
+        ["probability of loss (winner's OOS Sharpe < 0)",
+         pct(pbo.get("probability_of_loss"), 1).lstrip("+")],
+        ["combinations / blocks / configs",
+         f"{pbo.get('n_combinations')} / {pbo.get('blocks')} / {pbo.get('n_configs')}"],
+    ]
+    for key, title in (("walk_forward", "walk-forward"), ("in_sample_best", "in-sample best")):
+        metrics = pbo.get(key) or {}
+        if metrics:
+            rows.append([f"{title}: Sharpe / ann. return / max DD",
+                         f"{num(metrics.get('sharpe'), 2)} / "
+                         f"{pct(metrics.get('annualized_return'))} / "
+                         f"{pct(metrics.get('max_drawdown'))}"])
+    return table(None, rows, css="board metrics")
 
 
 def _sweep_sections(
-    table: pd.DataFrame, dims: list[str], leaders: pd.DataFrame, labels: dict[str, str],
-    plots: Any,
+    table: pd.DataFrame, groups: dict[str, list[str]], leaders: pd.DataFrame,
+    labels: dict[str, str], plots: Any,
 ) -> str:
     stability: list[str] = []
+    dims = list(groups)
     plot_table = table.copy()
+    titles = {d: dim_title(d, groups[d]) for d in dims}
     for dim in dims:
-        plot_table[dim] = [_plain(v) if not _is_number(v) else v for v in plot_table[dim]]
+        plot_table[titles[dim]] = [
+            dim_value(row, dim, groups[dim]) if groups[dim] or not is_number(row[dim])
+            else row[dim] for _, row in table.iterrows()
+        ]
     pairs = list(combinations(dims, 2))
     for x, y in pairs[:MAX_HEATMAPS]:
-        stability.append(_figure(plots.sharpe_heatmap, plot_table, x, y,
-                                 alt=f"Sharpe heatmap {y} x {x}"))
+        stability.append(figure(plots.sharpe_heatmap, plot_table, titles[x], titles[y],
+                                alt=f"Sharpe heatmap {titles[y]} x {titles[x]}"))
     if len(pairs) > MAX_HEATMAPS:
-        stability.append(f"<p class='note'>{len(pairs) - MAX_HEATMAPS} more pairs of grid "
-                         "dimensions not shown.</p>")
+        stability.append(note(f"{len(pairs) - MAX_HEATMAPS} more pairs of grid dimensions "
+                              "not shown."))
     if len(dims) == 1:
-        stability.append(_figure(plots.sharpe_by_dimension, plot_table, dims[0],
-                                 alt=f"Sharpe by {dims[0]}"))
+        stability.append(figure(plots.sharpe_by_dimension, plot_table, titles[dims[0]],
+                                alt=f"Sharpe by {titles[dims[0]]}"))
     if not dims:
-        stability.append("<p class='note'>No grid dimension varies across these configs.</p>")
-    stability.append(_figure(plots.turnover_vs_sharpe, table, list(leaders["name"]), labels,
-                             alt="turnover vs Sharpe"))
+        stability.append(note("No grid dimension varies across these configs."))
+    stability.append(figure(plots.turnover_vs_sharpe, table, list(leaders["name"]), labels,
+                            alt="turnover vs Sharpe"))
     sharpe, sr0, unit = _sharpe_for_distribution(table)
-    stability.append(_figure(plots.sharpe_distribution, sharpe, sr0,
-                             alt=f"distribution of Sharpe ratios ({unit})"))
-    return _section("Parameter stability and selection bias", "\n".join(stability))
+    stability.append(figure(plots.sharpe_distribution, sharpe, sr0,
+                            table.attrs.get("n_effective_trials", len(table)),
+                            alt=f"distribution of Sharpe ratios ({unit})"))
+    return section("Parameter stability and selection bias", "\n".join(stability))
 
 
 # ---------------------------------------------------------------------- pieces
-def _summary(table: pd.DataFrame, source: str, top: int) -> str:
+def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None) -> str:
     n = len(table)
     n_trials = table.attrs["n_trials"]
     best = table.iloc[0]
@@ -247,20 +448,28 @@ def _summary(table: pd.DataFrame, source: str, top: int) -> str:
                    f"{DSR_CONFIDENCE}: its Sharpe is unlikely to be luck of the search.")
     else:
         verdict = (f"Deflated Sharpe ratio of the best config: <b>{dsr:.3f}</b> &lt; "
-                   f"{DSR_CONFIDENCE}: its Sharpe may well be luck of trying {n_trials} configs.")
+                   f"{DSR_CONFIDENCE}: its Sharpe may well be luck of trying {n_trials} configs "
+                   f"({table.attrs.get('n_effective_trials', n_trials)} effectively "
+                   "independent).")
+    if notice:
+        verdict += (" <b>Synthetic data (see the notice above): these results say nothing "
+                    "about a real market.</b>")
     period = ", ".join(
         sorted({f"{s} .. {e}" for s, e in zip(table["start_date"], table["end_date"])})
     )
     frequencies = ", ".join(sorted({str(f) for f in table["frequency"]}))
+    trials = f"{n if n == n_trials else f'{n} of {n_trials}'}"
+    n_eff = table.attrs.get("n_effective_trials", n_trials)
+    if "n_effective_trials" in table.columns:
+        trials += (f"; effective number of independent trials N<sub>eff</sub> = {n_eff} "
+                   "(configs whose returns correlate at 0.9 or more count once)")
     items = [
         ("results", html.escape(source)),
-        ("configs", f"{n if n == n_trials else f'{n} of {n_trials}'} "
-                    f"(top {min(top, n)} detailed below)"),
+        ("configs (N)", f"{trials} (top {min(top, n)} detailed below)"),
         ("period", html.escape(period)),
         ("bars", html.escape(frequencies)),
-        ("best", f"{html.escape(str(best['name']))} (Sharpe {_num(best['sharpe'], 2)})"),
-        (f"expected best Sharpe of {n_trials} unskilled configs", sr0_text),
-        ("generated", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("best", f"{html.escape(str(best['name']))} (Sharpe {num(best['sharpe'], 2)})"),
+        (f"expected best Sharpe of {n_eff} independent unskilled trials", sr0_text),
     ]
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in items)
     return (
@@ -269,83 +478,59 @@ def _summary(table: pd.DataFrame, source: str, top: int) -> str:
     )
 
 
+def _footer(notice: str | None) -> str:
+    data = ("Synthetic data (see the notice at the top): these results say nothing about a "
+            "real market. " if notice else "")
+    return (f"<footer>{data}Written by alphadev {html.escape(__version__)} from the saved "
+            "results folder; figures embedded, no network access needed.</footer>")
+
+
 LEADERBOARD_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
-    ("sharpe", "Sharpe", lambda v: _num(v, 2)),
-    ("dsr", "DSR", lambda v: _num(v, 3)),
-    ("psr", "PSR", lambda v: _num(v, 3)),
-    ("annualized_return", "ann. return", lambda v: _pct(v)),
-    ("max_drawdown", "max DD", lambda v: _pct(v)),
-    ("sortino", "Sortino", lambda v: _num(v, 2)),
-    ("ic_mean", "IC mean", lambda v: _num(v, 4)),
-    ("ic_ir", "IC IR", lambda v: _num(v, 3)),
-    ("avg_turnover", "turnover/bar", lambda v: _num(v, 4)),
-    ("breakeven_fee", "break-even fee (bp)", lambda v: _num(v * 1e4 if _finite(v) else v, 2)),
-    ("long_sharpe", "long Sharpe", lambda v: _num(v, 2)),
-    ("short_sharpe", "short Sharpe", lambda v: _num(v, 2)),
-    ("num_periods", "bars", lambda v: _num(v, 0)),
+    ("sharpe", "Sharpe", lambda v: num(v, 2)),
+    ("dsr", "DSR", lambda v: num(v, 3)),
+    ("psr", "PSR", lambda v: num(v, 3)),
+    ("annualized_return", "ann. return", pct),
+    ("max_drawdown", "max DD", pct),
+    ("ic_mean", "IC mean", lambda v: num(v, 4)),
+    ("total_funding", "funding (sum)", pct),
+    ("cost_share", "costs / gross", pct),
+    ("avg_turnover", "turnover /bar", lambda v: num(v, 4)),
+    ("breakeven_fee", "break-even fee (bp)", lambda v: num(v * 1e4 if finite(v) else v, 2)),
+    ("long_sharpe", "long Sharpe", lambda v: num(v, 2)),
+    ("short_sharpe", "short Sharpe", lambda v: num(v, 2)),
 ]
 
 
-def _leaderboard(table: pd.DataFrame, dims: list[str], top: int) -> str:
+def _leaderboard(table: pd.DataFrame, groups: dict[str, list[str]], top: int) -> str:
     columns = [c for c in LEADERBOARD_COLUMNS if c[0] in table.columns]
-    head = ["#", "config"] + [html.escape(d.removeprefix("alpha.")) for d in dims]
+    head = ["#", "config"] + [html.escape(dim_title(d, p)) for d, p in groups.items()]
     head += [title for _, title, _ in columns]
-    lines = ["<div class='scroll'><table class='board'><thead><tr>"]
+    lines = ["<div class='scroll'><table class='board leader'><thead><tr>"]
     lines += [f"<th>{h}</th>" for h in head]
     lines.append("</tr></thead><tbody>")
     for _, row in table.iterrows():
         css = " class='top'" if row["rank"] <= top else ""
-        cells = [str(row["rank"]), f"<span class='name'>{html.escape(str(row['name']))}</span>"]
-        cells += [html.escape(_plain(row[d])) for d in dims]
+        cells = [str(row["rank"]), name(str(row["name"]))]
+        cells += [html.escape(dim_value(row, d, p)) for d, p in groups.items()]
         for key, _, fmt in columns:
             text = fmt(row[key])
-            if key == "dsr" and _finite(row[key]) and row[key] >= DSR_CONFIDENCE:
+            if key == "dsr" and finite(row[key]) and row[key] >= DSR_CONFIDENCE:
                 text = f"<b class='good'>{text}</b>"
             cells.append(text)
         lines.append(f"<tr{css}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     lines.append("</tbody></table></div>")
-    lines.append(
-        "<p class='note'>Sorted by annualised Sharpe; highlighted rows are detailed below. "
+    lines.append(note(
+        "Sorted by annualised Sharpe; highlighted rows are detailed below. Returns and "
+        "drawdowns in percent. "
         "PSR = probability that the true Sharpe exceeds 0; DSR = the same against the "
-        f"expected best Sharpe of {table.attrs['n_trials']} unskilled configs (Bailey &amp; "
+        f"expected best Sharpe of {table.attrs.get('n_effective_trials', table.attrs['n_trials'])}"
+        " independent unskilled trials (Bailey &amp; "
         "L&oacute;pez de Prado 2014; per-bar Sharpe, skewness and kurtosis of the net returns). "
         "Break-even fee: the fee rate per unit traded at which the net cumulative return "
-        "is zero (blank when the gross return is not positive).</p>"
-    )
+        "is zero (blank when the gross return is not positive). Tear sheet of one config: "
+        "<code>python -m alphadev report SAVE_DIR/NAME</code>."
+    ))
     return "".join(lines)
-
-
-def _returns(result: BacktestResult, columns: Sequence[str]) -> pd.DataFrame:
-    if result.path is not None:
-        return pd.read_parquet(result.path / "sequences" / "returns.parquet",
-                               columns=list(columns))
-    return result.sequences[list(columns)]
-
-
-def _saved_frames(
-    chosen: list[tuple[str, BacktestResult]], filename: str, index: str, value: str
-) -> dict[str, pd.Series]:
-    found = {}
-    for label, result in chosen:
-        if result.path is None:
-            continue
-        path = result.path / "sequences" / filename
-        if path.exists():
-            frame = pd.read_parquet(path)
-            found[label] = frame.set_index(index)[value]
-    return found
-
-
-def _rolling_window(ic: dict[str, pd.Series]) -> tuple[pd.Timedelta, str]:
-    """A week when the data span four weeks or more, a day from four days, else 1/10."""
-    spans = [s.index.max() - s.index.min() for s in ic.values() if len(s) > 1]
-    span = max(spans) if spans else pd.Timedelta(days=1)
-    if span >= pd.Timedelta(days=28):
-        return pd.Timedelta(days=7), "7 days"
-    if span >= pd.Timedelta(days=4):
-        return pd.Timedelta(days=1), "1 day"
-    window = max(span / 10, pd.Timedelta(minutes=1)).ceil("min")
-    return window, str(window)
 
 
 def _common_periods_per_year(table: pd.DataFrame) -> float | None:
@@ -362,80 +547,66 @@ def _sharpe_for_distribution(table: pd.DataFrame) -> tuple[pd.Series, float | No
     return table["sharpe_per_period"], sr0, "per bar"
 
 
-def _figure(plot: Callable[..., Any], *args: Any, alt: str) -> str:
-    from alphadev.report.plots import to_png
-
-    figure = plot(*args)
-    data = base64.b64encode(to_png(figure)).decode("ascii")
-    return f"<figure><img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'></figure>"
-
-
-def _section(title: str, body: str) -> str:
-    return f"<section><h2>{html.escape(title)}</h2>\n{body}\n</section>"
-
-
-STYLE = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px;
-       color: #1d2330; background: #ffffff; max-width: 1240px; }
-h1 { font-size: 26px; margin: 0 0 12px 0; }
-h2 { font-size: 19px; border-bottom: 2px solid #d0d7e2; padding-bottom: 4px; margin-top: 32px; }
-table { border-collapse: collapse; font-size: 13px; }
-table.summary th { text-align: left; padding: 2px 16px 2px 0; color: #55607a; font-weight: 600; }
-table.summary td { padding: 2px 0; }
-.verdict { font-size: 15px; background: #f2f5fa; border-left: 4px solid #4a76c9;
-           padding: 8px 12px; }
-.scroll { overflow: auto; max-height: 640px; border: 1px solid #d0d7e2; }
-table.board th { position: sticky; top: 0; background: #e8edf5; padding: 4px 8px;
-                 text-align: right; white-space: nowrap; }
-table.board td { padding: 3px 8px; text-align: right; border-top: 1px solid #eef1f6;
-                 white-space: nowrap; }
-table.board td:nth-child(2), table.board th:nth-child(2) { text-align: left; }
-table.board tr.top td { background: #fff7dc; }
-.name { font-family: Menlo, Consolas, monospace; font-size: 12px; }
-.good { color: #17803d; }
-.note { color: #55607a; font-size: 13px; }
-figure { margin: 16px 0; }
-img { max-width: 100%; height: auto; border: 1px solid #eef1f6; }
-code { background: #f2f5fa; padding: 1px 4px; }
-"""
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
-        f"<body>\n{body}\n</body>\n</html>\n"
-    )
-
-
-# ---------------------------------------------------------------------- formatting
-def _finite(value: Any) -> bool:
+def report_contents(path: str | os.PathLike) -> dict[str, int] | None:
+    """What a written report holds (its ``CONTENTS_META`` tag: ``top``, ``detailed``,
+    ``ic-decay``, ``factor``), or None when the file is missing or has no such tag."""
     try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+        with open(path, encoding="utf-8") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    found = re.search(rf"<meta name='{CONTENTS_META}' content='([^']*)'>", head)
+    if found is None:
+        return None
+    pairs = (item.partition("=") for item in found.group(1).split())
+    return {key: int(value) for key, _, value in pairs if value.isdigit()}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, bool
-    ) and _finite(value)
+# ---------------------------------------------------------------------- tear sheet
+def build_tear_sheet(folder: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Write one config's tear sheet to ``out`` (default ``folder/tear_sheet.html``).
+
+    PSR and DSR come from the sweep's ``comparison.csv`` next to the folder when it
+    lists this config (deflated over the whole sweep), else they are left out.
+    """
+    root = config_dir_of(folder)
+    if root is None:
+        raise FileNotFoundError(
+            f"{str(folder)!r} is not a config's results folder: expected config.json and "
+            "sequences/ inside (pass the sweep's directory for the sweep report)"
+        )
+    result = load_result(root)
+    target = Path(out) if out is not None else root / TEAR_SHEET_NAME
+    comparison = read_comparison_table(root.parent / COMPARISON)
+    document = render_tear_sheet(result, comparison, read_notice(root.parent))
+    with atomic_write(target) as tmp:
+        tmp.write_text(document, encoding="utf-8")
+    return target
 
 
-def _num(value: Any, digits: int) -> str:
-    return f"{float(value):,.{digits}f}" if _finite(value) else "&ndash;"
+def render_tear_sheet(result: BacktestResult, comparison: pd.DataFrame | None = None,
+                      notice: str | None = None) -> str:
+    """One config's tear sheet as an HTML string."""
+    from alphadev.report import plots
 
-
-def _pct(value: Any) -> str:
-    if not _finite(value):
-        return "&ndash;"
-    value = float(value)
-    return f"{value:+.2%}" if abs(value) < 100 else f"{value * 100:+.2e}%"
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, (float, np.floating)) and _finite(value):
-        return f"{float(value):g}"
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "None"
-    return str(value)
+    view = load_view(result, "config")
+    config = result.config_dict
+    settings = {k: config[k] for k in (*SETTING_COLUMNS, *EXTRA_SETTINGS) if k in config}
+    items = [("config", name(result.name)),
+             ("alpha", html.escape(f"{config.get('alpha_class')}({config.get('alpha_kwargs')})")),
+             ("settings", html.escape(", ".join(f"{k}={plain(v)}" for k, v in settings.items())))]
+    if comparison is not None and result.name in set(comparison["name"]):
+        row = comparison.set_index("name").loc[result.name]
+        items.append(("deflated Sharpe", f"PSR {num(row.get('psr'), 3)}, DSR "
+                      f"{num(row.get('dsr'), 3)} over {row.get('n_trials')} trials of the sweep"))
+    summary = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in items)
+    body = [
+        banner(notice) if notice else "",
+        f"<h1>Tear sheet</h1>\n<table class='summary'>{summary}</table>",
+        section("Key metrics", key_metrics([view]) + "".join(edge_warnings(view))),
+        section("Performance", performance_panels([view], plots)),
+        section("Returns in detail", detail_panels(view, plots)),
+        section("Signal", signal_panels([view], plots)),
+        _footer(notice),
+    ]
+    return page(f"alphadev tear sheet: {result.name}", "\n".join(b for b in body if b))

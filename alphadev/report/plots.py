@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from alphadev.metrics import drawdown
+from alphadev.metrics import cum_returns, drawdown, rolling_sharpe, rolling_volatility
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -48,8 +49,15 @@ def to_png(fig: Figure) -> bytes:
 
 
 def _legend(ax: Axes, n_items: int) -> None:
-    if n_items:
-        ax.legend(fontsize="small", loc="best", frameon=False, ncols=1 if n_items <= 6 else 2)
+    """Legend below the plot area (never over the curves or the tick labels); none for
+    a single item, which the title already names."""
+    if n_items > 1:
+        handles, labels = ax.get_legend_handles_labels()
+        longest = max((len(label) for label in labels), default=0)
+        ncols = max(1, min(n_items, 2 if longest > 40 else 3 if longest > 30 else 5 if longest > 12
+                                 else 8))
+        ax.figure.legend(handles, labels, fontsize="small", loc="outside lower center",
+                         frameon=False, ncols=ncols)
 
 
 def _time_axis(ax: Axes) -> None:
@@ -70,12 +78,12 @@ def _naive(index: pd.Index) -> pd.Index:
 
 # ---------------------------------------------------------------------- time series
 def equity_curves(equity: Mapping[str, pd.Series]) -> Figure:
-    """Equity (net of fees, starting at 1) of each config over time."""
+    """Equity (net of fees, slippage and funding, starting at 1) of each config."""
     fig, (ax,) = new_figure(4.2)
     for label, series in equity.items():
         ax.plot(_naive(series.index), series.to_numpy(), lw=1.2, label=label)
     ax.axhline(1.0, color="0.4", lw=0.8, ls=":")
-    ax.set_title("Equity curves (net of fees)")
+    ax.set_title("Equity curves (net of costs)")
     ax.set_ylabel("equity")
     _time_axis(ax)
     _legend(ax, len(equity))
@@ -212,9 +220,8 @@ def sharpe_by_dimension(table: pd.DataFrame, dim: str, value: str = "sharpe") ->
     ax.set_xticks(range(len(levels)), [_tick(v) for v in levels])
     ax.set_xlabel(dim)
     ax.set_ylabel(value)
-    ax.set_title(f"{value} by {dim}")
+    ax.set_title(f"{value} by {dim} (dots: configs, line: mean)")
     ax.grid(True, alpha=0.3)
-    _legend(ax, 1)
     return fig
 
 
@@ -240,11 +247,13 @@ def turnover_vs_sharpe(
     return fig
 
 
-def sharpe_distribution(sharpe: pd.Series, expected_max: float | None) -> Figure:
+def sharpe_distribution(sharpe: pd.Series, expected_max: float | None,
+                        n_trials: int | None = None) -> Figure:
     """Histogram of the configs' Sharpe ratios with the luck threshold of the sweep.
 
-    ``expected_max``: the expected best annualised Sharpe of as many unskilled configs
-    (the DSR benchmark SR0); a best Sharpe not well above it may be luck.
+    ``expected_max``: the expected best annualised Sharpe of ``n_trials`` (the effective
+    number of trials, default the number of configs) unskilled trials, the DSR benchmark
+    SR0; a best Sharpe not well above it may be luck.
     """
     fig, (ax,) = new_figure(3.4)
     values = pd.to_numeric(sharpe, errors="coerce").dropna().to_numpy()
@@ -252,7 +261,8 @@ def sharpe_distribution(sharpe: pd.Series, expected_max: float | None) -> Figure
             alpha=0.8)
     if expected_max is not None and math.isfinite(expected_max):
         ax.axvline(expected_max, color="C3", ls="--",
-                   label=f"expected best of {values.size} unskilled: {expected_max:.2f}")
+                   label=f"expected best of {n_trials or values.size} unskilled trials: "
+                         f"{expected_max:.2f}")
     if values.size:
         ax.axvline(values.max(), color="k", lw=1.0, label=f"best: {values.max():.2f}")
     ax.set_xlabel("Sharpe (annualised)")
@@ -264,10 +274,21 @@ def sharpe_distribution(sharpe: pd.Series, expected_max: float | None) -> Figure
 
 
 # ---------------------------------------------------------------------- helpers
-def _percent():
+def _percent(xmax: float = 1.0):
     from matplotlib.ticker import PercentFormatter
 
-    return PercentFormatter(1.0)
+    return PercentFormatter(xmax)
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis (legends stay in the figure)."""
+    return text if len(text) <= width else text[:width - 1] + "\u2026"
+
+
+def _signed(value: float) -> str:
+    """Short signed number for tick labels (no "-0.0"; no decimals from 100 up)."""
+    digits = 0 if abs(value) >= 100 else 1
+    return f"{round(value, digits) + 0.0:+.{digits}f}"
 
 
 def _ordered(values: pd.Index) -> list:
@@ -283,3 +304,251 @@ def _tick(value: object) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+# ---------------------------------------------------------------------- tear sheet
+def gross_net_equity(frames: Mapping[str, pd.DataFrame]) -> Figure:
+    """Equity before costs (dashed) and after them (solid), one colour per config.
+
+    Each frame has columns ``gross`` and ``pnl`` (per-bar returns); the gap between the
+    two curves is what fees, slippage and funding took.
+    """
+    fig, (ax,) = new_figure(4.0)
+    for colour, (label, frame) in enumerate(frames.items()):
+        x = _naive(frame.index)
+        ax.plot(x, cum_returns(frame["pnl"].fillna(0.0)), lw=1.2, color=f"C{colour}",
+                label=f"{label} (net)")
+        ax.plot(x, cum_returns(frame["gross"].fillna(0.0)), lw=1.0, ls="--",
+                color=f"C{colour}", label=f"{label} (gross)")
+    ax.axhline(1.0, color="0.4", lw=0.8, ls=":")
+    ax.set_title("Equity before costs (dashed) and after them (solid)")
+    ax.set_ylabel("equity")
+    _time_axis(ax)
+    _legend(ax, 2 * len(frames))
+    return fig
+
+
+def rolling_sharpe_volatility(
+    pnl: Mapping[str, pd.Series], window: int, window_label: str, periods_per_year: float
+) -> Figure:
+    """Rolling annualised Sharpe (left) and volatility (right) over ``window`` bars."""
+    fig, axes = new_figure(3.6, ncols=2)
+    for colour, (label, series) in enumerate(pnl.items()):
+        x = _naive(series.index)
+        values = series.fillna(0.0).to_numpy(dtype=np.float64)
+        axes[0].plot(x, rolling_sharpe(values, window, periods_per_year), lw=1.0,
+                     color=f"C{colour}", label=label)
+        axes[1].plot(x, rolling_volatility(values, window, periods_per_year), lw=1.0,
+                     color=f"C{colour}", label=label)
+    axes[0].axhline(0.0, color="0.4", lw=0.8, ls=":")
+    axes[0].set_title(f"Rolling Sharpe (annualised, {window_label})")
+    axes[1].set_title(f"Rolling volatility (annualised, {window_label})")
+    axes[1].yaxis.set_major_formatter(_percent())
+    for ax in axes:
+        _time_axis(ax)
+    _legend(axes[0], len(pnl))
+    return fig
+
+
+def returns_histogram(pnl: Mapping[str, pd.Series]) -> Figure:
+    """Distribution of per-bar net returns (basis points), one outline per config."""
+    fig, (ax,) = new_figure(3.4)
+    arrays = {k: v.dropna().to_numpy(dtype=np.float64) * 1e4 for k, v in pnl.items()}
+    pooled = np.concatenate([a for a in arrays.values() if a.size] or [np.zeros(1)])
+    low, high = np.percentile(pooled, [0.5, 99.5])
+    if high <= low:
+        low, high = low - 1.0, high + 1.0
+    bins = list(np.linspace(low, high, 61))
+    for colour, (label, values) in enumerate(arrays.items()):
+        ax.hist(np.clip(values, low, high), bins=bins, histtype="step", lw=1.2,
+                color=f"C{colour}", label=label)
+    ax.axvline(0.0, color="0.4", lw=0.8, ls=":")
+    ax.set_title("Per-bar net returns (outermost 0.5% on each side clipped into the end bins)")
+    ax.set_xlabel("basis points per bar")
+    ax.set_ylabel("bars")
+    ax.grid(True, alpha=0.3)
+    _legend(ax, len(arrays))
+    return fig
+
+
+COST_STEPS = ("gross", "fees", "slippage", "funding")
+
+
+def cost_waterfalls(breakdowns: Mapping[str, Mapping[str, float]]) -> Figure:
+    """Per config: gross -> fees -> slippage -> funding -> net, as sums of per-bar returns
+    (in % of notional).  Fees and slippage step down, funding up or down."""
+    n = max(1, len(breakdowns))
+    ncols = min(n, 5)
+    nrows = math.ceil(n / ncols)
+    fig, axes = new_figure(3.2 * nrows, ncols=ncols, nrows=nrows)
+    for ax, (label, parts) in zip(axes, breakdowns.items()):
+        steps = [parts["gross"], -parts["fees"], -parts["slippage"], parts["funding"]]
+        heights = np.array([*steps, sum(steps)]) * 100
+        bottoms = np.append(np.concatenate([[0.0], np.cumsum(steps)[:-1]]), 0.0) * 100
+        colours = ["C0"] + ["C2" if v >= 0 else "C3" for v in steps[1:]] + ["C1"]
+        x = np.arange(5)
+        ax.bar(x, heights, bottom=bottoms, color=colours, width=0.7)
+        ends = np.concatenate([bottoms, bottoms + heights])
+        low, high = min(0.0, float(ends.min())), max(0.0, float(ends.max()))
+        pad = 0.08 * ((high - low) or 1.0)
+        ax.set_ylim(low - (pad if low < 0 else 0.0), high + pad)
+        ax.axhline(0.0, color="0.4", lw=0.8)
+        names = ["gross", "fees", "slip.", "fund.", "net"]
+        ax.set_xticks(x, [f"{step}\n{_signed(v)}" for step, v in zip(names, heights)],
+                      fontsize="x-small")
+        ax.set_title(textwrap.fill(label, 24), fontsize="small")
+        ax.yaxis.set_major_formatter(_percent(100.0))
+        ax.grid(True, axis="y", alpha=0.3)
+    for ax in axes[len(breakdowns):]:
+        ax.set_visible(False)
+    fig.suptitle("Cost waterfall: sums of per-bar returns, % of notional")
+    return fig
+
+
+def monthly_heatmap(table: pd.DataFrame, title: str, percent: bool) -> Figure:
+    """Year x month heatmap (``alphadev.analysis.monthly_table``), values written in."""
+    data = table.to_numpy(dtype=np.float64)
+    fig, (ax,) = new_figure(max(1.6, 0.9 + 0.45 * len(table.index)))
+    finite = data[np.isfinite(data)]
+    bound = (float(np.max(np.abs(finite))) if finite.size else 0.0) or 1.0
+    image = ax.imshow(np.ma.masked_invalid(data), cmap="RdYlGn", vmin=-bound, vmax=bound,
+                      aspect="auto")
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+              "Dec"]
+    ax.set_xticks(range(12), months)
+    ax.set_yticks(range(len(table.index)), [str(y) for y in table.index])
+    for (row, col), v in np.ndenumerate(data):
+        if math.isfinite(v):
+            ax.text(col, row, f"{v:+.1%}" if percent else f"{v:+.3f}", ha="center",
+                    va="center", fontsize="small")
+    fig.colorbar(image, ax=ax, format=_percent() if percent else None, pad=0.01)
+    ax.set_title(title)
+    return fig
+
+
+def ic_histogram(ic: Mapping[str, pd.Series]) -> Figure:
+    """Distribution of the per-bar rank IC, with each config's mean marked."""
+    fig, (ax,) = new_figure(3.4)
+    bins = list(np.linspace(-1.0, 1.0, 51))
+    for colour, (label, series) in enumerate(ic.items()):
+        values = series.dropna().to_numpy(dtype=np.float64)
+        ax.hist(values, bins=bins, histtype="step", lw=1.2, color=f"C{colour}", label=label)
+        if values.size:
+            ax.axvline(values.mean(), color=f"C{colour}", ls="--", lw=1.0)
+    ax.axvline(0.0, color="0.4", lw=0.8, ls=":")
+    ax.set_title("Per-bar rank IC (dashed: mean)")
+    ax.set_xlabel("IC")
+    ax.set_ylabel("bars")
+    ax.grid(True, alpha=0.3)
+    _legend(ax, len(ic))
+    return fig
+
+
+def quantile_cumulative(frame: pd.DataFrame) -> Figure:
+    """Cumulative return of each equal-weighted alpha bucket over time (``quantile_k``
+    columns of ``factor_sequences.parquet``), lowest alpha blue to highest red."""
+    from matplotlib import colormaps
+
+    columns = [c for c in frame.columns if c.startswith("quantile_")]
+    fig, (ax,) = new_figure(3.8)
+    cmap = colormaps["coolwarm"]
+    for k, column in enumerate(columns):
+        growth = cum_returns(frame[column].fillna(0.0)) - 1.0
+        ax.plot(_naive(frame.index), growth, lw=1.1,
+                color=cmap(k / max(1, len(columns) - 1)),
+                label=f"quantile {column.removeprefix('quantile_')}")
+    ax.axhline(0.0, color="0.4", lw=0.8, ls=":")
+    ax.set_title("Cumulative return per alpha quantile (1 = lowest alpha, equal weights, "
+                 "no costs)")
+    ax.yaxis.set_major_formatter(_percent())
+    _time_axis(ax)
+    _legend(ax, len(columns))
+    return fig
+
+
+def rank_autocorrelation(series: Mapping[str, pd.Series], window: pd.Timedelta,
+                         window_label: str) -> Figure:
+    """Factor rank autocorrelation (lag 1 bar), rolling mean over ``window``."""
+    fig, (ax,) = new_figure(3.2)
+    for label, values in series.items():
+        values = values.astype(np.float64)
+        step = pd.Series(values.index).diff().median() if len(values) > 1 else window
+        bars = max(1, int(window / step)) if step and step > pd.Timedelta(0) else 1
+        rolled = values.rolling(window, min_periods=max(1, bars // 2)).mean()
+        ax.plot(_naive(rolled.index), rolled.to_numpy(), lw=1.0,
+                label=f"{label} (mean {values.mean():.3f})")
+    ax.set_title(f"Factor rank autocorrelation, lag 1 bar (rolling mean over {window_label})")
+    ax.set_ylabel("Spearman")
+    _time_axis(ax)
+    _legend(ax, len(series))
+    return fig
+
+
+# ---------------------------------------------------------------------- validation
+def oos_equity(walk_forward: pd.Series, in_sample: pd.Series, in_sample_label: str,
+               boundaries: Sequence[pd.Timestamp]) -> Figure:
+    """Equity of the stitched walk-forward selection against the in-sample best config
+    over the same bars.
+
+    ``walk_forward``/``in_sample``: per-bar pnl; dotted verticals mark fold starts.
+    """
+    fig, (ax,) = new_figure(3.8)
+    ax.plot(_naive(walk_forward.index), cum_returns(walk_forward.fillna(0.0)), lw=1.3,
+            color="C0", label="walk-forward (chosen on the past, out of sample)")
+    ax.plot(_naive(in_sample.index), cum_returns(in_sample.fillna(0.0)), lw=1.0, color="C3",
+            ls="--", label=f"in-sample best: {_clip(in_sample_label, 56)}")
+    for stamp in _naive(pd.DatetimeIndex(boundaries)):
+        ax.axvline(stamp, color="0.6", lw=0.6, ls=":")
+    ax.axhline(1.0, color="0.4", lw=0.8)
+    ax.set_title("Out-of-sample equity of the walk-forward choice vs the in-sample choice")
+    ax.set_ylabel("equity")
+    _time_axis(ax)
+    _legend(ax, 2)
+    return fig
+
+
+def lambda_histogram(lambdas: Sequence[float], pbo: float | None) -> Figure:
+    """Logits of the in-sample winner's out-of-sample rank; PBO = share at or below 0."""
+    fig, (ax,) = new_figure(3.2)
+    values = np.asarray([v for v in lambdas if v is not None], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size:
+        ax.hist(values, bins=max(5, min(40, int(np.sqrt(values.size)) * 2)), color="C0",
+                alpha=0.8)
+    ax.axvline(0.0, color="C3", ls="--", lw=1.2, label="logit 0 (median rank)")
+    pbo_text = f"{pbo:.1%}" if pbo is not None and math.isfinite(pbo) else "n/a"
+    ax.set_title(f"Logit of the out-of-sample rank of the in-sample best (PBO = {pbo_text})")
+    ax.set_xlabel("\u03bb = ln(\u03c9 / (1 - \u03c9))  (< 0: below the median out of sample)")
+    ax.set_ylabel("combinations")
+    ax.grid(True, alpha=0.3)
+    _legend(ax, 1)
+    return fig
+
+
+def degradation_scatter(in_sample: Sequence[float], out_of_sample: Sequence[float],
+                        slope: float | None, intercept: float | None) -> Figure:
+    """In-sample vs out-of-sample Sharpe (per bar) of each combination's winner, with
+    the least-squares line of ``pbo.json``."""
+    fig, (ax,) = new_figure(3.6)
+    x = np.asarray(in_sample, dtype=np.float64)
+    y = np.asarray(out_of_sample, dtype=np.float64)
+    if x.size == y.size:
+        keep = np.isfinite(x) & np.isfinite(y)
+        x, y = x[keep], y[keep]
+    else:
+        x = y = np.zeros(0)
+    if x.size:
+        ax.scatter(x, y, s=12, alpha=0.6, color="C0", label="combinations")
+        span = np.array([np.nanmin(x), np.nanmax(x)])
+    else:
+        span = np.array([0.0, 1.0])
+    if slope is not None and intercept is not None:
+        ax.plot(span, intercept + slope * span, color="C3", lw=1.2,
+                label=f"fit: OOS = {intercept:.3g} + {slope:.3g} x IS")
+    ax.axhline(0.0, color="0.4", lw=0.8, ls=":")
+    ax.set_title("Performance degradation: in-sample vs out-of-sample Sharpe of the winner")
+    ax.set_xlabel("in-sample Sharpe (per bar)")
+    ax.set_ylabel("out-of-sample Sharpe (per bar)")
+    ax.grid(True, alpha=0.3)
+    _legend(ax, 2)
+    return fig

@@ -112,6 +112,25 @@ def test_only_the_sweeps_current_results_are_read(swept: Path, tmp_path: Path) -
     assert read_sweep_returns(tmp_path).names == sorted(table["name"].head(4))
 
 
+def test_configs_left_out_are_named(swept: Path, tmp_path: Path,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A stale comparison.csv (one result recomputed, one never listed) validates fewer
+    configs: never silently."""
+    table = pd.read_csv(swept / COMPARISON, dtype={"fingerprint": str})
+    for folder in swept.iterdir():
+        if not folder.name.startswith(".") and folder.is_dir() and folder.name != "validation":
+            (tmp_path / folder.name).symlink_to(folder)
+    names = sorted(table["name"])
+    table.loc[table["name"] == names[0], "fingerprint"] = "recomputed-since"
+    table[table["name"] != names[1]].to_csv(tmp_path / COMPARISON, index=False)
+    with caplog.at_level("WARNING", logger="alphadev.out_of_sample.files"):
+        assert read_sweep_returns(tmp_path).names == names[2:]
+    text = caplog.text
+    assert f"leaves out 1 config(s) whose folder is missing, damaged or holds another " \
+           f"result than recorded: {names[0]}; rerun the sweep" in text
+    assert f"leaves out 1 result folder(s) comparison.csv does not list: {names[1]}" in text
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "alphadev", "validate", *args],
                           capture_output=True, text=True, timeout=120)
@@ -189,5 +208,38 @@ def test_the_luigi_task_validates_and_rebuilds_when_stale(tmp_path: Path) -> Non
     assert luigi.build([task], local_scheduler=True)
     second = json.loads(summary.read_text())
     assert second["built_from"] != first["built_from"] and task.complete()
+    spec.write_text(SPEC.format(market=str(market), scales=[1.0, -1.0, 0.25, 2.0]))
+    assert not task.complete()  # echo3 added: the sweep must run it first
+    assert luigi.build([task], local_scheduler=True)
+    assert json.loads(summary.read_text())["n_configs"] == 4 and task.complete()
     with pytest.raises(ValueError, match="Validate: metric='best' is not a selection metric"):
         pipelines.Validate(spec=str(spec), save_dir=save_dir, metric="best")
+
+
+def test_a_concurrent_build_never_leaves_a_mix_that_reads_as_current(
+    swept: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process rebuilds validation/ (other parameters) right after this build
+    wrote folds.csv: this build's pbo.json must not vouch for the other build's files."""
+    import contextlib
+
+    import alphadev.out_of_sample.files as files
+
+    other = PARAMS._replace(train="3D")
+    real_atomic_write = files.atomic_write
+
+    @contextlib.contextmanager
+    def then_the_other_build(target):
+        with real_atomic_write(target) as tmp:
+            yield tmp
+        if Path(target).name == "folds.csv":
+            monkeypatch.setattr(files, "atomic_write", real_atomic_write)
+            validate_sweep(swept, other)
+
+    monkeypatch.setattr(files, "atomic_write", then_the_other_build)
+    validate_sweep(swept, PARAMS)
+    identities = read_sweep_returns(swept).identities()
+    back = read_validation(swept)
+    assert back is None or len(back.folds) == back.summary["n_folds"]
+    assert not validation_is_current(swept, PARAMS, identities)
+    assert not validation_is_current(swept, other, identities)

@@ -98,6 +98,24 @@ def test_ties_rank_on_average_and_go_to_the_first_name() -> None:
     np.testing.assert_allclose(fast.omega, 3.5 / 5)  # ranks 3 and 4 of 4, averaged
 
 
+def test_configs_equal_out_of_sample_tie_there() -> None:
+    """Config 1 is config 0 except in block 0: where block 0 is in-sample their
+    out-of-sample Sharpe ratios are equal and share their average rank, as the literal
+    text computes them (not split by rounding of the different whole-period means)."""
+    for seed in range(20, 30):
+        rng = np.random.default_rng(seed)
+        pnl = rng.normal(0.0, 1e-2, (40, 5))
+        pnl[:, 1] = pnl[:, 0]
+        pnl[:10, 1] += rng.normal(3e-3, 1e-2, 10)
+        times = list(pd.date_range("2024-01-01", periods=40, freq="h"))
+        names = [f"c{k}" for k in range(5)]
+        returns = {n: dict(zip(times, pnl[:, j].tolist())) for j, n in enumerate(names)}
+        fast = probability_of_overfitting(pnl, 4)
+        for k, (best, _, _, omega, _) in enumerate(literal.pbo(times, returns, names, 4)):
+            assert names[fast.chosen[k]] == best
+            assert fast.omega[k] == pytest.approx(omega, rel=1e-12), (seed, k)
+
+
 def test_blocks_are_contiguous_and_the_first_ones_longer() -> None:
     assert list(block_edges(10, 4)) == [0, 3, 6, 8, 10]
     assert list(block_edges(16, 4)) == [0, 4, 8, 12, 16]

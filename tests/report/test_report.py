@@ -22,10 +22,28 @@ import pytest
 from alphadev import BacktestConfig, Backtester, CSVDataLoader
 from alphadev import sweep as sweeps
 from alphadev.alpha import Alpha
-from alphadev.analysis import write_ic_decay
+from alphadev.analysis import write_factor_sequences, write_ic_decay
 from alphadev.comparison import read_comparison_table
-from alphadev.report import build_report, grid_dimensions, load_sweep, result_dirs, sweep_table
+from alphadev.out_of_sample.files import ValidationParameters, validate_sweep
+from alphadev.report import (
+    build_report,
+    grid_dimensions,
+    load_sweep,
+    report_contents,
+    result_dirs,
+    sweep_table,
+)
 
+PER_CONFIG_PANELS = (
+    "equity curves", "gross vs net equity", "cost waterfall", "drawdown curves",
+    "long and short leg", "rolling Sharpe and volatility", "returns histogram", "rolling IC",
+    "IC histogram", "IC decay", "quantile returns", "factor rank autocorrelation",
+    "monthly returns heatmap", "monthly IC heatmap", "cumulative returns per alpha quantile",
+)
+SWEEP_PANELS = PER_CONFIG_PANELS + (
+    "Sharpe heatmap", "turnover vs Sharpe", "distribution of Sharpe ratios",
+    "out-of-sample equity", "logit histogram with PBO", "degradation scatter",
+)
 ON_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -115,7 +133,10 @@ def sweep(tmp_path_factory):
     assert all(r is not None for r in results)
     for config in configs[1:]:
         write_ic_decay(save_dir / config.name, config, max_lag=12)
+        write_factor_sequences(save_dir / config.name, config)
     bt.save_results(save_dir)  # adds comparison.csv, which the report must ignore
+    (save_dir / "notice.txt").write_text("SYNTHETIC DATA: planted next-bar signal.\n")
+    validation = validate_sweep(save_dir, ValidationParameters(train="3D", test="2D", blocks=4))
     (save_dir / "not-a-result").mkdir()  # no sequences/: skipped
     (save_dir / ".tmp-half-written" / "sequences").mkdir(parents=True)  # hidden: skipped
 
@@ -127,7 +148,13 @@ def sweep(tmp_path_factory):
     )
     assert done.returncode == 0, done.stderr
     assert str(out) in done.stdout
-    return {"configs": configs, "save_dir": save_dir, "html": out}
+    best = sweep_table(load_sweep(save_dir)).iloc[0]["name"]
+    sheet = subprocess.run([sys.executable, "-m", "alphadev", "report", str(save_dir / best)],
+                           capture_output=True, text=True, timeout=120)
+    assert sheet.returncode == 0, sheet.stderr
+    assert str(save_dir / best / "tear_sheet.html") in sheet.stdout
+    return {"configs": configs, "save_dir": save_dir, "html": out, "validation": validation.summary,
+            "best": best, "tear_sheet": save_dir / best / "tear_sheet.html"}
 
 
 def test_every_config_is_in_the_report(sweep):
@@ -136,6 +163,7 @@ def test_every_config_is_in_the_report(sweep):
         assert config.name in text
     assert "not-a-result" not in text and ".tmp-half-written" not in text
     assert "DSR" in text and "break-even fee" in text
+    assert "funding (sum)" in text and "costs / gross" in text  # what costs took, per config
 
 
 def test_report_is_self_contained(sweep):
@@ -143,9 +171,8 @@ def test_report_is_self_contained(sweep):
     images = re.findall(r"<img\b[^>]*>", text)
     assert len(images) >= 6
     alts = " ".join(images)
-    for figure in ("equity curves", "drawdown curves", "long and short leg", "rolling IC",
-                   "IC decay", "quantile returns", "Sharpe heatmap", "turnover vs Sharpe"):
-        assert figure in alts
+    for figure in SWEEP_PANELS:
+        assert f"alt='{figure}" in alts, figure
     sources = re.findall(r"""\bsrc\s*=\s*['"]?([^'"\s>]*)""", text)
     assert len(sources) == len(images)
     assert all(src.startswith("data:image/png;base64,") for src in sources)
@@ -198,9 +225,12 @@ def test_report_shows_the_dsr_of_comparison_csv(tmp_path):
     text = build_report(save_dir, top=2).read_text(encoding="utf-8")
     board = text.split("Leaderboard")[1].split("</table>")[0]
     for name, dsr in written["dsr"].items():
-        row = board.split(f"<span class='name'>{name}</span>")[1].split("</tr>")[0]
+        row = board.split(f"title='{name}'")[1].split("</tr>")[0]
         assert f"{dsr:.3f}" in row
-    assert "expected best Sharpe of 4 unskilled configs" in text
+    assert "expected best Sharpe of 4 independent unskilled trials" in text
+    # No notice.txt, no validation/: none of their panels.
+    assert "class='banner'" not in text and "synthetic" not in text.lower()
+    assert "Out-of-sample validation" not in text
 
     # Over the folders alone (3 trials) the DSRs differ: the report would disagree.
     alone = sweep_table(load_sweep(save_dir)).set_index("name")["dsr"]
@@ -237,7 +267,8 @@ def _browser() -> str | None:
     return None
 
 
-def test_report_renders_in_headless_chromium(sweep, tmp_path):
+@pytest.mark.parametrize("page", ["report", "tear sheet"])
+def test_report_renders_in_headless_chromium(sweep, tmp_path, page):
     browser = _browser()
     if browser is None:
         if ON_CI:
@@ -245,21 +276,168 @@ def test_report_renders_in_headless_chromium(sweep, tmp_path):
         pytest.skip("no headless Chromium installed (apt-get install -y chromium)")
     from matplotlib.image import imread
 
+    document = sweep["html"] if page == "report" else sweep["tear_sheet"]
     png = tmp_path / "report.png"
     subprocess.run(
         [
             browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-            f"--screenshot={png}", "--window-size=1280,2000",
-            sweep["html"].resolve().as_uri(),
+            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
+            f"--screenshot={png}", "--window-size=1400,2000",
+            document.resolve().as_uri(),
         ],
         capture_output=True, timeout=120, check=True,
     )
     pixels = imread(png)[..., :3]
-    assert pixels.shape[:2] == (2000, 1280)
+    assert pixels.shape[:2] == (2000, 1400)
     # Not blank: many distinct colours, plenty of non-white pixels, real contrast.
     assert pixels.std() > 0.05
     assert (pixels.min(axis=2) < 0.9).mean() > 0.05
     colours = np.unique((pixels.reshape(-1, 3) * 255).astype(np.uint8), axis=0)
     assert len(colours) > 50
+    # Nothing drawn in the rightmost 120 px at 1400 px: no content wider than the window.
+    assert (pixels[:, -120:].min(axis=2) > 0.97).all()
+
+
+def _alts(text: str) -> list[str]:
+    return re.findall(r"<img alt='([^']*)'", text)
+
+
+def test_tear_sheet_of_one_config(sweep):
+    best = sweep["best"]
+    text = sweep["tear_sheet"].read_text(encoding="utf-8")
+    assert set(PER_CONFIG_PANELS) <= set(_alts(text))
+    assert "Worst drawdowns" in text and "Key metrics" in text
+    assert best in text and "DSR" in text  # deflated over the sweep's comparison.csv
+    assert text.index("class='banner'") < text.index("<h1>")
+    assert "<script" not in text and "http" not in text
+
+
+def test_report_sections_and_banner(sweep):
+    text = sweep["html"].read_text(encoding="utf-8")
+    body = text.split("<body>")[1]
+    assert body.strip().startswith("<div class='banner'>SYNTHETIC DATA: planted")
+    assert "synthetic data" in text.split("<footer>")[1].lower()
+    for title in ("Top 4 configs: key metrics", "Worst drawdowns", "Out-of-sample validation",
+                  "Walk-forward folds", "probability of backtest overfitting (PBO)"):
+        assert title in text, title
+    n_eff = pd.read_csv(sweep["save_dir"] / "comparison.csv")["n_effective_trials"].iloc[0]
+    assert f"N<sub>eff</sub> = {n_eff} " in text
+    # The strongest planted signal predicts the next bar only: flagged.
+    assert "the edge may live inside one bar" in text
+    assert report_contents(sweep["html"]) == {"top": 4, "detailed": 4, "ic-decay": 4,
+                                              "factor": 4}
+
+
+def test_pbo_numbers_in_the_report(sweep):
+    text = sweep["html"].read_text(encoding="utf-8")
+    section = text.split("Out-of-sample validation")[1].split("</section>")[0]
+    summary = sweep["validation"]
+    assert f"{summary['pbo']:.1%}" in section
+    assert f"{summary['probability_of_loss']:.1%}" in section
+    assert f"{summary['n_combinations']} / 4 / {summary['n_configs']}" in section
+    assert f"{summary['walk_forward']['sharpe']:.2f} / " in section
+    assert f"{summary['in_sample_best']['sharpe']:.2f} / " in section
+    chosen = summary["in_sample_best_config"]
+    assert f"In-sample choice: <span class='name' title='{chosen}'>" in section
+    folds = pd.read_csv(sweep["save_dir"] / "validation" / "folds.csv")
+    assert section.count("<tr>") >= len(folds) + 3
+
+
+def test_report_is_deterministic(sweep):
+    from alphadev.report import render_tear_sheet
+
+    result = [r for r in load_sweep(sweep["save_dir"]) if r.name == sweep["best"]][0]
+    assert render_tear_sheet(result) == render_tear_sheet(result)
+
+
+def test_coupled_dimensions_collapse():
+    table = pd.DataFrame({
+        "alpha.window": [6, 6, 24, 24], "open_quantile": [0.1, 0.2, 0.1, 0.2],
+        "close_quantile": [0.2, 0.3, 0.2, 0.3], "trading_fee_rate": [1e-4] * 4,
+    })
+    assert grid_dimensions(table) == ["alpha.window", "open_quantile"]
+    from alphadev.report.html import couplings, dim_title, dim_value
+
+    groups = couplings(table)
+    assert groups == {"alpha.window": [], "open_quantile": ["close_quantile"]}
+    assert dim_title("open_quantile", groups["open_quantile"]) == "open/close_quantile"
+    assert dim_value(table.iloc[1], "open_quantile", ["close_quantile"]) == "0.2/0.3"
+    # Not one-to-one: both stay.
+    table.loc[3, "close_quantile"] = 0.25
+    assert grid_dimensions(table) == ["alpha.window", "open_quantile", "close_quantile"]
+    # A cost setting that varies is one dimension (listed once).
+    table["execution_delay"] = [0, 1, 1, 0]
+    assert grid_dimensions(table).count("execution_delay") == 1
+
+
+def test_delay_sibling_and_edge_warnings(sweep):
+    from alphadev.report.html import _delayed_sharpe
+    from alphadev.report.tearsheet import cost_breakdown, edge_warnings, load_view
+
+    table = pd.DataFrame({
+        "name": ["a0", "a1", "b0", "b1"], "alpha.w": [1, 1, 2, 2],
+        "execution_delay": [0, 1, 0, 1], "sharpe": [5.0, 0.5, 3.0, 2.9],
+    })
+    groups = {"alpha.w": [], "execution_delay": []}
+    assert _delayed_sharpe(table, table.iloc[0], groups) == 0.5
+    assert _delayed_sharpe(table, table.iloc[2], groups) == 2.9
+    assert _delayed_sharpe(table, table.iloc[1], groups) is None  # already delayed
+
+    result = load_sweep(sweep["save_dir"])[0]
+    view = load_view(result, "#1")
+    view.decay = None
+    view.result.metrics["total"]["sharpe"] = 4.0
+    assert edge_warnings(view, None) == []
+    assert edge_warnings(view, 3.0) == []
+    (warning,) = edge_warnings(view, 1.0)
+    assert "falls to 1.00" in warning
+    view.decay = pd.DataFrame({"lag": [1, 2], "ic": [0.04, 0.03]})
+    assert edge_warnings(view) == []
+    view.decay = pd.DataFrame({"lag": [1, 2], "ic": [0.04, 0.01]})
+    assert "IC at horizon 2 (0.0100)" in edge_warnings(view)[0]
+
+    # Results written before slippage/funding existed: those count as 0.
+    assert view.returns["slippage"].eq(0).all() and view.returns["funding"].eq(0).all()
+    parts = cost_breakdown(view)
+    assert parts["gross"] == pytest.approx(view.returns["gross"].sum())
+    assert parts["fees"] == pytest.approx(view.returns["fees"].sum())
+    # Newer results: metrics.json's cost_breakdown wins.
+    view.result.metrics["cost_breakdown"] = {"gross": 0.5, "fees": 0.1, "slippage": 0.05,
+                                             "funding": -0.01}
+    assert cost_breakdown(view) == {"gross": 0.5, "fees": 0.1, "slippage": 0.05,
+                                    "funding": -0.01}
+
+
+def test_leaderboard_fits_at_1400_px(sweep, tmp_path):
+    """Measured by Chromium's layout: a probe script (in a copy; the report has none)
+    writes the leaderboard's scroll and client widths into the title."""
+    browser = _browser()
+    if browser is None:
+        if ON_CI:
+            pytest.fail("CI is set but no Chromium is installed (apt-get install -y chromium)")
+        pytest.skip("no headless Chromium installed (apt-get install -y chromium)")
+    probe = ("<script>var s = document.querySelector('.scroll'); document.title = "
+             "[s.scrollWidth, s.clientWidth].join(',');</script>")
+    copy = tmp_path / "probe.html"
+    copy.write_text(sweep["html"].read_text(encoding="utf-8").replace("</body>", probe + "</body>"),
+                    encoding="utf-8")
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000", "--dump-dom",
+         copy.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    scroll_width, client_width = map(int, re.search(r"<title>(\d+),(\d+)</title>", dom).groups())
+    assert 1000 < client_width and scroll_width <= client_width
+
+
+def test_percent_format_one_unit():
+    from alphadev.report.layout import pct
+
+    assert pct(0.5) == "+50.00%" and pct(-0.0625) == "-6.25%"
+    assert pct(-1e-9) == "+0.00%"  # no "-0.00%"
+    assert pct(12.3456) == "+1,235%"  # thousands separators, no scientific notation
+    assert pct(3.9e24) == "<span title='+3.9e+26%'>&gt; +100,000%</span>"
+    assert pct(None) == pct(float("nan")) == "&ndash;"

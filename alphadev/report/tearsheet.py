@@ -1,0 +1,333 @@
+"""Per-config panels (quantstats / alphalens style) and the single-config tear sheet.
+
+The sweep report uses these panels for its top configs; ``build_tear_sheet(folder)``
+(``python -m alphadev report SAVE_DIR/NAME``) writes them for one config to
+``SAVE_DIR/NAME/tear_sheet.html``.  Everything is drawn from the saved files of a
+results folder: ``metrics.json``, ``config.json``, ``sequences/returns.parquet`` and,
+when present, ``sequences/ic_decay.parquet``, ``quantile_returns.parquet`` and
+``factor_sequences.parquet`` (``alphadev.analysis.write_ic_decay`` /
+``write_factor_sequences``: they need the alpha, which a results folder does not keep).
+
+Results written before slippage and funding existed have no such columns: they count
+as 0 (their backtests charged neither).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphadev.analysis import (
+    FACTOR_SEQUENCES_FILE,
+    IC_DECAY_FILE,
+    QUANTILE_RETURNS_FILE,
+    monthly_table,
+)
+from alphadev.metrics import drawdown_periods
+from alphadev.report.layout import figure, note, num, pct, table
+from alphadev.results import BacktestResult
+
+TEAR_SHEET_NAME = "tear_sheet.html"
+COST_COLUMNS = ("gross", "fees", "slippage", "funding")
+EDGE_IC_RATIO = 0.5
+"""IC at horizon 2 below this share of IC at horizon 1 (itself > 0) is flagged."""
+EDGE_SHARPE_RATIO = 0.5
+"""Sharpe at execution_delay 1 below this share of Sharpe at delay 0 (> 0) is flagged."""
+WORST_DRAWDOWNS = 5
+
+
+@dataclass
+class ConfigView:
+    """What the panels need of one config.  ``label`` names it in legends;
+    ``signal_label`` names its signal (configs with identical ICs are drawn once)."""
+
+    label: str
+    signal_label: str
+    result: BacktestResult
+    returns: pd.DataFrame
+    decay: pd.DataFrame | None
+    quantiles: pd.Series | None
+    factor: pd.DataFrame | None
+
+    @property
+    def periods_per_year(self) -> float | None:
+        value = self.result.metrics.get("periods_per_year")
+        return float(value) if value else None
+
+
+def load_view(result: BacktestResult, label: str, signal_label: str | None = None) -> ConfigView:
+    """Read a config's returns (missing cost columns as 0) and saved signal files."""
+    if result.path is not None:
+        frame = pd.read_parquet(result.path / "sequences" / "returns.parquet")
+    else:
+        frame = result.sequences.copy()
+    for column in ("slippage", "funding"):
+        if column not in frame.columns:
+            frame[column] = 0.0
+
+    def saved(name: str) -> pd.DataFrame | None:
+        if result.path is None or not (result.path / "sequences" / name).exists():
+            return None
+        return pd.read_parquet(result.path / "sequences" / name)
+
+    quantiles = saved(QUANTILE_RETURNS_FILE)
+    return ConfigView(
+        label=label,
+        signal_label=signal_label or label,
+        result=result,
+        returns=frame,
+        decay=saved(IC_DECAY_FILE),
+        quantiles=None if quantiles is None
+        else quantiles.set_index("quantile")["mean_forward_return"],
+        factor=saved(FACTOR_SEQUENCES_FILE),
+    )
+
+
+def cost_breakdown(view: ConfigView) -> dict[str, float]:
+    """gross, fees, slippage, funding as sums of per-bar returns (``metrics.json``'s
+    ``cost_breakdown`` when present, else summed from ``returns.parquet``)."""
+    saved = view.result.metrics.get("cost_breakdown") or {}
+    return {
+        key: float(saved[key]) if saved.get(key) is not None
+        else float(view.returns[key].fillna(0.0).sum())
+        for key in COST_COLUMNS
+    }
+
+
+def rolling_window(index: pd.Index) -> tuple[pd.Timedelta, str]:
+    """A week when the data span four weeks or more, a day from four days, else 1/10."""
+    span = index.max() - index.min() if len(index) > 1 else pd.Timedelta(days=1)
+    if span >= pd.Timedelta(days=28):
+        return pd.Timedelta(days=7), "7 days"
+    if span >= pd.Timedelta(days=4):
+        return pd.Timedelta(days=1), "1 day"
+    window = max(span / 10, pd.Timedelta(minutes=1)).ceil("min")
+    return window, str(window)
+
+
+def window_bars(index: pd.Index, window: pd.Timedelta) -> int:
+    """How many bars a time window holds (at the median bar spacing), at least 2."""
+    step = pd.Series(index).diff().median() if len(index) > 1 else window
+    return max(2, int(window / step)) if step and step > pd.Timedelta(0) else 2
+
+
+# ---------------------------------------------------------------------- tables
+KEY_METRICS: list[tuple[str, str, Any]] = [
+    ("cumulative_return", "cumulative return", pct),
+    ("annualized_return", "annualised return", pct),
+    ("annualized_volatility", "annualised volatility", pct),
+    ("sharpe", "Sharpe", lambda v: num(v, 2)),
+    ("sortino", "Sortino", lambda v: num(v, 2)),
+    ("max_drawdown", "max drawdown", pct),
+    ("calmar", "Calmar", lambda v: num(v, 2)),
+    ("hit_rate", "hit rate", lambda v: pct(v, 1).lstrip("+")),
+]
+
+
+def key_metrics(views: Sequence[ConfigView]) -> str:
+    """Metrics by row, one column per config: returns, risk, signal and costs."""
+    rows: list[list[str]] = []
+    for key, title, fmt in KEY_METRICS:
+        rows.append([title] + [fmt(v.result.metrics["total"].get(key)) for v in views])
+    for leg in ("long", "short"):
+        rows.append([f"{leg} leg Sharpe"]
+                    + [num(v.result.metrics[leg].get("sharpe"), 2) for v in views])
+    rows.append(["IC mean"] + [num(v.result.metrics.get("ic_mean"), 4) for v in views])
+    rows.append(["IC IR (per bar)"] + [num(v.result.metrics.get("ic_ir"), 3) for v in views])
+    rows.append(["turnover per bar"]
+                + [num(v.result.metrics.get("avg_turnover"), 4) for v in views])
+    breakdowns = [cost_breakdown(v) for v in views]
+    rows.append(["gross return (sum)"] + [pct(b["gross"]) for b in breakdowns])
+    rows.append(["fees (sum)"] + [pct(-b["fees"]) for b in breakdowns])
+    rows.append(["slippage (sum)"] + [pct(-b["slippage"]) for b in breakdowns])
+    rows.append(["funding (sum)"] + [pct(b["funding"]) for b in breakdowns])
+    rows.append(["bars"] + [num(v.result.metrics["total"].get("num_periods"), 0) for v in views])
+    head = ["metric"] + [html.escape(v.label) for v in views]
+    return table(head, rows, css="board metrics")
+
+
+def drawdown_table(view: ConfigView) -> str:
+    """The worst drawdowns with their dates: peak, trough, recovery, depth, length."""
+    index = view.returns.index
+    pnl = view.returns["pnl"].fillna(0.0).to_numpy(dtype=np.float64)
+    rows = []
+    for k, period in enumerate(drawdown_periods(pnl, WORST_DRAWDOWNS), start=1):
+        peak = index[period.peak] if period.peak >= 0 else index[0]
+        end = index[period.recovery] if period.recovery is not None else None
+        length = (end if end is not None else index[-1]) - peak
+        rows.append([
+            str(k), _stamp(peak), _stamp(index[period.trough]),
+            _stamp(end) if end is not None else "<b class='bad'>not recovered</b>",
+            pct(period.depth), _duration(length),
+        ])
+    if not rows:
+        return note("No drawdown: equity never fell below its running peak.")
+    return table(["#", "peak", "trough", "recovered", "depth", "peak to recovery"], rows)
+
+
+def edge_warnings(view: ConfigView, delayed_sharpe: float | None = None) -> list[str]:
+    """Signs that the edge lives inside one bar (bid-ask bounce rather than alpha).
+
+    IC at horizon 2 well below horizon 1 (``ic_decay.parquet``), or, when the sweep
+    varies ``execution_delay``, a Sharpe at delay 1 (``delayed_sharpe``: the same config
+    traded one bar later) well below this one.
+    """
+    warnings = []
+    if view.decay is not None:
+        ic = view.decay.set_index("lag")["ic"]
+        ic1, ic2 = ic.get(1), ic.get(2)
+        if ic1 is not None and ic2 is not None and math.isfinite(ic1) and ic1 > 0 and (
+            not math.isfinite(ic2) or ic2 < EDGE_IC_RATIO * ic1
+        ):
+            warnings.append(
+                f"{html.escape(view.label)}: IC at horizon 2 ({num(ic2, 4)}) is below "
+                f"{EDGE_IC_RATIO:.0%} of IC at horizon 1 ({num(ic1, 4)}): the edge may live "
+                "inside one bar. Check it with execution_delay=1."
+            )
+    sharpe = view.result.metrics["total"].get("sharpe")
+    if (delayed_sharpe is not None and sharpe is not None and sharpe > 0
+            and delayed_sharpe < EDGE_SHARPE_RATIO * sharpe):
+        warnings.append(
+            f"{html.escape(view.label)}: Sharpe {num(sharpe, 2)} at execution_delay 0 "
+            f"falls to {num(delayed_sharpe, 2)} when trading one bar later: the edge "
+            "lives inside one bar."
+        )
+    return [f"<div class='warning'>{w}</div>" for w in warnings]
+
+
+# ---------------------------------------------------------------------- panels
+def performance_panels(views: Sequence[ConfigView], plots: Any) -> str:
+    """Equity (net, and gross vs net), drawdown, legs, rolling Sharpe and volatility,
+    returns histogram and the cost waterfall of each config."""
+    returns = {v.label: v.returns for v in views}
+    parts = [
+        figure(plots.equity_curves, {k: f["equity"] for k, f in returns.items()},
+               alt="equity curves"),
+        figure(plots.gross_net_equity, {k: f[["gross", "pnl"]] for k, f in returns.items()},
+               alt="gross vs net equity"),
+        figure(plots.cost_waterfalls, {v.label: cost_breakdown(v) for v in views},
+               alt="cost waterfall"),
+        figure(plots.drawdown_curves, {k: f["equity"] for k, f in returns.items()},
+               alt="drawdown curves"),
+        figure(plots.leg_curves, {k: f[["long_return", "short_return"]]
+                                  for k, f in returns.items()}, alt="long and short leg"),
+    ]
+    ppy = {v.periods_per_year for v in views}
+    index = views[0].returns.index
+    window, label = rolling_window(index)
+    if len(ppy) == 1 and None not in ppy:
+        parts.append(figure(plots.rolling_sharpe_volatility,
+                            {k: f["pnl"] for k, f in returns.items()},
+                            window_bars(index, window), label, ppy.pop(),
+                            alt="rolling Sharpe and volatility"))
+    parts.append(figure(plots.returns_histogram, {k: f["pnl"] for k, f in returns.items()},
+                        alt="returns histogram"))
+    return "\n".join(parts)
+
+
+def _distinct_signals(views: Sequence[ConfigView]) -> list[ConfigView]:
+    """One view per distinct per-bar IC series (configs that differ only in fees or
+    portfolio settings share their signal), labelled with every config sharing it."""
+    groups: list[list[ConfigView]] = []
+    for view in views:
+        ic = view.returns["ic"].to_numpy(dtype=np.float64)
+        for group in groups:
+            other = group[0].returns["ic"].to_numpy(dtype=np.float64)
+            if other.shape == ic.shape and np.array_equal(other, ic, equal_nan=True) and (
+                group[0].returns.index.equals(view.returns.index)
+            ):
+                group.append(view)
+                break
+        else:
+            groups.append([view])
+    merged = []
+    for group in groups:
+        first = group[0]
+        if len(group) > 1:
+            label = first.signal_label + " (same signal: " + ", ".join(
+                v.label.split(" ")[0] for v in group[1:]) + ")"
+        else:
+            label = first.signal_label
+        merged.append(ConfigView(label, label, first.result, first.returns, first.decay,
+                                 first.quantiles, first.factor))
+    return merged
+
+
+def signal_panels(views: Sequence[ConfigView], plots: Any) -> str:
+    """Rolling IC, IC histogram, IC decay, quantile returns and rank autocorrelation;
+    configs with one identical signal are drawn once."""
+    signals = _distinct_signals(views)
+    window, label = rolling_window(views[0].returns.index)
+    ic = {v.label: v.returns["ic"] for v in signals}
+    parts = [
+        figure(plots.rolling_ic, ic, window, label, alt="rolling IC"),
+        figure(plots.ic_histogram, ic, alt="IC histogram"),
+    ]
+    decay = {v.label: v.decay.set_index("lag")["ic"] for v in signals if v.decay is not None}
+    if decay:
+        parts.append(figure(plots.ic_decay, decay, alt="IC decay"))
+    quantiles = {v.label: v.quantiles for v in signals if v.quantiles is not None}
+    if quantiles:
+        parts.append(figure(plots.quantile_returns, quantiles, alt="quantile returns"))
+    autocorrelation = {v.label: v.factor["rank_autocorrelation"] for v in signals
+                       if v.factor is not None}
+    if autocorrelation:
+        parts.append(figure(plots.rank_autocorrelation, autocorrelation, window, label,
+                            alt="factor rank autocorrelation"))
+    if not decay or not autocorrelation:
+        parts.append(note(
+            "IC decay, quantile returns, quantile equity and rank autocorrelation need the "
+            "alpha and prices, which a results folder does not keep. They are shown for "
+            f"configs whose folder holds <code>sequences/{IC_DECAY_FILE}</code> and "
+            f"<code>sequences/{FACTOR_SEQUENCES_FILE}</code>: write them with "
+            "<code>alphadev.analysis.write_ic_decay(result_dir, config)</code> and "
+            "<code>write_factor_sequences(result_dir, config)</code>, or run the Luigi "
+            "<code>Report</code> task, which does both for the top configs."
+        ))
+    return "\n".join(parts)
+
+
+def detail_panels(view: ConfigView, plots: Any) -> str:
+    """Single-config panels: monthly returns, worst drawdowns, monthly IC, cumulative
+    return per alpha quantile."""
+    returns = view.returns
+    parts = []
+    months = monthly_table(returns["pnl"], "compound")
+    if not months.empty:
+        parts.append(figure(plots.monthly_heatmap, months, "Monthly net returns", True,
+                            alt="monthly returns heatmap"))
+    parts.append("<h3>Worst drawdowns</h3>" + drawdown_table(view))
+    months = monthly_table(returns["ic"], "mean")
+    if not months.empty:
+        parts.append(figure(plots.monthly_heatmap, months, "Monthly mean rank IC", False,
+                            alt="monthly IC heatmap"))
+    if view.factor is not None:
+        parts.append(figure(plots.quantile_cumulative, view.factor,
+                            alt="cumulative returns per alpha quantile"))
+    return "\n".join(parts)
+
+
+def _stamp(value: Any) -> str:
+    stamp = pd.Timestamp(value)
+    return stamp.strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(delta: pd.Timedelta) -> str:
+    hours = delta / pd.Timedelta(hours=1)
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.0f} h"
+
+
+def config_dir_of(path: str | os.PathLike) -> Path | None:
+    """``path`` when it is one config's results folder (``config.json`` + ``sequences/``)."""
+    folder = Path(path)
+    if (folder / "config.json").is_file() and (folder / "sequences").is_dir():
+        return folder
+    return None
