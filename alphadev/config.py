@@ -90,6 +90,9 @@ def _to_date(field: str, value: Any) -> dt.date:
     raise TypeError(f"{field}={value!r} must be a date (datetime.date or 'YYYY-MM-DD')")
 
 
+EARLIEST_DELAYED = "1900-01-01"  # no execution_delay reaches before it
+
+
 @dataclasses.dataclass(frozen=True, eq=True)
 class BacktestConfig:
     """One backtest: the alpha, its data, the period and the portfolio settings."""
@@ -268,11 +271,17 @@ class BacktestConfig:
 
     def _validate_costs(self) -> None:
         """The execution and cost fields (docs/semantics.md#execution-and-costs)."""
+        # The history loaded before start_date grows by the delay: it stops at 1900 (a
+        # huge delay would otherwise overflow pandas' timestamps deep inside the panel).
+        since = pd.Timestamp(self.start_date) - pd.Timestamp(EARLIEST_DELAYED)
+        reach = max(since.value // self.bar_nanos, 0)
         self._set(
             "execution_delay",
             check_scalar("execution_delay", self.execution_delay, integer=True, low=0,
+                         high=reach,
                          hint="bars between the signal and the trade; 0 trades at the "
-                              "close that defines the signal"),
+                              "close that defines the signal; the delayed alpha cannot "
+                              f"lie before {EARLIEST_DELAYED}"),
         )
         slip = self.slippage_rate
         hint = "a fraction of traded notional: 2e-4 is 2 bps"
@@ -293,9 +302,10 @@ class BacktestConfig:
                     f"symbol(s) missing: {missing[:5]}); give a rate for every symbol, or "
                     "one number for all"
                 )
-            # Only the configured symbols: a shared table of rates for a wider universe
-            # does not make the config's identity depend on symbols it does not trade.
-            self._set("slippage_rate", {s: rates[s] for s in sorted(self.symbols)})
+            # The whole table is kept (in name order), so a copy with more symbols
+            # (``replace``, a grid over ``symbols``) still finds their rates; only the
+            # configured symbols enter the description (``_cost_fields``).
+            self._set("slippage_rate", dict(sorted(rates.items())))
         else:
             self._set("slippage_rate", check_scalar(
                 "slippage_rate", slip, low=0.0, high=1.0,
@@ -390,9 +400,11 @@ class BacktestConfig:
         if self.execution_delay != 0:
             fields["execution_delay"] = self.execution_delay
         if isinstance(self.slippage_rate, Mapping) or self.slippage_rate != 0.0:
+            # Per symbol: only the configured ones, so a shared table of rates for a
+            # wider universe does not tie the identity to symbols the config does not trade.
             fields["slippage_rate"] = (
-                dict(self.slippage_rate) if isinstance(self.slippage_rate, Mapping)
-                else self.slippage_rate
+                {s: self.slippage_rate[s] for s in sorted(self.symbols)}
+                if isinstance(self.slippage_rate, Mapping) else self.slippage_rate
             )
         for field in ("funding_loader", "beta_loader"):
             loader = getattr(self, field)

@@ -323,7 +323,7 @@ def _raise_bad_row(
     if path is not None:
         where += f": file {path!r}"
     raise DataError(
-        f"config {config.name!r}: {where} has {rows.name}={rows.iloc[k]!r} for symbol "
+        f"config {config.name!r}: {where} has {rows.name}={float(rows.iloc[k])!r} for symbol "
         f"{symbol!r} at {stamp} ({count} such row(s) in the loaded window); {rule}"
     )
 

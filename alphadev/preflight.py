@@ -74,8 +74,10 @@ def check_loaders(configs: Sequence[BacktestConfig]) -> None:
 def _loaders(config: BacktestConfig) -> Iterator[tuple[str, _FileLoader]]:
     roles: list[tuple[str, DataLoader]] = [("price_loader", config.price_loader)]
     roles += [(f"alpha_loaders[{k}]", x) for k, x in enumerate(config.alpha_loaders)]
-    if config.universe_loader is not None:
-        roles.append(("universe_loader", config.universe_loader))
+    for role in ("universe_loader", "funding_loader", "beta_loader"):
+        extra = getattr(config, role)
+        if extra is not None:
+            roles.append((role, extra))
     for role, loader in roles:
         yield from _file_loaders(role, loader)
 

@@ -12,6 +12,7 @@ this module decides what goes into it and what a folder means for a config
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -99,9 +100,9 @@ def result_row(result: BacktestResult) -> dict[str, Any]:
 def cost_share(breakdown: dict[str, Any] | None) -> float | None:
     """The share of the gross return eaten by costs: (fees + slippage - funding) / gross.
 
-    None when the gross return is not positive (there is nothing to share) or unknown
-    (results saved before the breakdown existed).  Above 1: costs ate more than the
-    gross; negative: funding received exceeded fees and slippage.
+    None when the gross return is not positive (there is nothing to share), unknown
+    (results saved before the breakdown existed), or so small that the share overflows.
+    Above 1: costs ate more than the gross; negative: funding received exceeded fees and slippage.
     """
     if not breakdown:
         return None
@@ -109,7 +110,8 @@ def cost_share(breakdown: dict[str, Any] | None) -> float | None:
     if any(v is None for v in values):
         return None
     gross, fees, slippage, funding = (float(v) for v in values if v is not None)
-    return (fees + slippage - funding) / gross if gross > 0 else None
+    share = (fees + slippage - funding) / gross if gross > 0 else math.inf
+    return share if math.isfinite(share) else None
 
 
 class BacktestResult:

@@ -175,6 +175,8 @@ def _run(
             f"config {config.name!r} traded nothing: no bar had two or more eligible symbols "
             "(price, alpha and universe all present). Check that compute() returns "
             "non-NaN alpha, the symbols, the universe and the dates"
+            + (f", and that execution_delay={config.execution_delay} bars is shorter than "
+               "the data" if config.execution_delay else "")
         )
         log.warning("%s", warnings[-1])
     metadata = {

@@ -40,11 +40,14 @@ def _describe_range(
     integer: bool, low: float | None, high: float | None, low_open: bool, high_open: bool
 ) -> str:
     kind = "an integer" if integer else "a finite number"
+    def spell(bound: float) -> str:  # an integer bound in full, not as 1.08698e+06
+        return str(int(bound)) if integer else f"{bound:g}"
+
     parts = []
     if low is not None:
-        parts.append(f"{'>' if low_open else '>='} {low:g}")
+        parts.append(f"{'>' if low_open else '>='} {spell(low)}")
     if high is not None:
-        parts.append(f"{'<' if high_open else '<='} {high:g}")
+        parts.append(f"{'<' if high_open else '<='} {spell(high)}")
     return f"{kind} {' and '.join(parts)}".rstrip()
 
 

@@ -62,6 +62,8 @@ def test_cost_share() -> None:
     assert cost_share({"gross": -0.1, "fees": 0.01, "slippage": 0.0, "funding": 0.0}) is None
     assert cost_share({"gross": 0.0, "fees": 0.01, "slippage": 0.0, "funding": 0.0}) is None
     assert cost_share(None) is None  # saved before the breakdown existed
+    # a gross so small that the share overflows: no inf in comparison.csv
+    assert cost_share({"gross": 5e-324, "fees": 0.01, "slippage": 0.0, "funding": 0.0}) is None
 
 
 def test_breakeven_fee_counts_slippage_and_funding(tmp_path) -> None:

@@ -412,3 +412,12 @@ def test_a_failure_fixed_by_run_all_no_longer_hides_the_result(
     assert "broken" in {r.name for r in loaded.results}
     summary = sweep.summarize([*configs[:4], fixed.configs[0]], save_dir)
     assert summary.failed == [] and "broken" in set(summary.table["name"])
+
+
+@pytest.mark.parametrize("field", ["funding_loader", "beta_loader"])
+def test_preflight_checks_the_cost_loaders(market: Path, field: str) -> None:
+    """A typo in the funding or beta column fails once before a sweep, not in every config."""
+    typo = CSVDataLoader(str(market / "values.csv"), "rat")
+    extra = {field: typo, "beta_csv_path": None}
+    with pytest.raises(DataError, match=rf"{field} of 2 config\(s\).*has no column 'rat'"):
+        preflight.check_loaders([make_config(market, name=n, **extra) for n in ("a", "b")])

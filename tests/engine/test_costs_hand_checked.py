@@ -184,4 +184,4 @@ def test_funding_row_without_a_rate_is_an_error(tmp_path):
         run_backtest(config)
     message = str(info.value)
     assert "funding_loader" in message and path in message and "'B'" in message
-    assert "2024-01-02 02:00:00" in message
+    assert "2024-01-02 02:00:00" in message and "rate=nan " in message  # not np.float64(nan)
