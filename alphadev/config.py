@@ -474,14 +474,28 @@ class BacktestConfig:
             f"BacktestConfig({self.name!r}, {self.alpha_class.__name__}({kwargs}), "
             f"{self.start_date}..{self.end_date} {self.frequency}, [{symbols}], "
             f"quantile={self.quantile}, gross={self.gross_exposure}, "
-            f"fee={self.trading_fee_rate}, {mode})"
+            f"fee={self.trading_fee_rate}{self._costs_text()}, {mode})"
         )
+
+    def _costs_text(self) -> str:
+        """The execution and cost fields that are set (configs differing only in costs
+        must not print alike)."""
+        parts = []
+        if self.execution_delay:
+            parts.append(f"delay={self.execution_delay}")
+        if isinstance(self.slippage_rate, Mapping) or self.slippage_rate:
+            parts.append(f"slippage={self.slippage_rate!r}")
+        if self.funding_loader is not None:
+            parts.append("funding")
+        if self.beta_loader is not None:
+            parts.append("betas by bar")
+        return "".join(f", {part}" for part in parts)
 
     def _repr_html_(self) -> str:
         """A small field/value table for notebooks (names and values escaped)."""
         loaders = [self.price_loader, *self.alpha_loaders]
-        if self.universe_loader is not None:
-            loaders.append(self.universe_loader)
+        loaders += [x for x in (self.universe_loader, self.funding_loader, self.beta_loader)
+                    if x is not None]
         rows = [
             ("alpha", f"{self.alpha_class.__name__}"
                       f"({', '.join(f'{k}={v!r}' for k, v in self.alpha_kwargs.items())})"),
@@ -490,6 +504,8 @@ class BacktestConfig:
             ("quantile", str(self.quantile)),
             ("gross exposure", str(self.gross_exposure)),
             ("fee rate", str(self.trading_fee_rate)),
+            ("execution delay (bars)", str(self.execution_delay)),
+            ("slippage rate", str(self.slippage_rate)),
             ("mode", self.mode if self.chunk_days is None
              else f"{self.mode} (chunk_days={self.chunk_days})"),
             ("loaders", "; ".join(repr(x) for x in loaders)),

@@ -4,6 +4,7 @@ the loader check before a sweep, and signal_analysis from a factor."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -204,7 +205,10 @@ def test_failures_after_run_all(market: Path, tmp_path: Path) -> None:
 def test_reprs_are_readable_escaped_and_read_no_sequences(market: Path, tmp_path: Path) -> None:
     config = make_config(market, name="rp", alpha_kwargs={"scale": "<b>&"})
     assert repr(config).startswith("BacktestConfig('rp', EchoAlpha(scale='<b>&'), 2024-01-02..")
-    assert "\n" not in repr(config)
+    assert "\n" not in repr(config) and "delay" not in repr(config)
+    costly = config.replace(execution_delay=2, slippage_rate=1e-4)
+    assert repr(costly) != repr(config) and "delay=2, slippage=0.0001" in repr(costly)
+    assert re.search(r"execution delay \(bars\)</th><td[^>]*>2<", costly._repr_html_())
     html_text = config._repr_html_()
     assert "&lt;b&gt;&amp;" in html_text and "<b>" not in html_text
     bt = Backtester()
