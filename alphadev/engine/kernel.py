@@ -47,6 +47,8 @@ def run_kernel(
     returns: np.ndarray | None = None,
     slippage_rates: np.ndarray | None = None,
     funding: np.ndarray | None = None,
+    alpha_before: np.ndarray | None = None,
+    order_before: np.ndarray | None = None,
 ) -> KernelOutput:
     """Simulate the long/short book bar by bar.
 
@@ -57,7 +59,10 @@ def run_kernel(
     ``beta`` is one row per symbol, or one per bar and symbol (betas that change over
     time).  ``slippage_rates`` (N,) and ``funding`` (T, N), the summed funding rates of
     the events inside each bar, default to no slippage and no funding
-    (docs/semantics.md#execution-and-costs).
+    (docs/semantics.md#execution-and-costs).  ``alpha_before`` (d, N), the alpha of the
+    d bars before the first (d = ``execution_delay``), makes the book at bar t trade on
+    the alpha of bar t - d; the loop reads those rows where they are (no shifted copy of
+    the panel).  ``order_before`` is its ``alpha_argsort``.
     """
     prices = np.ascontiguousarray(prices, dtype=np.float64)
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
@@ -66,6 +71,12 @@ def run_kernel(
         returns = chained_returns(prices, np.asarray(prev_prices, dtype=np.float64))
     if alpha_order is None:
         alpha_order = alpha_argsort(alpha)
+    if alpha_before is None:
+        alpha_before = np.zeros((0, n_sym))
+    alpha_before = np.ascontiguousarray(alpha_before, dtype=np.float64)
+    if order_before is None:
+        order_before = alpha_argsort(alpha_before)
+    order_before = np.ascontiguousarray(order_before, dtype=alpha_order.dtype)
     beta = np.asarray(beta, dtype=np.float64)
     beta = np.ascontiguousarray(beta.reshape(1, n_sym) if beta.ndim == 1 else beta)
     has_slippage = slippage_rates is not None and bool(np.any(slippage_rates))
@@ -80,7 +91,8 @@ def run_kernel(
     )
     _check_shapes(prices.shape, alpha=alpha, universe=universe, beta=beta, returns=returns,
                   alpha_order=alpha_order, funding=funding_rates if has_funding else None,
-                  slippage_rates=rates, prev_weights=prev_weights)
+                  slippage_rates=rates, prev_weights=prev_weights, alpha_before=alpha_before,
+                  order_before=order_before)
     (weights, gross, fees, slippage, paid, turnover, long_return, short_return,
      forced) = _run_kernel_nb(
         prices,
@@ -98,6 +110,8 @@ def run_kernel(
         has_slippage,
         funding_rates,
         has_funding,
+        alpha_before,
+        order_before,
     )
     return KernelOutput(
         weights=weights,
@@ -123,10 +137,12 @@ def _check_shapes(shape: tuple[int, ...], **named: np.ndarray | None) -> None:
     for name, array in named.items():
         if array is None:
             continue
-        ok = (
-            array.shape in ((1, n_sym), shape) if name == "beta"
-            else np.shape(array) == wanted[name]
-        )
+        if name == "beta":
+            ok = array.shape in ((1, n_sym), shape)
+        elif name in ("alpha_before", "order_before"):
+            ok = array.ndim == 2 and array.shape[1] == n_sym
+        else:
+            ok = np.shape(array) == wanted[name]
         if not ok:
             raise ValueError(
                 f"run_kernel: {name} has shape {np.shape(array)}, prices {shape}; "
@@ -285,9 +301,10 @@ def _leg_notionals_nb(side, beta, n_long, n_short, gross_exposure):
 def _run_kernel_nb(
     prices, alpha, universe, beta, returns, alpha_order, prev_weights,
     open_q, close_q, gross_exposure, fee_rate,
-    slippage_rates, has_slippage, funding_rates, has_funding,
+    slippage_rates, has_slippage, funding_rates, has_funding, alpha_before, order_before,
 ):
     n_bars, n_sym = prices.shape
+    delay = alpha_before.shape[0]
     beta_by_bar = beta.shape[0] > 1
     weights = np.zeros((n_bars, n_sym))
     gross = np.zeros(n_bars)
@@ -321,7 +338,13 @@ def _run_kernel_nb(
 
         # Steps 1-6: the new book (flat when fewer than two symbols are eligible).
         side[:] = 0
-        n = _eligible_by_alpha_nb(prices[t], alpha[t], universe[t], alpha_order[t], by_alpha)
+        if t < delay:  # the alpha of bar t - delay, before the panel's first bar
+            alpha_row = alpha_before[t]
+            order_row = order_before[t]
+        else:
+            alpha_row = alpha[t - delay]
+            order_row = alpha_order[t - delay]
+        n = _eligible_by_alpha_nb(prices[t], alpha_row, universe[t], order_row, by_alpha)
         long_weight = 0.0
         short_weight = 0.0
         if n >= 2:
@@ -359,7 +382,7 @@ def _run_kernel_nb(
             long_after += max(after, 0.0)
             short_after -= min(after, 0.0)
             eligible = (
-                np.isfinite(prices[t, i]) & np.isfinite(alpha[t, i]) & universe[t, i] & (n >= 2)
+                np.isfinite(prices[t, i]) & np.isfinite(alpha_row[i]) & universe[t, i] & (n >= 2)
             )
             forced_closes += (before != 0.0) & (after == 0.0) & ~eligible
             weights[t, i] = after

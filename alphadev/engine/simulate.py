@@ -54,7 +54,7 @@ class PanelDerived(NamedTuple):
     order: np.ndarray  # (T, N) alpha_argsort(alpha)
     returns: np.ndarray  # (T, N) chained_returns(prices, previous.prices)
     ic: np.ndarray  # (T,) rank IC
-    traded_order: np.ndarray | None = None  # the order of the delayed alpha, when delayed
+    order_before: np.ndarray | None = None  # alpha_argsort(alpha_before), when delayed
 
 
 class Simulated(NamedTuple):
@@ -82,12 +82,12 @@ def simulate_arrays(
     and then IC and the kernel, run on two threads (all release the GIL), so a single
     backtest uses two cores.  ``alpha_before`` holds the alpha rows of the d bars before
     the first one (d = ``execution_delay``): the book then trades on the alpha of d bars
-    earlier, whose order is the alpha's own shifted by d rows; IC keeps measuring
-    ``alpha``.  ``betas`` is (N,) or (T, N); ``funding`` (T, N) the funding rates per
+    earlier (the kernel reads row t - d of ``alpha`` and of its order); IC keeps
+    measuring ``alpha``.  ``betas`` is (N,) or (T, N); ``funding`` (T, N) the funding rates per
     bar, or None.
     """
     if derived is not None:
-        order, returns, ic, traded_order = derived
+        order, returns, ic, order_before = derived
         ic_result = None
     else:
         returns = chained_returns(prices, previous.prices)
@@ -97,27 +97,17 @@ def simulate_arrays(
             rank_ic, alpha, returns, universe, previous.alpha, previous.universe, order,
             returns_order(),
         )
-        traded_order = (
-            delayed(alpha_argsort(alpha_before), order) if alpha_before is not None else None
-        )
-    traded_alpha = alpha if alpha_before is None else delayed(alpha_before, alpha)
+        order_before = alpha_argsort(alpha_before) if alpha_before is not None else None
     book = run_kernel(
-        prices, traded_alpha, universe, betas, previous.prices, previous.weights,
+        prices, alpha, universe, betas, previous.prices, previous.weights,
         settings.open_quantile, settings.close_quantile, settings.gross_exposure,
-        settings.fee_rate, alpha_order=order if traded_order is None else traded_order,
-        returns=returns, slippage_rates=settings.slippage_rates, funding=funding,
+        settings.fee_rate, alpha_order=order, returns=returns,
+        slippage_rates=settings.slippage_rates, funding=funding, alpha_before=alpha_before,
+        order_before=order_before,
     )
     if ic_result is not None:
         ic = ic_result()
-    return Simulated(book, PanelDerived(order, returns, ic, traded_order))
-
-
-def delayed(rows_before: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values`` moved down by d = len(rows_before) rows, ``rows_before`` on top: row t
-    is ``values[t - d]`` (or ``rows_before[t]`` for t < d); as many rows as ``values``."""
-    n_rows = values.shape[0]
-    kept = values[: max(n_rows - rows_before.shape[0], 0)]
-    return np.concatenate([rows_before[:n_rows], kept])
+    return Simulated(book, PanelDerived(order, returns, ic, order_before))
 
 
 def warm_up() -> None:
