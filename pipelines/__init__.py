@@ -457,6 +457,15 @@ class Report(luigi.Task):
     def output(self) -> luigi.LocalTarget:
         return _ReportTarget(os.path.join(self.save_dir, "report.html"), self.top)
 
+    def complete(self) -> bool:
+        """The report holds what this task adds, the sweep is complete, and the report
+        is not older than ``comparison.csv`` (a config changed or added since: rebuild;
+        Luigi never looks at ``Sweep`` while this task looks complete)."""
+        if not self.output().exists() or not self.requires().complete():
+            return False
+        comparison = os.path.join(self.save_dir, sweep.COMPARISON)
+        return os.path.getmtime(self.output().path) >= os.path.getmtime(comparison)
+
     def run(self) -> None:
         from alphadev.analysis import write_factor_sequences, write_ic_decay
         from alphadev.report import build_report

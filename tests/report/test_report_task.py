@@ -75,3 +75,23 @@ def test_cli_report_does_not_complete_the_report_task(tmp_path):
 
     again = luigi("Report", *args, "--top", "2")
     assert again.returncode == 0 and "Did not run any tasks" in again.stderr
+
+
+def test_report_task_rebuilds_after_a_config_changed(tmp_path):
+    data = write_market(tmp_path / "data", days=5)
+    spec = tmp_path / "spec.py"
+    spec.write_text(SPEC.format(prices=str(data / "prices.csv"), values=str(data / "values.csv")))
+    save_dir = tmp_path / "out"
+    args = ("--spec", str(spec), "--save-dir", str(save_dir), "--top", "2")
+    first = luigi("Report", *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "echo__scale=-1.0" in (save_dir / "report.html").read_text()
+
+    spec.write_text(spec.read_text().replace("[1.0, -1.0]", "[1.0, -2.0]"))
+    again = luigi("Report", *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "ran successfully" in again.stderr
+    html = (save_dir / "report.html").read_text()
+    assert "echo__scale=-2.0" in html
+    assert report_contents(save_dir / "report.html") == {
+        "top": 2, "detailed": 2, "ic-decay": 2, "factor": 2}
