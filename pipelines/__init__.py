@@ -380,10 +380,17 @@ def _already_done(task: Sweep) -> None:
 @BacktestTask.event_handler(luigi.Event.TIMEOUT)
 def _config_process_died(task: BacktestTask, error: str) -> None:
     """A config whose task process died (killed, out of memory) counts as failed; the
-    scheduling process sees this, the dead process could not count it."""
+    scheduling process sees this, the dead process could not count it.  Its failure is
+    recorded too, so the config that finishes last still writes the summary."""
+    try:
+        sweep.record_failure(task.save_dir, task.config(),
+                             f"config {task.name!r} failed: {error}")
+    except OSError:
+        logger.exception("alphadev: cannot record the failure of %s", task.name)
     tick = _count_finished(task.save_dir, False)
     if tick is not None and tick.due:
         logger.info(tick.line)
+    task._summarize_if_last()
 
 
 _PROGRESS_STARTED: set[str] = set()

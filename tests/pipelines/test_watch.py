@@ -291,3 +291,38 @@ def test_notice_must_be_text() -> None:
         Backtester(notice=3)  # type: ignore[arg-type]
     assert Backtester(notice="  ").notice is None
     assert Backtester(notice=NOTICE).notice == NOTICE
+
+
+def test_config_whose_task_process_is_killed_still_ends_with_the_summary(
+    tmp_path: Path,
+) -> None:
+    """A task process killed (kill -9, out of memory) is a failed config like any other:
+    counted, recorded in errors.log, and the last config writes comparison.csv and the
+    leaderboard; the rerun retries it."""
+    spec = write_spec(tmp_path / "spec", 4)
+    killer = "        if self.scale == 1.02 and not os.environ.get('NO_KILL'):\n" \
+             "            os.kill(os.getpid(), signal.SIGKILL)\n"
+    text = spec.read_text().replace("import datetime as dt\n",
+                                    "import datetime as dt\nimport os\nimport signal\n")
+    spec.write_text(text.replace("    def compute(self, data):\n",
+                                 "    def compute(self, data):\n" + killer))
+    save_dir = tmp_path / "out"
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    run = run_luigi(spec, save_dir, cwd, "--workers", "2")
+    assert run.returncode == 30, run.stderr[-3000:]
+    assert "died unexpectedly" in run.stderr
+    assert "3 of 4 configs done" in run.stdout
+    assert "1 config(s) FAILED" in run.stdout and "cfg002" in run.stdout
+    assert len(pd.read_csv(save_dir / "comparison.csv")) == 3
+    assert "config 'cfg002' failed: Task" in (save_dir / "errors.log").read_text()
+    last = progress_lines(run.stderr)[-1]
+    assert (last["done"], last["failed"], last["left"]) == ("3", "1", "0")
+
+    os.environ["NO_KILL"] = "1"
+    try:
+        again = run_luigi(spec, save_dir, cwd, "--workers", "2")
+    finally:
+        del os.environ["NO_KILL"]
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "4 of 4 configs done" in again.stdout
