@@ -245,14 +245,37 @@ class Tick(NamedTuple):
 
 
 def start_progress(save_dir: str | os.PathLike, total: int, done: int) -> None:
-    """Reset the progress counters: ``done`` of ``total`` configs are done already."""
+    """Reset the progress counters: ``done`` of ``total`` configs are done already.
+
+    Another live invocation's unfinished progress of the same sweep is kept (both count
+    into it): resetting it under that invocation would let the counts pass the total.
+    """
     now = time.time()
     prepare(save_dir)
     with name_lock(Path(save_dir), PROGRESS_LOCK):
+        if _progress_of_another_invocation(save_dir, total):
+            return
         write_json(Path(save_dir) / PROGRESS, {
             "total": total, "done": done, "failed": 0, "start_done": done,
             "started": now, "last_time": now, "last_finished": done, "pid": os.getpid(),
         })
+
+
+def _progress_of_another_invocation(save_dir: str | os.PathLike, total: int) -> bool:
+    """Whether the recorded progress is of ``total`` configs, unfinished, and started by
+    another process that is still alive (on this machine)."""
+    try:
+        state = read_json(Path(save_dir) / PROGRESS)
+        pid = state["pid"]
+        if (pid == os.getpid() or state["total"] != total
+                or state["done"] + state["failed"] >= total):
+            return False
+        os.kill(pid, 0)
+    except PermissionError:  # alive, another user's
+        return True
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        return False
+    return True
 
 
 def progress_settled_here(save_dir: str | os.PathLike) -> bool:
@@ -274,7 +297,8 @@ def count_finished(save_dir: str | os.PathLike, ok: bool, label: str) -> Tick | 
     with name_lock(Path(save_dir), PROGRESS_LOCK):
         try:
             state = read_json(path)
-            state["done" if ok else "failed"] += 1
+            if state["done"] + state["failed"] < state["total"]:  # a config run twice
+                state["done" if ok else "failed"] += 1
             total, done, failed = state["total"], state["done"], state["failed"]
         except (OSError, ValueError, KeyError, TypeError):
             return None

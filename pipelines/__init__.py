@@ -182,6 +182,10 @@ class BacktestTask(luigi.Task):
     def run(self) -> None:
         self._counted = False  # luigi reuses task instances across invocations
         config = self.config()
+        if _done(config, self.save_dir):  # another invocation did it (and counted it)
+            self._counted = True
+            logger.info("alphadev: config %s was done meanwhile; not run again", self.name)
+            return
         total = stage_count(config)
         done = 0
 

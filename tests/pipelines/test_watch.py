@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -326,3 +327,39 @@ def test_config_whose_task_process_is_killed_still_ends_with_the_summary(
         del os.environ["NO_KILL"]
     assert again.returncode == 0, again.stderr[-3000:]
     assert "4 of 4 configs done" in again.stdout
+
+
+def test_two_invocations_on_one_save_dir_never_count_past_the_total(tmp_path: Path) -> None:
+    """A second ``luigi`` started while the first runs joins its progress instead of
+    resetting it, skips configs the first finished meanwhile, and no line counts more
+    configs than the sweep has."""
+    n = 10
+    spec = write_spec(tmp_path / "spec", n, (4,))
+    spec.write_text(spec.read_text().replace(
+        "    def compute(self, data):\n",
+        "    def compute(self, data):\n        import time\n        time.sleep(0.4)\n"))
+    save_dir = tmp_path / "out"
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "LUIGI_CONFIG_PATH"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+
+    def start(workers: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [LUIGI, "--module", "pipelines", "Sweep", "--spec", str(spec), "--save-dir",
+             str(save_dir), "--local-scheduler", "--workers", workers],
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    first = start("1")
+    while not list(save_dir.glob("cfg00[01]")) and first.poll() is None:
+        time.sleep(0.05)
+    second = start("2")  # another command line: Luigi's own lock does not stop it
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert first.returncode == second.returncode == 30, outputs[1][-3000:]
+    lines = [m for out in outputs for m in progress_lines(out)]
+    assert lines
+    for m in lines:
+        assert int(m["total"]) == n
+        assert int(m["done"]) + int(m["failed"]) + int(m["left"]) == n, m.group(0)
+    assert max(int(m["done"]) for m in lines) == n - 1
+    assert json.loads((save_dir / ".progress.json").read_text())["total"] == n
