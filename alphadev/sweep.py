@@ -300,13 +300,13 @@ def count_finished(save_dir: str | os.PathLike, ok: bool, label: str) -> Tick | 
             if state["done"] + state["failed"] < state["total"]:  # a config run twice
                 state["done" if ok else "failed"] += 1
             total, done, failed = state["total"], state["done"], state["failed"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        now = time.time()
-        finished = done + failed
-        line = progress_line(label, done, failed, total, finished - state["start_done"],
-                             now - state["started"])
-        due = LineDue(total)(finished, state["last_finished"], state["last_time"], now)
+            now = time.time()
+            finished = done + failed
+            line = progress_line(label, done, failed, total, finished - state["start_done"],
+                                 now - state["started"])
+            due = LineDue(total)(finished, state["last_finished"], state["last_time"], now)
+        except (OSError, ValueError, KeyError, TypeError, ArithmeticError):
+            return None  # no progress, or a damaged record: the config still succeeds
         if due:
             state["last_finished"], state["last_time"] = finished, now
         write_json(path, state)

@@ -363,3 +363,21 @@ def test_two_invocations_on_one_save_dir_never_count_past_the_total(tmp_path: Pa
         assert int(m["done"]) + int(m["failed"]) + int(m["left"]) == n, m.group(0)
     assert max(int(m["done"]) for m in lines) == n - 1
     assert json.loads((save_dir / ".progress.json").read_text())["total"] == n
+
+
+@pytest.mark.parametrize("record", [
+    '{"total": 5, "done": 1, "failed": 0}',  # keys missing
+    '{"total": 5, "done": 1, "failed": 0, "start_done": 0, "started": "x", '
+    '"last_time": 0, "last_finished": 0}',  # a field of the wrong type
+    "[1, 2",  # not JSON
+])
+def test_damaged_progress_record_does_not_fail_the_config(tmp_path: Path, record: str) -> None:
+    """``.progress.json`` damaged mid-sweep: counting a config gives no line, never an
+    exception (which would fail a config whose results were saved)."""
+    from alphadev import sweep
+
+    (tmp_path / sweep.PROGRESS).write_text(record)
+    assert sweep.count_finished(tmp_path, True, "sweep x") is None
+    sweep.start_progress(tmp_path, 5, 1)
+    tick = sweep.count_finished(tmp_path, True, "sweep x")
+    assert tick is not None and "2/5 done" in tick.line
