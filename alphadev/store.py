@@ -354,9 +354,10 @@ NOTICE_FILE = "notice.txt"
 
 
 def write_notice(save_dir: str | os.PathLike, notice: str | None) -> None:
-    """Save a sweep's notice (e.g. "synthetic data") as ``{save_dir}/notice.txt``; nothing
-    when unset."""
+    """Save a sweep's notice (e.g. "synthetic data") as ``{save_dir}/notice.txt``; when
+    unset, remove an earlier one (the report must not show a notice the sweep dropped)."""
     if notice is None:
+        (Path(save_dir) / NOTICE_FILE).unlink(missing_ok=True)
         return
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     with atomic_write(Path(save_dir) / NOTICE_FILE) as tmp:

@@ -381,3 +381,19 @@ def test_damaged_progress_record_does_not_fail_the_config(tmp_path: Path, record
     sweep.start_progress(tmp_path, 5, 1)
     tick = sweep.count_finished(tmp_path, True, "sweep x")
     assert tick is not None and "2/5 done" in tick.line
+
+
+def test_notice_dropped_from_the_sweep_leaves_no_stale_notice_txt(tmp_path: Path) -> None:
+    """The spec's notice was removed (real data now): notice.txt goes with it, so the
+    report and the leaderboard stop showing it."""
+    from alphadev.report import build_report
+    from alphadev.spec import load_spec
+
+    configs = load_spec(str(write_spec(tmp_path / "spec", 1)))
+    save_dir = tmp_path / "out"
+    for notice in (NOTICE, None):
+        bt = Backtester(notice=notice)
+        bt.add_config(configs[0])
+        assert bt.run_all(verbose=False, save_dir=save_dir)[0] is not None
+    assert not (save_dir / "notice.txt").exists()
+    assert NOTICE not in build_report(save_dir).read_text()
