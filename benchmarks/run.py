@@ -187,7 +187,13 @@ MEMORY_SCRIPT = """
     with tempfile.TemporaryDirectory() as save_dir:
         (result,) = bt.run_all(verbose=False, save_dir=save_dir)
         bars = len(result.sequences)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this process's own peak.  ru_maxrss is not: Linux carries the parent's
+    # peak across the vfork+exec that starts this script, so a runner that has just
+    # generated the data would be measured instead.
+    with open("/proc/self/status") as status:
+        hwm = [line.split()[1] for line in status if line.startswith("VmHWM:")]
+    rss_mb = int(hwm[0]) / 1024 if hwm else (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps({{"rss_mb": rss_mb, "bars": bars}}))
 """
 
