@@ -474,6 +474,7 @@ def write_ic_decay(
     config: BacktestConfig,
     max_lag: int = 24,
     n_quantiles: int | None = 5,
+    panel: Panel | None = None,
 ) -> Path:
     """Write ``{result_dir}/sequences/ic_decay.parquet`` (and quantile returns).
 
@@ -482,11 +483,12 @@ def write_ic_decay(
     mean_forward_return`` at horizon 1.  Each file is written to a temporary name and
     renamed, so a reader never sees half a file.  ``result_dir`` can be a results
     folder being built (before it is published) or a published one.  Returns the
-    path of ``ic_decay.parquet``.
+    path of ``ic_decay.parquet``.  ``panel`` is ``config_panel(config)`` when the caller
+    has it (it runs the alpha).
     """
     folder = Path(result_dir) / "sequences"
     folder.mkdir(parents=True, exist_ok=True)
-    panel = config_panel(config)
+    panel = config_panel(config) if panel is None else panel
     decay = _decay_frame(ic_by_lag_from_arrays(panel.alpha, panel.prices, panel.universe, max_lag))
     target = folder / IC_DECAY_FILE
     _write_parquet(decay, target)
@@ -536,18 +538,20 @@ def quantile_returns_by_bar_from_arrays(
 
 
 def write_factor_sequences(
-    result_dir: str | os.PathLike, config: BacktestConfig, n_quantiles: int = 5
+    result_dir: str | os.PathLike, config: BacktestConfig, n_quantiles: int = 5,
+    panel: Panel | None = None,
 ) -> Path:
     """Write ``{result_dir}/sequences/factor_sequences.parquet`` for the tear sheet.
 
     Index ``timestamp`` (the config's bars, UTC); columns ``quantile_1`` ..
     ``quantile_Q`` (``quantile_returns_by_bar_from_arrays``: bar returns of equal-weighted
     alpha buckets, 1 = lowest alpha) and ``rank_autocorrelation`` (lag 1).  Like
-    ``write_ic_decay`` it needs the alpha and prices, so it runs the config's alpha once.
+    ``write_ic_decay`` it needs the alpha and prices: it runs the config's alpha once,
+    unless ``panel`` (``config_panel(config)``) is given.
     """
     folder = Path(result_dir) / "sequences"
     folder.mkdir(parents=True, exist_ok=True)
-    panel = config_panel(config)
+    panel = config_panel(config) if panel is None else panel
     by_bar = quantile_returns_by_bar_from_arrays(
         panel.alpha, panel.prices, panel.universe, n_quantiles
     )

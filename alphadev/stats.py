@@ -280,9 +280,10 @@ def _returns_columns(result: BacktestResult, columns: Sequence[str]) -> pd.DataF
     if in_memory is None and result.path is not None:
         import pyarrow.parquet as pq
 
-        path = result.path / "sequences" / "returns.parquet"
-        present = set(pq.read_schema(path).names)
-        return pd.read_parquet(path, columns=[c for c in columns if c in present])
+        saved = pq.ParquetFile(result.path / "sequences" / "returns.parquet")  # opened once
+        present = set(saved.schema_arrow.names)
+        table = saved.read(columns=[c for c in columns if c in present], use_pandas_metadata=True)
+        return table.to_pandas()
     frame = result.sequences
     return frame[[c for c in columns if c in frame.columns]]
 

@@ -478,15 +478,17 @@ class Report(luigi.Task):
         return os.path.getmtime(self.output().path) >= os.path.getmtime(comparison)
 
     def run(self) -> None:
-        from alphadev.analysis import write_factor_sequences, write_ic_decay
+        from alphadev.analysis import config_panel, write_factor_sequences, write_ic_decay
         from alphadev.report import build_report
 
         by_name = {c.name: c for c in _configs(self.spec)}
         table = sweep.read_comparison(self.save_dir)
         for name in table["name"].head(self.top):
             self.set_status_message(f"IC decay and factor sequences of {name}")
-            write_ic_decay(os.path.join(self.save_dir, name), by_name[name])
-            write_factor_sequences(os.path.join(self.save_dir, name), by_name[name])
+            panel = config_panel(by_name[name])  # the alpha runs once for both files
+            folder = os.path.join(self.save_dir, name)
+            write_ic_decay(folder, by_name[name], panel=panel)
+            write_factor_sequences(folder, by_name[name], panel=panel)
         self.set_status_message("rendering the report")
         build_report(self.save_dir, top=self.top, out=self.output().path)
 from pipelines.validate import Validate  # noqa: E402,F401
