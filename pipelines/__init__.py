@@ -236,7 +236,6 @@ class BacktestTask(luigi.Task):
             logger.exception("alphadev: writing the sweep summary failed")
             return
         if summary is not None:
-            write_notice(self.save_dir, spec_notice(self.spec))
             _print_report(self.spec, self.save_dir, len(configs), summary, 10)
 
 
@@ -310,7 +309,6 @@ class Sweep(luigi.Task):
                     sweep.record_failure(self.save_dir, config, "see the traceback above it "
                                          "in errors.log", append_log=False)
         summary = sweep.summarize(configs, self.save_dir)
-        write_notice(self.save_dir, spec_notice(self.spec))
         self.set_progress_percentage(100)
         _print_report(self.spec, self.save_dir, len(configs), summary, self.top)
         if summary.failed or summary.missing:
@@ -373,7 +371,6 @@ def _already_done(task: Sweep) -> None:
     try:
         configs = _configs(task.spec)
         summary = sweep.SweepSummary(sweep.read_comparison(task.save_dir), [], [])
-        write_notice(task.save_dir, spec_notice(task.spec))
     except Exception:
         logger.exception("alphadev: reading the finished sweep's comparison.csv failed")
         return
@@ -429,7 +426,10 @@ def _load_kernels() -> None:
 
 def _print_report(spec: str, save_dir: str, n_configs: int, summary: sweep.SweepSummary,
                   top: int) -> None:
-    text = sweep.report(spec, save_dir, n_configs, summary, top, spec_notice(spec))
+    """Save the spec's notice (or remove a dropped one), then print it with the summary."""
+    notice = spec_notice(spec)
+    write_notice(save_dir, notice)
+    text = sweep.report(spec, save_dir, n_configs, summary, top, notice)
     sys.stdout.write(f"\n{text}\n")
     sys.stdout.flush()
 
