@@ -4,7 +4,7 @@ Results come back aligned with ``configs``: a BacktestResult, or None for a conf
 failed (its error goes to the terminal and ``err_path``).  With ``save_dir`` each
 config is written by the process that ran it, and configs already saved whole with the
 same fingerprint are loaded instead of recomputed, which makes ``run_all`` resumable;
-a damaged folder is logged and recomputed.
+a damaged folder is logged and recomputed (loading a sweep skips it, and says so).
 
 Progress goes to stderr: tqdm bars in a terminal or notebook; plain lines (done,
 failed, left, rate, ETA) every 1/20 of the configs or five minutes when stderr is a file or a
@@ -380,7 +380,7 @@ def load_sweep(save_dir: str | os.PathLike) -> Backtester:
             continue  # not a results folder (a report, the user's own files)
         check = check_folder(folder)
         if check.problem is not None:
-            warn_damaged(folder, check.problem)
+            warn_damaged(folder, check.problem, "skipped")
             continue
         found[entry.name] = load_result(folder)
     table = read_comparison_table(root / COMPARISON)

@@ -336,12 +336,15 @@ def _raw_digest(raw: bytes, digest: str) -> str:
 _warned: set[tuple[str, str]] = set()
 
 
-def warn_damaged(folder: Path, problem: str) -> None:
-    """Log a damaged folder once per process (it is checked several times per run)."""
+def warn_damaged(folder: Path, problem: str, action: str = "recomputing it") -> None:
+    """Log a damaged folder once per process (it is checked several times per run).
+
+    ``action`` says what the caller does with it: a run recomputes it, a reader skips it.
+    """
     key = (str(folder), problem)
     if key not in _warned:
         _warned.add(key)
-        log.warning("results folder %s is damaged: %s; recomputing it", folder, problem)
+        log.warning("results folder %s is damaged: %s; %s", folder, problem, action)
 
 
 def saved_fingerprint(folder: str | os.PathLike) -> str | None:

@@ -118,6 +118,7 @@ def test_run_all_recomputes_a_damaged_folder(
     with caplog.at_level(logging.WARNING):
         again = run()
     assert f"results folder {save_dir / 'cfg1'} is damaged" in caplog.text
+    assert "recomputing it" in caplog.text
     assert [r.metrics for r in again] == [r.metrics for r in clean]
     pd.testing.assert_frame_equal(
         pd.read_parquet(save_dir / "cfg1" / "sequences" / "returns.parquet"), expected
@@ -139,6 +140,20 @@ def test_publish_replaces_a_damaged_folder_with_the_same_fingerprint(
     run_backtest(make_config(market)).save(save_dir)  # same fingerprint, whole this time
     assert json.loads((save_dir / "base" / "metrics.json").read_text())["total"]
     assert saved_fingerprint(save_dir / "base") == make_config(market).fingerprint()
+
+
+def test_loading_a_sweep_skips_a_damaged_folder_and_says_so(
+    market: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Loading recomputes nothing: the log must say the folder is skipped."""
+    for k in range(2):
+        run_backtest(make_config(market, name=f"cfg{k}")).save(tmp_path)
+    _truncate(tmp_path / "cfg1" / "sequences" / "returns.parquet")
+    with caplog.at_level(logging.WARNING):
+        loaded = Backtester.load(tmp_path)
+    assert [r.name for r in loaded.results] == ["cfg0"]
+    message = next(r.getMessage() for r in caplog.records if "cfg1" in r.getMessage())
+    assert "skipped" in message and "recomputing" not in message
 
 
 def test_load_result_names_the_damage(market: Path, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable, Sequence
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,7 @@ from alphadev.report.tearsheet import (
     signal_panels,
 )
 from alphadev.results import BacktestResult, load_result
-from alphadev.store import atomic_write, read_notice
+from alphadev.store import atomic_write, check_folder, read_notice, warn_damaged
 from alphadev.validation import check_scalar
 from alphadev.version import __version__
 
@@ -111,9 +111,30 @@ def result_dirs(save_dir: str | os.PathLike) -> list[Path]:
     )
 
 
+class SweepFolders(NamedTuple):
+    """The whole results of a sweep and the folders left out as damaged."""
+
+    results: list[BacktestResult]
+    damaged: list[tuple[str, str]]  # (folder name, what makes it not whole)
+
+
+def read_sweep(save_dir: str | os.PathLike) -> SweepFolders:
+    """Every whole result of ``save_dir`` (sequences are read lazily); a damaged folder
+    is skipped with a warning, as ``Backtester.load`` and ``validate`` skip it."""
+    results, damaged = [], []
+    for folder in result_dirs(save_dir):
+        problem = check_folder(folder).problem
+        if problem is None:
+            results.append(load_result(folder))
+        else:
+            warn_damaged(folder, problem, "skipped")
+            damaged.append((folder.name, problem))
+    return SweepFolders(results, damaged)
+
+
 def load_sweep(save_dir: str | os.PathLike) -> list[BacktestResult]:
-    """Every saved result of ``save_dir`` (sequences are read lazily)."""
-    return [load_result(folder) for folder in result_dirs(save_dir)]
+    """Every whole saved result of ``save_dir`` (see ``read_sweep``)."""
+    return read_sweep(save_dir).results
 
 
 def _candidates(table: pd.DataFrame) -> list[str]:
@@ -215,19 +236,20 @@ def build_report(
     top = check_scalar("top", top, integer=True, low=1)
     if config_dir_of(save_dir) is not None:
         return build_tear_sheet(save_dir, out)
-    results = load_sweep(save_dir)
+    results, damaged = read_sweep(save_dir)
     if not results:
         raise ValueError(
             f"no results in {str(save_dir)!r}: expected subfolders holding sequences/ "
             "(written by Backtester.run_all(save_dir=...) or the Luigi Sweep), or one "
             "config's folder holding config.json for its tear sheet"
+            + (f"; damaged folders skipped: {[name for name, _ in damaged]}" if damaged else "")
         )
     root = Path(save_dir)
     target = Path(out) if out is not None else root / REPORT_NAME
     document = render_report(
         results, top=top, source=str(save_dir),
         comparison=read_comparison_table(root / COMPARISON), notice=read_notice(root),
-        validation=_current_validation(root),
+        validation=_current_validation(root), damaged=damaged,
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(target) as tmp:
@@ -253,10 +275,11 @@ def _current_validation(root: Path) -> Validation | None:
 def render_report(
     results: Sequence[BacktestResult], top: int = 5, source: str = "",
     comparison: pd.DataFrame | None = None, notice: str | None = None,
-    validation: Validation | None = None,
+    validation: Validation | None = None, damaged: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The report as an HTML string (see the module docstring and ``sweep_table``);
-    ``validation`` is ``alphadev.out_of_sample.files.read_validation(save_dir)``."""
+    ``validation`` is ``alphadev.out_of_sample.files.read_validation(save_dir)``,
+    ``damaged`` the (folder, problem) pairs ``read_sweep`` skipped."""
     from alphadev.report import plots
 
     table = sweep_table(results, comparison)
@@ -275,7 +298,7 @@ def render_report(
     ]
     sections = [
         banner(notice) if notice else "",
-        _summary(table, source, top, notice),
+        _summary(table, source, top, notice, damaged),
         section("Leaderboard", _leaderboard(table, groups, top)),
         _top_sections(table, views, groups, varying, plots),
         section(f"Best config in detail: {views[0].label}",
@@ -446,7 +469,8 @@ def _sweep_sections(
 
 
 # ---------------------------------------------------------------------- pieces
-def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None) -> str:
+def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None,
+             damaged: Sequence[tuple[str, str]] = ()) -> str:
     n = len(table)
     n_trials = table.attrs["n_trials"]
     best = table.iloc[0]
@@ -489,6 +513,12 @@ def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None) -> 
         ("best", f"{html.escape(str(best['name']))} (Sharpe {num(best['sharpe'], 2)})"),
         (f"expected best Sharpe of {n_eff} independent unskilled trials", sr0_text),
     ]
+    if damaged:
+        items.append((
+            f"damaged folders skipped ({len(damaged)})",
+            "<br>".join(f"{html.escape(name)}: {html.escape(problem)}"
+                        for name, problem in damaged),
+        ))
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in items)
     return (
         f"<h1>Sweep report</h1>\n<table class='summary'>{rows}</table>\n"

@@ -453,3 +453,20 @@ def test_a_stale_validation_is_left_out(sweep, tmp_path):
     table.to_csv(save_dir / "comparison.csv", index=False)
     text = build_report(save_dir, top=2).read_text(encoding="utf-8")
     assert "Out-of-sample validation" not in text
+
+
+def test_a_damaged_folder_is_skipped_and_listed(sweep, tmp_path, caplog):
+    """One truncated results file must not cost the whole report (load and validate skip it)."""
+    save_dir = tmp_path / "runs"
+    shutil.copytree(sweep["save_dir"], save_dir)
+    victim = sorted(p for p in save_dir.iterdir() if (p / "sequences").is_dir())[-1]
+    returns = victim / "sequences" / "returns.parquet"
+    returns.write_bytes(returns.read_bytes()[:100])
+    with caplog.at_level("WARNING"):
+        text = build_report(save_dir, top=2).read_text(encoding="utf-8")
+    assert "damaged folders skipped (1)" in text
+    assert victim.name in text.split("damaged folders skipped")[1].split("</tr>")[0]
+    assert any(victim.name in r.getMessage() and "skipped" in r.getMessage()
+               for r in caplog.records)
+    whole = len(sweep_table(load_sweep(sweep["save_dir"])))
+    assert len(sweep_table(load_sweep(save_dir))) == whole - 1
