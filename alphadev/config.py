@@ -18,7 +18,7 @@ from alphadev._display import html_table
 from alphadev._jsonable import jsonable, qualified_name
 from alphadev.alpha import Alpha
 from alphadev.data.files import stat_file
-from alphadev.data.loaders import DataLoader
+from alphadev.data.loaders import DataLoader, day_bounds
 from alphadev.identity import code_digest, identity_names
 from alphadev.validation import check_scalar
 from alphadev.version import RESULTS_VERSION, __version__
@@ -251,9 +251,24 @@ class BacktestConfig:
             raise TypeError(f"frequency={self.frequency!r} must be a string such as '1h'")
         self._set("frequency", pandas_frequency(self.frequency))
         bar_ns = frequency_nanos(self.frequency)
+        start, end = day_bounds(self.start_date, self.end_date)
+        first_label = pd.Timestamp(-(-start.value // bar_ns) * bar_ns, tz="UTC")
+        if first_label >= end:
+            raise ValueError(
+                f"frequency={self.frequency!r}: no bar label lies between start_date "
+                f"{self.start_date} and end_date {self.end_date} (labels are multiples of "
+                f"{self.frequency!r} from 1970-01-01 UTC; the first one from start_date is "
+                f"{first_label:%Y-%m-%d %H:%M}); use a longer period or a shorter frequency"
+            )
         if self.mode not in ("batch", "streaming"):
             raise ValueError(f"mode={self.mode!r} must be 'batch' or 'streaming'")
         if self.chunk_days is not None:
+            if self.mode == "batch":
+                raise ValueError(
+                    f"chunk_days={self.chunk_days!r} with mode='batch': a batch run takes the "
+                    "whole period at once and would ignore it; set chunk_days=None, or "
+                    "mode='streaming' to run chunk_days at a time"
+                )
             chunk_days = check_scalar("chunk_days", self.chunk_days, integer=True, low=1)
             self._set("chunk_days", chunk_days)
             if (self.chunk_days * DAY_NS) % bar_ns:
@@ -266,19 +281,24 @@ class BacktestConfig:
         self._set(
             "max_fill_bars",
             check_scalar("max_fill_bars", self.max_fill_bars, integer=True, low=0,
-                         hint="0 = no filling"),
+                         high=self._bars_since_earliest(),
+                         hint="0 = no filling; the filled history cannot reach before "
+                              f"{EARLIEST_DELAYED}"),
         )
+
+    def _bars_since_earliest(self) -> int:
+        """Bars from EARLIEST_DELAYED to start_date: the bound of the history loaded before
+        start_date, which grows with the fill and the delay (a huge one would otherwise
+        overflow pandas' timestamps deep inside the panel)."""
+        since = pd.Timestamp(self.start_date) - pd.Timestamp(EARLIEST_DELAYED)
+        return max(since.value // self.bar_nanos, 0)
 
     def _validate_costs(self) -> None:
         """The execution and cost fields (docs/semantics.md#execution-and-costs)."""
-        # The history loaded before start_date grows by the delay: it stops at 1900 (a
-        # huge delay would otherwise overflow pandas' timestamps deep inside the panel).
-        since = pd.Timestamp(self.start_date) - pd.Timestamp(EARLIEST_DELAYED)
-        reach = max(since.value // self.bar_nanos, 0)
         self._set(
             "execution_delay",
             check_scalar("execution_delay", self.execution_delay, integer=True, low=0,
-                         high=reach,
+                         high=self._bars_since_earliest(),
                          hint="bars between the signal and the trade; 0 trades at the "
                               "close that defines the signal; the delayed alpha cannot "
                               f"lie before {EARLIEST_DELAYED}"),

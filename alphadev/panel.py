@@ -232,13 +232,16 @@ def _alpha_scores(alpha: Alpha, data: pd.DataFrame, config: BacktestConfig) -> p
         )
     except ValueError as exc:
         raise AlphaError(str(exc)) from None
-    values = pd.to_numeric(out["alpha"], errors="coerce")
-    text = values.isna() & out["alpha"].notna()
-    if text.any():
+    values = out["alpha"]
+    if not pd.api.types.is_numeric_dtype(values.dtype):
+        shown = values.dropna()
+        example = f" (e.g. {shown.iloc[0]!r} at {shown.index[0]})" if len(shown) else ""
         raise AlphaError(
-            f"{owner} returned a non-numeric alpha {out['alpha'][text].iloc[0]!r} at "
-            f"{out.index[text.to_numpy()][0]}; return numbers (NaN for 'no signal')"
+            f"{owner} returned a non-numeric alpha column of dtype {values.dtype}{example}; "
+            "return numbers of a numeric dtype (NaN for 'no signal'), e.g. "
+            "frame['alpha'].astype(float)"
         )
+    values = pd.to_numeric(values)
     if np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan)).any():
         where = out.index[np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan))][0]
         raise AlphaError(

@@ -57,6 +57,14 @@ class InfAlpha(EchoAlpha):
         return out
 
 
+class NumericTextAlpha(EchoAlpha):
+    """Numbers spelled as text: an alpha of object dtype that to_numeric would accept."""
+
+    def compute(self, data: pd.DataFrame) -> pd.DataFrame:
+        out = data.rename(columns={"value": "alpha"})[["alpha"]]
+        return out.assign(alpha=out["alpha"].map(str))
+
+
 # --------------------------------------------------------------------------- data
 def _frame(symbols=SYMBOLS, start="2024-01-01", hours=72) -> pd.DataFrame:
     stamps = pd.date_range(start, periods=hours, freq="1h", tz="UTC")
@@ -175,6 +183,13 @@ def test_chunk_days_not_a_positive_integer(base, chunk_days, exc_type):
                   mode="streaming", chunk_days=chunk_days)
 
 
+def test_chunk_days_with_batch_mode_is_rejected(base):
+    """Batch runs the whole period at once: a chunk_days there would be silently ignored."""
+    message = _config_error(base, ValueError, CONFIG_NAME, "chunk_days=7", "batch",
+                            chunk_days=7)
+    assert "chunk_days=None" in message and "streaming" in message
+
+
 def test_chunk_days_not_a_whole_number_of_bars(base):
     # 24h is not a multiple of 7h
     _config_error(base, ValueError, CONFIG_NAME, "chunk_days", "1", "7h",
@@ -192,7 +207,30 @@ def test_max_fill_bars_not_a_non_negative_integer(base, value):
                   max_fill_bars=value)
 
 
+def test_max_fill_bars_beyond_any_timestamp_is_a_clear_error(base):
+    """10**12 hourly bars overflowed pandas' Timedelta deep inside the panel."""
+    _config_error(base, ValueError, CONFIG_NAME, "max_fill_bars", "1000000000000", "1900",
+                  max_fill_bars=10**12)
+
+
+def test_max_fill_bars_large_but_in_range_runs(base):
+    result = run_backtest(BacktestConfig(**{**base, "max_fill_bars": 100_000}))
+    assert len(result.pnl) == 72
+
+
 # --------------------------------------------------------------------------- frequency
+@pytest.mark.parametrize("frequency, day", [("3D", "2024-01-01"), ("25h", "2024-01-02")])
+def test_frequency_without_a_bar_label_in_the_period(base, frequency, day):
+    """A one-day period where the bar grid has no label: say so, not 'no price rows'."""
+    _config_error(base, ValueError, CONFIG_NAME, "frequency", repr(frequency), "no bar label",
+                  "2024-01-03 00:00", frequency=frequency, start_date=day, end_date=day)
+
+
+def test_frequency_with_a_bar_label_in_the_period_runs(base):
+    result = run_backtest(BacktestConfig(**{**base, "frequency": "25h"}))
+    assert len(result.pnl) >= 2
+
+
 @pytest.mark.parametrize("frequency", ["xyz", "", "1 hour please"])
 def test_unparseable_frequency(base, frequency):
     _config_error(base, ValueError, CONFIG_NAME, "frequency", repr(frequency),
@@ -392,6 +430,7 @@ ALPHA_FAILURES = [
     (NoAlphaColumn, "alpha"),
     (RangeIndexAlpha, "index"),
     (InfAlpha, "inf"),
+    (NumericTextAlpha, "non-numeric alpha column of dtype"),
 ]
 
 
@@ -411,8 +450,9 @@ def test_bad_alpha_output_is_recorded_by_run_all(base, tmp_path):
     err_path = tmp_path / "errors.log"
     results = bt.run_all(verbose=False, err_path=err_path)
 
-    assert results[:3] == [None, None, None]
-    assert results[3] is not None and results[3].name == "good_echo"
+    bad = len(ALPHA_FAILURES)
+    assert results[:bad] == [None] * bad
+    assert results[bad] is not None and results[bad].name == "good_echo"
     log_text = err_path.read_text()
     for alpha_class, fragment in ALPHA_FAILURES:
         name = f"bad_{alpha_class.__name__}"
