@@ -211,7 +211,7 @@ def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
                         "ic_mean", "avg_turnover", "total_funding", "cost_share")
             if c in table.columns]
     best = table.sort_values("sharpe", ascending=False, na_position="last").head(top)
-    return best[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}")
+    return best[cols].to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4g}")
 
 
 def report(spec: str, save_dir: str | os.PathLike, n_configs: int, summary: SweepSummary,

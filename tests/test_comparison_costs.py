@@ -97,3 +97,14 @@ def test_the_terminal_leaderboard_shows_funding_and_cost_share(tmp_path) -> None
     header = leaderboard(comparison_table([costly])).splitlines()[0].split()
     assert header[0] == "name" and header[1] == "sharpe"  # net Sharpe stays the headline
     assert {"total_funding", "cost_share"} <= set(header)
+
+
+def test_the_terminal_leaderboard_prints_undefined_values_empty() -> None:
+    """docs: an undefined cost_share (no gross return) is empty, never 'NaN'."""
+    from alphadev.sweep import leaderboard
+
+    table = pd.DataFrame({"name": ["a", "b"], "sharpe": [1.5, 0.5],
+                          "cost_share": [0.25, float("nan")]})
+    text = leaderboard(table)
+    assert "NaN" not in text and "nan" not in text
+    assert text.splitlines()[2].split() == ["b", "0.5"]
