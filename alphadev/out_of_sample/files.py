@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,7 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from alphadev.comparison import COMPARISON, read_identities
-from alphadev.metrics import json_safe, return_metrics
+from alphadev.metrics import DAYS_PER_YEAR, NS_PER_DAY, json_safe, return_metrics
 from alphadev.out_of_sample.pbo import MAX_BLOCKS, check_blocks, probability_of_overfitting
 from alphadev.out_of_sample.walk_forward import best_in_window, check_metric, walk_forward
 from alphadev.store import atomic_write, check_folder, read_json, write_json
@@ -38,6 +39,8 @@ __all__ = [
     "SweepReturns",
     "Validation",
     "ValidationParameters",
+    "bar_nanos",
+    "check_window_bars",
     "read_sweep_returns",
     "read_validation",
     "validate_sweep",
@@ -80,8 +83,19 @@ class ValidationParameters(NamedTuple):
                 "test_ns": _span("test", self.test)}
 
 
+_BARE_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _span(name: str, text: Any) -> int:
-    """A positive pandas time span such as '60D' or '14D', in nanoseconds."""
+    """A positive pandas time span such as '60D' or '14D', in nanoseconds.
+
+    A number without a unit is refused: pandas reads '10' as 10 nanoseconds, one bar
+    per window, and every fold would quietly pick the first config by name."""
+    if isinstance(text, str) and _BARE_NUMBER.fullmatch(text.strip()):
+        raise ParameterError(
+            f"{name}={text!r} has no unit (pandas would read it as {text.strip()} "
+            "nanoseconds); write the unit, e.g. '60D', '14D' or '36h'"
+        )
     try:
         span = pd.Timedelta(text)
     except (ValueError, TypeError):
@@ -92,6 +106,24 @@ def _span(name: str, text: Any) -> int:
             "or '36h'"
         )
     return int(span.value)
+
+
+def check_window_bars(params: ValidationParameters, bar_ns: int, frequency: str) -> None:
+    """Each of the train and test windows spans at least 2 bars of ``bar_ns``: with one
+    bar every Sharpe in it is undefined and each fold picks the first config by name."""
+    for field in ("train", "test"):
+        text = getattr(params, field)
+        if _span(field, text) < 2 * bar_ns:
+            raise ParameterError(
+                f"{field}={text!r} is shorter than 2 bars of the sweep's {frequency} bars; "
+                f"a window needs at least 2 bars (2 x {frequency}), e.g. "
+                f"{'60D' if field == 'train' else '14D'}"
+            )
+
+
+def bar_nanos(periods_per_year: float) -> int:
+    """The bar length (ns) whose bars per year are ``periods_per_year``."""
+    return round(DAYS_PER_YEAR * NS_PER_DAY / periods_per_year)
 
 
 class SweepReturns(NamedTuple):
@@ -232,6 +264,7 @@ def validate_sweep(
     params = (parameters or ValidationParameters()).check()
     data = read_sweep_returns(save_dir, identities)
     ts = data.timestamps.asi8
+    check_window_bars(params, bar_nanos(data.periods_per_year), data.frequency)
     train_ns, test_ns = _span("train", params.train), _span("test", params.test)
     if ts[0] + train_ns > ts[-1]:
         raise ParameterError(

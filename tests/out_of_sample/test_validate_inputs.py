@@ -1,0 +1,117 @@
+"""Bad validation input on a real sweep: spans without a unit, negative spans, windows
+of fewer than 2 bars; the same messages from Python, the command line and ``Validate``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alphadev import Backtester
+from alphadev.__main__ import main
+from alphadev.comparison import COMPARISON, comparison_table, write_comparison
+from alphadev.out_of_sample.files import ValidationParameters, validate_sweep
+from alphadev.validation import ParameterError
+from tests.conftest import make_config, write_market
+
+SPEC = '''
+from pathlib import Path
+from tests.conftest import make_config
+
+configs = [make_config(Path({market!r}), name=f"echo{{k}}", alpha_kwargs={{"scale": s}})
+           for k, s in enumerate([1.0, -1.0, 0.5])]
+'''
+
+
+@pytest.fixture(scope="module")
+def hourly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three hourly configs over 8 days, with comparison.csv."""
+    base = tmp_path_factory.mktemp("inputs")
+    market = write_market(base / "data", days=10)
+    root = base / "runs"
+    bt = Backtester()
+    for k, scale in enumerate((1.0, -1.0, 0.5)):
+        bt.add_config(make_config(market, name=f"echo{k}", alpha_kwargs={"scale": scale}))
+    results = bt.run_all(verbose=False, save_dir=str(root))
+    write_comparison(comparison_table(results), root / COMPARISON)
+    (base / "inputs_spec.py").write_text(SPEC.format(market=str(market)))
+    return root
+
+
+BAD_SPANS = {
+    ("train", "10"): "train='10' has no unit (pandas would read it as 10 nanoseconds); "
+                     "write the unit, e.g. '60D'",
+    ("test", "3.5"): "test='3.5' has no unit",
+    ("train", "-1D"): "train='-1D' is not a positive time span; write one such as '60D'",
+    ("test", "-1D"): "test='-1D' is not a positive time span",
+    ("test", "0h"): "test='0h' is not a positive time span",
+}
+
+
+@pytest.mark.parametrize(("field", "value"), list(BAD_SPANS))
+def test_a_bad_span_is_refused_in_python_before_any_file_is_read(
+    hourly: Path, field: str, value: str
+) -> None:
+    params = ValidationParameters(train="2D", test="1D")._replace(**{field: value})
+    with pytest.raises(ParameterError, match=re.escape(BAD_SPANS[field, value])):
+        params.check()
+    with pytest.raises(ParameterError, match="has no unit|is not a positive time span"):
+        validate_sweep(hourly / "nothing-here", params)
+
+
+@pytest.mark.parametrize(("field", "value"), list(BAD_SPANS))
+def test_a_bad_span_is_refused_on_the_command_line(
+    hourly: Path, field: str, value: str, capsys: pytest.CaptureFixture
+) -> None:
+    """``--test -1D`` is read as the option's value (argparse would take it for an
+    option), and refused as negative like ``--test=-1D``."""
+    spans = {"train": "2D", "test": "1D", field: value}
+    for joined in (False, True):
+        argv = ["validate", str(hourly), "--blocks", "4"]
+        for k, v in spans.items():
+            argv += [f"--{k}={v}"] if joined else [f"--{k}", v]
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and BAD_SPANS[field, value] in err, err
+    assert not (hourly / "validation").exists()
+
+
+def test_a_bad_span_is_refused_by_the_luigi_task(hourly: Path) -> None:
+    import pipelines
+
+    spec = str(hourly.parent / "inputs_spec.py")
+    for (field, value), message in BAD_SPANS.items():
+        with pytest.raises(ValueError, match="^Validate: " + re.escape(message)):
+            pipelines.Validate(spec=spec, save_dir=str(hourly), **{field: value})
+
+
+@pytest.mark.parametrize(("field", "value"), [("train", "1h"), ("test", "90min"),
+                                              ("test", "1h")])
+def test_a_window_of_fewer_than_2_bars_is_refused(
+    hourly: Path, field: str, value: str, capsys: pytest.CaptureFixture
+) -> None:
+    """One-bar windows made hundreds of folds whose every Sharpe was undefined."""
+    params = ValidationParameters(train="2D", test="1D", blocks=4)._replace(**{field: value})
+    message = f"{field}={value!r} is shorter than 2 bars of the sweep's 1h bars"
+    with pytest.raises(ParameterError, match=message):
+        validate_sweep(hourly, params)
+    assert main(["validate", str(hourly), "--train", params.train, "--test", params.test,
+                 "--blocks", "4"]) == 2
+    assert message in capsys.readouterr().err
+    import pipelines
+
+    with pytest.raises(ValueError, match=f"^Validate: {message}"):
+        pipelines.Validate(spec=str(hourly.parent / "inputs_spec.py"), save_dir=str(hourly),
+                           train=params.train, test=params.test)
+    assert not (hourly / "validation").exists()
+
+
+def test_two_bars_and_units_in_any_spelling_are_accepted(hourly: Path) -> None:
+    validation = validate_sweep(hourly, ValidationParameters(train="2h", test="120min",
+                                                             blocks=4))
+    assert validation.summary["n_folds"] > 1
+    folds = validation.folds
+    spans = pd.to_datetime(folds["test_end"]) - pd.to_datetime(folds["test_start"])
+    assert set(spans) == {pd.Timedelta("2h")}
