@@ -31,7 +31,7 @@ from alphadev.comparison import COMPARISON, read_identities
 from alphadev.metrics import DAYS_PER_YEAR, NS_PER_DAY, json_safe, return_metrics
 from alphadev.out_of_sample.pbo import MAX_BLOCKS, check_blocks, probability_of_overfitting
 from alphadev.out_of_sample.walk_forward import best_in_window, check_metric, walk_forward
-from alphadev.store import atomic_write, check_folder, read_json, write_json
+from alphadev.store import FAILED_DIR, atomic_write, check_folder, read_json, write_json
 from alphadev.validation import ParameterError
 
 __all__ = [
@@ -136,12 +136,17 @@ class SweepReturns(NamedTuple):
     pnl: npt.NDArray[np.float64]
     frequency: str
     periods_per_year: float
+    left_out: dict[str, str]
+    """Configs of the sweep that are not validated, each with the reason."""
 
     def identities(self) -> set[tuple[str, str]]:
         return set(zip(self.names, self.fingerprints))
 
 
-def _whole_folders(root: Path) -> dict[str, dict[str, Any]]:
+def _whole_folders(root: Path, damaged: dict[str, str] | None = None
+                   ) -> dict[str, dict[str, Any]]:
+    """name -> description of the whole result folders; the others' problems are
+    logged and, given ``damaged``, put there."""
     found = {}
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith(".") or not entry.is_dir() or entry.name == VALIDATION_DIR:
@@ -151,6 +156,8 @@ def _whole_folders(root: Path) -> dict[str, dict[str, Any]]:
             found[entry.name] = check.description
         elif check.problem is not None:
             log.warning("validation skips %s: %s", entry.path, check.problem)
+            if damaged is not None:
+                damaged[entry.name] = check.problem
     return found
 
 
@@ -181,10 +188,13 @@ def read_sweep_returns(
             f"a config of {str(root)!r} is named {VALIDATION_DIR!r}, the folder validation "
             "writes to; rename that config"
         )
-    folders = _whole_folders(root)
+    damaged: dict[str, str] = {}
+    folders = _whole_folders(root, damaged)
     chosen = sorted(name for name, fp in wanted
                     if name in folders and folders[name].get("fingerprint") == fp)
-    _warn_left_out(root, wanted, folders, chosen, from_table=identities is None)
+    left_out = _left_out(root, wanted, folders, chosen, from_table=identities is None)
+    left_out = dict(sorted({**{n: f"its folder is damaged: {why}" for n, why in damaged.items()
+                               if n not in left_out}, **left_out}.items()))
     if len(chosen) < 2:
         raise ParameterError(
             f"validation needs at least 2 completed configs in {str(root)!r}, found "
@@ -217,22 +227,59 @@ def read_sweep_returns(
     index = pd.DatetimeIndex(pd.to_datetime(grid, utc=tz is not None), name="timestamp")
     ppy = next(iter(frequencies))
     return SweepReturns(chosen, [folders[n]["fingerprint"] for n in chosen], index, pnl,
-                        labels[ppy], ppy)
+                        labels[ppy], ppy, left_out)
 
 
-def _warn_left_out(root: Path, wanted: set[tuple[str, str]], folders: dict[str, Any],
-                   chosen: list[str], from_table: bool) -> None:
-    """Say which configs are not validated, so fewer configs never pass unnoticed."""
-    stale = sorted({name for name, _ in wanted} - set(chosen))
+def _left_out(root: Path, wanted: set[tuple[str, str]], folders: dict[str, Any],
+              chosen: list[str], from_table: bool) -> dict[str, str]:
+    """The configs not validated, with the reason (also logged), so fewer configs never
+    pass unnoticed: a latest run that failed (its failure marker), a folder missing,
+    damaged or holding another result than recorded, a folder comparison.csv omits."""
+    reasons: dict[str, str] = {}
+    failed = _failed_runs(root, set(chosen))
+    if failed:
+        log.warning("validation of %s leaves out %d config(s) whose latest run failed: %s; "
+                    "fix them and rerun the sweep to include them", root, len(failed),
+                    "; ".join(f"{name} ({why})" for name, why in failed.items()))
+        reasons.update(failed)
+    stale = sorted({name for name, _ in wanted} - set(chosen) - set(failed))
     if stale:
         log.warning("validation of %s leaves out %d config(s) whose folder is missing, "
                     "damaged or holds another result than recorded: %s; rerun the sweep "
                     "to bring them up to date", root, len(stale), ", ".join(stale))
-    unlisted = sorted(set(folders) - {name for name, _ in wanted}) if from_table else []
+        reasons.update((name, "its folder is missing, damaged or holds another result "
+                        "than recorded") for name in stale)
+    unlisted = sorted(set(folders) - {name for name, _ in wanted} - set(failed)) \
+        if from_table else []
     if unlisted:
         log.warning("validation of %s leaves out %d result folder(s) %s does not list: "
                     "%s; rerun the sweep to rebuild %s if they belong to it", root,
                     len(unlisted), COMPARISON, ", ".join(unlisted), COMPARISON)
+        reasons.update((name, f"{COMPARISON} does not list it") for name in unlisted)
+    return dict(sorted(reasons.items()))
+
+
+def _failed_runs(root: Path, chosen: set[str]) -> dict[str, str]:
+    """name -> "its latest run failed (error line; ...)" for the sweep's failure markers
+    of configs that are not validated."""
+    try:
+        markers = sorted(p for p in (root / FAILED_DIR).iterdir() if p.suffix == ".json")
+    except OSError:
+        return {}
+    failed = {}
+    for marker in markers:
+        if marker.stem in chosen:
+            continue
+        try:
+            report = str(read_json(marker).get("report", ""))
+        except (OSError, ValueError, AttributeError):
+            report = ""
+        lines = [line.strip() for line in report.splitlines() if line.strip()]
+        error = next((line.removeprefix("error: ") for line in lines
+                      if line.startswith("error: ")), lines[-1] if lines else "")
+        detail = f"{error[:200]}; " if error else ""
+        failed[marker.stem] = f"its latest run failed ({detail}traceback in errors.log)"
+    return failed
 
 
 @dataclass
@@ -312,6 +359,7 @@ def validate_sweep(
         "frequency": data.frequency,
         "periods_per_year": data.periods_per_year,
         "configs_left_out_of_pbo": [n for n, u in zip(data.names, cscv.used) if not u],
+        "configs_left_out": [{"name": n, "reason": r} for n, r in data.left_out.items()],
     }
     return _write(Path(save_dir), stitched, folds, summary, params, data)
 

@@ -36,6 +36,15 @@ def verdict(summary: dict[str, Any]) -> str:
     return head
 
 
+def _left_out_lines(summary: dict[str, Any]) -> list[str]:
+    """The configs of the sweep that were not validated, each with the reason."""
+    left_out = summary.get("configs_left_out") or []
+    if not left_out:
+        return []
+    return [f"left out: {len(left_out)} config(s) of the sweep are not validated:",
+            *(f"  {c['name']}: {c['reason']}" for c in left_out)]
+
+
 def summary_text(validation: Validation, save_dir: str | os.PathLike) -> str:
     """Counts, the walk-forward against the in-sample choice, PBO, and the verdict."""
     s = validation.summary
@@ -48,6 +57,7 @@ def summary_text(validation: Validation, save_dir: str | os.PathLike) -> str:
         *(f"NOTE: {line}" for line in (notice or "").splitlines()),
         f"alphadev validate: {len(s['built_from']['configs'])} configs "
         f"({s['frequency']} bars), files in {os.path.join(save_dir, VALIDATION_DIR)}",
+        *_left_out_lines(s),
         f"walk-forward (train {params['train']}, test {params['test']}{anchored}, by "
         f"{params['metric']}): {s['n_folds']} folds, {s['walk_forward_start']} to "
         f"{s['walk_forward_end']}",

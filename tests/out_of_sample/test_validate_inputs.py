@@ -3,6 +3,7 @@ of fewer than 2 bars; the same messages from Python, the command line and ``Vali
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -27,12 +28,12 @@ configs = [make_config(Path({market!r}), name=f"echo{{k}}", alpha_kwargs={{"scal
 
 @pytest.fixture(scope="module")
 def hourly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three hourly configs over 8 days, with comparison.csv."""
+    """Four hourly configs over 8 days, with comparison.csv."""
     base = tmp_path_factory.mktemp("inputs")
     market = write_market(base / "data", days=10)
     root = base / "runs"
     bt = Backtester()
-    for k, scale in enumerate((1.0, -1.0, 0.5)):
+    for k, scale in enumerate((1.0, -1.0, 0.5, 2.0)):
         bt.add_config(make_config(market, name=f"echo{k}", alpha_kwargs={"scale": scale}))
     results = bt.run_all(verbose=False, save_dir=str(root))
     write_comparison(comparison_table(results), root / COMPARISON)
@@ -115,3 +116,31 @@ def test_two_bars_and_units_in_any_spelling_are_accepted(hourly: Path) -> None:
     folds = validation.folds
     spans = pd.to_datetime(folds["test_end"]) - pd.to_datetime(folds["test_start"])
     assert set(spans) == {pd.Timedelta("2h")}
+
+
+def test_configs_left_out_are_recorded_with_their_reason(hourly: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """A result recomputed since comparison.csv, a folder it does not list and a
+    damaged folder: each in pbo.json's configs_left_out and in the printed summary."""
+    table = pd.read_csv(hourly / COMPARISON, dtype={"fingerprint": str})
+    for name in table["name"]:
+        (tmp_path / name).symlink_to(hourly / name)
+    table.loc[table["name"] == "echo0", "fingerprint"] = "recomputed-since"
+    table[table["name"] != "echo3"].to_csv(tmp_path / COMPARISON, index=False)
+    (tmp_path / "echo4").mkdir()
+    (tmp_path / "echo4" / "config.json").write_text("{")
+    assert main(["validate", str(tmp_path), "--train", "2D", "--test", "1D",
+                 "--blocks", "4"]) == 0
+    out = capsys.readouterr().out
+    reasons = {
+        "echo0": "its folder is missing, damaged or holds another result than recorded",
+        "echo3": "comparison.csv does not list it",
+    }
+    summary = json.loads((tmp_path / "validation" / "pbo.json").read_text())
+    left_out = summary["configs_left_out"]
+    assert [c["name"] for c in left_out] == ["echo0", "echo3", "echo4"]
+    assert {c["name"]: c["reason"] for c in left_out[:2]} == reasons
+    assert left_out[2]["reason"].startswith("its folder is damaged: ")
+    assert "left out: 3 config(s) of the sweep are not validated:\n" + "".join(
+        f"  {c['name']}: {c['reason']}\n" for c in left_out) in out
+    assert [name for name, _ in summary["built_from"]["configs"]] == ["echo1", "echo2"]
