@@ -29,7 +29,12 @@ import pandas as pd
 
 from alphadev.comparison import COMPARISON, read_identities
 from alphadev.metrics import DAYS_PER_YEAR, NS_PER_DAY, json_safe, return_metrics
-from alphadev.out_of_sample.pbo import MAX_BLOCKS, check_blocks, probability_of_overfitting
+from alphadev.out_of_sample.pbo import (
+    MAX_BLOCKS,
+    block_edges,
+    check_blocks,
+    probability_of_overfitting,
+)
 from alphadev.out_of_sample.walk_forward import best_in_window, check_metric, walk_forward
 from alphadev.store import FAILED_DIR, atomic_write, check_folder, read_json, write_json
 from alphadev.validation import ParameterError
@@ -56,6 +61,7 @@ PBO_FILE = "pbo.json"
 FOLDS_COLUMNS = ("fold", "train_start", "train_end", "test_start", "test_end", "chosen",
                  "train_metric", "test_metric", "best_test_metric")
 FORMAT = 1
+PARTIAL = "configs_not_covering_whole_period"
 
 
 class ValidationParameters(NamedTuple):
@@ -309,20 +315,19 @@ def validate_sweep(
     ``identities``, default ``sweep_identities``) with ``parameters`` (default
     ``ValidationParameters()``); writes ``{save_dir}/validation/`` and returns it."""
     params = (parameters or ValidationParameters()).check()
-    data = read_sweep_returns(save_dir, identities)
+    data, period = _common_period(Path(save_dir), read_sweep_returns(save_dir, identities))
     ts = data.timestamps.asi8
     check_window_bars(params, bar_nanos(data.periods_per_year), data.frequency)
     train_ns, test_ns = _span("train", params.train), _span("test", params.test)
     if ts[0] + train_ns > ts[-1]:
+        common = ", the period all configs cover" if period[PARTIAL] else ""
         raise ParameterError(
             f"train={params.train!r} is longer than the data ({data.timestamps[0]} to "
-            f"{data.timestamps[-1]}, {len(ts)} bars): no bar is left to test on; use a "
-            "shorter train window"
+            f"{data.timestamps[-1]}, {len(ts)} bars{common}): no bar is left to test on; "
+            "use a shorter train window"
         )
-    check_blocks(params.blocks, len(ts))
     wf = walk_forward(ts, data.pnl, train_ns, test_ns, params.anchored, params.metric,
                       data.periods_per_year)
-    cscv = probability_of_overfitting(data.pnl, params.blocks)
     tz = data.timestamps.tz
     names = np.array(data.names, dtype=object)
     stitched = pd.DataFrame(
@@ -339,17 +344,8 @@ def validate_sweep(
     }, columns=list(FOLDS_COLUMNS))
     best = _in_sample_best(data.pnl, params.metric, data.periods_per_year)
     oos_bars = np.nan_to_num(data.pnl[wf.bars, best])
-    slope, intercept = cscv.degradation()
     summary = {
-        "pbo": cscv.pbo,
-        "n_combinations": len(cscv.lambdas),
-        "blocks": params.blocks,
-        "n_configs": int(cscv.used.sum()),
-        "lambdas": cscv.lambdas,
-        "probability_of_loss": cscv.probability_of_loss,
-        "degradation": {"slope": slope, "intercept": intercept},
-        "in_sample_sharpe": cscv.is_sharpe,
-        "out_of_sample_sharpe": cscv.oos_sharpe,
+        **_pbo_summary(data, params.blocks),
         "walk_forward": return_metrics(wf.pnl, data.periods_per_year),
         "in_sample_best": return_metrics(oos_bars, data.periods_per_year),
         "in_sample_best_config": data.names[best],
@@ -358,10 +354,88 @@ def validate_sweep(
         "n_folds": len(folds),
         "frequency": data.frequency,
         "periods_per_year": data.periods_per_year,
-        "configs_left_out_of_pbo": [n for n, u in zip(data.names, cscv.used) if not u],
         "configs_left_out": [{"name": n, "reason": r} for n, r in data.left_out.items()],
+        **period,
     }
     return _write(Path(save_dir), stitched, folds, summary, params, data)
+
+
+def _common_period(root: Path, data: SweepReturns) -> tuple[SweepReturns, dict[str, Any]]:
+    """The returns on the bars from the latest first bar to the earliest last bar of the
+    configs (each compared on bars they all could have), and its record for pbo.json;
+    no such bar is an error naming every config's period."""
+    has_bar = ~np.isnan(data.pnl)
+    stamps = data.timestamps
+    spans = {}
+    for j, name in enumerate(data.names):
+        rows = np.flatnonzero(has_bar[:, j])
+        spans[name] = (int(rows[0]), int(rows[-1])) if rows.size else None
+    starts = [first for first, _ in filter(None, spans.values())]
+    ends = [last for _, last in filter(None, spans.values())]
+    lo, hi = (max(starts), min(ends)) if len(starts) == len(spans) else (1, 0)
+    if lo > hi:
+        listing = "; ".join(
+            f"{name} {stamps[s[0]]} to {stamps[s[1]]}" if s else f"{name} has no bar"
+            for name, s in list(spans.items())[:20])
+        more = f"; ... and {len(spans) - 20} more" if len(spans) > 20 else ""
+        raise ParameterError(
+            f"the configs of {str(root)!r} have no period in common (validation compares "
+            f"them on the bars from the latest first bar to the earliest last bar): "
+            f"{listing}{more}; validate configs whose periods overlap (one sweep per "
+            "period, or remove the others' folders)"
+        )
+    partial = [{"name": name, "start": str(stamps[s[0]]), "end": str(stamps[s[1]])}
+               for name, s in spans.items() if s and (s[0] > 0 or s[1] < len(stamps) - 1)]
+    record = {
+        "period": {"start": str(stamps[lo]), "end": str(stamps[hi])},
+        "whole_period": {"start": str(stamps[0]), "end": str(stamps[-1])},
+        PARTIAL: partial,
+    }
+    if partial:
+        log.warning("validation of %s uses the period %s to %s that all configs cover; "
+                    "%d config(s) do not cover the whole period %s to %s: %s", root,
+                    stamps[lo], stamps[hi], len(partial), stamps[0], stamps[-1],
+                    ", ".join(c["name"] for c in partial))
+    return data._replace(timestamps=stamps[lo:hi + 1], pnl=data.pnl[lo:hi + 1]), record
+
+
+def _pbo_summary(data: SweepReturns, blocks: int) -> dict[str, Any]:
+    """PBO's entries of pbo.json; ``pbo`` null with ``pbo_undefined_reason`` when it
+    cannot be computed on these bars (the walk-forward is written all the same)."""
+    try:
+        check_blocks(blocks, len(data.timestamps))
+        edges = block_edges(len(data.timestamps), blocks)
+        bars = np.add.reduceat(~np.isnan(data.pnl), edges[:-1], axis=0)
+        in_every = [bool(v) for v in np.all(bars > 0, axis=0)]
+        if sum(in_every) < 2:
+            missing = [n for n, ok in zip(data.names, in_every) if not ok]
+            fix = "use fewer blocks, or " if blocks > 4 else ""
+            raise ParameterError(
+                f"PBO needs at least 2 configs with bars in every one of the {blocks} "
+                f"blocks, got {sum(in_every)}; without bars in some block: "
+                f"{', '.join(missing[:20])}; {fix}validate configs without gaps in their data"
+            )
+        cscv = probability_of_overfitting(data.pnl, blocks)
+    except ParameterError as exc:
+        log.warning("validation: PBO is not computed: %s", exc)
+        return {"pbo": None, "pbo_undefined_reason": str(exc), "n_combinations": 0,
+                "blocks": blocks, "n_configs": 0, "lambdas": [], "probability_of_loss": None,
+                "degradation": {"slope": None, "intercept": None}, "in_sample_sharpe": [],
+                "out_of_sample_sharpe": [], "configs_left_out_of_pbo": []}
+    slope, intercept = cscv.degradation()
+    return {
+        "pbo": cscv.pbo,
+        "pbo_undefined_reason": None,
+        "n_combinations": len(cscv.lambdas),
+        "blocks": blocks,
+        "n_configs": int(cscv.used.sum()),
+        "lambdas": cscv.lambdas,
+        "probability_of_loss": cscv.probability_of_loss,
+        "degradation": {"slope": slope, "intercept": intercept},
+        "in_sample_sharpe": cscv.is_sharpe,
+        "out_of_sample_sharpe": cscv.oos_sharpe,
+        "configs_left_out_of_pbo": [n for n, u in zip(data.names, cscv.used) if not u],
+    }
 
 
 def _in_sample_best(pnl: npt.NDArray[np.float64], metric: str, ppy: float) -> int:

@@ -13,7 +13,7 @@ import pytest
 from alphadev import Backtester
 from alphadev.__main__ import main
 from alphadev.comparison import COMPARISON, comparison_table, write_comparison
-from alphadev.out_of_sample.files import ValidationParameters, validate_sweep
+from alphadev.out_of_sample.files import ValidationParameters, read_validation, validate_sweep
 from alphadev.validation import ParameterError
 from tests.conftest import make_config, write_market
 
@@ -144,3 +144,82 @@ def test_configs_left_out_are_recorded_with_their_reason(hourly: Path, tmp_path:
     assert "left out: 3 config(s) of the sweep are not validated:\n" + "".join(
         f"  {c['name']}: {c['reason']}\n" for c in left_out) in out
     assert [name for name, _ in summary["built_from"]["configs"]] == ["echo1", "echo2"]
+
+
+def _dated_sweep(root: Path, market: Path, periods: dict[str, tuple[str, str]]) -> Path:
+    bt = Backtester()
+    for k, (name, (start, end)) in enumerate(periods.items()):
+        bt.add_config(make_config(market, name=name, alpha_kwargs={"scale": 1.0 + k / 4},
+                                  start_date=pd.Timestamp(start).date(),
+                                  end_date=pd.Timestamp(end).date()))
+    results = bt.run_all(verbose=False, save_dir=str(root))
+    write_comparison(comparison_table(results), root / COMPARISON)
+    return root
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_market(tmp_path_factory.mktemp("dated") / "data", days=10)
+
+
+def test_configs_of_different_periods_are_validated_on_the_common_one(
+    market: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Only 'full' covers the whole period: PBO used to refuse ('got 1; use fewer
+    blocks') and no walk-forward was written."""
+    root = _dated_sweep(tmp_path / "runs", market, {
+        "full": ("2024-01-02", "2024-01-09"), "late": ("2024-01-04", "2024-01-09"),
+        "early": ("2024-01-02", "2024-01-07")})
+    assert main(["validate", str(root), "--train", "1D", "--test", "12h",
+                 "--blocks", "4"]) == 0
+    out = capsys.readouterr().out
+    back = read_validation(root)
+    assert back is not None
+    s = back.summary
+    returns = {name: pd.read_parquet(root / name / "sequences" / "returns.parquet").index
+               for name in ("full", "late", "early")}
+    start, end = returns["late"][0], returns["early"][-1]
+    assert s["period"] == {"start": str(start), "end": str(end)}
+    assert s["whole_period"] == {"start": str(returns["full"][0]),
+                                 "end": str(returns["full"][-1])}
+    assert s["configs_not_covering_whole_period"] == [
+        {"name": "early", "start": str(returns["early"][0]), "end": str(end)},
+        {"name": "late", "start": str(start), "end": str(returns["late"][-1])}]
+    assert s["pbo"] is not None and s["n_configs"] == 3 and s["pbo_undefined_reason"] is None
+    walk = back.walk_forward.index
+    assert walk[0] >= start + pd.Timedelta("1D") and walk[-1] <= end
+    assert back.folds["train_start"].iloc[0] == start
+    assert (f"period: {start} to {end}, the bars all configs cover (the whole period is "
+            f"{returns['full'][0]} to {returns['full'][-1]}); 2 config(s) do not cover it "
+            f"all:\n  early: {returns['early'][0]} to {end}\n") in out
+
+
+def test_pbo_that_cannot_be_computed_leaves_the_walk_forward(
+    market: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """One day in common: too few bars for 16 blocks; the walk-forward is written, PBO
+    is null with its reason, printed."""
+    root = _dated_sweep(tmp_path / "runs", market, {
+        "before": ("2024-01-02", "2024-01-04"), "after": ("2024-01-04", "2024-01-09")})
+    assert main(["validate", str(root), "--train", "6h", "--test", "3h"]) == 0
+    out = capsys.readouterr().out
+    back = read_validation(root)
+    assert back is not None and len(back.walk_forward) > 0 and len(back.folds) > 1
+    reason = back.summary["pbo_undefined_reason"]
+    assert back.summary["pbo"] is None and reason.startswith(
+        "blocks=16 leaves fewer than 2 bars per block (24 bars); use at most 12 blocks")
+    assert f"PBO not computed: {reason}\n" in out
+    assert "verdict: no PBO (see above): only the walk-forward speaks" in out
+
+
+def test_configs_without_a_common_period_are_an_error_naming_them(
+    market: Path, tmp_path: Path
+) -> None:
+    root = _dated_sweep(tmp_path / "runs", market, {
+        "first": ("2024-01-02", "2024-01-03"), "second": ("2024-01-06", "2024-01-09")})
+    with pytest.raises(ParameterError, match=r"have no period in common .*: first "
+                       r"2024-01-02 00:00:00\+00:00 to 2024-01-03 23:00:00\+00:00; second "
+                       r"2024-01-06 00:00:00\+00:00 to .*; validate configs whose periods "
+                       r"overlap"):
+        validate_sweep(root, ValidationParameters(train="6h", test="3h", blocks=4))
+    assert not (root / "validation").exists()
