@@ -5,6 +5,7 @@ sharpe --blocks 16]``."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -58,8 +59,10 @@ def _add_validate(commands: argparse._SubParsersAction) -> None:
         "SAVE_DIR/validation/ and prints a summary.",
     )
     validate.add_argument("save_dir", metavar="SAVE_DIR", help="the sweep's results directory")
-    validate.add_argument("--train", default="60D", help="train window (default 60D)")
-    validate.add_argument("--test", default="14D", help="test window (default 14D)")
+    validate.add_argument("--train", default="60D",
+                          help="train window, a time span with its unit (default 60D)")
+    validate.add_argument("--test", default="14D",
+                          help="test window, a time span with its unit (default 14D)")
     validate.add_argument("--anchored", action="store_true",
                           help="train windows all start at the first bar")
     validate.add_argument("--metric", default="sharpe",
@@ -83,8 +86,26 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+SPAN_OPTIONS = ("--train", "--test")
+
+
+def _join_negative_spans(argv: Sequence[str]) -> list[str]:
+    """``--test -1D`` as ``--test=-1D``: argparse takes '-1D' for an option and would
+    stop with "expected one argument" instead of saying the span must be positive."""
+    out: list[str] = []
+    k = 0
+    while k < len(argv):
+        if argv[k] in SPAN_OPTIONS and k + 1 < len(argv) and re.match(r"-[\d.]", argv[k + 1]):
+            out.append(f"{argv[k]}={argv[k + 1]}")
+            k += 2
+        else:
+            out.append(argv[k])
+            k += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_join_negative_spans(sys.argv[1:] if argv is None else argv))
     if args.command == "report":
         try:
             import matplotlib  # noqa: F401

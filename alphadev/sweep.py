@@ -226,6 +226,12 @@ def report(spec: str, save_dir: str | os.PathLike, n_configs: int, summary: Swee
     if summary.failed:
         lines.append(f"{len(summary.failed)} config(s) FAILED (tracebacks in "
                      f"{os.path.join(save_dir, ERRORS_LOG)}): {_names(summary.failed)}")
+        lines.append(
+            f"Validate and Report wait for every config: they run once "
+            f"{_names(summary.failed)} {'is' if len(summary.failed) == 1 else 'are'} done; "
+            f"to validate the {len(summary.table)} completed configs now, run "
+            f"python -m alphadev validate {save_dir}"
+        )
     if summary.missing:
         lines.append(f"{len(summary.missing)} config(s) not run: {_names(summary.missing)}")
     return "\n".join(lines)

@@ -123,7 +123,7 @@ class ConfigFailed(RuntimeError):
     """A config's backtest failed; the message is its report (with the traceback)."""
 
 
-def _bad_parameter(message: str) -> Exception:
+def _bad_parameter(message: str) -> BaseException:
     """A clear error for a bad task parameter: one ``alphadev:`` line on the command
     line (like a bad spec), a ValueError from Python."""
     if luigi.cmdline_parser.CmdlineParser.get_instance() is not None:

@@ -17,9 +17,11 @@ import sys
 
 import luigi
 
+from alphadev.config import frequency_nanos
 from alphadev.out_of_sample.files import (
     VALIDATION_DIR,
     ValidationParameters,
+    check_window_bars,
     validate_sweep,
     validation_is_current,
 )
@@ -44,11 +46,18 @@ class Validate(luigi.Task):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         try:
-            self.parameters().check()
+            self._check_windows(self.parameters().check())
         except ParameterError as exc:
             from pipelines import _bad_parameter
 
             raise _bad_parameter(f"Validate: {exc}") from None
+
+    def _check_windows(self, params: ValidationParameters) -> None:
+        """Windows of at least 2 bars of the spec's (longest) bar, before any config runs."""
+        from pipelines import _configs
+
+        longest = max(_configs(self.spec), key=lambda c: frequency_nanos(c.frequency))
+        check_window_bars(params, frequency_nanos(longest.frequency), longest.frequency)
 
     def parameters(self) -> ValidationParameters:
         return ValidationParameters(self.train, self.test, self.anchored, self.metric,

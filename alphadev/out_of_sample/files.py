@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,10 +28,15 @@ import numpy.typing as npt
 import pandas as pd
 
 from alphadev.comparison import COMPARISON, read_identities
-from alphadev.metrics import json_safe, return_metrics
-from alphadev.out_of_sample.pbo import MAX_BLOCKS, check_blocks, probability_of_overfitting
+from alphadev.metrics import DAYS_PER_YEAR, NS_PER_DAY, json_safe, return_metrics
+from alphadev.out_of_sample.pbo import (
+    MAX_BLOCKS,
+    block_edges,
+    check_blocks,
+    probability_of_overfitting,
+)
 from alphadev.out_of_sample.walk_forward import best_in_window, check_metric, walk_forward
-from alphadev.store import atomic_write, check_folder, read_json, write_json
+from alphadev.store import FAILED_DIR, atomic_write, check_folder, read_json, write_json
 from alphadev.validation import ParameterError
 
 __all__ = [
@@ -38,6 +44,8 @@ __all__ = [
     "SweepReturns",
     "Validation",
     "ValidationParameters",
+    "bar_nanos",
+    "check_window_bars",
     "read_sweep_returns",
     "read_validation",
     "validate_sweep",
@@ -53,6 +61,7 @@ PBO_FILE = "pbo.json"
 FOLDS_COLUMNS = ("fold", "train_start", "train_end", "test_start", "test_end", "chosen",
                  "train_metric", "test_metric", "best_test_metric")
 FORMAT = 1
+PARTIAL = "configs_not_covering_whole_period"
 
 
 class ValidationParameters(NamedTuple):
@@ -80,8 +89,19 @@ class ValidationParameters(NamedTuple):
                 "test_ns": _span("test", self.test)}
 
 
+_BARE_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _span(name: str, text: Any) -> int:
-    """A positive pandas time span such as '60D' or '14D', in nanoseconds."""
+    """A positive pandas time span such as '60D' or '14D', in nanoseconds.
+
+    A number without a unit is refused: pandas reads '10' as 10 nanoseconds, one bar
+    per window, and every fold would quietly pick the first config by name."""
+    if isinstance(text, str) and _BARE_NUMBER.fullmatch(text.strip()):
+        raise ParameterError(
+            f"{name}={text!r} has no unit (pandas would read it as {text.strip()} "
+            "nanoseconds); write the unit, e.g. '60D', '14D' or '36h'"
+        )
     try:
         span = pd.Timedelta(text)
     except (ValueError, TypeError):
@@ -94,6 +114,24 @@ def _span(name: str, text: Any) -> int:
     return int(span.value)
 
 
+def check_window_bars(params: ValidationParameters, bar_ns: int, frequency: str) -> None:
+    """Each of the train and test windows spans at least 2 bars of ``bar_ns``: with one
+    bar every Sharpe in it is undefined and each fold picks the first config by name."""
+    for field in ("train", "test"):
+        text = getattr(params, field)
+        if _span(field, text) < 2 * bar_ns:
+            raise ParameterError(
+                f"{field}={text!r} is shorter than 2 bars of the sweep's {frequency} bars; "
+                f"a window needs at least 2 bars (2 x {frequency}), e.g. "
+                f"{'60D' if field == 'train' else '14D'}"
+            )
+
+
+def bar_nanos(periods_per_year: float) -> int:
+    """The bar length (ns) whose bars per year are ``periods_per_year``."""
+    return round(DAYS_PER_YEAR * NS_PER_DAY / periods_per_year)
+
+
 class SweepReturns(NamedTuple):
     """Configs in name order with their pnl on the union of their bar grids (NaN where
     a config has no bar)."""
@@ -104,12 +142,17 @@ class SweepReturns(NamedTuple):
     pnl: npt.NDArray[np.float64]
     frequency: str
     periods_per_year: float
+    left_out: dict[str, str]
+    """Configs of the sweep that are not validated, each with the reason."""
 
     def identities(self) -> set[tuple[str, str]]:
         return set(zip(self.names, self.fingerprints))
 
 
-def _whole_folders(root: Path) -> dict[str, dict[str, Any]]:
+def _whole_folders(root: Path, damaged: dict[str, str] | None = None
+                   ) -> dict[str, dict[str, Any]]:
+    """name -> description of the whole result folders; the others' problems are
+    logged and, given ``damaged``, put there."""
     found = {}
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith(".") or not entry.is_dir() or entry.name == VALIDATION_DIR:
@@ -119,6 +162,8 @@ def _whole_folders(root: Path) -> dict[str, dict[str, Any]]:
             found[entry.name] = check.description
         elif check.problem is not None:
             log.warning("validation skips %s: %s", entry.path, check.problem)
+            if damaged is not None:
+                damaged[entry.name] = check.problem
     return found
 
 
@@ -149,10 +194,13 @@ def read_sweep_returns(
             f"a config of {str(root)!r} is named {VALIDATION_DIR!r}, the folder validation "
             "writes to; rename that config"
         )
-    folders = _whole_folders(root)
+    damaged: dict[str, str] = {}
+    folders = _whole_folders(root, damaged)
     chosen = sorted(name for name, fp in wanted
                     if name in folders and folders[name].get("fingerprint") == fp)
-    _warn_left_out(root, wanted, folders, chosen, from_table=identities is None)
+    left_out = _left_out(root, wanted, folders, chosen, from_table=identities is None)
+    left_out = dict(sorted({**{n: f"its folder is damaged: {why}" for n, why in damaged.items()
+                               if n not in left_out}, **left_out}.items()))
     if len(chosen) < 2:
         raise ParameterError(
             f"validation needs at least 2 completed configs in {str(root)!r}, found "
@@ -185,22 +233,59 @@ def read_sweep_returns(
     index = pd.DatetimeIndex(pd.to_datetime(grid, utc=tz is not None), name="timestamp")
     ppy = next(iter(frequencies))
     return SweepReturns(chosen, [folders[n]["fingerprint"] for n in chosen], index, pnl,
-                        labels[ppy], ppy)
+                        labels[ppy], ppy, left_out)
 
 
-def _warn_left_out(root: Path, wanted: set[tuple[str, str]], folders: dict[str, Any],
-                   chosen: list[str], from_table: bool) -> None:
-    """Say which configs are not validated, so fewer configs never pass unnoticed."""
-    stale = sorted({name for name, _ in wanted} - set(chosen))
+def _left_out(root: Path, wanted: set[tuple[str, str]], folders: dict[str, Any],
+              chosen: list[str], from_table: bool) -> dict[str, str]:
+    """The configs not validated, with the reason (also logged), so fewer configs never
+    pass unnoticed: a latest run that failed (its failure marker), a folder missing,
+    damaged or holding another result than recorded, a folder comparison.csv omits."""
+    reasons: dict[str, str] = {}
+    failed = _failed_runs(root, set(chosen))
+    if failed:
+        log.warning("validation of %s leaves out %d config(s) whose latest run failed: %s; "
+                    "fix them and rerun the sweep to include them", root, len(failed),
+                    "; ".join(f"{name} ({why})" for name, why in failed.items()))
+        reasons.update(failed)
+    stale = sorted({name for name, _ in wanted} - set(chosen) - set(failed))
     if stale:
         log.warning("validation of %s leaves out %d config(s) whose folder is missing, "
                     "damaged or holds another result than recorded: %s; rerun the sweep "
                     "to bring them up to date", root, len(stale), ", ".join(stale))
-    unlisted = sorted(set(folders) - {name for name, _ in wanted}) if from_table else []
+        reasons.update((name, "its folder is missing, damaged or holds another result "
+                        "than recorded") for name in stale)
+    unlisted = sorted(set(folders) - {name for name, _ in wanted} - set(failed)) \
+        if from_table else []
     if unlisted:
         log.warning("validation of %s leaves out %d result folder(s) %s does not list: "
                     "%s; rerun the sweep to rebuild %s if they belong to it", root,
                     len(unlisted), COMPARISON, ", ".join(unlisted), COMPARISON)
+        reasons.update((name, f"{COMPARISON} does not list it") for name in unlisted)
+    return dict(sorted(reasons.items()))
+
+
+def _failed_runs(root: Path, chosen: set[str]) -> dict[str, str]:
+    """name -> "its latest run failed (error line; ...)" for the sweep's failure markers
+    of configs that are not validated."""
+    try:
+        markers = sorted(p for p in (root / FAILED_DIR).iterdir() if p.suffix == ".json")
+    except OSError:
+        return {}
+    failed = {}
+    for marker in markers:
+        if marker.stem in chosen:
+            continue
+        try:
+            report = str(read_json(marker).get("report", ""))
+        except (OSError, ValueError, AttributeError):
+            report = ""
+        lines = [line.strip() for line in report.splitlines() if line.strip()]
+        error = next((line.removeprefix("error: ") for line in lines
+                      if line.startswith("error: ")), lines[-1] if lines else "")
+        detail = f"{error[:200]}; " if error else ""
+        failed[marker.stem] = f"its latest run failed ({detail}traceback in errors.log)"
+    return failed
 
 
 @dataclass
@@ -230,19 +315,19 @@ def validate_sweep(
     ``identities``, default ``sweep_identities``) with ``parameters`` (default
     ``ValidationParameters()``); writes ``{save_dir}/validation/`` and returns it."""
     params = (parameters or ValidationParameters()).check()
-    data = read_sweep_returns(save_dir, identities)
+    data, period = _common_period(Path(save_dir), read_sweep_returns(save_dir, identities))
     ts = data.timestamps.asi8
+    check_window_bars(params, bar_nanos(data.periods_per_year), data.frequency)
     train_ns, test_ns = _span("train", params.train), _span("test", params.test)
     if ts[0] + train_ns > ts[-1]:
+        common = ", the period all configs cover" if period[PARTIAL] else ""
         raise ParameterError(
             f"train={params.train!r} is longer than the data ({data.timestamps[0]} to "
-            f"{data.timestamps[-1]}, {len(ts)} bars): no bar is left to test on; use a "
-            "shorter train window"
+            f"{data.timestamps[-1]}, {len(ts)} bars{common}): no bar is left to test on; "
+            "use a shorter train window"
         )
-    check_blocks(params.blocks, len(ts))
     wf = walk_forward(ts, data.pnl, train_ns, test_ns, params.anchored, params.metric,
                       data.periods_per_year)
-    cscv = probability_of_overfitting(data.pnl, params.blocks)
     tz = data.timestamps.tz
     names = np.array(data.names, dtype=object)
     stitched = pd.DataFrame(
@@ -259,17 +344,8 @@ def validate_sweep(
     }, columns=list(FOLDS_COLUMNS))
     best = _in_sample_best(data.pnl, params.metric, data.periods_per_year)
     oos_bars = np.nan_to_num(data.pnl[wf.bars, best])
-    slope, intercept = cscv.degradation()
     summary = {
-        "pbo": cscv.pbo,
-        "n_combinations": len(cscv.lambdas),
-        "blocks": params.blocks,
-        "n_configs": int(cscv.used.sum()),
-        "lambdas": cscv.lambdas,
-        "probability_of_loss": cscv.probability_of_loss,
-        "degradation": {"slope": slope, "intercept": intercept},
-        "in_sample_sharpe": cscv.is_sharpe,
-        "out_of_sample_sharpe": cscv.oos_sharpe,
+        **_pbo_summary(data, params.blocks),
         "walk_forward": return_metrics(wf.pnl, data.periods_per_year),
         "in_sample_best": return_metrics(oos_bars, data.periods_per_year),
         "in_sample_best_config": data.names[best],
@@ -278,9 +354,88 @@ def validate_sweep(
         "n_folds": len(folds),
         "frequency": data.frequency,
         "periods_per_year": data.periods_per_year,
-        "configs_left_out_of_pbo": [n for n, u in zip(data.names, cscv.used) if not u],
+        "configs_left_out": [{"name": n, "reason": r} for n, r in data.left_out.items()],
+        **period,
     }
     return _write(Path(save_dir), stitched, folds, summary, params, data)
+
+
+def _common_period(root: Path, data: SweepReturns) -> tuple[SweepReturns, dict[str, Any]]:
+    """The returns on the bars from the latest first bar to the earliest last bar of the
+    configs (each compared on bars they all could have), and its record for pbo.json;
+    no such bar is an error naming every config's period."""
+    has_bar = ~np.isnan(data.pnl)
+    stamps = data.timestamps
+    spans = {}
+    for j, name in enumerate(data.names):
+        rows = np.flatnonzero(has_bar[:, j])
+        spans[name] = (int(rows[0]), int(rows[-1])) if rows.size else None
+    starts = [first for first, _ in filter(None, spans.values())]
+    ends = [last for _, last in filter(None, spans.values())]
+    lo, hi = (max(starts), min(ends)) if len(starts) == len(spans) else (1, 0)
+    if lo > hi:
+        listing = "; ".join(
+            f"{name} {stamps[s[0]]} to {stamps[s[1]]}" if s else f"{name} has no bar"
+            for name, s in list(spans.items())[:20])
+        more = f"; ... and {len(spans) - 20} more" if len(spans) > 20 else ""
+        raise ParameterError(
+            f"the configs of {str(root)!r} have no period in common (validation compares "
+            f"them on the bars from the latest first bar to the earliest last bar): "
+            f"{listing}{more}; validate configs whose periods overlap (one sweep per "
+            "period, or remove the others' folders)"
+        )
+    partial = [{"name": name, "start": str(stamps[s[0]]), "end": str(stamps[s[1]])}
+               for name, s in spans.items() if s and (s[0] > 0 or s[1] < len(stamps) - 1)]
+    record = {
+        "period": {"start": str(stamps[lo]), "end": str(stamps[hi])},
+        "whole_period": {"start": str(stamps[0]), "end": str(stamps[-1])},
+        PARTIAL: partial,
+    }
+    if partial:
+        log.warning("validation of %s uses the period %s to %s that all configs cover; "
+                    "%d config(s) do not cover the whole period %s to %s: %s", root,
+                    stamps[lo], stamps[hi], len(partial), stamps[0], stamps[-1],
+                    ", ".join(c["name"] for c in partial))
+    return data._replace(timestamps=stamps[lo:hi + 1], pnl=data.pnl[lo:hi + 1]), record
+
+
+def _pbo_summary(data: SweepReturns, blocks: int) -> dict[str, Any]:
+    """PBO's entries of pbo.json; ``pbo`` null with ``pbo_undefined_reason`` when it
+    cannot be computed on these bars (the walk-forward is written all the same)."""
+    try:
+        check_blocks(blocks, len(data.timestamps))
+        edges = block_edges(len(data.timestamps), blocks)
+        bars = np.add.reduceat(~np.isnan(data.pnl), edges[:-1], axis=0)
+        in_every = [bool(v) for v in np.all(bars > 0, axis=0)]
+        if sum(in_every) < 2:
+            missing = [n for n, ok in zip(data.names, in_every) if not ok]
+            fix = "use fewer blocks, or " if blocks > 4 else ""
+            raise ParameterError(
+                f"PBO needs at least 2 configs with bars in every one of the {blocks} "
+                f"blocks, got {sum(in_every)}; without bars in some block: "
+                f"{', '.join(missing[:20])}; {fix}validate configs without gaps in their data"
+            )
+        cscv = probability_of_overfitting(data.pnl, blocks)
+    except ParameterError as exc:
+        log.warning("validation: PBO is not computed: %s", exc)
+        return {"pbo": None, "pbo_undefined_reason": str(exc), "n_combinations": 0,
+                "blocks": blocks, "n_configs": 0, "lambdas": [], "probability_of_loss": None,
+                "degradation": {"slope": None, "intercept": None}, "in_sample_sharpe": [],
+                "out_of_sample_sharpe": [], "configs_left_out_of_pbo": []}
+    slope, intercept = cscv.degradation()
+    return {
+        "pbo": cscv.pbo,
+        "pbo_undefined_reason": None,
+        "n_combinations": len(cscv.lambdas),
+        "blocks": blocks,
+        "n_configs": int(cscv.used.sum()),
+        "lambdas": cscv.lambdas,
+        "probability_of_loss": cscv.probability_of_loss,
+        "degradation": {"slope": slope, "intercept": intercept},
+        "in_sample_sharpe": cscv.is_sharpe,
+        "out_of_sample_sharpe": cscv.oos_sharpe,
+        "configs_left_out_of_pbo": [n for n, u in zip(data.names, cscv.used) if not u],
+    }
 
 
 def _in_sample_best(pnl: npt.NDArray[np.float64], metric: str, ppy: float) -> int:
