@@ -28,7 +28,7 @@ import pandas as pd
 
 from alphadev.comparison import COMPARISON, read_identities
 from alphadev.metrics import json_safe, return_metrics
-from alphadev.out_of_sample.pbo import MAX_BLOCKS, check_blocks, probability_of_overfitting
+from alphadev.out_of_sample.pbo import MAX_BLOCKS, PBO, check_blocks, probability_of_overfitting
 from alphadev.out_of_sample.walk_forward import best_in_window, check_metric, walk_forward
 from alphadev.store import atomic_write, check_folder, read_json, write_json
 from alphadev.validation import ParameterError
@@ -52,7 +52,9 @@ FOLDS_FILE = "folds.csv"
 PBO_FILE = "pbo.json"
 FOLDS_COLUMNS = ("fold", "train_start", "train_end", "test_start", "test_end", "chosen",
                  "train_metric", "test_metric", "best_test_metric")
-FORMAT = 1
+FORMAT = 2
+"""pbo.json's format: 2 ranks distinct trials only (``pbo`` may be null, with
+``pbo_undefined_reason``); readers skip other formats."""
 
 
 class ValidationParameters(NamedTuple):
@@ -261,7 +263,7 @@ def validate_sweep(
     oos_bars = np.nan_to_num(data.pnl[wf.bars, best])
     slope, intercept = cscv.degradation()
     summary = {
-        "pbo": cscv.pbo,
+        **_pbo_trials(cscv, data.names),
         "n_combinations": len(cscv.lambdas),
         "blocks": params.blocks,
         "n_configs": int(cscv.used.sum()),
@@ -278,9 +280,24 @@ def validate_sweep(
         "n_folds": len(folds),
         "frequency": data.frequency,
         "periods_per_year": data.periods_per_year,
-        "configs_left_out_of_pbo": [n for n, u in zip(data.names, cscv.used) if not u],
     }
     return _write(Path(save_dir), stitched, folds, summary, params, data)
+
+
+def _pbo_trials(cscv: PBO, names: list[str]) -> dict[str, Any]:
+    """PBO and the configs it ranks: distinct trials; those left out, undefined or
+    collapsed into another config's trial by name."""
+    return {
+        "pbo": cscv.pbo,
+        "pbo_undefined_reason": cscv.undefined_reason,
+        "pbo_from_ties": cscv.pbo_from_ties,
+        "n_trials": cscv.n_trials,
+        "configs_left_out_of_pbo": [n for n, u in zip(names, cscv.used) if not u],
+        "configs_undefined_in_pbo": [n for n, u, d in zip(names, cscv.used, cscv.defined)
+                                     if u and not d],
+        "duplicate_configs_in_pbo": {n: names[d] for n, d in zip(names, cscv.duplicate_of)
+                                     if d >= 0},
+    }
 
 
 def _in_sample_best(pnl: npt.NDArray[np.float64], metric: str, ppy: float) -> int:
