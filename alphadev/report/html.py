@@ -246,10 +246,11 @@ def _current_validation(root: Path) -> Validation | None:
     validation = read_validation(root)
     if validation is None:
         return None
-    if validation.summary["built_from"].get("format") != FORMAT:
-        log.warning("%s is of an older format (PBO ranked duplicate and never-trading "
+    built_format = validation.summary["built_from"].get("format")
+    if built_format != FORMAT:
+        log.warning("%s is of format %s, not %d (format 1 ranked duplicate and never-trading "
                     "configs); the report leaves it out: run python -m alphadev validate %s "
-                    "again", root / "validation", root)
+                    "again", root / "validation", built_format, FORMAT, root)
         return None
     built = {tuple(pair) for pair in validation.summary["built_from"]["configs"]}
     if built != sweep_identities(root):

@@ -183,7 +183,8 @@ def test_the_report_skips_a_validation_of_an_older_format(
     path.write_text(json.dumps(record))
     with caplog.at_level("WARNING", logger="alphadev.report.html"):
         assert _current_validation(swept) is None
-    assert "is of an older format" in caplog.text and "validate" in caplog.text
+    assert "is of format 1, not 2 (format 1 ranked duplicate" in caplog.text
+    assert "run python -m alphadev validate" in caplog.text
 
 
 def test_staleness_and_damage(swept: Path) -> None:
