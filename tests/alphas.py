@@ -89,3 +89,10 @@ class WaitForFileAlpha(EchoAlpha):
                 raise TimeoutError(f"marker {self.marker} never appeared")
             time.sleep(0.01)
         return super().compute(data)
+
+
+class IdleAlpha(EchoAlpha):
+    """No signal (NaN alpha): the config never trades, its pnl is 0 on every bar."""
+
+    def compute(self, data: pd.DataFrame) -> pd.DataFrame:
+        return (data[["value"]] * float("nan")).rename(columns={"value": "alpha"})

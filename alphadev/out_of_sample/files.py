@@ -31,6 +31,7 @@ from alphadev.comparison import COMPARISON, read_identities
 from alphadev.metrics import DAYS_PER_YEAR, NS_PER_DAY, json_safe, return_metrics
 from alphadev.out_of_sample.pbo import (
     MAX_BLOCKS,
+    PBO,
     block_edges,
     check_blocks,
     probability_of_overfitting,
@@ -60,7 +61,9 @@ FOLDS_FILE = "folds.csv"
 PBO_FILE = "pbo.json"
 FOLDS_COLUMNS = ("fold", "train_start", "train_end", "test_start", "test_end", "chosen",
                  "train_metric", "test_metric", "best_test_metric")
-FORMAT = 1
+FORMAT = 2
+"""pbo.json's format: 2 ranks distinct trials only (``pbo`` may be null, with
+``pbo_undefined_reason``); readers skip other formats."""
 PARTIAL = "configs_not_covering_whole_period"
 
 
@@ -421,11 +424,12 @@ def _pbo_summary(data: SweepReturns, blocks: int) -> dict[str, Any]:
         return {"pbo": None, "pbo_undefined_reason": str(exc), "n_combinations": 0,
                 "blocks": blocks, "n_configs": 0, "lambdas": [], "probability_of_loss": None,
                 "degradation": {"slope": None, "intercept": None}, "in_sample_sharpe": [],
-                "out_of_sample_sharpe": [], "configs_left_out_of_pbo": []}
+                "out_of_sample_sharpe": [], "configs_left_out_of_pbo": [], "n_trials": 0,
+                "pbo_from_ties": None, "configs_undefined_in_pbo": [],
+                "duplicate_configs_in_pbo": {}}
     slope, intercept = cscv.degradation()
     return {
-        "pbo": cscv.pbo,
-        "pbo_undefined_reason": None,
+        **_pbo_trials(cscv, data.names),
         "n_combinations": len(cscv.lambdas),
         "blocks": blocks,
         "n_configs": int(cscv.used.sum()),
@@ -434,7 +438,22 @@ def _pbo_summary(data: SweepReturns, blocks: int) -> dict[str, Any]:
         "degradation": {"slope": slope, "intercept": intercept},
         "in_sample_sharpe": cscv.is_sharpe,
         "out_of_sample_sharpe": cscv.oos_sharpe,
-        "configs_left_out_of_pbo": [n for n, u in zip(data.names, cscv.used) if not u],
+    }
+
+
+def _pbo_trials(cscv: PBO, names: list[str]) -> dict[str, Any]:
+    """PBO and the configs it ranks: distinct trials; those left out, undefined or
+    collapsed into another config's trial by name."""
+    return {
+        "pbo": cscv.pbo,
+        "pbo_undefined_reason": cscv.undefined_reason,
+        "pbo_from_ties": cscv.pbo_from_ties,
+        "n_trials": cscv.n_trials,
+        "configs_left_out_of_pbo": [n for n, u in zip(names, cscv.used) if not u],
+        "configs_undefined_in_pbo": [n for n, u, d in zip(names, cscv.used, cscv.defined)
+                                     if u and not d],
+        "duplicate_configs_in_pbo": {n: names[d] for n, d in zip(names, cscv.duplicate_of)
+                                     if d >= 0},
     }
 
 

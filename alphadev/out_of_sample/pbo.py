@@ -10,6 +10,11 @@ mean are taken once (two passes, so sums do not cancel), and each of the C(S, S/
 combinations merges S of them per config: O(C * S * N) after one O(T * N) pass,
 compiled with numba.  A block's numbers depend on its own bars only, so two configs
 with equal pnl on a combination's out-of-sample bars tie exactly (average ranks).
+
+Only distinct trials are ranked: a config whose whole-period Sharpe is undefined (it
+never trades: zero spread) is left out, and a config whose pnl equals an earlier one's
+exactly is one trial with it.  Fewer than ``MIN_TRIALS`` leave PBO undefined, with the
+reason (``undefined_reason``).
 """
 
 from __future__ import annotations
@@ -25,13 +30,22 @@ from numba import njit
 from alphadev.metrics import STD_ZERO_RTOL
 from alphadev.validation import ParameterError, check_scalar
 
-__all__ = ["PBO", "block_edges", "check_blocks", "probability_of_overfitting"]
+__all__ = ["MIN_TRIALS", "PBO", "block_edges", "check_blocks", "probability_of_overfitting"]
+
+MIN_TRIALS = 3
+"""Distinct trials below which PBO is undefined: with 2, the in-sample best can only be
+first or last out of sample, which says which of two configs won, not how much of the
+selection is luck."""
 
 
 class PBO(NamedTuple):
     """Per combination (in ``combinations`` order, lexicographic in-sample blocks):
-    ``chosen`` n*, its in-sample and out-of-sample per-bar Sharpe (NaN if undefined),
-    ``omega`` and ``lambdas``; ``used`` marks the configs ranked (every block has data)."""
+    ``chosen`` n* (-1 when no trial is ranked), its in-sample and out-of-sample per-bar
+    Sharpe (NaN if undefined), ``omega`` and ``lambdas`` (NaN when PBO is undefined),
+    ``tie_decides`` (n* is in the lower half only because it ties other trials out of
+    sample).  Per config: ``used`` (every block has data), ``defined`` (used, and its
+    whole-period Sharpe is defined), ``duplicate_of`` (the config whose trial it is
+    collapsed into, else -1)."""
 
     combinations: npt.NDArray[np.int64]
     chosen: npt.NDArray[np.int64]
@@ -39,16 +53,40 @@ class PBO(NamedTuple):
     oos_sharpe: npt.NDArray[np.float64]
     omega: npt.NDArray[np.float64]
     lambdas: npt.NDArray[np.float64]
+    tie_decides: npt.NDArray[np.bool_]
     used: npt.NDArray[np.bool_]
+    defined: npt.NDArray[np.bool_]
+    duplicate_of: npt.NDArray[np.int64]
+    undefined_reason: str | None
 
     @property
-    def pbo(self) -> float:
-        """Share of combinations whose n* ranks in the lower half out of sample."""
+    def ranked(self) -> npt.NDArray[np.bool_]:
+        """The configs ranked: one per distinct trial, the first by name."""
+        return self.defined & (self.duplicate_of < 0)
+
+    @property
+    def n_trials(self) -> int:
+        return int(self.ranked.sum())
+
+    @property
+    def pbo(self) -> float | None:
+        """Share of combinations whose n* ranks in the lower half out of sample; None
+        when undefined (``undefined_reason``)."""
+        if self.undefined_reason is not None:
+            return None
         return float(np.mean(self.lambdas <= 0.0))
 
     @property
-    def probability_of_loss(self) -> float:
-        """Share of combinations where n*'s out-of-sample Sharpe is (defined and) < 0."""
+    def pbo_from_ties(self) -> float | None:
+        """The part of ``pbo`` from combinations that ``tie_decides``."""
+        return None if self.undefined_reason is not None else float(np.mean(self.tie_decides))
+
+    @property
+    def probability_of_loss(self) -> float | None:
+        """Share of combinations where n*'s out-of-sample Sharpe is (defined and) < 0;
+        None when no trial is ranked."""
+        if self.n_trials == 0:
+            return None
         return float(np.mean(np.nan_to_num(self.oos_sharpe, nan=0.0) < 0.0))
 
     def degradation(self) -> tuple[float | None, float | None]:
@@ -102,25 +140,64 @@ def probability_of_overfitting(pnl: npt.ArrayLike, blocks: int = 16) -> PBO:
     if x.ndim != 2:
         raise ValueError(f"pnl must be bars x configs, got shape {x.shape}")
     n_bars, n_configs = x.shape
-    if n_configs < 2:
-        raise ParameterError(f"PBO needs at least 2 configs, got {n_configs}; "
-                             "run (or complete) more configs of the sweep")
     blocks = check_blocks(blocks, n_bars)
     edges = block_edges(n_bars, blocks)
     count, block_mean, block_m2, peak = _block_stats(np.ascontiguousarray(x.T), edges)
     used = (count > 0).all(axis=1)
-    if used.sum() < 2:
-        raise ParameterError(
-            f"PBO needs at least 2 configs with bars in every one of the {blocks} blocks, "
-            f"got {int(used.sum())}; use fewer blocks or configs covering the whole period"
-        )
+    defined = used & np.isfinite(_whole_sharpe(count, block_mean, block_m2, peak,
+                                               STD_ZERO_RTOL))
+    duplicate_of = _duplicates(x, defined, count, block_mean, block_m2)
+    ranked = defined & (duplicate_of < 0)
     combinations = np.array(list(itertools.combinations(range(blocks), blocks // 2)),
                             dtype=np.int64)
-    chosen, is_sr, oos_sr, omega = _cscv(count, block_mean, block_m2, peak, used,
-                                         combinations, STD_ZERO_RTOL)
-    with np.errstate(divide="ignore"):
+    chosen, is_sr, oos_sr, omega, tie_decides = _cscv(count, block_mean, block_m2, peak,
+                                                      ranked, combinations, STD_ZERO_RTOL)
+    reason = _undefined_reason(n_configs, used, defined, ranked, blocks)
+    if reason is not None:
+        omega[:] = np.nan
+        tie_decides[:] = False
+    with np.errstate(divide="ignore", invalid="ignore"):
         lambdas = np.log(omega / (1.0 - omega))
-    return PBO(combinations, chosen, is_sr, oos_sr, omega, lambdas, used)
+    return PBO(combinations, chosen, is_sr, oos_sr, omega, lambdas, tie_decides, used,
+               defined, duplicate_of, reason)
+
+
+def _duplicates(x: npt.NDArray[np.float64], defined: npt.NDArray[np.bool_],
+                count: np.ndarray, block_mean: np.ndarray, block_m2: np.ndarray
+                ) -> npt.NDArray[np.int64]:
+    """For each defined config whose pnl equals an earlier defined config's exactly
+    (same bars, equal values), that earlier config; else -1.  Equal pnl gives equal
+    block numbers bit for bit, so only configs with equal block numbers are compared."""
+    duplicate_of = np.full(x.shape[1], -1, dtype=np.int64)
+    groups: dict[bytes, list[int]] = {}
+    for i in np.flatnonzero(defined):
+        key = count[i].tobytes() + block_mean[i].tobytes() + block_m2[i].tobytes()
+        firsts = groups.setdefault(key, [])
+        same = next((j for j in firsts if np.array_equal(x[:, i], x[:, j], equal_nan=True)),
+                    None)
+        if same is None:
+            firsts.append(int(i))
+        else:
+            duplicate_of[i] = same
+    return duplicate_of
+
+
+def _undefined_reason(n_configs: int, used: np.ndarray, defined: np.ndarray,
+                      ranked: np.ndarray, blocks: int) -> str | None:
+    """Why PBO is undefined (fewer than MIN_TRIALS distinct trials), else None."""
+    n_trials = int(ranked.sum())
+    if n_trials >= MIN_TRIALS:
+        return None
+    parts = [f"{n} {text}" for n, text in (
+        (int((~used).sum()), f"lack bars in some of the {blocks} blocks"),
+        (int((used & ~defined).sum()), "have zero spread, so no Sharpe: they never trade"),
+        (int((defined & ~ranked).sum()), "duplicate another config's pnl exactly"),
+    ) if n]
+    detail = f" ({'; '.join(parts)})" if parts else ""
+    return (f"PBO needs at least {MIN_TRIALS} distinct trials with a defined Sharpe, got "
+            f"{n_trials} of {n_configs} configs{detail}; with fewer, the out-of-sample rank "
+            "of the in-sample best says which config won, not how much of the selection "
+            "is luck: sweep more distinct configs")
 
 
 @njit(cache=True)
@@ -173,19 +250,42 @@ def _sharpe(n: int, mu: float, m2: float, top: float, rtol: float) -> float:
 
 
 @njit(cache=True)
+def _whole_sharpe(count, block_mean, block_m2, peak, rtol):  # type: ignore[no-untyped-def]
+    """Each config's Sharpe over all its bars (blocks merged in order, as in _cscv)."""
+    n, s = count.shape
+    out = np.full(n, np.nan)
+    for i in range(n):
+        k, m, q, t = 0, 0.0, 0.0, 0.0
+        for b in range(s):
+            nb = count[i, b]
+            if nb == 0:
+                continue
+            d = block_mean[i, b] - m
+            m += d * nb / (k + nb)
+            q += block_m2[i, b] + d * d * k * nb / (k + nb)
+            k += nb
+            t = max(t, peak[i, b])
+        out[i] = _sharpe(k, m, q, t, rtol)
+    return out
+
+
+@njit(cache=True)
 def _cscv(count, block_mean, block_m2, peak, used, combinations, rtol):  # type: ignore[no-untyped-def]
     n, s = count.shape
     n_comb, half = combinations.shape
-    chosen = np.zeros(n_comb, dtype=np.int64)
+    chosen = np.full(n_comb, -1, dtype=np.int64)
     is_out = np.full(n_comb, np.nan)
     oos_out = np.full(n_comb, np.nan)
-    omega = np.zeros(n_comb)
+    omega = np.full(n_comb, np.nan)
+    tie_decides = np.zeros(n_comb, dtype=np.bool_)
     in_sample = np.zeros(s, dtype=np.bool_)
     oos = np.empty(n)
     n_used = 0
     for i in range(n):
         if used[i]:
             n_used += 1
+    if n_used == 0:
+        return chosen, is_out, oos_out, omega, tie_decides
     for c in range(n_comb):
         in_sample[:] = False
         for h in range(half):
@@ -237,4 +337,6 @@ def _cscv(count, block_mean, block_m2, peak, used, combinations, rtol):  # type:
         is_out[c] = best_is if np.isfinite(best_is) else np.nan
         oos_out[c] = target if np.isfinite(target) else np.nan
         omega[c] = rank / (n_used + 1.0)
-    return chosen, is_out, oos_out, omega
+        # Lower half (2 rank <= N + 1) at its average rank, upper half at the top of its tie.
+        tie_decides[c] = 2.0 * rank <= n_used + 1.0 < 2.0 * (below + equal)
+    return chosen, is_out, oos_out, omega, tie_decides

@@ -18,21 +18,44 @@ def _num(value: Any, fmt: str = "{:.2f}") -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
+LOSING = 0.5
+"""Probability of loss at or above which the in-sample best more often than not loses
+money out of sample: never a selection that "holds up"."""
+
+
+def _band(pbo: float) -> int:
+    return 2 if pbo >= OVERFIT_PBO else 1 if pbo >= ROBUST_PBO else 0
+
+
 def verdict(summary: dict[str, Any]) -> str:
-    """One sentence on what PBO and the walk-forward say about the sweep's selection."""
+    """One sentence on what PBO, the probability of loss and the walk-forward say about
+    the sweep's selection.  Splits counted in PBO only because of a tie out of sample
+    (``pbo_from_ties``) never make it "overfit"; an undefined PBO says why."""
     pbo = summary["pbo"]
+    loss = summary["probability_of_loss"]
     oos = summary["walk_forward"].get("sharpe")
+    losing = loss is not None and loss >= LOSING
+    ties = summary.get("pbo_from_ties") or 0.0
     if pbo is None:
-        head = "no PBO (see above): only the walk-forward speaks for the selection"
+        head = f"PBO undefined: {summary['pbo_undefined_reason']}"
+    elif _band(pbo) != _band(pbo - ties):
+        head = (f"inconclusive: the in-sample best ranks in the lower half out of sample in "
+                f"{pbo:.0%} of splits, {ties:.0%} of them only because it ties configs "
+                "whose pnl is equal there")
     elif pbo >= OVERFIT_PBO:
         head = (f"likely overfit: the in-sample best ranks in the lower half out of sample "
                 f"in {pbo:.0%} of splits; its leaderboard Sharpe is mostly luck")
     elif pbo >= ROBUST_PBO:
         head = (f"partly overfit: the in-sample best ranks in the lower half out of sample "
                 f"in {pbo:.0%} of splits; expect less than the leaderboard promises")
+    elif losing:
+        head = (f"no edge to select: the in-sample best ranks in the upper half out of "
+                f"sample in {1 - pbo:.0%} of splits")
     else:
         head = (f"the selection holds up: the in-sample best ranks in the upper half out of "
                 f"sample in {1 - pbo:.0%} of splits")
+    if losing:
+        head += f"; the in-sample best lost money out of sample in {loss:.0%} of splits"
     if oos is not None and oos <= 0:
         head += "; the walk-forward choice lost money out of sample"
     return head
@@ -59,6 +82,20 @@ def _period_lines(summary: dict[str, Any]) -> list[str]:
             *(f"  {c['name']}: {c['start']} to {c['end']}" for c in partial)]
 
 
+def _trials(summary: dict[str, Any]) -> str:
+    """How many distinct trials PBO ranked, and which configs it did not."""
+    n = summary["n_trials"]
+    parts = [f"{n} distinct trial{'' if n == 1 else 's'} of {summary['n_configs']} configs"]
+    undefined = summary["configs_undefined_in_pbo"]
+    if undefined:
+        parts.append(f"{len(undefined)} never trade: {', '.join(undefined)}")
+    duplicates = summary["duplicate_configs_in_pbo"]
+    if duplicates:
+        parts.append(f"{len(duplicates)} duplicate another: "
+                     + ", ".join(f"{a} = {b}" for a, b in duplicates.items()))
+    return "; ".join(parts)
+
+
 def summary_text(validation: Validation, save_dir: str | os.PathLike) -> str:
     """Counts, the walk-forward against the in-sample choice, PBO, and the verdict."""
     s = validation.summary
@@ -82,10 +119,10 @@ def summary_text(validation: Validation, save_dir: str | os.PathLike) -> str:
         f"  in-sample choice {s['in_sample_best_config']} on the same bars: Sharpe "
         f"{_num(best['sharpe'])}, return {_num(best['cumulative_return'], '{:.2%}')}, "
         f"max drawdown {_num(best['max_drawdown'], '{:.2%}')}",
-        f"PBO not computed: {s.get('pbo_undefined_reason')}" if s["pbo"] is None else
-        f"PBO {s['pbo']:.2f} over {s['n_combinations']} combinations of {s['blocks']} "
-        f"blocks ({s['n_configs']} configs); probability of loss "
-        f"{s['probability_of_loss']:.2f}; degradation: OOS Sharpe = {_num(slope, '{:.3g}')} "
-        f"x IS Sharpe + {_num(intercept, '{:.3g}')} (per bar)",
+        f"PBO not computed: {s.get('pbo_undefined_reason')}" if not s["n_combinations"] else
+        f"PBO {_num(s['pbo'])} over {s['n_combinations']} combinations of {s['blocks']} "
+        f"blocks ({_trials(s)}); probability of loss "
+        f"{_num(s['probability_of_loss'])}; degradation: OOS Sharpe = "
+        f"{_num(slope, '{:.3g}')} x IS Sharpe + {_num(intercept, '{:.3g}')} (per bar)",
         f"verdict: {verdict(s)}",
     ])

@@ -51,7 +51,12 @@ from alphadev.comparison import (
     deflation,
     read_comparison_table,
 )
-from alphadev.out_of_sample.files import Validation, read_validation, sweep_identities
+from alphadev.out_of_sample.files import (
+    FORMAT,
+    Validation,
+    read_validation,
+    sweep_identities,
+)
 from alphadev.report.layout import (
     banner,
     figure,
@@ -263,6 +268,12 @@ def _current_validation(root: Path) -> Validation | None:
     validation = read_validation(root)
     if validation is None:
         return None
+    built_format = validation.summary["built_from"].get("format")
+    if built_format != FORMAT:
+        log.warning("%s is of format %s, not %d (format 1 ranked duplicate and never-trading "
+                    "configs); the report leaves it out: run python -m alphadev validate %s "
+                    "again", root / "validation", built_format, FORMAT, root)
+        return None
     built = {tuple(pair) for pair in validation.summary["built_from"]["configs"]}
     if built != sweep_identities(root):
         log.warning("%s was built from other results than the sweep's current ones; the "
@@ -421,9 +432,19 @@ def _pbo_summary(pbo: dict[str, Any]) -> str:
         ["probability of backtest overfitting (PBO)", pct(pbo.get("pbo"), 1).lstrip("+")],
         ["probability of loss (winner's OOS Sharpe < 0)",
          pct(pbo.get("probability_of_loss"), 1).lstrip("+")],
-        ["combinations / blocks / configs",
-         f"{pbo.get('n_combinations')} / {pbo.get('blocks')} / {pbo.get('n_configs')}"],
+        ["combinations / blocks / distinct trials / configs",
+         f"{pbo.get('n_combinations')} / {pbo.get('blocks')} / {pbo.get('n_trials')} / "
+         f"{pbo.get('n_configs')}"],
     ]
+    if pbo.get("pbo") is None:
+        rows.append(["PBO undefined", html.escape(str(pbo.get("pbo_undefined_reason")))])
+    undefined = pbo.get("configs_undefined_in_pbo") or []
+    if undefined:
+        rows.append(["not ranked: never trade (no Sharpe)", ", ".join(map(name, undefined))])
+    duplicates = pbo.get("duplicate_configs_in_pbo") or {}
+    if duplicates:
+        rows.append(["not ranked: same pnl as (one trial)",
+                     ", ".join(f"{name(a)} = {name(b)}" for a, b in duplicates.items())])
     for key, title in (("walk_forward", "walk-forward"), ("in_sample_best", "in-sample best")):
         metrics = pbo.get(key) or {}
         if metrics:

@@ -62,39 +62,68 @@ def _sharpe(values):
 
 
 def pbo(times, returns, names, blocks):
-    """[(n*, is_sharpe, oos_sharpe, omega, lambda)] per combination, in
-    itertools.combinations order."""
+    """({"rows": [(n*, is_sharpe, oos_sharpe, omega, lambda, tie_decides)] per
+    combination in itertools.combinations order, "left_out", "undefined",
+    "duplicates": {name: first name}, "trials", "pbo"}).  omega, lambda and pbo are None
+    with fewer than 3 trials; n* is None with none."""
     size, extra = len(times) // blocks, len(times) % blocks
     block_bars, start = [], 0
     for b in range(blocks):
         n = size + (1 if b < extra else 0)
         block_bars.append(times[start:start + n])
         start += n
-    out = []
+    # A config without a bar in some block is not ranked.
+    covering = [
+        name for name in names
+        if all(any(t in returns[name] for t in block_bars[b]) for b in range(blocks))
+    ]
+    left_out = [name for name in names if name not in covering]
+    # Never trades: no Sharpe over all its bars; not ranked.
+    undefined = [name for name in covering
+                 if _sharpe([returns[name][t] for t in times if t in returns[name]]) is None]
+    # Exact duplicates (same bars, equal pnl) are one trial: the first by name.
+    trials, duplicates = [], {}
+    for name in covering:
+        if name in undefined:
+            continue
+        first = next((f for f in trials if returns[f] == returns[name]), None)
+        if first is None:
+            trials.append(name)
+        else:
+            duplicates[name] = first
+    n_trials = len(trials)
+    rows = []
     for in_sample in itertools.combinations(range(blocks), blocks // 2):
         out_of_sample = [b for b in range(blocks) if b not in in_sample]
-        ranked = [
-            name for name in names
-            if all(any(t in returns[name] for t in block_bars[b]) for b in range(blocks))
-        ]
 
         def sharpe(name, which):
             return _sharpe([returns[name][t] for b in which for t in block_bars[b]
                             if t in returns[name]])
 
         best, best_is = None, None
-        for name in ranked:
+        for name in trials:
             value = sharpe(name, in_sample)
             if best is None or (value is not None and (best_is is None or value > best_is)):
                 best, best_is = name, value
-        oos = {name: sharpe(name, out_of_sample) for name in ranked}
+        if best is None:
+            rows.append((None, None, None, None, None, False))
+            continue
+        oos = {name: sharpe(name, out_of_sample) for name in trials}
         key = {name: (-math.inf if v is None else v) for name, v in oos.items()}
-        order = sorted(ranked, key=lambda n: key[n])  # rank 1 = worst
+        order = sorted(trials, key=lambda n: key[n])  # rank 1 = worst
         positions = [i + 1 for i, n in enumerate(order) if key[n] == key[best]]
         rank = sum(positions) / len(positions)
-        omega = rank / (len(ranked) + 1)
-        out.append((best, best_is, oos[best], omega, math.log(omega / (1 - omega))))
-    return out
+        if n_trials < 3:
+            rows.append((best, best_is, oos[best], None, None, False))
+            continue
+        omega = rank / (n_trials + 1)
+        # In the lower half only because of the tie: at the top of its tie, upper half.
+        tie_decides = omega <= 0.5 < max(positions) / (n_trials + 1)
+        rows.append((best, best_is, oos[best], omega, math.log(omega / (1 - omega)),
+                     tie_decides))
+    value = None if n_trials < 3 else sum(r[4] <= 0 for r in rows) / len(rows)
+    return {"rows": rows, "left_out": left_out, "undefined": undefined,
+            "duplicates": duplicates, "trials": trials, "pbo": value}
 
 
 def complete_linkage(distance, cut):

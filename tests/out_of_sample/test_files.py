@@ -24,7 +24,9 @@ from alphadev.out_of_sample.files import (
     validate_sweep,
     validation_is_current,
 )
+from alphadev.out_of_sample.summary import summary_text, verdict
 from alphadev.validation import ParameterError
+from tests.alphas import IdleAlpha
 from tests.conftest import make_config, write_market
 
 PARAMS = ValidationParameters(train="2D", test="1D", blocks=8)
@@ -85,6 +87,104 @@ def test_the_files_are_written_as_named(swept: Path) -> None:
     assert back is not None and back.summary == validation.summary
     pd.testing.assert_frame_equal(back.walk_forward, validation.walk_forward)
     assert back.folds["chosen"].tolist() == validation.folds["chosen"].tolist()
+
+
+def test_pbo_ranks_distinct_trials_and_names_the_duplicates(swept: Path) -> None:
+    """The echo alpha's position does not depend on its scale: scale 0.5 and 1.0 have the
+    same pnl, one trial each (named by the first, 0.5), not a tie in every split."""
+    summary = validate_sweep(swept, PARAMS).summary
+    assert summary["built_from"]["format"] == 2
+    assert summary["n_configs"] == 6 and summary["n_trials"] == 4
+    assert summary["duplicate_configs_in_pbo"] == {
+        f"echo__scale=1.0__trading_fee_rate={fee}": f"echo__scale=0.5__trading_fee_rate={fee}"
+        for fee in ("0.0", "0.001")
+    }
+    assert summary["configs_undefined_in_pbo"] == [] and summary["pbo_undefined_reason"] is None
+    assert summary["pbo"] == 0.0 and summary["pbo_from_ties"] == 0.0
+    text = summary_text(validate_sweep(swept, PARAMS), swept)
+    assert "(4 distinct trials of 6 configs; 2 duplicate another: " in text
+
+
+def _small_sweep(root: Path, market: Path, configs: list) -> Path:
+    bt = Backtester()
+    for config in configs:
+        bt.add_config(config)
+    write_comparison(comparison_table(bt.run_all(verbose=False, save_dir=str(root))),
+                     root / COMPARISON)
+    return root
+
+
+def test_configs_that_never_trade_and_two_config_sweeps_leave_pbo_undefined(
+    tmp_path: Path,
+) -> None:
+    """One losing config and two that never trade: PBO undefined (not 0.00 "holds up"),
+    and the verdict says the in-sample best lost money in most splits.  Two configs: PBO
+    undefined (not "mostly luck" from which of two won)."""
+    market = write_market(tmp_path / "data", days=10)
+    idle = _small_sweep(tmp_path / "idle", market, [
+        make_config(market, name="loser", alpha_kwargs={"scale": -1.0}),
+        make_config(market, name="idle_a", alpha_class=IdleAlpha),
+        make_config(market, name="idle_b", alpha_class=IdleAlpha, trading_fee_rate=1e-3),
+    ])
+    validation = validate_sweep(idle, PARAMS)
+    summary = validation.summary
+    assert summary["pbo"] is None and summary["n_trials"] == 1
+    assert summary["configs_undefined_in_pbo"] == ["idle_a", "idle_b"]
+    assert "got 1 of 3 configs (2 have zero spread, so no Sharpe: they never trade)" in \
+        summary["pbo_undefined_reason"]
+    assert summary["probability_of_loss"] >= 0.5
+    assert read_validation(idle).summary == summary
+    text = summary_text(validation, idle)
+    loss = f"{summary['probability_of_loss']:.0%}"
+    assert "PBO n/a over 70 combinations" in text
+    assert "1 distinct trial of 3 configs; 2 never trade: idle_a, idle_b" in text
+    assert f"verdict: PBO undefined: {summary['pbo_undefined_reason']}; the in-sample best " \
+           f"lost money out of sample in {loss} of splits" in text
+    assert "holds up" not in text
+    pair = _small_sweep(tmp_path / "pair", market, [
+        make_config(market, name="free"),
+        make_config(market, name="fee", trading_fee_rate=1e-3),
+    ])
+    summary = validate_sweep(pair, PARAMS).summary
+    assert summary["pbo"] is None and "got 2 of 2 configs;" in summary["pbo_undefined_reason"]
+    assert verdict(summary).startswith("PBO undefined: PBO needs at least 3 distinct trials")
+
+
+def _verdict_of(pbo, loss, ties=0.0, sharpe=1.0):
+    return verdict({"pbo": pbo, "probability_of_loss": loss, "pbo_from_ties": ties,
+                    "pbo_undefined_reason": None, "walk_forward": {"sharpe": sharpe}})
+
+
+def test_the_verdict_never_says_holds_up_for_a_loser_nor_overfit_from_ties() -> None:
+    assert _verdict_of(0.02, 0.1).startswith("the selection holds up")
+    losing = _verdict_of(0.02, 0.93)
+    assert "holds up" not in losing and losing.startswith("no edge to select")
+    assert losing.endswith("; the in-sample best lost money out of sample in 93% of splits")
+    tied = _verdict_of(1.0, 0.0, ties=1.0)
+    assert tied.startswith("inconclusive: the in-sample best ranks in the lower half out of "
+                           "sample in 100% of splits, 100% of them only because it ties")
+    assert "luck" not in tied and "overfit" not in tied
+    assert _verdict_of(0.7, 0.2, ties=0.1).startswith("likely overfit")
+    assert _verdict_of(0.3, 0.6).startswith("partly overfit") and "in 60% of splits" in \
+        _verdict_of(0.3, 0.6)
+
+
+def test_the_report_skips_a_validation_of_an_older_format(
+    swept: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Format 1 ranked duplicate and never-trading configs: its PBO is not shown."""
+    from alphadev.report.html import _current_validation
+
+    validate_sweep(swept, PARAMS)
+    assert _current_validation(swept) is not None
+    path = swept / "validation" / "pbo.json"
+    record = json.loads(path.read_text())
+    record["built_from"]["format"] = 1
+    path.write_text(json.dumps(record))
+    with caplog.at_level("WARNING", logger="alphadev.report.html"):
+        assert _current_validation(swept) is None
+    assert "is of format 1, not 2 (format 1 ranked duplicate" in caplog.text
+    assert "run python -m alphadev validate" in caplog.text
 
 
 def test_staleness_and_damage(swept: Path) -> None:

@@ -63,39 +63,139 @@ def test_walk_forward_matches_the_literal_text(seed: int, metric: str, anchored:
     np.testing.assert_array_equal(fast.pnl, [v for _, _, v in stitched])
 
 
+def _check_against_literal(times, pnl, names, returns, blocks):
+    """The fast PBO equals the literal text's, combination by combination."""
+    slow = literal.pbo(list(times), returns, names, blocks)
+    fast = probability_of_overfitting(pnl, blocks)
+    assert [names[j] for j in np.flatnonzero(~fast.used)] == slow["left_out"]
+    assert [names[j] for j in np.flatnonzero(fast.used & ~fast.defined)] == slow["undefined"]
+    assert {names[j]: names[d] for j, d in enumerate(fast.duplicate_of) if d >= 0} == \
+        slow["duplicates"]
+    assert [names[j] for j in np.flatnonzero(fast.ranked)] == slow["trials"]
+    assert fast.n_trials == len(slow["trials"])
+    assert (fast.undefined_reason is None) == (len(slow["trials"]) >= 3)
+    assert fast.pbo == slow["pbo"]
+    assert len(slow["rows"]) == len(fast.lambdas)
+    for k, (best, is_sr, oos_sr, omega, lam, tie) in enumerate(slow["rows"]):
+        assert (names[fast.chosen[k]] if fast.chosen[k] >= 0 else None) == best
+        assert _same(fast.is_sharpe[k], is_sr) and _same(fast.oos_sharpe[k], oos_sr)
+        assert _same(fast.omega[k], omega) and _same(fast.lambdas[k], lam)
+        assert bool(fast.tie_decides[k]) == tie, k
+    oos = np.array([np.nan if s[2] is None else s[2] for s in slow["rows"]])
+    if slow["trials"]:
+        assert fast.probability_of_loss == np.mean(np.nan_to_num(oos) < 0)
+    else:
+        assert fast.probability_of_loss is None
+    if fast.pbo is not None:
+        assert fast.pbo_from_ties == np.mean([s[5] for s in slow["rows"]])
+    return fast, slow
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_pbo_matches_the_literal_text(seed: int) -> None:
     times, pnl, names, returns = _case(seed, 125 + seed, 9)
-    blocks = 6
-    slow = literal.pbo(list(times), returns, names, blocks)
-    fast = probability_of_overfitting(pnl, blocks)
-    assert len(slow) == len(fast.lambdas) == 20
+    fast, slow = _check_against_literal(times, pnl, names, returns, 6)
+    assert len(slow["rows"]) == 20
     assert not fast.used[4] and fast.used[3]  # the late config is dropped, the gappy one kept
-    for k, (best, is_sr, oos_sr, omega, lam) in enumerate(slow):
-        assert names[fast.chosen[k]] == best
-        assert _same(fast.is_sharpe[k], is_sr) and _same(fast.oos_sharpe[k], oos_sr)
-        assert fast.omega[k] == pytest.approx(omega, rel=1e-12)
-        assert fast.lambdas[k] == pytest.approx(lam, rel=1e-9, abs=1e-12)
-    lambdas = np.array([s[4] for s in slow])
-    assert fast.pbo == np.mean(lambdas <= 0)
-    oos = np.array([np.nan if s[2] is None else s[2] for s in slow])
-    assert fast.probability_of_loss == np.mean(np.nan_to_num(oos) < 0)
-    is_ = np.array([np.nan if s[1] is None else s[1] for s in slow])
+    assert slow["duplicates"] == {"c01": "c00"} and slow["undefined"] == ["c02"]
+    oos = np.array([np.nan if s[2] is None else s[2] for s in slow["rows"]])
+    is_ = np.array([np.nan if s[1] is None else s[1] for s in slow["rows"]])
     ok = np.isfinite(is_) & np.isfinite(oos)
     slope, intercept = np.polyfit(is_[ok], oos[ok], 1)
     assert fast.degradation() == pytest.approx((slope, intercept), rel=1e-6)
 
 
-def test_ties_rank_on_average_and_go_to_the_first_name() -> None:
-    """Config 1 duplicates config 0: config 0 is chosen, and out of sample the two
-    share rank (r + r + 1) / 2."""
+def _tie_panel(seed: int):
+    """A random panel from few base series: exact copies, copies differing in one block
+    only (ties out of sample in some splits), configs that never trade, gaps; 1 to 7
+    configs, so every count of distinct trials around 3 comes up."""
+    rng = np.random.default_rng(seed)
+    n_bars, n_configs = 48, int(rng.integers(1, 8))
+    times = pd.date_range("2024-01-01", periods=n_bars, freq="h")
+    bases = rng.normal(rng.normal(0, 3e-3, 3), 1e-2, (n_bars, 3))
+    pnl = np.empty((n_bars, n_configs))
+    for j in range(n_configs):
+        kind = rng.integers(5) if n_configs > 2 else 2 * rng.integers(2)
+        pnl[:, j] = bases[:, rng.integers(3)]
+        if kind == 1:  # differs from its base in one block only
+            b = int(rng.integers(4))
+            pnl[b * 12:(b + 1) * 12, j] += rng.normal(0, 1e-2, 12)
+        elif kind == 2:  # never trades
+            pnl[:, j] = 0.0
+        elif kind == 3:  # a missing bar
+            pnl[int(rng.integers(n_bars)), j] = np.nan
+    names = [f"c{k}" for k in range(n_configs)]
+    returns = {n: {t: float(v) for t, v in zip(times, pnl[:, j]) if not np.isnan(v)}
+               for j, n in enumerate(names)}
+    return times, pnl, names, returns
+
+
+def test_random_panels_with_ties_and_idle_configs_match_the_literal_text() -> None:
+    counts, decided_by_ties = set(), 0
+    for seed in range(60):
+        fast, slow = _check_against_literal(*_tie_panel(seed), blocks=4)
+        counts.add(min(fast.n_trials, 3))
+        assert fast.pbo_from_ties is None or 0.0 <= fast.pbo_from_ties <= fast.pbo
+        decided_by_ties += bool(fast.tie_decides.any())
+    assert counts == {0, 1, 2, 3} and decided_by_ties > 0
+
+
+def test_identical_configs_are_one_trial() -> None:
+    """Configs whose alpha ignores the swept kwarg have the same pnl: one trial, so PBO
+    is that of the distinct configs (not 1.0 from every split being a tie)."""
+    rng = np.random.default_rng(3)
+    distinct = rng.normal(0, 1e-2, (400, 5))
+    pnl = np.column_stack([distinct[:, :1]] * 4 + [distinct[:, 1:]])
+    fast = probability_of_overfitting(pnl, 8)
+    alone = probability_of_overfitting(distinct, 8)
+    assert fast.n_trials == 5 and list(fast.duplicate_of) == [-1, 0, 0, 0, -1, -1, -1, -1]
+    assert fast.pbo == alone.pbo < 1.0
+    np.testing.assert_array_equal(fast.lambdas, alone.lambdas)
+    same = probability_of_overfitting(np.column_stack([distinct[:, 0]] * 6), 8)
+    assert same.pbo is None and same.n_trials == 1
+    assert "at least 3 distinct trials with a defined Sharpe, got 1 of 6 configs (5 " \
+           "duplicate another config's pnl exactly)" in same.undefined_reason
+
+
+def test_configs_that_never_trade_are_not_ranked() -> None:
+    """One losing config and two that never trade: PBO is undefined (1 trial), not 0.00
+    from the loser outranking two undefined Sharpes; it still loses in most splits."""
+    rng = np.random.default_rng(4)
+    pnl = np.zeros((400, 3))
+    pnl[:, 0] = rng.normal(-1e-3, 1e-2, 400)
+    fast = probability_of_overfitting(pnl, 8)
+    assert fast.pbo is None and fast.n_trials == 1 and list(fast.defined) == [True, False,
+                                                                               False]
+    assert "(2 have zero spread, so no Sharpe: they never trade)" in fast.undefined_reason
+    assert fast.probability_of_loss > 0.5 and set(fast.chosen) == {0}
+    assert np.isnan(fast.lambdas).all()
+    noise = rng.normal(0, 1e-2, (400, 4))
+    with_idle = probability_of_overfitting(np.column_stack([noise, np.zeros((400, 2))]), 8)
+    assert with_idle.pbo == probability_of_overfitting(noise, 8).pbo
+    idle = probability_of_overfitting(np.zeros((400, 3)), 8)
+    assert idle.pbo is None and idle.probability_of_loss is None and set(idle.chosen) == {-1}
+
+
+def test_two_configs_leave_pbo_undefined() -> None:
+    """Sharpe 54 against 49 (annualized): which of two wins out of sample is not a
+    measure of overfitting."""
+    rng = np.random.default_rng(6)
+    pnl = rng.normal(0, 1e-2, (400, 2)) + [5.8e-3, 5.2e-3]
+    fast = probability_of_overfitting(pnl, 8)
+    assert fast.pbo is None and fast.pbo_from_ties is None and fast.n_trials == 2
+    assert "got 2 of 2 configs;" in fast.undefined_reason
+    assert fast.probability_of_loss == 0.0 and fast.degradation()[0] is not None
+
+
+def test_a_duplicate_is_one_trial_with_the_first_name() -> None:
+    """Config 1 duplicates config 0: one trial, config 0 chosen, ranked among 3."""
     rng = np.random.default_rng(5)
     pnl = rng.normal(0, 1e-2, (80, 4))
     pnl[:, 0] += 0.02  # the best in every split
     pnl[:, 1] = pnl[:, 0]
     fast = probability_of_overfitting(pnl, 4)
-    assert set(fast.chosen) == {0}
-    np.testing.assert_allclose(fast.omega, 3.5 / 5)  # ranks 3 and 4 of 4, averaged
+    assert set(fast.chosen) == {0} and list(fast.duplicate_of) == [-1, 0, -1, -1]
+    np.testing.assert_allclose(fast.omega, 3 / 4)  # rank 3 of 3 trials
 
 
 def test_configs_equal_out_of_sample_tie_there() -> None:
@@ -111,7 +211,8 @@ def test_configs_equal_out_of_sample_tie_there() -> None:
         names = [f"c{k}" for k in range(5)]
         returns = {n: dict(zip(times, pnl[:, j].tolist())) for j, n in enumerate(names)}
         fast = probability_of_overfitting(pnl, 4)
-        for k, (best, _, _, omega, _) in enumerate(literal.pbo(times, returns, names, 4)):
+        for k, (best, _, _, omega, _, _) in enumerate(
+                literal.pbo(times, returns, names, 4)["rows"]):
             assert names[fast.chosen[k]] == best
             assert fast.omega[k] == pytest.approx(omega, rel=1e-12), (seed, k)
 
@@ -154,8 +255,8 @@ def test_bad_parameters_are_named() -> None:
     with pytest.raises(ParameterError, match="blocks=16 leaves fewer than 2 bars per block "
                        r"\(30 bars\); use at most 14 blocks"):
         probability_of_overfitting(np.zeros((30, 3)), 16)
-    with pytest.raises(ParameterError, match="at least 2 configs, got 1"):
-        probability_of_overfitting(np.zeros((40, 1)), 4)
+    assert "got 1 of 1 configs" in probability_of_overfitting(
+        np.random.default_rng(0).normal(size=(40, 1)), 4).undefined_reason
     with pytest.raises(ParameterError, match="metric='sharp' is not a selection metric; "
                        "choose one of sharpe, sortino"):
         walk_forward(np.arange(40, dtype=np.int64), pnl, 10, 5, metric="sharp")

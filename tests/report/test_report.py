@@ -335,7 +335,8 @@ def test_pbo_numbers_in_the_report(sweep):
     summary = sweep["validation"]
     assert f"{summary['pbo']:.1%}" in section
     assert f"{summary['probability_of_loss']:.1%}" in section
-    assert f"{summary['n_combinations']} / 4 / {summary['n_configs']}" in section
+    assert f"{summary['n_combinations']} / 4 / {summary['n_trials']} / " \
+           f"{summary['n_configs']}" in section
     assert f"{summary['walk_forward']['sharpe']:.2f} / " in section
     assert f"{summary['in_sample_best']['sharpe']:.2f} / " in section
     chosen = summary["in_sample_best_config"]
