@@ -28,6 +28,8 @@ _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {
     f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)
 }
 MAX_NAME_LENGTH = 200
+# Above it one bar's move of 1 % ruins the book; numbers like 1e308 overflow.
+MAX_GROSS_EXPOSURE = 100.0
 DAY_NS = 86_400 * 10**9
 
 
@@ -238,7 +240,11 @@ class BacktestConfig:
         self._set("quantile", (open_q, close_q))
         self._set(
             "gross_exposure",
-            check_scalar("gross_exposure", self.gross_exposure, low=0.0, low_open=True),
+            check_scalar(
+                "gross_exposure", self.gross_exposure, low=0.0, high=MAX_GROSS_EXPOSURE,
+                low_open=True,
+                hint="the book's long plus short notional as a multiple of equity, e.g. 1.0",
+            ),
         )
         self._set(
             "trading_fee_rate",

@@ -27,6 +27,12 @@ import pandas as pd
 from alphadev.cache import cached_panel
 from alphadev.config import BacktestConfig
 from alphadev.data.beta import load_betas
+from alphadev.data.coverage import (
+    Uncovered,
+    beta_file_coverage,
+    beta_loader_coverage,
+    funding_coverage,
+)
 from alphadev.data.loaders import day_bounds
 from alphadev.engine.kernel import BookChanges, book_changes
 from alphadev.engine.simulate import BookSettings, PreviousBar, simulate_arrays
@@ -47,6 +53,7 @@ class _Carry:
     previous: PreviousBar
     equity: float = 1.0
     started: bool = False
+    ruined_at: int | None = None  # the ruin bar's stamp (ns), docs/semantics.md#ruin
 
 
 class _Part(NamedTuple):
@@ -114,6 +121,7 @@ def _run(
     symbols = config.sorted_symbols
     alpha = config.alpha_class(**config.alpha_kwargs)
     betas = load_betas(config.beta_csv_path, symbols)
+    side_data = side_data_coverage(config)
     settings = book_settings(config)
     carry = _Carry(PreviousBar.start(len(symbols)))
     parts: list[dict[str, np.ndarray]] = []
@@ -163,13 +171,26 @@ def _run(
         )
     if progress:
         progress("metrics")
+    warnings = []
+    for uncovered in side_data.values():
+        if uncovered.message:
+            warnings.append(f"config {config.name!r}: {uncovered.message}")
+            log.warning("%s", warnings[-1])
+    ruined_at = None
+    if carry.ruined_at is not None:
+        ruined_at = pd.Timestamp(carry.ruined_at, tz="UTC").isoformat()
+        warnings.append(
+            f"config {config.name!r} was ruined at {ruined_at}: that bar's net return took "
+            "equity to zero or below, so the book was closed there and stayed flat. Lower "
+            f"gross_exposure={config.gross_exposure} or check the prices of that bar"
+        )
+        log.warning("%s", warnings[-1])
     sequences = Sequences(
         returns=_returns_frame(parts),
         positions=positions.finish(_positions_frame(_NO_CHANGES, symbols)),
         trades=trades.finish(_trades_frame(_NO_CHANGES, symbols)),
     )
     metrics = compute_metrics(sequences.returns, config.bar_nanos, config.frequency)
-    warnings = []
     if not np.any(sequences.returns["turnover"].to_numpy() > 0):
         warnings.append(
             f"config {config.name!r} traded nothing: no bar had two or more eligible symbols "
@@ -182,11 +203,33 @@ def _run(
     metadata = {
         "forced_closes": forced,
         "symbols_without_data": missing,
+        **{key: uncovered.symbols for key, uncovered in side_data.items()},
         "num_bars": len(sequences.returns),
+        "ruined_at": ruined_at,
         "runtime_seconds": time.perf_counter() - began,
         "warnings": warnings,
     }
     return BacktestResult(config=config, metrics=metrics, metadata=metadata, sequences=sequences)
+
+
+def side_data_coverage(config: BacktestConfig) -> dict[str, Uncovered]:
+    """``symbols_without_funding`` / ``symbols_without_beta`` of a config that has such files.
+
+    Decided on the whole period at once, so every chunking reports the same symbols; a
+    file matching no configured symbol at all is a DataError.
+    """
+    symbols = config.sorted_symbols
+    start, end = day_bounds(config.start_date, config.end_date)
+    found = {}
+    if config.funding_loader is not None:
+        found["symbols_without_funding"] = funding_coverage(
+            config.funding_loader, symbols, start, end
+        )
+    if config.beta_loader is not None:
+        found["symbols_without_beta"] = beta_loader_coverage(config.beta_loader, symbols, end)
+    if config.beta_csv_path is not None:
+        found["symbols_without_beta"] = beta_file_coverage(config.beta_csv_path, symbols)
+    return found
 
 
 def _simulate(
@@ -212,13 +255,9 @@ def _simulate(
     if not carry.started:
         panel.derived[key] = simulated.derived
     out = simulated.book
-    # pnl = gross - fee - slippage + funding; a cost that is off is not even added, so
-    # a run without costs keeps its numbers bit for bit.
-    pnl = out.gross - out.fees
-    if settings.slippage_rates is not None:
-        pnl = pnl - out.slippage
-    if panel.funding is not None:
-        pnl = pnl + out.funding
+    pnl = out.pnl
+    if out.ruined_at >= 0:
+        carry.ruined_at = int(panel.bars[first + out.ruined_at])
     equity = carry.equity * np.cumprod(1.0 + pnl)
 
     book = book_changes(out.weights, carry.previous.weights, panel.bars[seg])
@@ -227,6 +266,7 @@ def _simulate(
         weights=out.weights[-1].copy(),
         alpha=alpha[-1].copy(),
         universe=universe[-1].copy(),
+        ruined=carry.ruined_at is not None,
     )
     carry.equity = float(equity[-1])
     carry.started = True

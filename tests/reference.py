@@ -148,6 +148,7 @@ class ReferenceRun:
     equity: np.ndarray
     forced_closes: int
     n_eligible: list = field(default_factory=list)
+    ruined_at: int | None = None  # the bar whose net return took equity to <= 0
 
 
 def reference_weights_and_accounting(
@@ -189,12 +190,18 @@ def reference_weights_and_accounting(
 
     prev_w = [0.0] * n_sym
     prev_equity = 1.0
+    ruined_at = None
     for t in range(n_bars):
         # returns: r[t] = P[t] / P[t-1] - 1, missing if either is missing; r[0] missing
         if t > 0:
             for i in range(n_sym):
                 if _finite(prices[t, i]) and _finite(prices[t - 1, i]):
                     returns[t, i] = prices[t, i] / prices[t - 1, i] - 1
+        if ruined_at is not None:
+            # after ruin the book is flat and every column is 0; IC still measures alpha
+            ic[t] = _reference_ic(alpha, universe, returns, t)
+            n_eligible.append(0)
+            continue
 
         w, n = target_weights(
             prices[t], book_alpha[t], universe[t], betas[t], prev_w, open_q, close_q,
@@ -253,15 +260,7 @@ def reference_weights_and_accounting(
         long_return[t] = long_net / n_long if n_long != 0 else 0.0
         short_return[t] = short_net / n_short if n_short != 0 else 0.0
 
-        # IC: Spearman of A[t-1] vs r[t] where both finite and U[t-1] true
-        if t > 0:
-            xs = []
-            ys = []
-            for i in range(n_sym):
-                if universe[t - 1, i] and _finite(alpha[t - 1, i]) and _finite(returns[t, i]):
-                    xs.append(float(alpha[t - 1, i]))
-                    ys.append(float(returns[t, i]))
-            ic[t] = spearman(xs, ys)
+        ic[t] = _reference_ic(alpha, universe, returns, t)
 
         # forced closes: a held symbol closed because it left E, or because n < 2
         elig = set(eligible_symbols(prices[t], book_alpha[t], universe[t]))
@@ -269,6 +268,13 @@ def reference_weights_and_accounting(
             if prev_w[i] != 0 and w[i] == 0 and (i not in elig or n < 2):
                 forced_closes += 1
 
+        # ruin: the bar that takes equity to <= 0 ends at exactly 0, the book closed
+        if 1 + pnl[t] <= 0:
+            ruined_at = t
+            pnl[t] = -1.0
+            equity[t] = 0.0
+            weights[t] = 0.0
+            w = [0.0] * n_sym
         prev_w = list(w)
 
     return ReferenceRun(
@@ -288,7 +294,21 @@ def reference_weights_and_accounting(
         equity=equity,
         forced_closes=forced_closes,
         n_eligible=n_eligible,
+        ruined_at=ruined_at,
     )
+
+
+def _reference_ic(alpha, universe, returns, t) -> float:
+    """Spearman of A[t-1] vs r[t] where both are finite and U[t-1] is true."""
+    if t == 0:
+        return math.nan
+    xs = []
+    ys = []
+    for i in range(alpha.shape[1]):
+        if universe[t - 1, i] and _finite(alpha[t - 1, i]) and _finite(returns[t, i]):
+            xs.append(float(alpha[t - 1, i]))
+            ys.append(float(returns[t, i]))
+    return spearman(xs, ys)
 
 
 # --------------------------------------------------------------------------- data conventions

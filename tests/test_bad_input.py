@@ -159,6 +159,17 @@ def test_gross_exposure_not_positive(base, gross):
                   gross_exposure=gross)
 
 
+@pytest.mark.parametrize("gross", [100.5, 101, 1e308, float("inf"), float("nan")])
+def test_gross_exposure_above_the_bound_or_not_finite(base, gross):
+    message = _config_error(base, ValueError, CONFIG_NAME, "gross_exposure", "100",
+                            gross_exposure=gross)
+    assert repr(gross) in message
+
+
+def test_gross_exposure_at_the_bound_is_accepted(base):
+    assert BacktestConfig(**{**base, "gross_exposure": np.float64(100)}).gross_exposure == 100.0
+
+
 def test_negative_fee(base):
     _config_error(base, ValueError, CONFIG_NAME, "trading_fee_rate", "-0.0001",
                   trading_fee_rate=-1e-4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,14 @@ import pandas as pd
 from alphadev.data.files import FileStat, stat_file
 from alphadev.errors import DataError
 
-_CACHE: dict[FileStat, dict[str, float]] = {}
+_CACHE: dict[FileStat, BetaFile] = {}
+
+
+class BetaFile(NamedTuple):
+    """A parsed beta file: the usable betas, and every symbol it names (any status)."""
+
+    betas: dict[str, float]
+    symbols: list[str]
 
 
 def beta_stat(path: str | os.PathLike) -> FileStat:
@@ -22,14 +30,19 @@ def load_betas(path: str | os.PathLike | None, symbols: Sequence[str]) -> np.nda
     """Beta per symbol; 1.0 where the file has no ``ok`` row with a finite beta."""
     if path is None:
         return np.ones(len(symbols))
-    stat = beta_stat(path)
-    if stat not in _CACHE:
-        _CACHE[stat] = _parse(stat.path)
-    betas = _CACHE[stat]
+    betas = read_beta_file(path).betas
     return np.array([betas.get(s, 1.0) for s in symbols], dtype=np.float64)
 
 
-def _parse(path: str) -> dict[str, float]:
+def read_beta_file(path: str | os.PathLike) -> BetaFile:
+    """The parsed file, from the cache while it is unchanged."""
+    stat = beta_stat(path)
+    if stat not in _CACHE:
+        _CACHE[stat] = _parse(stat.path)
+    return _CACHE[stat]
+
+
+def _parse(path: str) -> BetaFile:
     try:
         frame = pd.read_csv(path)
     except Exception as exc:
@@ -52,4 +65,7 @@ def _parse(path: str) -> dict[str, float]:
             f"beta_csv_path: file {path!r} has more than one usable row for symbol "
             f"{usable['symbol'][dup].iloc[0]!r}; keep one row with status 'ok' per symbol"
         )
-    return dict(zip(usable["symbol"].astype(str), beta[usable.index].astype(float)))
+    return BetaFile(
+        betas=dict(zip(usable["symbol"].astype(str), beta[usable.index].astype(float))),
+        symbols=sorted(set(frame["symbol"].astype(str))),
+    )

@@ -146,13 +146,20 @@ def _has_timestamp_type(stat: FileStat, column: str) -> bool:
 
 
 def _read_parquet_window(path: str, column: str, window: tuple[int, int]) -> pd.DataFrame:
+    """Rows with window[0] <= timestamp < window[1] (UTC ns), for any unit and time zone.
+
+    The bounds are built in the column's own type (unit and zone), since pyarrow does
+    not compare timestamps of different zones; in a coarser unit they are rounded up,
+    so ``>=`` and ``<`` keep exactly the rows a nanosecond comparison would.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    tz = pq.read_schema(path).field(column).type.tz
-    lo, hi = (pd.Timestamp(v, tz="UTC") for v in window)
-    if tz is None:  # naive timestamps are UTC
-        lo, hi = lo.tz_localize(None), hi.tz_localize(None)
-    table = pq.read_table(path, filters=[(column, ">=", lo), (column, "<", hi)])
+    kind = pq.read_schema(path).field(column).type
+    per_unit = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[kind.unit]
+    lo, hi = (pa.scalar(-(-bound // per_unit), type=pa.int64()).cast(kind) for bound in window)
+    table = pq.read_table(path, filters=(pc.field(column) >= lo) & (pc.field(column) < hi))
     return table.to_pandas()
 
 

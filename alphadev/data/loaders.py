@@ -204,6 +204,10 @@ class _FileLoader(DataLoader):
             )
         return tables
 
+    def file_tables(self, symbols: Sequence[str]) -> list[Table]:
+        """Every file read for ``symbols``, parsed whole (for what a file holds)."""
+        return self._tables(symbols)
+
     def file_of(self, stamp: pd.Timestamp, symbol: str, symbols: Sequence[str]) -> str | None:
         """The file holding the row (stamp, symbol), for error messages."""
         window = (stamp.value, stamp.value + 1)

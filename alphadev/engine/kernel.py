@@ -27,9 +27,11 @@ class KernelOutput(NamedTuple):
     slippage: np.ndarray  # (T,) sum_i slippage_rate_i |w[t, i] - w[t-1, i]|
     funding: np.ndarray  # (T,) -sum_i w[t-1, i] F[t, i]: received (+) or paid (-)
     turnover: np.ndarray  # (T,)
+    pnl: np.ndarray  # (T,) gross - fees [- slippage] [+ funding]; -1 at the ruin bar
     long_return: np.ndarray  # (T,)
     short_return: np.ndarray  # (T,)
     forced_closes: int
+    ruined_at: int  # row of the bar whose net return took equity to <= 0; -1: none here
 
 
 def run_kernel(
@@ -49,6 +51,7 @@ def run_kernel(
     funding: np.ndarray | None = None,
     alpha_before: np.ndarray | None = None,
     order_before: np.ndarray | None = None,
+    ruined: bool = False,
 ) -> KernelOutput:
     """Simulate the long/short book bar by bar.
 
@@ -63,6 +66,10 @@ def run_kernel(
     d bars before the first (d = ``execution_delay``), makes the book at bar t trade on
     the alpha of bar t - d; the loop reads those rows where they are (no shifted copy of
     the panel).  ``order_before`` is its ``alpha_argsort``.
+
+    Ruin (docs/semantics.md#ruin): at the first bar whose net return is <= -1 the book
+    is closed and stays flat; ``ruined`` says an earlier chunk was already ruined, so
+    every bar here is flat.
     """
     prices = np.ascontiguousarray(prices, dtype=np.float64)
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
@@ -93,8 +100,8 @@ def run_kernel(
                   alpha_order=alpha_order, funding=funding_rates if has_funding else None,
                   slippage_rates=rates, prev_weights=prev_weights, alpha_before=alpha_before,
                   order_before=order_before)
-    (weights, gross, fees, slippage, paid, turnover, long_return, short_return,
-     forced) = _run_kernel_nb(
+    (weights, gross, fees, slippage, paid, turnover, pnl, long_return, short_return,
+     forced, ruined_at) = _run_kernel_nb(
         prices,
         alpha,
         np.ascontiguousarray(universe, dtype=np.bool_),
@@ -112,6 +119,7 @@ def run_kernel(
         has_funding,
         alpha_before,
         order_before,
+        bool(ruined),
     )
     return KernelOutput(
         weights=weights,
@@ -121,9 +129,11 @@ def run_kernel(
         slippage=slippage,
         funding=paid,
         turnover=turnover,
+        pnl=pnl,
         long_return=long_return,
         short_return=short_return,
         forced_closes=int(forced),
+        ruined_at=int(ruined_at),
     )
 
 
@@ -302,6 +312,7 @@ def _run_kernel_nb(
     prices, alpha, universe, beta, returns, alpha_order, prev_weights,
     open_q, close_q, gross_exposure, fee_rate,
     slippage_rates, has_slippage, funding_rates, has_funding, alpha_before, order_before,
+    ruined,
 ):
     n_bars, n_sym = prices.shape
     delay = alpha_before.shape[0]
@@ -312,9 +323,14 @@ def _run_kernel_nb(
     slippage = np.zeros(n_bars)
     funding = np.zeros(n_bars)
     turnover = np.zeros(n_bars)
+    pnl = np.zeros(n_bars)
     long_return = np.zeros(n_bars)
     short_return = np.zeros(n_bars)
     forced_closes = 0
+    ruined_at = -1
+    if ruined:
+        return (weights, gross, fees, slippage, funding, turnover, pnl, long_return,
+                short_return, forced_closes, ruined_at)
 
     held = prev_weights.copy()
     by_alpha = np.empty(n_sym, dtype=alpha_order.dtype)
@@ -410,8 +426,23 @@ def _run_kernel_nb(
         if short_notional > 0.0:
             short_return[t] = short_net / short_notional
 
-    return (weights, gross, fees, slippage, funding, turnover, long_return, short_return,
-            forced_closes)
+        # Net return; a cost that is off is not even added, so a run without costs
+        # keeps its numbers bit for bit.
+        net = gross[t] - fees[t]
+        if has_slippage:
+            net -= slippage[t]
+        if has_funding:
+            net += funding[t]
+        pnl[t] = net
+        if 1.0 + net <= 0.0:
+            # Ruin: the account cannot lose more than it has; the book is closed.
+            pnl[t] = -1.0
+            ruined_at = t
+            weights[t, :] = 0.0
+            break
+
+    return (weights, gross, fees, slippage, funding, turnover, pnl, long_return, short_return,
+            forced_closes, ruined_at)
 
 
 class BookChanges(NamedTuple):

@@ -36,6 +36,7 @@ class PreviousBar(NamedTuple):
     weights: np.ndarray  # (N,) zero at the start
     alpha: np.ndarray  # (N,) NaN at the start
     universe: np.ndarray  # (N,) bool, False at the start
+    ruined: bool = False  # equity reached 0 at or before this bar: the book stays flat
 
     @classmethod
     def start(cls, n_sym: int) -> PreviousBar:
@@ -103,7 +104,7 @@ def simulate_arrays(
         settings.open_quantile, settings.close_quantile, settings.gross_exposure,
         settings.fee_rate, alpha_order=order, returns=returns,
         slippage_rates=settings.slippage_rates, funding=funding, alpha_before=alpha_before,
-        order_before=order_before,
+        order_before=order_before, ruined=previous.ruined,
     )
     if ic_result is not None:
         ic = ic_result()

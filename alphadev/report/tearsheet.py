@@ -174,7 +174,7 @@ def drawdown_table(view: ConfigView) -> str:
 
 
 def edge_warnings(view: ConfigView, delayed_sharpe: float | None = None) -> list[str]:
-    """Signs that the edge lives inside one bar (bid-ask bounce rather than alpha).
+    """Signs that the edge lives inside one bar (bid-ask bounce rather than alpha), and ruin.
 
     IC at horizon 2 well below horizon 1 (``ic_decay.parquet``), or, when the sweep
     varies ``execution_delay``, a Sharpe at delay 1 (``delayed_sharpe``: the same config
@@ -199,6 +199,12 @@ def edge_warnings(view: ConfigView, delayed_sharpe: float | None = None) -> list
             f"{html.escape(view.label)}: Sharpe {num(sharpe, 2)} at execution_delay 0 "
             f"falls to {num(delayed_sharpe, 2)} when trading one bar later: the edge "
             "lives inside one bar."
+        )
+    ruined_at = view.result.metadata.get("ruined_at")
+    if ruined_at:
+        warnings.append(
+            f"{html.escape(view.label)}: ruined at {html.escape(str(ruined_at))}: that bar "
+            "took equity to zero, so the book was closed there and stayed flat."
         )
     return [f"<div class='warning'>{w}</div>" for w in warnings]
 

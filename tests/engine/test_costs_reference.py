@@ -69,8 +69,9 @@ def test_kernel_with_costs_matches_reference(panel, data):
                  "long_return", "short_return"):
         _close(getattr(out, name), getattr(ref, name), name)
     _close(ic, ref.ic, "ic")
-    _close(out.gross - out.fees - out.slippage + out.funding, ref.pnl, "pnl")
+    _close(out.pnl, ref.pnl, "pnl")
     assert out.forced_closes == ref.forced_closes
+    assert (None if out.ruined_at < 0 else out.ruined_at) == ref.ruined_at
 
 
 @settings(max_examples=100, deadline=None)
@@ -88,8 +89,9 @@ def test_kernel_with_costs_chains_across_a_split(panel, data):
                        *tail, slippage_rates=rates, funding=funding[:split])
     carried = (prices[split - 1], first.weights[-1]) if split > 0 else start
     second = run_kernel(prices[split:], alpha[split:], universe[split:], betas[split:],
-                        *carried, *tail, slippage_rates=rates, funding=funding[split:])
-    for name in ("weights", "gross", "fees", "slippage", "funding", "long_return",
+                        *carried, *tail, slippage_rates=rates, funding=funding[split:],
+                        ruined=first.ruined_at >= 0)
+    for name in ("weights", "gross", "fees", "slippage", "funding", "pnl", "long_return",
                  "short_return"):
         joined = np.concatenate([getattr(first, name), getattr(second, name)])
         _close(joined, getattr(full, name), name)

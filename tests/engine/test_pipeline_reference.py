@@ -234,7 +234,9 @@ def scenarios(draw, max_days=2):
                 beta = float(rng.uniform(-1, 3))
             status = str(rng.choice(["ok", "ok", "ok", "stale", "error"]))
             rows.append((sym, beta, status))
-        beta_df = pd.DataFrame(rows, columns=["symbol", "beta", "status"])
+        # a file naming no configured symbol is an error (docs/semantics.md#side-data)
+        if any(row[0] in symbols for row in rows):
+            beta_df = pd.DataFrame(rows, columns=["symbol", "beta", "status"])
 
     close_q = draw(st.sampled_from([0.5, 0.25, 0.2, 1 / 3]) | st.floats(0.01, 0.5))
     open_q = draw(st.sampled_from([close_q, close_q / 2]) | st.floats(0.01, close_q))
