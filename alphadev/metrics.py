@@ -30,6 +30,7 @@ __all__ = [
     "finite_or_none",
     "hit_rate",
     "ic_metrics",
+    "is_fragile",
     "json_safe",
     "max_drawdown",
     "num_periods",
@@ -304,6 +305,24 @@ def compute_metrics(returns: Any, frequency_ns: int, frequency: str) -> dict[str
         "frequency": frequency,
         "periods_per_year": ppy,
     }
+
+
+FRAGILE_RATIO = 0.5
+"""A Sharpe that falls below this share of itself one bar later marks a fragile edge."""
+
+
+def is_fragile(sharpe: float | None, sharpe_next_bar: float | None) -> bool:
+    """True when a positive Sharpe falls by more than half (or changes sign) one bar later.
+
+    ``sharpe_next_bar`` is the Sharpe of the same config traded with ``execution_delay
+    + 1`` (docs/semantics.md#next-bar).  Undefined (None or NaN) values are never
+    flagged, nor is a Sharpe <= 0: there is no edge to lose.
+    """
+    if sharpe is None or sharpe_next_bar is None:
+        return False
+    if not (math.isfinite(sharpe) and math.isfinite(sharpe_next_bar)) or sharpe <= 0:
+        return False
+    return sharpe_next_bar < FRAGILE_RATIO * sharpe
 
 
 # ---------------------------------------------------------------------- tear-sheet series
