@@ -30,6 +30,7 @@ from alphadev._display import html_table
 from alphadev.comparison import (
     COMPARISON,
     comparison_table,
+    leaderboard,
     read_comparison_table,
     write_comparison,
 )
@@ -189,6 +190,8 @@ class Backtester:
             text += f", {tracker.failures} failed{where}"
         if tracker.postfix:
             text += f"; {tracker.postfix}"
+        if done:
+            text += "\n" + leaderboard(self.get_comparison_table())
         sys.stdout.write(f"{notice_banner(self.notice)}{text}\n")
         sys.stdout.flush()
 

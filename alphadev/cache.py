@@ -3,7 +3,7 @@
 A panel (prices, alpha, universe on the bar grid) depends on the data files, the
 loaders, the alpha class with its parameters and code (the fingerprint's code identity,
 ``alphadev.identity``: inherited methods, helpers and constants too), the dates, the
-frequency and ``max_fill_bars`` (and, when set, ``execution_delay``, ``funding_loader``
+frequency, ``max_fill_bars`` and ``execution_delay`` (and, when set, ``funding_loader``
 and ``beta_loader``) -- not on quantiles, fees, slippage or gross exposure.  Its key hashes exactly
 those, so the configs of a setting grid share one panel, and any change to a data file
 (size or mtime) or to the alpha gives a new key.
@@ -62,9 +62,9 @@ def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) ->
         "files": config.data_files(),
         "results_version": RESULTS_VERSION,
     }
-    # Only when set, so the panels of configs without them keep their keys.
-    if config.execution_delay:
-        payload["execution_delay"] = config.execution_delay
+    # Panels hold the d + 1 alpha rows before their first bar (docs/semantics.md#next-bar);
+    # the count is in the key, so a panel cached before it held the extra row is not read.
+    payload["alpha_rows_before"] = config.execution_delay + 1
     for field in ("funding_loader", "beta_loader"):
         if field in described:
             payload[field] = described[field]

@@ -10,6 +10,7 @@ built from (``read_comparison_table``, ``deflation``).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from alphadev.metrics import FRAGILE_RATIO
 from alphadev.results import (
     IDENTITY_COLUMNS,
     SETTING_COLUMNS,
@@ -29,8 +31,13 @@ from alphadev.store import atomic_write
 COMPARISON = "comparison.csv"
 __all__ = [
     "COMPARISON", "IDENTITY_COLUMNS", "SETTING_COLUMNS", "comparison_table", "cost_share",
-    "deflation", "read_comparison_table", "read_identities", "result_row", "write_comparison",
+    "deflation", "leaderboard", "read_comparison_table", "read_identities", "result_row",
+    "write_comparison",
 ]
+_LEADERBOARD_COLUMNS = (
+    "name", "sharpe", "sharpe_next_bar", "fragile", "dsr", "annualized_return",
+    "max_drawdown", "ic_mean", "avg_turnover", "total_funding", "cost_share",
+)
 
 
 def comparison_table(
@@ -74,6 +81,47 @@ def comparison_table(
         table = table.sort_values(sort_by, ascending=ascending, na_position="last", kind="stable")
         table = table.reset_index(drop=True)
     return table
+
+
+def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
+    """The best ``top`` configs by (net) Sharpe with their Sharpe one bar later, IC,
+    turnover and what costs took (``cost_share``), then one line per warning.
+
+    Column ``fragile`` marks ``!`` on a config whose Sharpe falls by more than half (or
+    changes sign) one bar later, ``?`` where that is unknown (saved by an older
+    alphadev); the lines under the table count them (docs/semantics.md#next-bar).
+    """
+    if table.empty:
+        return "no completed configs"
+    best = table.sort_values("sharpe", ascending=False, na_position="last", kind="stable")
+    best = best.head(top).copy()
+    flags = [_flag(v) for v in best.get("fragile", pd.Series(None, index=best.index))]
+    fragile = pd.Series([f is True for f in flags])
+    unknown = pd.Series([f is None for f in flags])
+    if "fragile" in best.columns:
+        best["fragile"] = ["!" if f else "?" if f is None else "" for f in flags]
+    cols = [c for c in _LEADERBOARD_COLUMNS if c in best.columns]
+    lines = [best[cols].to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4g}")]
+    if fragile.any():
+        lines.append(
+            f"! {int(fragile.sum())} of the top {len(best)} configs lose more than "
+            f"{1 - FRAGILE_RATIO:.0%} of their Sharpe one bar later (sharpe_next_bar, "
+            "execution_delay + 1): their edge does not survive one bar of delay "
+            "(docs/semantics.md#next-bar)"
+        )
+    if "fragile" in table.columns and unknown.any():
+        lines.append(
+            f"? {int(unknown.sum())} of the top {len(best)} configs were saved by an older "
+            "alphadev and have no Sharpe one bar later; rerun them to know"
+        )
+    return "\n".join(lines)
+
+
+def _flag(value: Any) -> bool | None:
+    """A ``fragile`` cell as built (bool, None) or read back from CSV (bool, NaN, text)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value).strip().lower() in ("true", "1", "1.0")
 
 
 def deflation(table: pd.DataFrame) -> dict[str, Any]:

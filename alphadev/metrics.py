@@ -283,9 +283,16 @@ def ic_metrics(ic: npt.ArrayLike) -> dict[str, float | None]:
     }
 
 
-def compute_metrics(returns: Any, frequency_ns: int, frequency: str) -> dict[str, Any]:
-    """The full metrics dict (docs/semantics.md#metrics) from a result's returns frame."""
+def compute_metrics(
+    returns: Any, frequency_ns: int, frequency: str, pnl_next_bar: npt.ArrayLike
+) -> dict[str, Any]:
+    """The full metrics dict (docs/semantics.md#metrics) from a result's returns frame.
+
+    ``pnl_next_bar`` is the net return per bar of the same book traded one bar later
+    (docs/semantics.md#next-bar).
+    """
     ppy = periods_per_year(frequency_ns)
+    later = _as_1d(pnl_next_bar)
     turnover = np.asarray(returns["turnover"], dtype=np.float64)
     totals = {
         name: finite_or_none(np.asarray(returns[name], dtype=np.float64).sum())
@@ -300,6 +307,8 @@ def compute_metrics(returns: Any, frequency_ns: int, frequency: str) -> dict[str
         "total_fees": totals["fees"],
         "total_slippage": totals["slippage"],
         "total_funding": totals["funding"],
+        "sharpe_next_bar": sharpe_ratio(later, ppy),
+        "total_return_next_bar": cumulative_return(later),
         # What ate the gross return: sums of per-bar returns (funding: + received).
         "cost_breakdown": totals,
         "frequency": frequency,

@@ -36,7 +36,9 @@ class Panel:
     universe: np.ndarray  # (B, N) bool
     observed: np.ndarray  # (B, N) bool: a raw price was observed inside the bar
     # docs/semantics.md#execution-and-costs; None where the config does not use them.
-    alpha_before: np.ndarray | None = None  # (d, N) alpha of the d bars before bars[0]
+    # (d + 1, N) alpha of the d + 1 bars before bars[0]: d for the book, one more for
+    # its next-bar twin (docs/semantics.md#next-bar).
+    alpha_before: np.ndarray | None = None
     funding: np.ndarray | None = None  # (B, N) funding rates of the events inside the bar
     betas: np.ndarray | None = None  # (B, N) beta_loader's beta held at each bar
     # Values derived from the panel alone (returns, alpha order, IC), shared by every
@@ -56,10 +58,11 @@ def bar_ceil(ts: pd.Timestamp, bar_ns: int) -> pd.Timestamp:
 
 def history_needed(config: BacktestConfig, alpha: Alpha) -> pd.Timedelta:
     """Data loaded before a window: the alpha's lookback plus what filling can reach,
-    plus ``execution_delay`` bars (the traded alpha is the one of d bars earlier)."""
+    plus ``execution_delay`` + 1 bars (the traded alpha is the one of d bars earlier,
+    and the next-bar book's the one of d + 1 bars earlier)."""
     lookback = lookback_timedelta(alpha)
     _warn_short_int_lookback(alpha, lookback, config)
-    bars = config.max_fill_bars + 1 + config.execution_delay
+    bars = config.max_fill_bars + 2 + config.execution_delay
     return lookback + pd.Timedelta(bars * config.bar_nanos, "ns")
 
 
@@ -124,7 +127,7 @@ def build_panel(
     else:
         universe = _universe(config, symbols, load_start, end, n_all)
 
-    delay = config.execution_delay  # history_needed makes skip > delay
+    delay = config.execution_delay  # history_needed makes skip > delay + 1
     bars = load_start.value + bar_ns * np.arange(skip, n_all, dtype=np.int64)
     return Panel(
         bars=bars,
@@ -132,7 +135,7 @@ def build_panel(
         alpha=alpha_values[skip:],
         universe=universe[skip:],
         observed=observed[skip:],
-        alpha_before=alpha_values[skip - delay:skip] if delay else None,
+        alpha_before=alpha_values[skip - delay - 1:skip],
         funding=_funding(config, symbols, start, bars, bar_ns),
         betas=_betas(config, symbols, load_start, end, n_all)[skip:]
         if config.beta_loader is not None else None,

@@ -24,6 +24,7 @@ import pandas as pd
 
 from alphadev import _threads
 from alphadev._display import html_table
+from alphadev.metrics import is_fragile
 from alphadev.store import (
     building_dir,
     check_folder,
@@ -94,6 +95,13 @@ def result_row(result: BacktestResult) -> dict[str, Any]:
     row.setdefault("total_slippage", 0.0)
     row.setdefault("total_funding", 0.0)
     row["cost_share"] = cost_share(metrics.get("cost_breakdown"))
+    # Results saved before the next-bar pass existed: unknown, neither True nor False.
+    row.setdefault("sharpe_next_bar", None)
+    row.setdefault("total_return_next_bar", None)
+    row["fragile"] = (
+        None if "sharpe_next_bar" not in metrics
+        else is_fragile(metrics["total"].get("sharpe"), metrics["sharpe_next_bar"])
+    )
     return row
 
 

@@ -35,9 +35,9 @@ from alphadev.data.coverage import (
 )
 from alphadev.data.loaders import day_bounds
 from alphadev.engine.kernel import BookChanges, book_changes
-from alphadev.engine.simulate import BookSettings, PreviousBar, simulate_arrays
+from alphadev.engine.simulate import BookSettings, PreviousBar, next_bar_book, simulate_arrays
 from alphadev.errors import DataError
-from alphadev.metrics import compute_metrics
+from alphadev.metrics import FRAGILE_RATIO, compute_metrics, is_fragile
 from alphadev.panel import Panel, bar_ceil, build_panel
 from alphadev.results import BacktestResult, Sequences
 
@@ -51,6 +51,9 @@ class _Carry:
     """State at the last simulated bar, handed from one window to the next."""
 
     previous: PreviousBar
+    # The next-bar book's own weights and ruin (docs/semantics.md#next-bar); its prices,
+    # alpha and universe rows are the main book's.
+    next_bar: PreviousBar
     equity: float = 1.0
     started: bool = False
     ruined_at: int | None = None  # the ruin bar's stamp (ns), docs/semantics.md#ruin
@@ -62,6 +65,7 @@ class _Part(NamedTuple):
     columns: dict[str, np.ndarray]  # "timestamp" and Sequences.RETURN_COLUMNS
     book: BookChanges
     forced_closes: int
+    pnl_next_bar: np.ndarray  # (T,) net return of the book traded one bar later
 
 
 def book_settings(config: BacktestConfig) -> BookSettings:
@@ -123,8 +127,9 @@ def _run(
     betas = load_betas(config.beta_csv_path, symbols)
     side_data = side_data_coverage(config)
     settings = book_settings(config)
-    carry = _Carry(PreviousBar.start(len(symbols)))
+    carry = _Carry(PreviousBar.start(len(symbols)), PreviousBar.start(len(symbols)))
     parts: list[dict[str, np.ndarray]] = []
+    next_bar_parts: list[np.ndarray] = []
     spill = Path(spill_dir) if spill_dir is not None and config.mode == "streaming" else None
     positions = _TableSink(spill / "positions.parquet" if spill else None)
     trades = _TableSink(spill / "trades.parquet" if spill else None)
@@ -149,7 +154,8 @@ def _run(
         stop = int(rows_seen[-1]) + 1
         if progress:
             progress("simulate")
-        part = _simulate(panel, first, stop, betas, carry, settings)
+        part = _simulate(panel, first, stop, betas, carry, settings, config.execution_delay)
+        next_bar_parts.append(part.pnl_next_bar)
         positions.add(_positions_frame(part.book, symbols))
         trades.add(_trades_frame(part.book, symbols))
         parts.append(part.columns)
@@ -190,7 +196,21 @@ def _run(
         positions=positions.finish(_positions_frame(_NO_CHANGES, symbols)),
         trades=trades.finish(_trades_frame(_NO_CHANGES, symbols)),
     )
-    metrics = compute_metrics(sequences.returns, config.bar_nanos, config.frequency)
+    metrics = compute_metrics(
+        sequences.returns, config.bar_nanos, config.frequency,
+        pnl_next_bar=np.concatenate(next_bar_parts),
+    )
+    if is_fragile(metrics["total"]["sharpe"], metrics["sharpe_next_bar"]):
+        warnings.append(
+            f"config {config.name!r} is fragile: its Sharpe {metrics['total']['sharpe']:.2f} "
+            f"is {metrics['sharpe_next_bar']:.2f} one bar later (execution_delay="
+            f"{config.execution_delay + 1}), less than {FRAGILE_RATIO:.0%} of it. Its edge "
+            "does not survive one bar of delay; do not trade it as it is "
+            "(docs/semantics.md#next-bar)"
+        )
+        # INFO, not WARNING: a sweep of fragile configs would print a line each; the
+        # leaderboard counts them and metadata keeps the warning.
+        log.info("%s", warnings[-1])
     if not np.any(sequences.returns["turnover"].to_numpy() > 0):
         warnings.append(
             f"config {config.name!r} traded nothing: no bar had two or more eligible symbols "
@@ -239,21 +259,30 @@ def _simulate(
     betas: np.ndarray,
     carry: _Carry,
     settings: BookSettings,
+    delay: int,
 ) -> _Part:
     seg = slice(first, stop)
     prices, alpha, universe = panel.prices[seg], panel.alpha[seg], panel.universe[seg]
+    betas = betas if panel.betas is None else panel.betas[seg]
+    funding = None if panel.funding is None else panel.funding[seg]
     # Returns, alpha order and IC do not depend on portfolio settings: from a fresh
     # start they are computed once per panel and shared by every config using it.
     key = (first, stop)
     shared = panel.derived.get(key) if not carry.started else None
     simulated = simulate_arrays(
-        prices, alpha, universe, betas if panel.betas is None else panel.betas[seg],
-        carry.previous, settings, shared,
-        alpha_before=_rows_before(panel, first),
-        funding=None if panel.funding is None else panel.funding[seg],
+        prices, alpha, universe, betas, carry.previous, settings, shared,
+        alpha_before=_rows_before(panel, first, delay) if delay else None, funding=funding,
     )
     if not carry.started:
         panel.derived[key] = simulated.derived
+    later = next_bar_book(
+        prices, alpha, universe, betas, carry.next_bar, settings, simulated.derived,
+        _rows_before(panel, first, delay + 1), funding,
+    )
+    carry.next_bar = PreviousBar(
+        prices=prices[-1], weights=later.weights[-1].copy(), alpha=alpha[-1],
+        universe=universe[-1], ruined=carry.next_bar.ruined or later.ruined_at >= 0,
+    )
     out = simulated.book
     pnl = out.pnl
     if out.ruined_at >= 0:
@@ -284,18 +313,20 @@ def _simulate(
         "ic": simulated.derived.ic,
         "equity": equity,
     }
-    return _Part(columns, book, out.forced_closes)
+    return _Part(columns, book, out.forced_closes, later.pnl)
 
 
-def _rows_before(panel: Panel, first: int) -> np.ndarray | None:
-    """The alpha rows of the execution_delay bars before row ``first`` (None: no delay)."""
+def _rows_before(panel: Panel, first: int, count: int) -> np.ndarray:
+    """The alpha rows of the ``count`` bars before row ``first``.
+
+    Taken from the panel itself where it reaches, else from ``alpha_before`` (which
+    holds ``execution_delay + 1`` rows, so any ``count`` up to that fits).
+    """
+    if first >= count:
+        return panel.alpha[first - count:first]
     before = panel.alpha_before
-    if before is None:
-        return None
-    d = before.shape[0]
-    if first >= d:
-        return panel.alpha[first - d:first]
-    return np.concatenate([before[first:], panel.alpha[:first]])
+    assert before is not None and before.shape[0] >= count, "panel built for another delay"
+    return np.concatenate([before[before.shape[0] - count + first:], panel.alpha[:first]])
 
 
 def _stamps(values: np.ndarray) -> pd.DatetimeIndex:

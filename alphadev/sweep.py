@@ -34,6 +34,7 @@ import pandas as pd
 from alphadev.comparison import (
     COMPARISON,
     comparison_table,
+    leaderboard,
     read_identities,
     write_comparison,
 )
@@ -200,18 +201,6 @@ def summarize_when_settled(
         summary = summarize(configs, save_dir)
         write_json(root / SUMMARY_STAMP, stamp)
     return summary
-
-
-def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
-    """A few lines: the best configs by (net) Sharpe with IC, turnover and what costs
-    took (``cost_share``: fees and slippage less funding, over the gross return)."""
-    if table.empty:
-        return "no completed configs"
-    cols = [c for c in ("name", "sharpe", "dsr", "annualized_return", "max_drawdown",
-                        "ic_mean", "avg_turnover", "total_funding", "cost_share")
-            if c in table.columns]
-    best = table.sort_values("sharpe", ascending=False, na_position="last").head(top)
-    return best[cols].to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4g}")
 
 
 def report(spec: str, save_dir: str | os.PathLike, n_configs: int, summary: SweepSummary,

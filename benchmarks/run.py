@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # everything but the 10,000-config Luigi run
     python benchmarks/run.py --only kernel import
     python benchmarks/run.py --only oos          # validation of a 1,000-config sweep
+    python benchmarks/run.py --only nextbar      # the next-bar pass against the commit before
     python benchmarks/run.py --luigi-10k     # adds the 10,000 tiny configs (slow)
 
 Data are generated into benchmarks/.data/ (git-ignored) on first use.  Each workload
@@ -142,11 +143,12 @@ SWEEP_SCRIPT = """
 """
 
 
-def _sweep_once(paths: dict, save_dir: str, processes: int = 1, extra: str = "") -> dict:
+def _sweep_once(paths: dict, save_dir: str, processes: int = 1, extra: str = "",
+                tree: Path = HERE.parent) -> dict:
     code = SWEEP_SCRIPT.format(n_symbols=200, processes=processes, extra=extra)
     proc = subprocess.run(
         [PYTHON, "-c", textwrap.dedent(code), json.dumps(paths), save_dir],
-        cwd=HERE.parent, capture_output=True, text=True, check=False,
+        cwd=tree, capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
@@ -167,6 +169,34 @@ def bench_sweep(repeats: int) -> list[tuple[str, str, str]]:
         ("same sweep, second run (all complete)", f"{statistics.median(second):.2f} s",
          "<= 1 s"),
     ]
+
+
+NEXT_BAR_BASELINE = "7c23185"  # the last commit before every result got its next-bar pass
+
+
+def bench_next_bar(repeats: int) -> list[tuple[str, str, str]]:
+    """The cost of docs/semantics.md#next-bar: the 12-config sweep on this tree against
+    the same sweep on the commit before it (a temporary git worktree), interleaved."""
+    paths = _market(200, 366, "parquet")
+    with tempfile.TemporaryDirectory() as scratch:
+        baseline = Path(scratch) / "baseline"
+        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", "-q",
+                        str(baseline), NEXT_BAR_BASELINE], check=True)
+        try:
+            times: dict[Path, list[float]] = {HERE.parent: [], baseline: []}
+            for k in range(repeats + 1):  # the first round compiles and warms the caches
+                for tree, seconds in times.items():
+                    with tempfile.TemporaryDirectory() as save_dir:
+                        took = _sweep_once(paths, save_dir, tree=tree)["seconds"]
+                    if k:
+                        seconds.append(took)
+        finally:
+            subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force",
+                            str(baseline)], check=False)
+    now, before = (statistics.median(v) / 12 for v in times.values())
+    return [(f"12-config sweep with the next-bar pass vs {NEXT_BAR_BASELINE} (without it)",
+             f"{now * 1000:.0f} vs {before * 1000:.0f} ms per config ({now / before:.2f}x)",
+             "<= 1.25x")]
 
 
 MEMORY_SCRIPT = """
@@ -372,6 +402,7 @@ def bench_oos(repeats: int) -> list[tuple[str, str, str]]:
 WORKLOADS = {
     "kernel": bench_kernel,
     "sweep": bench_sweep,
+    "nextbar": bench_next_bar,
     "memory": bench_memory,
     "import": bench_import,
     "pool": bench_pool,

@@ -87,7 +87,7 @@ def test_breakeven_fee_counts_slippage_and_funding(tmp_path) -> None:
 
 
 def test_the_terminal_leaderboard_shows_funding_and_cost_share(tmp_path) -> None:
-    from alphadev.sweep import leaderboard
+    from alphadev.comparison import leaderboard
 
     market = write_market(tmp_path / "data")
     bt = Backtester()
@@ -101,7 +101,7 @@ def test_the_terminal_leaderboard_shows_funding_and_cost_share(tmp_path) -> None
 
 def test_the_terminal_leaderboard_prints_undefined_values_empty() -> None:
     """docs: an undefined cost_share (no gross return) is empty, never 'NaN'."""
-    from alphadev.sweep import leaderboard
+    from alphadev.comparison import leaderboard
 
     table = pd.DataFrame({"name": ["a", "b"], "sharpe": [1.5, 0.5],
                           "cost_share": [0.25, float("nan")]})

@@ -164,4 +164,5 @@ def test_a_run_that_trades_nothing_warns(market, tmp_path, caplog, changes) -> N
 
 def test_a_run_that_trades_has_no_warning(market) -> None:
     result = run_backtest(make_config(market, alpha_class=EchoAlpha))
-    assert result.metadata["warnings"] == []
+    # The test market's planted edge is in-bar: only the next-bar warning may appear.
+    assert [w for w in result.metadata["warnings"] if " is fragile: " not in w] == []

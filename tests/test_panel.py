@@ -56,10 +56,14 @@ def test_fill_forward_is_causal_and_limited(limit, expected) -> None:
 
 
 def test_history_needed_is_lookback_plus_fill_reach() -> None:
+    """One more bar than the delay itself needs: the next-bar book trades one bar later
+    (docs/semantics.md#next-bar)."""
     config = _config(Path("."), check_files=False)
-    assert history_needed(config, EchoAlpha()) == pd.Timedelta(minutes=60) + pd.Timedelta(
-        hours=config.max_fill_bars + 1
-    )
+    for delay in (0, 2):
+        config = config.replace(execution_delay=delay) if delay else config
+        assert history_needed(config, EchoAlpha()) == pd.Timedelta(minutes=60) + pd.Timedelta(
+            hours=config.max_fill_bars + 2 + delay
+        )
 
 
 def _config(folder: Path, check_files: bool = True, **changes) -> BacktestConfig:

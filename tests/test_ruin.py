@@ -21,6 +21,7 @@ from alphadev import BacktestConfig, Backtester, CSVDataLoader
 from alphadev.report import build_report
 from alphadev.runner import run_backtest
 from tests.alphas import EchoAlpha
+from tests.engine.test_pipeline_reference import assert_next_bar_matches
 from tests.reference import reference_backtest
 
 SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT", "EEEUSDT"]
@@ -136,6 +137,12 @@ def test_ruin_matches_the_reference(pump, gross):
         )
     assert len(result.positions) == len(ref.positions)
     assert len(result.trades) == len(ref.trades)
+    later = reference_backtest(
+        prices, alpha, None, None, SYMBOLS, config.start_date, config.end_date, "1h",
+        config.max_fill_bars, *config.quantile, gross, config.trading_fee_rate,
+        execution_delay=1,
+    )
+    assert_next_bar_matches(result, later)
 
 
 def test_a_ruined_config_saves_reloads_and_reports(pump, tmp_path):

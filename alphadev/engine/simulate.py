@@ -111,6 +111,33 @@ def simulate_arrays(
     return Simulated(book, PanelDerived(order, returns, ic, order_before))
 
 
+def next_bar_book(
+    prices: np.ndarray,
+    alpha: np.ndarray,
+    universe: np.ndarray,
+    betas: np.ndarray,
+    previous: PreviousBar,
+    settings: BookSettings,
+    derived: PanelDerived,
+    alpha_before: np.ndarray,
+    funding: np.ndarray | None = None,
+) -> KernelOutput:
+    """The same book traded one bar later (docs/semantics.md#next-bar).
+
+    ``alpha_before`` holds the d + 1 alpha rows before the first bar, so the book at bar
+    t trades on the alpha of bar t - d - 1; ``previous`` is this book's own bar t = -1
+    (its weights and ruin differ from the main book's).  The order and returns come
+    from ``derived``: only the small order of ``alpha_before`` is computed here.
+    """
+    return run_kernel(
+        prices, alpha, universe, betas, previous.prices, previous.weights,
+        settings.open_quantile, settings.close_quantile, settings.gross_exposure,
+        settings.fee_rate, alpha_order=derived.order, returns=derived.returns,
+        slippage_rates=settings.slippage_rates, funding=funding, alpha_before=alpha_before,
+        ruined=previous.ruined,
+    )
+
+
 def warm_up() -> None:
     """Load the compiled kernels now (e.g. before forking task processes)."""
     n = 2

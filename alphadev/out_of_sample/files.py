@@ -28,7 +28,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from alphadev.comparison import COMPARISON, read_identities
-from alphadev.metrics import DAYS_PER_YEAR, NS_PER_DAY, json_safe, return_metrics
+from alphadev.metrics import (
+    DAYS_PER_YEAR,
+    NS_PER_DAY,
+    is_fragile,
+    json_safe,
+    return_metrics,
+)
 from alphadev.out_of_sample.pbo import (
     MAX_BLOCKS,
     PBO,
@@ -304,6 +310,17 @@ class Validation:
     summary: dict[str, Any]
 
 
+def _next_bar(folder: Path) -> dict[str, Any]:
+    """A result's whole-period Sharpe, its Sharpe one bar later and whether that makes it
+    fragile (docs/semantics.md#next-bar); None values when it was saved before the
+    next-bar pass existed."""
+    metrics = read_json(folder / "metrics.json")
+    sharpe, later = metrics["total"].get("sharpe"), metrics.get("sharpe_next_bar")
+    known = "sharpe_next_bar" in metrics
+    return {"sharpe": sharpe, "sharpe_next_bar": later,
+            "fragile": is_fragile(sharpe, later) if known else None}
+
+
 def _iso(ns: int, tz: Any) -> str:
     return pd.Timestamp(ns, tz="UTC").tz_convert(tz).isoformat() if tz is not None else \
         pd.Timestamp(ns).isoformat()
@@ -352,6 +369,7 @@ def validate_sweep(
         "walk_forward": return_metrics(wf.pnl, data.periods_per_year),
         "in_sample_best": return_metrics(oos_bars, data.periods_per_year),
         "in_sample_best_config": data.names[best],
+        "in_sample_best_next_bar": _next_bar(Path(save_dir) / data.names[best]),
         "walk_forward_start": str(stitched.index[0]),
         "walk_forward_end": str(stitched.index[-1]),
         "n_folds": len(folds),

@@ -36,6 +36,8 @@ def verdict(summary: dict[str, Any]) -> str:
     oos = summary["walk_forward"].get("sharpe")
     losing = loss is not None and loss >= LOSING
     ties = summary.get("pbo_from_ties") or 0.0
+    next_bar = summary.get("in_sample_best_next_bar") or {}
+    fragile = next_bar.get("fragile") is True
     if pbo is None:
         head = f"PBO undefined: {summary['pbo_undefined_reason']}"
     elif _band(pbo) != _band(pbo - ties):
@@ -51,11 +53,23 @@ def verdict(summary: dict[str, Any]) -> str:
     elif losing:
         head = (f"no edge to select: the in-sample best ranks in the upper half out of "
                 f"sample in {1 - pbo:.0%} of splits")
+    elif fragile:
+        head = (f"the selection does not hold up: the in-sample best ranks in the upper "
+                f"half out of sample in {1 - pbo:.0%} of splits, but it is fragile")
     else:
         head = (f"the selection holds up: the in-sample best ranks in the upper half out of "
                 f"sample in {1 - pbo:.0%} of splits")
     if losing:
         head += f"; the in-sample best lost money out of sample in {loss:.0%} of splits"
+    if fragile:
+        later = _num(next_bar.get("sharpe_next_bar"))
+        head += (f"; FRAGILE: the in-sample best {summary['in_sample_best_config']} has "
+                 f"Sharpe {_num(next_bar.get('sharpe'))} but {later} one bar later "
+                 "(execution_delay + 1): its edge does not survive one bar of delay and "
+                 "cannot be traded as it is")
+    elif next_bar.get("fragile") is None and "in_sample_best_next_bar" in summary:
+        head += ("; the in-sample best was saved by an older alphadev: whether it survives "
+                 "one bar of delay is unknown (rerun it)")
     if oos is not None and oos <= 0:
         head += "; the walk-forward choice lost money out of sample"
     return head

@@ -51,6 +51,7 @@ from alphadev.comparison import (
     deflation,
     read_comparison_table,
 )
+from alphadev.metrics import FRAGILE_RATIO
 from alphadev.out_of_sample.files import (
     FORMAT,
     Validation,
@@ -352,8 +353,12 @@ def _top_sections(
 
 def _delayed_sharpe(table: pd.DataFrame, row: pd.Series, groups: dict[str, list[str]]
                     ) -> float | None:
-    """Sharpe of the config equal to ``row`` but traded one bar later, when the sweep
-    varies ``execution_delay`` and ``row`` trades without delay."""
+    """Sharpe of the config equal to ``row`` but traded one bar later: its own
+    ``sharpe_next_bar`` (docs/semantics.md#next-bar), or for a result saved before that
+    existed, its sibling with ``execution_delay`` 1 when the sweep varies it."""
+    own = row.get("sharpe_next_bar")
+    if own is not None and finite(own):
+        return float(own)
     if "execution_delay" not in table.columns or table["execution_delay"].nunique() < 2:
         return None
     if int(row["execution_delay"] or 0) != 0:
@@ -514,6 +519,7 @@ def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None,
                    f"{DSR_CONFIDENCE}: its Sharpe may well be luck of trying {n_trials} configs "
                    f"({table.attrs.get('n_effective_trials', n_trials)} effectively "
                    "independent).")
+    verdict = _fragility_verdict(table, top) + verdict
     if notice:
         verdict += (" <b>Synthetic data (see the notice above): these results say nothing "
                     "about a real market.</b>")
@@ -547,6 +553,27 @@ def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None,
     )
 
 
+def _fragility_verdict(table: pd.DataFrame, top: int) -> str:
+    """First words of the verdict: whether the best configs survive one bar of delay."""
+    if "fragile" not in table.columns:
+        return ""
+    flags = [str(v).strip().lower() in ("true", "1", "1.0") for v in table["fragile"].head(top)]
+    best = table.iloc[0]
+    later = best.get("sharpe_next_bar")
+    if flags and flags[0]:
+        return (f"<b class='bad'>The best config is fragile: its Sharpe "
+                f"{num(best['sharpe'], 2)} is {num(later, 2)} one bar later "
+                f"(execution_delay + 1); its edge does not survive one bar of delay and "
+                f"cannot be traded as it is.</b> {sum(flags)} of the top {len(flags)} "
+                f"configs lose more than {1 - FRAGILE_RATIO:.0%} of their Sharpe one bar "
+                "later. ")
+    if any(flags):
+        return (f"<b class='bad'>{sum(flags)} of the top {len(flags)} configs lose more "
+                f"than {1 - FRAGILE_RATIO:.0%} of their Sharpe one bar later (execution_delay "
+                "+ 1).</b> ")
+    return ""
+
+
 def _footer(notice: str | None) -> str:
     data = ("Synthetic data (see the notice at the top): these results say nothing about a "
             "real market. " if notice else "")
@@ -556,6 +583,7 @@ def _footer(notice: str | None) -> str:
 
 LEADERBOARD_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("sharpe", "Sharpe", lambda v: num(v, 2)),
+    ("sharpe_next_bar", "Sharpe one bar later", lambda v: num(v, 2)),
     ("dsr", "DSR", lambda v: num(v, 3)),
     ("psr", "PSR", lambda v: num(v, 3)),
     ("annualized_return", "ann. return", pct),

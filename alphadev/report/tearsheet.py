@@ -31,7 +31,7 @@ from alphadev.analysis import (
     QUANTILE_RETURNS_FILE,
     monthly_table,
 )
-from alphadev.metrics import drawdown_periods
+from alphadev.metrics import drawdown_periods, is_fragile
 from alphadev.report.layout import figure, note, num, pct, table
 from alphadev.results import BacktestResult
 
@@ -39,8 +39,6 @@ TEAR_SHEET_NAME = "tear_sheet.html"
 COST_COLUMNS = ("gross", "fees", "slippage", "funding")
 EDGE_IC_RATIO = 0.5
 """IC at horizon 2 below this share of IC at horizon 1 (itself > 0) is flagged."""
-EDGE_SHARPE_RATIO = 0.5
-"""Sharpe at execution_delay 1 below this share of Sharpe at delay 0 (> 0) is flagged."""
 WORST_DRAWDOWNS = 5
 
 
@@ -176,9 +174,8 @@ def drawdown_table(view: ConfigView) -> str:
 def edge_warnings(view: ConfigView, delayed_sharpe: float | None = None) -> list[str]:
     """Signs that the edge lives inside one bar (bid-ask bounce rather than alpha), and ruin.
 
-    IC at horizon 2 well below horizon 1 (``ic_decay.parquet``), or, when the sweep
-    varies ``execution_delay``, a Sharpe at delay 1 (``delayed_sharpe``: the same config
-    traded one bar later) well below this one.
+    IC at horizon 2 well below horizon 1 (``ic_decay.parquet``), or a fragile Sharpe
+    (``delayed_sharpe``: the same config traded one bar later, ``metrics.is_fragile``).
     """
     warnings = []
     if view.decay is not None:
@@ -193,12 +190,11 @@ def edge_warnings(view: ConfigView, delayed_sharpe: float | None = None) -> list
                 "inside one bar. Check it with execution_delay=1."
             )
     sharpe = view.result.metrics["total"].get("sharpe")
-    if (delayed_sharpe is not None and sharpe is not None and sharpe > 0
-            and delayed_sharpe < EDGE_SHARPE_RATIO * sharpe):
+    if is_fragile(sharpe, delayed_sharpe):
         warnings.append(
-            f"{html.escape(view.label)}: Sharpe {num(sharpe, 2)} at execution_delay 0 "
-            f"falls to {num(delayed_sharpe, 2)} when trading one bar later: the edge "
-            "lives inside one bar."
+            f"{html.escape(view.label)}: Sharpe {num(sharpe, 2)} falls to "
+            f"{num(delayed_sharpe, 2)} when trading one bar later (execution_delay + 1): "
+            "the edge lives inside one bar."
         )
     ruined_at = view.result.metadata.get("ruined_at")
     if ruined_at:

@@ -133,7 +133,9 @@ def test_full_funding_and_betas_report_nothing(market):
                   beta_loader=CSVDataLoader(str(betas), "beta"))
     assert result.metadata["symbols_without_funding"] == []
     assert result.metadata["symbols_without_beta"] == []
-    assert result.metadata["warnings"] == []
+    # A random alpha may be fragile (docs/semantics.md#next-bar); side data say nothing.
+    side = [w for w in result.metadata["warnings"] if "funding" in w or "beta" in w]
+    assert side == []
 
 
 def test_no_side_files_no_keys(market):

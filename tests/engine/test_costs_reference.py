@@ -30,6 +30,7 @@ from tests.engine.test_pipeline_reference import (
     _long_scenario,
     _write_csv,
     assert_matches_reference,
+    assert_next_bar_matches,
     joined_rows,
     rolling_mean_rows,
     scenarios,
@@ -158,11 +159,12 @@ def _costed_config(sc, folder, **overrides):
     return _config(sc, folder, **extra, **overrides)
 
 
-def _costed_reference(sc, alpha_rows):
+def _costed_reference(sc, alpha_rows, later=0):
+    """The reference run; ``later=1``: the same config one bar later (its next-bar twin)."""
     return reference_backtest(
         sc["price_df"], alpha_rows, sc["universe_df"], sc["beta_df"], sc["symbols"],
         sc["start"], sc["end"], sc["freq"], sc["mfb"], sc["quantile"][0], sc["quantile"][1],
-        sc["gross"], sc["fee"], execution_delay=sc["delay"], slippage_rate=sc["slippage"],
+        sc["gross"], sc["fee"], execution_delay=sc["delay"] + later, slippage_rate=sc["slippage"],
         funding_df=sc["funding_df"], beta_df=sc["beta_ts_df"],
     )
 
@@ -188,8 +190,9 @@ def test_pipeline_with_costs_matches_reference(sc, mode, tmp_path_factory):
     folder = tmp_path_factory.mktemp("costs")
     streaming = {} if mode == "batch" else {"mode": "streaming", "chunk_days": mode}
     result = run_backtest(_costed_config(sc, folder, **streaming))
-    ref = _costed_reference(sc, sc["alpha_df"].rename(columns={"value": "alpha"}))
-    _assert_costs_match(result, ref)
+    alpha_rows = sc["alpha_df"].rename(columns={"value": "alpha"})
+    _assert_costs_match(result, _costed_reference(sc, alpha_rows))
+    assert_next_bar_matches(result, _costed_reference(sc, alpha_rows, later=1))
 
 
 # ------------------------------------------------------------------------- streaming
@@ -224,9 +227,11 @@ def long_costed_run(tmp_path_factory):
 
 def test_long_batch_with_costs_matches_reference(long_costed_run):
     sc, _, batch = long_costed_run
-    ref = _costed_reference(sc, rolling_mean_rows(joined_rows(sc), 6))
+    alpha_rows = rolling_mean_rows(joined_rows(sc), 6)
+    ref = _costed_reference(sc, alpha_rows)
     assert (ref.sequences["funding"] != 0).sum() > 100 and ref.sequences["slippage"].sum() > 0
     _assert_costs_match(batch, ref)
+    assert_next_bar_matches(batch, _costed_reference(sc, alpha_rows, later=1))
 
 
 @pytest.mark.parametrize("chunk_days", [1, 2, 7])

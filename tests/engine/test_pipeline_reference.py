@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from alphadev import BacktestConfig
 from alphadev.alpha import Alpha
 from alphadev.data import CSVDataLoader
+from alphadev.metrics import sharpe_ratio
 from alphadev.runner import run_backtest
 from tests.alphas import EchoAlpha
 from tests.reference import reference_backtest
@@ -282,12 +283,25 @@ def _config(sc, folder, alpha_class=EchoAlpha, alpha_kwargs=None, **overrides):
     return BacktestConfig(**kwargs)
 
 
-def _reference(sc, alpha_rows):
+def _reference(sc, alpha_rows, execution_delay=0):
     return reference_backtest(
         sc["price_df"], alpha_rows, sc["universe_df"], sc["beta_df"], sc["symbols"],
         sc["start"], sc["end"], sc["freq"], sc["mfb"], sc["quantile"][0], sc["quantile"][1],
-        sc["gross"], sc["fee"],
+        sc["gross"], sc["fee"], execution_delay=execution_delay,
     )
+
+
+def assert_next_bar_matches(result, later):
+    """The next-bar metrics are those of the reference run one bar later (``later``)."""
+    ppy = result.metrics["periods_per_year"]
+    expected = sharpe_ratio(later.run.pnl, ppy)
+    got = result.metrics["sharpe_next_bar"]
+    if expected is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    growth = float(np.prod(1.0 + later.run.pnl)) - 1.0
+    assert result.metrics["total_return_next_bar"] == pytest.approx(growth, rel=1e-9, abs=1e-12)
 
 
 def _utc_index(index) -> pd.DatetimeIndex:
@@ -352,6 +366,7 @@ def test_pipeline_matches_reference(sc, tmp_path_factory):
     alpha_rows = sc["alpha_df"].rename(columns={"value": "alpha"})
     ref = _reference(sc, alpha_rows)
     assert_matches_reference(result, ref)
+    assert_next_bar_matches(result, _reference(sc, alpha_rows, execution_delay=1))
 
 
 @pytest.mark.parametrize("alpha_value", [math.nan, 1.0])
@@ -393,6 +408,7 @@ def test_streaming_pipeline_matches_reference(sc, chunk_days, tmp_path_factory):
     alpha_rows = sc["alpha_df"].rename(columns={"value": "alpha"})
     ref = _reference(sc, alpha_rows)
     assert_matches_reference(result, ref)
+    assert_next_bar_matches(result, _reference(sc, alpha_rows, execution_delay=1))
 
 
 # ------------------------------------------------------------------------- streaming
@@ -460,6 +476,7 @@ def test_long_batch_matches_reference(long_run):
     assert len(ref.timestamps) > 24 * 35
     assert ref.run.forced_closes > 0
     assert_matches_reference(batch, ref)
+    assert_next_bar_matches(batch, _reference(sc, alpha_rows, execution_delay=1))
 
 
 def _assert_metrics_equal(a, b, atol):
