@@ -177,6 +177,9 @@ class Backtester:
             main.close()
             self.results = results
             self.failures = dict(tracker.errors)
+        if save_dir is not None and any(r is not None for r in results):
+            # As the Luigi sweep does: validate and report read the sweep from it.
+            write_comparison(self.get_comparison_table(), Path(save_dir) / COMPARISON)
         if verbose:
             self._print_summary(tracker, err_path)
         return results

@@ -259,3 +259,24 @@ def test_equity_and_pnl_are_consistent(market: Path) -> None:
     np.testing.assert_allclose(seq["equity"], np.cumprod(1 + seq["pnl"]), rtol=1e-12)
     # every symbol has a price and an alpha at every bar: nothing is ever closed by force
     assert res.metadata["forced_closes"] == 0
+
+
+def test_run_all_save_dir_writes_comparison_for_validate(market, tmp_path) -> None:
+    """A script's sweep is validated as a Luigi one: comparison.csv with fingerprints,
+    written by run_all itself (no save_results call)."""
+    from alphadev.comparison import read_comparison_table
+
+    bt = Backtester()
+    bt.add_multiple_configs(make_config(market), {}, {"quantile": [(0.2, 0.2), (0.4, 0.4)]})
+    out = tmp_path / "out"
+    results = bt.run_all(verbose=False, save_dir=out)
+    table = read_comparison_table(out / "comparison.csv")
+    assert table is not None
+    assert set(zip(table["name"], table["fingerprint"])) == {
+        (r.name, r.fingerprint) for r in results if r is not None}
+    assert int(table["n_trials"].iloc[0]) == 2
+    run = subprocess.run(
+        [sys.executable, "-m", "alphadev", "validate", str(out), "--train", "2D", "--test",
+         "1D", "--blocks", "4"], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "alphadev validate: 2 configs" in run.stdout
