@@ -59,10 +59,12 @@ def _add_validate(commands: argparse._SubParsersAction) -> None:
         "SAVE_DIR/validation/ and prints a summary.",
     )
     validate.add_argument("save_dir", metavar="SAVE_DIR", help="the sweep's results directory")
-    validate.add_argument("--train", default="60D",
-                          help="train window, a time span with its unit (default 60D)")
-    validate.add_argument("--test", default="14D",
-                          help="test window, a time span with its unit (default 14D)")
+    validate.add_argument("--train", default=None,
+                          help="train window, a time span with its unit (default 60D, or "
+                          "half the sweep's span when that is shorter)")
+    validate.add_argument("--test", default=None,
+                          help="test window, a time span with its unit (default 14D, or "
+                          "a quarter of the sweep's span when that is shorter)")
     validate.add_argument("--anchored", action="store_true",
                           help="train windows all start at the first bar")
     validate.add_argument("--metric", default="sharpe",

@@ -37,8 +37,10 @@ class Validate(luigi.Task):
 
     spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
     save_dir = luigi.Parameter(description="folder holding one results folder per config")
-    train = luigi.Parameter(default="60D", description="walk-forward train window")
-    test = luigi.Parameter(default="14D", description="walk-forward test window")
+    train = luigi.OptionalParameter(
+        default=None, description="walk-forward train window (default: 60D or half the span)")
+    test = luigi.OptionalParameter(
+        default=None, description="walk-forward test window (default: 14D or a quarter)")
     anchored = luigi.BoolParameter(default=False, description="train from the first bar")
     metric = luigi.Parameter(default="sharpe", description="metric a config is chosen by")
     blocks = luigi.IntParameter(default=16, description="PBO blocks (even, >= 4)")

@@ -76,8 +76,9 @@ PARTIAL = "configs_not_covering_whole_period"
 class ValidationParameters(NamedTuple):
     """The settings of one validation, checked (``check``) and recorded in pbo.json."""
 
-    train: str = "60D"
-    test: str = "14D"
+    # None: chosen from the sweep's span (``choose_windows``), so short data still validate.
+    train: str | None = None
+    test: str | None = None
     anchored: bool = False
     metric: str = "sharpe"
     blocks: int = 16
@@ -85,7 +86,8 @@ class ValidationParameters(NamedTuple):
     def check(self) -> ValidationParameters:
         """The same settings, each checked: one clear error for the first bad one."""
         for field in ("train", "test"):
-            _span(field, getattr(self, field))
+            if getattr(self, field) is not None:
+                _span(field, getattr(self, field))
         if not isinstance(self.anchored, (bool, np.bool_)):
             raise ParameterError(f"anchored={self.anchored!r} must be True or False")
         check_metric(self.metric)
@@ -94,8 +96,9 @@ class ValidationParameters(NamedTuple):
 
     def record(self) -> dict[str, Any]:
         """JSON form; the spans as nanoseconds too, so '60D' and '1440h' agree."""
-        return {**self._asdict(), "train_ns": _span("train", self.train),
-                "test_ns": _span("test", self.test)}
+        return {**self._asdict(),
+                "train_ns": None if self.train is None else _span("train", self.train),
+                "test_ns": None if self.test is None else _span("test", self.test)}
 
 
 _BARE_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -128,7 +131,7 @@ def check_window_bars(params: ValidationParameters, bar_ns: int, frequency: str)
     bar every Sharpe in it is undefined and each fold picks the first config by name."""
     for field in ("train", "test"):
         text = getattr(params, field)
-        if _span(field, text) < 2 * bar_ns:
+        if text is not None and _span(field, text) < 2 * bar_ns:
             raise ParameterError(
                 f"{field}={text!r} is shorter than 2 bars of the sweep's {frequency} bars; "
                 f"a window needs at least 2 bars (2 x {frequency}), e.g. "
@@ -321,6 +324,31 @@ def _next_bar(folder: Path) -> dict[str, Any]:
             "fragile": is_fragile(sharpe, later) if known else None}
 
 
+DEFAULT_TRAIN, DEFAULT_TEST = "60D", "14D"
+
+
+def choose_windows(params: ValidationParameters, span_ns: int, bar_ns: int
+                   ) -> ValidationParameters:
+    """``params`` with each window left None chosen for data spanning ``span_ns``: the
+    default (60D train, 14D test), or at most half (train) and a quarter (test) of the
+    span, in whole bars, so a short sweep still has folds to test."""
+    def pick(default: str, share: int) -> str:
+        return _format_span(min(_span("default", default), span_ns // share // bar_ns * bar_ns))
+
+    return params._replace(
+        train=params.train if params.train is not None else pick(DEFAULT_TRAIN, 2),
+        test=params.test if params.test is not None else pick(DEFAULT_TEST, 4),
+    )
+
+
+def _format_span(ns: int) -> str:
+    """'4D', '36h', '90min' or '30s': the largest unit that divides ``ns``."""
+    for unit, size in (("D", NS_PER_DAY), ("h", 3_600 * 10**9), ("min", 60 * 10**9)):
+        if ns % size == 0:
+            return f"{ns // size}{unit}"
+    return f"{ns // 10**9}s"
+
+
 def _iso(ns: int, tz: Any) -> str:
     return pd.Timestamp(ns, tz="UTC").tz_convert(tz).isoformat() if tz is not None else \
         pd.Timestamp(ns).isoformat()
@@ -337,12 +365,14 @@ def validate_sweep(
     params = (parameters or ValidationParameters()).check()
     data, period = _common_period(Path(save_dir), read_sweep_returns(save_dir, identities))
     ts = data.timestamps.asi8
-    check_window_bars(params, bar_nanos(data.periods_per_year), data.frequency)
-    train_ns, test_ns = _span("train", params.train), _span("test", params.test)
+    bar_ns = bar_nanos(data.periods_per_year)
+    windows = choose_windows(params, int(ts[-1] - ts[0]), bar_ns)
+    check_window_bars(windows, bar_ns, data.frequency)
+    train_ns, test_ns = _span("train", windows.train), _span("test", windows.test)
     if ts[0] + train_ns > ts[-1]:
         common = ", the period all configs cover" if period[PARTIAL] else ""
         raise ParameterError(
-            f"train={params.train!r} is longer than the data ({data.timestamps[0]} to "
+            f"train={windows.train!r} is longer than the data ({data.timestamps[0]} to "
             f"{data.timestamps[-1]}, {len(ts)} bars{common}): no bar is left to test on; "
             "use a shorter train window"
         )
@@ -369,6 +399,8 @@ def validate_sweep(
         "walk_forward": return_metrics(wf.pnl, data.periods_per_year),
         "in_sample_best": return_metrics(oos_bars, data.periods_per_year),
         "in_sample_best_config": data.names[best],
+        "windows": {"train": windows.train, "test": windows.test,
+                    "chosen": params.train is None or params.test is None},
         "in_sample_best_next_bar": _next_bar(Path(save_dir) / data.names[best]),
         "walk_forward_start": str(stitched.index[0]),
         "walk_forward_end": str(stitched.index[-1]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from alphadev.out_of_sample.files import VALIDATION_DIR, Validation
+from alphadev.out_of_sample.files import DEFAULT_TEST, DEFAULT_TRAIN, VALIDATION_DIR, Validation
 from alphadev.store import read_notice
 
 OVERFIT_PBO = 0.5
@@ -117,6 +117,11 @@ def summary_text(validation: Validation, save_dir: str | os.PathLike) -> str:
     wf, best = s["walk_forward"], s["in_sample_best"]
     slope, intercept = s["degradation"]["slope"], s["degradation"]["intercept"]
     anchored = ", anchored" if params["anchored"] else ""
+    windows = s.get("windows") or params
+    if windows.get("chosen"):
+        anchored += (f"; windows chosen for this sweep's span: {DEFAULT_TRAIN} train and "
+                     f"{DEFAULT_TEST} test, or at most half and a quarter of the span; "
+                     "set --train and --test to choose")
     notice = read_notice(save_dir)  # e.g. synthetic data: said before any number
     return "\n".join([
         *(f"NOTE: {line}" for line in (notice or "").splitlines()),
@@ -124,7 +129,7 @@ def summary_text(validation: Validation, save_dir: str | os.PathLike) -> str:
         f"({s['frequency']} bars), files in {os.path.join(save_dir, VALIDATION_DIR)}",
         *_left_out_lines(s),
         *_period_lines(s),
-        f"walk-forward (train {params['train']}, test {params['test']}{anchored}, by "
+        f"walk-forward (train {windows['train']}, test {windows['test']}{anchored}, by "
         f"{params['metric']}): {s['n_folds']} folds, {s['walk_forward_start']} to "
         f"{s['walk_forward_end']}",
         f"  out of sample: Sharpe {_num(wf['sharpe'])}, return "
