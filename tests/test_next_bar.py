@@ -145,3 +145,39 @@ def test_validate_never_says_a_fragile_selection_holds_up(reversal, tmp_path):
     assert "FRAGILE: the in-sample best" in line and "one bar later" in line
     saved = json.loads((out / "validation" / "pbo.json").read_text())
     assert saved["in_sample_best_next_bar"]["fragile"] is True
+
+
+def test_validate_judges_at_the_most_pessimistic_market_setting(reversal, tmp_path):
+    """execution_delay and fees describe the market: the sweep's delay-0 configs are not
+    selected over; the selection is judged among the delay-1, highest-fee configs."""
+    from alphadev.out_of_sample.files import (
+        ValidationParameters,
+        sweep_identities,
+        validation_is_current,
+    )
+
+    bt = Backtester()
+    bt.add_multiple_configs(make_config(reversal), {}, {
+        "quantile": [(0.2, 0.2), (0.4, 0.4)], "execution_delay": [0, 1],
+        "trading_fee_rate": [0.0, 4.5e-4]})
+    out = tmp_path / "out"
+    bt.run_all(save_dir=out, verbose=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "alphadev", "validate", str(out), "--train", "2D", "--test",
+         "1D", "--blocks", "4"], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert ("judged at the most pessimistic of the sweep's 4 market settings: "
+            "execution_delay=1, trading_fee_rate=0.00045") in run.stdout
+    saved = json.loads((out / "validation" / "pbo.json").read_text())
+    judged = {r.name for r in bt.results if r is not None
+              and r.config_dict.get("execution_delay") == 1
+              and r.config_dict["trading_fee_rate"] == 4.5e-4}
+    assert len(judged) == 2
+    assert set(saved["realism"]["configs_at_other_settings"]) == {
+        r.name for r in bt.results if r is not None} - judged
+    assert saved["in_sample_best_config"] in judged
+    (verdict,) = [x for x in run.stdout.splitlines() if x.startswith("verdict:")]
+    assert "holds up" not in verdict.replace("does not hold up", "")
+    # The build counts as current for the whole sweep (a Validate rerun runs nothing).
+    params = ValidationParameters(train="2D", test="1D", blocks=4)
+    assert validation_is_current(out, params, sweep_identities(out))

@@ -327,6 +327,47 @@ def _next_bar(folder: Path) -> dict[str, Any]:
 DEFAULT_TRAIN, DEFAULT_TEST = "60D", "14D"
 
 
+class Realism(NamedTuple):
+    """The market setting validation judges at (docs/semantics.md#validating-a-sweep):
+    the configs it keeps, the ones at other settings, and the setting itself."""
+
+    identities: set[tuple[str, str]]
+    excluded: set[tuple[str, str]]
+    setting: dict[str, Any]
+    n_settings: int
+
+
+def _market_setting(description: dict[str, Any]) -> dict[str, Any]:
+    """What a config assumes about the market rather than the alpha."""
+    slippage = description.get("slippage_rate", 0.0) or 0.0
+    level = (sum(slippage.values()) / len(slippage) if slippage else 0.0) if isinstance(
+        slippage, dict) else float(slippage)
+    return {"execution_delay": int(description.get("execution_delay", 0) or 0),
+            "trading_fee_rate": float(description.get("trading_fee_rate", 0.0)),
+            "slippage_rate": level,
+            "funding": description.get("funding_loader") is not None}
+
+
+def judged_realism(root: Path, identities: set[tuple[str, str]] | None) -> Realism:
+    """Keep the configs at the sweep's most pessimistic market setting: the longest
+    execution delay, then the highest fee plus slippage, then funding paid. Selecting
+    over the market's own parameters would pick the friendliest market, not an alpha."""
+    wanted = sweep_identities(root) if identities is None else identities
+    settings: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, fingerprint in wanted:
+        try:
+            settings[(name, fingerprint)] = _market_setting(read_json(root / name / "config.json"))
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue  # read_sweep_returns names what is wrong with it
+    distinct = {tuple(v.values()): v for v in settings.values()}
+    if not distinct:
+        return Realism(set(wanted), set(), {}, 0)
+    worst = max(distinct.values(), key=lambda v: (
+        v["execution_delay"], v["trading_fee_rate"] + v["slippage_rate"], v["funding"]))
+    excluded = {key for key, v in settings.items() if v != worst}
+    return Realism(set(wanted) - excluded, excluded, worst, len(distinct))
+
+
 def choose_windows(params: ValidationParameters, span_ns: int, bar_ns: int
                    ) -> ValidationParameters:
     """``params`` with each window left None chosen for data spanning ``span_ns``: the
@@ -363,7 +404,9 @@ def validate_sweep(
     ``identities``, default ``sweep_identities``) with ``parameters`` (default
     ``ValidationParameters()``); writes ``{save_dir}/validation/`` and returns it."""
     params = (parameters or ValidationParameters()).check()
-    data, period = _common_period(Path(save_dir), read_sweep_returns(save_dir, identities))
+    realism = judged_realism(Path(save_dir), identities)
+    chosen = identities if not realism.excluded else realism.identities
+    data, period = _common_period(Path(save_dir), read_sweep_returns(save_dir, chosen))
     ts = data.timestamps.asi8
     bar_ns = bar_nanos(data.periods_per_year)
     windows = choose_windows(params, int(ts[-1] - ts[0]), bar_ns)
@@ -408,9 +451,12 @@ def validate_sweep(
         "frequency": data.frequency,
         "periods_per_year": data.periods_per_year,
         "configs_left_out": [{"name": n, "reason": r} for n, r in data.left_out.items()],
+        "realism": {"setting": realism.setting, "settings_in_sweep": realism.n_settings,
+                    "configs_at_other_settings": sorted(n for n, _ in realism.excluded)},
         **period,
     }
-    return _write(Path(save_dir), stitched, folds, summary, params, data)
+    return _write(Path(save_dir), stitched, folds, summary, params,
+                  data.identities() | realism.excluded)
 
 
 def _common_period(root: Path, data: SweepReturns) -> tuple[SweepReturns, dict[str, Any]]:
@@ -522,7 +568,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write(root: Path, stitched: pd.DataFrame, folds: pd.DataFrame, summary: dict[str, Any],
-           params: ValidationParameters, data: SweepReturns) -> Validation:
+           params: ValidationParameters, identities: set[tuple[str, str]]) -> Validation:
     folder = root / VALIDATION_DIR
     folder.mkdir(parents=True, exist_ok=True)
     # Digests of the bytes this build wrote (not of what is on disk by pbo.json's turn,
@@ -534,7 +580,7 @@ def _write(root: Path, stitched: pd.DataFrame, folds: pd.DataFrame, summary: dic
     with atomic_write(folder / FOLDS_FILE) as tmp:
         folds.to_csv(tmp, index=False)
         digests[FOLDS_FILE] = _sha256(tmp)
-    record = {**json_safe(summary), "built_from": _built_from(params, data.identities()),
+    record = {**json_safe(summary), "built_from": _built_from(params, identities),
               "sha256": digests}
     write_json(folder / PBO_FILE, record)
     return Validation(stitched.rename_axis("timestamp"), folds, record)

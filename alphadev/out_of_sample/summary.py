@@ -75,6 +75,23 @@ def verdict(summary: dict[str, Any]) -> str:
     return head
 
 
+def _realism_lines(summary: dict[str, Any]) -> list[str]:
+    """The market setting the selection was judged at."""
+    realism = summary.get("realism") or {}
+    setting = realism.get("setting")
+    if not setting:
+        return []
+    text = (f"execution_delay={setting['execution_delay']}, trading_fee_rate="
+            f"{setting['trading_fee_rate']:g}, slippage_rate={setting['slippage_rate']:g}, "
+            f"funding {'paid' if setting['funding'] else 'not modelled'}")
+    others = realism.get("configs_at_other_settings") or []
+    if not others:
+        return [f"market setting: {text}"]
+    return [f"judged at the most pessimistic of the sweep's {realism['settings_in_sweep']} "
+            f"market settings: {text}; {len(others)} config(s) at other settings are not "
+            "selected over (the market is not a parameter to choose)"]
+
+
 def _left_out_lines(summary: dict[str, Any]) -> list[str]:
     """The configs of the sweep that were not validated, each with the reason."""
     left_out = summary.get("configs_left_out") or []
@@ -128,6 +145,7 @@ def summary_text(validation: Validation, save_dir: str | os.PathLike) -> str:
         f"alphadev validate: {len(s['built_from']['configs'])} configs "
         f"({s['frequency']} bars), files in {os.path.join(save_dir, VALIDATION_DIR)}",
         *_left_out_lines(s),
+        *_realism_lines(s),
         *_period_lines(s),
         f"walk-forward (train {windows['train']}, test {windows['test']}{anchored}, by "
         f"{params['metric']}): {s['n_folds']} folds, {s['walk_forward_start']} to "
