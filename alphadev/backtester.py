@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -43,12 +44,15 @@ from alphadev.store import (
     FAILED_DIR,
     append_error_log,
     check_folder,
+    notice_banner,
     read_json,
     read_notice,
+    read_synthetic,
     recover,
     warn_damaged,
     write_notice,
 )
+from alphadev.synthetic import data_are_synthetic
 from alphadev.validation import ParameterError, check_scalar
 
 log = logging.getLogger(__name__)
@@ -61,9 +65,13 @@ class Backtester:
     ``slow_job_seconds``: a config running longer than this logs one warning.
     ``notice``: a free-text note about the sweep (e.g. "Synthetic data: ..."), printed
     above its summary and leaderboard and saved as ``{save_dir}/notice.txt``.
+    ``synthetic``: the data are synthetic, so the summary and the report say the results
+    mean nothing about a real market. Prices written by ``alphadev.synthetic`` are
+    recognised without it; a notice alone never makes data synthetic.
     """
 
-    def __init__(self, slow_job_seconds: float = 3600.0, notice: str | None = None) -> None:
+    def __init__(self, slow_job_seconds: float = 3600.0, notice: str | None = None,
+                 synthetic: bool = False) -> None:
         self.slow_job_seconds = check_scalar(
             "slow_job_seconds", slow_job_seconds, low=0.0, low_open=True
         )
@@ -73,6 +81,12 @@ class Backtester:
                 "sweep, such as 'Synthetic data: ...') or None"
             )
         self.notice = notice.strip() or None if notice is not None else None
+        if not isinstance(synthetic, (bool, np.bool_)):
+            raise ParameterError(
+                f"synthetic={synthetic!r} is invalid: it must be True (the data are "
+                "synthetic) or False"
+            )
+        self.synthetic = bool(synthetic)
         self._configs: list[BacktestConfig] = []
         self.results: list[BacktestResult | None] = []
         self.failures: dict[str, str] = {}  # config name -> error report of its last run
@@ -88,6 +102,10 @@ class Backtester:
     @property
     def configs(self) -> list[BacktestConfig]:
         return list(self._configs)
+
+    def is_synthetic(self) -> bool:
+        """``synthetic=True``, or prices written by ``alphadev.synthetic``."""
+        return self.synthetic or data_are_synthetic(self._configs)
 
     def add_config(self, config: BacktestConfig) -> None:
         if not isinstance(config, BacktestConfig):
@@ -136,7 +154,7 @@ class Backtester:
         self.failures, self._n_trials, self.source = {}, None, None
         if save_dir is not None:
             recover(save_dir)
-            write_notice(save_dir, self.notice)
+            write_notice(save_dir, self.notice, self.is_synthetic())
         todo = []
         for index, config in enumerate(configs):
             done = _load_if_done(config, save_dir)
@@ -195,7 +213,7 @@ class Backtester:
             text += f"; {tracker.postfix}"
         if done:
             text += "\n" + leaderboard(self.get_comparison_table())
-        sys.stdout.write(f"{notice_banner(self.notice)}{text}\n")
+        sys.stdout.write(f"{notice_banner(self.notice, self.is_synthetic())}{text}\n")
         sys.stdout.flush()
 
     def _run_sequentially(
@@ -328,13 +346,6 @@ class Backtester:
 
 
 # ---------------------------------------------------------------------- helpers
-def notice_banner(notice: str | None) -> str:
-    """The notice as the lines printed above a summary ("" when unset)."""
-    if notice is None:
-        return ""
-    return "".join(f"NOTE: {line}\n" for line in notice.splitlines())
-
-
 def _worker_count(num_processes: int | None) -> int:
     if num_processes is None:
         return 1
@@ -399,6 +410,7 @@ def load_sweep(save_dir: str | os.PathLike) -> Backtester:
     bt._n_trials = max(recorded, len(found) + len(failures))
     bt.source = root
     bt.notice = read_notice(root)
+    bt.synthetic = read_synthetic(root)
     return bt
 
 

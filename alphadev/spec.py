@@ -32,10 +32,11 @@ from alphadev.errors import DataError, SpecError
 from alphadev.identity import code_digest
 from alphadev.preflight import check_loaders
 from alphadev.spec_files import exec_spec_file, register
+from alphadev.synthetic import data_are_synthetic
 
 DEFAULT_ATTRIBUTES = ("sweep", "configs", "backtester")
 _LOADED: dict[tuple, list[BacktestConfig]] = {}
-_NOTICES: dict[tuple, str | None] = {}
+_NOTICES: dict[tuple, tuple[str | None, bool]] = {}
 
 
 def load_spec(spec: str) -> list[BacktestConfig]:
@@ -49,7 +50,14 @@ def load_spec(spec: str) -> list[BacktestConfig]:
 
 def spec_notice(spec: str) -> str | None:
     """The notice of a spec whose object is a Backtester (``Backtester(notice=...)``)."""
-    return _NOTICES[_load(spec)[1]]
+    return _NOTICES[_load(spec)[1]][0]
+
+
+def spec_is_synthetic(spec: str) -> bool:
+    """Whether a spec's data are synthetic (``Backtester(synthetic=True)`` or prices
+    written by ``alphadev.synthetic``)."""
+    configs, key = _load(spec)
+    return _NOTICES[key][1] or data_are_synthetic(configs)
 
 
 def _load(spec: str) -> tuple[list[BacktestConfig], tuple]:
@@ -127,8 +135,9 @@ def _import_module(target: str, spec: str):
 
 def _configs_from(
     module, attribute: str | None, spec: str
-) -> tuple[list[BacktestConfig], str | None]:
-    """The spec object's configs and notice (None unless it is a Backtester)."""
+) -> tuple[list[BacktestConfig], tuple[str | None, bool]]:
+    """The spec object's configs, notice and synthetic flag (None and False unless it is
+    a Backtester)."""
     names = (attribute,) if attribute else DEFAULT_ATTRIBUTES
     obj = next((getattr(module, n) for n in names if hasattr(module, n)), None)
     if obj is None:
@@ -145,7 +154,7 @@ def _configs_from(
                 f"{traceback.format_exc()}"
             ) from exc
     configs = obj.configs if isinstance(obj, Backtester) else obj
-    notice = obj.notice if isinstance(obj, Backtester) else None
+    notice = (obj.notice, obj.synthetic) if isinstance(obj, Backtester) else (None, False)
     if not isinstance(configs, (list, tuple)) or not all(
         isinstance(c, BacktestConfig) for c in configs
     ):

@@ -356,15 +356,24 @@ def saved_fingerprint(folder: str | os.PathLike) -> str | None:
 NOTICE_FILE = "notice.txt"
 
 
-def write_notice(save_dir: str | os.PathLike, notice: str | None) -> None:
-    """Save a sweep's notice (e.g. "synthetic data") as ``{save_dir}/notice.txt``; when
-    unset, remove an earlier one (the report must not show a notice the sweep dropped)."""
-    if notice is None:
-        (Path(save_dir) / NOTICE_FILE).unlink(missing_ok=True)
-        return
-    Path(save_dir).mkdir(parents=True, exist_ok=True)
-    with atomic_write(Path(save_dir) / NOTICE_FILE) as tmp:
-        tmp.write_text(f"{notice}\n", encoding="utf-8")
+SYNTHETIC_FILE = "synthetic.txt"
+SYNTHETIC_NOTE = "the data are synthetic: these results say nothing about a real market"
+
+
+def write_notice(save_dir: str | os.PathLike, notice: str | None,
+                 synthetic: bool = False) -> None:
+    """Save a sweep's notice as ``{save_dir}/notice.txt`` and, when its data are
+    synthetic, the marker ``synthetic.txt``; remove what the sweep no longer has (the
+    report must not show a notice the sweep dropped, nor call real data synthetic)."""
+    root = Path(save_dir)
+    for name, text in ((NOTICE_FILE, notice), (SYNTHETIC_FILE, SYNTHETIC_NOTE if synthetic
+                                               else None)):
+        if text is None:
+            (root / name).unlink(missing_ok=True)
+            continue
+        root.mkdir(parents=True, exist_ok=True)
+        with atomic_write(root / name) as tmp:
+            tmp.write_text(f"{text}\n", encoding="utf-8")
 
 
 def read_notice(save_dir: str | os.PathLike) -> str | None:
@@ -373,6 +382,20 @@ def read_notice(save_dir: str | os.PathLike) -> str | None:
     if not path.is_file():
         return None
     return path.read_text(encoding="utf-8").strip() or None
+
+
+def notice_banner(notice: str | None, synthetic: bool = False) -> str:
+    """The notice (and whether the data are synthetic) as the lines printed above a
+    summary ("" when neither)."""
+    lines = notice.splitlines() if notice is not None else []
+    if synthetic:
+        lines.append(f"{SYNTHETIC_NOTE[0].upper()}{SYNTHETIC_NOTE[1:]}.")
+    return "".join(f"NOTE: {line}\n" for line in lines)
+
+
+def read_synthetic(save_dir: str | os.PathLike) -> bool:
+    """Whether the sweep in ``save_dir`` ran on synthetic data (its ``synthetic.txt``)."""
+    return (Path(save_dir) / SYNTHETIC_FILE).is_file()
 
 
 # ---------------------------------------------------------------------- failure markers

@@ -46,6 +46,7 @@ from alphadev.store import (
     append_error_log,
     failure_marker,
     name_lock,
+    notice_banner,
     read_json,
     recover,
     write_json,
@@ -204,10 +205,10 @@ def summarize_when_settled(
 
 
 def report(spec: str, save_dir: str | os.PathLike, n_configs: int, summary: SweepSummary,
-           top: int = 10, notice: str | None = None) -> str:
+           top: int = 10, notice: str | None = None, synthetic: bool = False) -> str:
     """The text printed at the end of a sweep: the notice, counts, leaderboard, failed
     configs."""
-    lines = [f"NOTE: {line}" for line in (notice or "").splitlines()] + [
+    lines = notice_banner(notice, synthetic).splitlines() + [
         f"alphadev sweep {spec}: {len(summary.table)} of {n_configs} configs done, "
         f"results in {save_dir}",
         leaderboard(summary.table, top),

@@ -6,6 +6,8 @@ Funding events come every 8 hours (00:00, 08:00, 16:00 UTC), as on most perpetua
 futures exchanges: small rates around a persistent per-symbol bias.
 Files are published with a hard link, so concurrent writers (several processes or
 machines creating the same example data) never replace a file another has used.
+A folder the generator wrote holds ``SYNTHETIC.txt``: a sweep whose prices come from
+such a folder is marked synthetic in its report (``data_are_synthetic``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from alphadev.store import atomic_write
+
+SYNTHETIC_MARKER = "SYNTHETIC.txt"
 
 
 def synthetic_market(
@@ -146,4 +151,20 @@ def write_synthetic_market(
     if fmt == "csv":
         funding["timestamp"] = funding["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     publish_once(funding, paths["funding"], fmt, n_symbols * len(FUNDING_HOURS) * 7)
+    with atomic_write(folder / SYNTHETIC_MARKER) as tmp:
+        tmp.write_text("written by alphadev.synthetic: these data mean nothing about a real "
+                       "market\n", encoding="utf-8")
     return paths
+
+
+def data_are_synthetic(configs: Sequence[Any]) -> bool:
+    """Whether any config's prices come from a folder this module wrote. Prices decide
+    the pnl, so synthetic prices make the results synthetic whatever the alpha reads."""
+    for config in configs:
+        try:
+            files = config.price_loader.files(config.symbols)
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue  # the run itself names what is wrong with the loader
+        if any((Path(f).parent / SYNTHETIC_MARKER).is_file() for f in files):
+            return True
+    return False

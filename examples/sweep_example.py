@@ -79,7 +79,7 @@ def sweep() -> Backtester:
         funding_loader=CSVDataLoader(str(files["funding"]), "rate"),
         quantile=(0.2, 0.3),
     )
-    bt = Backtester(notice="Synthetic data (alphadev.synthetic): a random walk with a planted "
+    bt = Backtester(synthetic=True, notice="Synthetic data (alphadev.synthetic): a random walk with a planted "
                     "signal; the numbers show how the tool works, not a real edge.")
     bt.add_multiple_configs(
         base,

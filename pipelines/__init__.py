@@ -39,7 +39,7 @@ from alphadev.engine.simulate import warm_up
 from alphadev.errors import SpecError
 from alphadev.job import stage_count
 from alphadev.results import ResultState
-from alphadev.spec import find_config, load_spec, spec_notice
+from alphadev.spec import find_config, load_spec, spec_is_synthetic, spec_notice
 from alphadev.store import write_notice
 
 logger = logging.getLogger("luigi-interface")
@@ -427,9 +427,9 @@ def _load_kernels() -> None:
 def _print_report(spec: str, save_dir: str, n_configs: int, summary: sweep.SweepSummary,
                   top: int) -> None:
     """Save the spec's notice (or remove a dropped one), then print it with the summary."""
-    notice = spec_notice(spec)
-    write_notice(save_dir, notice)
-    text = sweep.report(spec, save_dir, n_configs, summary, top, notice)
+    notice, synthetic = spec_notice(spec), spec_is_synthetic(spec)
+    write_notice(save_dir, notice, synthetic)
+    text = sweep.report(spec, save_dir, n_configs, summary, top, notice, synthetic)
     sys.stdout.write(f"\n{text}\n")
     sys.stdout.flush()
 

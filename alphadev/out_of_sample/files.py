@@ -196,10 +196,7 @@ def read_sweep_returns(
 ) -> SweepReturns:
     """The pnl of the whole result folders whose (name, fingerprint) is in
     ``identities`` (default ``sweep_identities``), on their union grid."""
-    root = Path(save_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"save_dir {str(root)!r} is not a folder; pass the folder a "
-                                "sweep wrote its results to")
+    root = _sweep_folder(save_dir)
     wanted = sweep_identities(root) if identities is None else identities
     if any(name == VALIDATION_DIR for name, _ in wanted):
         raise ParameterError(
@@ -348,6 +345,14 @@ def _market_setting(description: dict[str, Any]) -> dict[str, Any]:
             "funding": description.get("funding_loader") is not None}
 
 
+def _sweep_folder(save_dir: str | os.PathLike) -> Path:
+    root = Path(save_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"save_dir {str(root)!r} is not a folder; pass the folder a "
+                                "sweep wrote its results to")
+    return root
+
+
 def judged_realism(root: Path, identities: set[tuple[str, str]] | None) -> Realism:
     """Keep the configs at the sweep's most pessimistic market setting: the longest
     execution delay, then the highest fee plus slippage, then funding paid. Selecting
@@ -404,7 +409,7 @@ def validate_sweep(
     ``identities``, default ``sweep_identities``) with ``parameters`` (default
     ``ValidationParameters()``); writes ``{save_dir}/validation/`` and returns it."""
     params = (parameters or ValidationParameters()).check()
-    realism = judged_realism(Path(save_dir), identities)
+    realism = judged_realism(_sweep_folder(save_dir), identities)
     chosen = identities if not realism.excluded else realism.identities
     data, period = _common_period(Path(save_dir), read_sweep_returns(save_dir, chosen))
     ts = data.timestamps.asi8

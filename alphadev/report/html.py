@@ -6,8 +6,9 @@ file with inline CSS, no scripts and no external links; figures are embedded as
 base64 PNG ``data:`` URIs, so the file can be mailed or archived as is.  The output
 is deterministic: the same results give the same bytes.
 
-Contents: the sweep's notice (``notice.txt``, e.g. that the data are synthetic) as a
-banner; a summary (number of configs, the deflated-Sharpe verdict on the best one);
+Contents: the sweep's notice (``notice.txt``) as a banner; a summary (number of
+configs, the verdict on the best one: fragile one bar later, its deflated Sharpe, and
+"synthetic data" only when ``synthetic.txt`` says so);
 the leaderboard sorted by Sharpe (PSR, DSR, break-even fee, see ``alphadev.stats``);
 for the top K configs a key-metrics table with warnings about edges that live inside
 one bar, equity (net, and gross vs net), the cost waterfall, drawdown, legs, rolling
@@ -84,7 +85,13 @@ from alphadev.report.tearsheet import (
     signal_panels,
 )
 from alphadev.results import BacktestResult, load_result
-from alphadev.store import atomic_write, check_folder, read_notice, warn_damaged
+from alphadev.store import (
+    atomic_write,
+    check_folder,
+    read_notice,
+    read_synthetic,
+    warn_damaged,
+)
 from alphadev.validation import check_scalar
 from alphadev.version import __version__
 
@@ -256,6 +263,7 @@ def build_report(
         results, top=top, source=str(save_dir),
         comparison=read_comparison_table(root / COMPARISON), notice=read_notice(root),
         validation=_current_validation(root), damaged=damaged,
+        synthetic=read_synthetic(root),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(target) as tmp:
@@ -288,10 +296,12 @@ def render_report(
     results: Sequence[BacktestResult], top: int = 5, source: str = "",
     comparison: pd.DataFrame | None = None, notice: str | None = None,
     validation: Validation | None = None, damaged: Sequence[tuple[str, str]] = (),
+    synthetic: bool = False,
 ) -> str:
     """The report as an HTML string (see the module docstring and ``sweep_table``);
     ``validation`` is ``alphadev.out_of_sample.files.read_validation(save_dir)``,
-    ``damaged`` the (folder, problem) pairs ``read_sweep`` skipped."""
+    ``damaged`` the (folder, problem) pairs ``read_sweep`` skipped, ``synthetic``
+    whether the sweep's data are synthetic (``read_synthetic``)."""
     from alphadev.report import plots
 
     table = sweep_table(results, comparison)
@@ -310,7 +320,7 @@ def render_report(
     ]
     sections = [
         banner(notice) if notice else "",
-        _summary(table, source, top, notice, damaged),
+        _summary(table, source, top, synthetic, damaged),
         section("Leaderboard", _leaderboard(table, groups, top)),
         _top_sections(table, views, groups, varying, plots),
         section(f"Best config in detail: {views[0].label}",
@@ -318,7 +328,7 @@ def render_report(
                 + detail_panels(views[0], plots)),
         _validation_section(validation, table, by_name, plots),
         _sweep_sections(table, groups, leaders, labels, plots),
-        _footer(notice),
+        _footer(synthetic),
     ]
     meta = {CONTENTS_META: (
         f"top={top} detailed={len(views)} "
@@ -495,7 +505,7 @@ def _sweep_sections(
 
 
 # ---------------------------------------------------------------------- pieces
-def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None,
+def _summary(table: pd.DataFrame, source: str, top: int, synthetic: bool,
              damaged: Sequence[tuple[str, str]] = ()) -> str:
     n = len(table)
     n_trials = table.attrs["n_trials"]
@@ -520,9 +530,9 @@ def _summary(table: pd.DataFrame, source: str, top: int, notice: str | None,
                    f"({table.attrs.get('n_effective_trials', n_trials)} effectively "
                    "independent).")
     verdict = _fragility_verdict(table, top) + verdict
-    if notice:
-        verdict += (" <b>Synthetic data (see the notice above): these results say nothing "
-                    "about a real market.</b>")
+    if synthetic:
+        verdict += (" <b>Synthetic data: these results say nothing about a real "
+                    "market.</b>")
     period = ", ".join(
         sorted({f"{s} .. {e}" for s, e in zip(table["start_date"], table["end_date"])})
     )
@@ -574,9 +584,9 @@ def _fragility_verdict(table: pd.DataFrame, top: int) -> str:
     return ""
 
 
-def _footer(notice: str | None) -> str:
-    data = ("Synthetic data (see the notice at the top): these results say nothing about a "
-            "real market. " if notice else "")
+def _footer(synthetic: bool) -> str:
+    data = "Synthetic data: these results say nothing about a real market. " if synthetic \
+        else ""
     return (f"<footer>{data}Written by alphadev {html.escape(__version__)} from the saved "
             "results folder; figures embedded, no network access needed.</footer>")
 
@@ -675,14 +685,15 @@ def build_tear_sheet(folder: str | os.PathLike, out: str | os.PathLike | None = 
     result = load_result(root)
     target = Path(out) if out is not None else root / TEAR_SHEET_NAME
     comparison = read_comparison_table(root.parent / COMPARISON)
-    document = render_tear_sheet(result, comparison, read_notice(root.parent))
+    document = render_tear_sheet(result, comparison, read_notice(root.parent),
+                                 read_synthetic(root.parent))
     with atomic_write(target) as tmp:
         tmp.write_text(document, encoding="utf-8")
     return target
 
 
 def render_tear_sheet(result: BacktestResult, comparison: pd.DataFrame | None = None,
-                      notice: str | None = None) -> str:
+                      notice: str | None = None, synthetic: bool = False) -> str:
     """One config's tear sheet as an HTML string."""
     from alphadev.report import plots
 
@@ -704,6 +715,6 @@ def render_tear_sheet(result: BacktestResult, comparison: pd.DataFrame | None = 
         section("Performance", performance_panels([view], plots)),
         section("Returns in detail", detail_panels(view, plots)),
         section("Signal", signal_panels([view], plots)),
-        _footer(notice),
+        _footer(synthetic),
     ]
     return page(f"alphadev tear sheet: {result.name}", "\n".join(b for b in body if b))

@@ -38,7 +38,7 @@ def _sweep(root: Path, market: Path, **grid) -> list:
     bt = Backtester()
     bt.add_multiple_configs(make_config(market, name="echo"),
                             param_grid={"scale": [1.0, -1.0, 0.5]},
-                            setting_grid={"trading_fee_rate": [0.0, 1e-3], **grid})
+                            setting_grid={"quantile": [(0.2, 0.2), (0.4, 0.4)], **grid})
     results = bt.run_all(verbose=False, save_dir=str(root))
     write_comparison(comparison_table(results), root / COMPARISON)
     return results
@@ -96,8 +96,8 @@ def test_pbo_ranks_distinct_trials_and_names_the_duplicates(swept: Path) -> None
     assert summary["built_from"]["format"] == 2
     assert summary["n_configs"] == 6 and summary["n_trials"] == 4
     assert summary["duplicate_configs_in_pbo"] == {
-        f"echo__scale=1.0__trading_fee_rate={fee}": f"echo__scale=0.5__trading_fee_rate={fee}"
-        for fee in ("0.0", "0.001")
+        f"echo__quantile={q}__scale=1.0": f"echo__quantile={q}__scale=0.5"
+        for q in ("0.2,0.2", "0.4,0.4")
     }
     assert summary["configs_undefined_in_pbo"] == [] and summary["pbo_undefined_reason"] is None
     assert summary["pbo"] == 0.0 and summary["pbo_from_ties"] == 0.0
@@ -124,7 +124,7 @@ def test_configs_that_never_trade_and_two_config_sweeps_leave_pbo_undefined(
     idle = _small_sweep(tmp_path / "idle", market, [
         make_config(market, name="loser", alpha_kwargs={"scale": -1.0}),
         make_config(market, name="idle_a", alpha_class=IdleAlpha),
-        make_config(market, name="idle_b", alpha_class=IdleAlpha, trading_fee_rate=1e-3),
+        make_config(market, name="idle_b", alpha_class=IdleAlpha, quantile=(0.4, 0.4)),
     ])
     validation = validate_sweep(idle, PARAMS)
     summary = validation.summary
@@ -143,7 +143,7 @@ def test_configs_that_never_trade_and_two_config_sweeps_leave_pbo_undefined(
     assert "holds up" not in text
     pair = _small_sweep(tmp_path / "pair", market, [
         make_config(market, name="free"),
-        make_config(market, name="fee", trading_fee_rate=1e-3),
+        make_config(market, name="wide", quantile=(0.4, 0.4)),
     ])
     summary = validate_sweep(pair, PARAMS).summary
     assert summary["pbo"] is None and "got 2 of 2 configs;" in summary["pbo_undefined_reason"]

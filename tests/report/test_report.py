@@ -33,6 +33,7 @@ from alphadev.report import (
     result_dirs,
     sweep_table,
 )
+from alphadev.store import write_notice
 
 PER_CONFIG_PANELS = (
     "equity curves", "gross vs net equity", "cost waterfall", "drawdown curves",
@@ -135,7 +136,7 @@ def sweep(tmp_path_factory):
         write_ic_decay(save_dir / config.name, config, max_lag=12)
         write_factor_sequences(save_dir / config.name, config)
     bt.save_results(save_dir)  # adds comparison.csv, which the report must ignore
-    (save_dir / "notice.txt").write_text("SYNTHETIC DATA: planted next-bar signal.\n")
+    write_notice(save_dir, "SYNTHETIC DATA: planted next-bar signal.", synthetic=True)
     validation = validate_sweep(save_dir, ValidationParameters(train="3D", test="2D", blocks=4))
     (save_dir / "not-a-result").mkdir()  # no sequences/: skipped
     (save_dir / ".tmp-half-written" / "sequences").mkdir(parents=True)  # hidden: skipped
