@@ -79,8 +79,11 @@ def sweep() -> Backtester:
         funding_loader=CSVDataLoader(str(files["funding"]), "rate"),
         quantile=(0.2, 0.3),
     )
-    bt = Backtester(synthetic=True, notice="Synthetic data (alphadev.synthetic): a random walk with a planted "
-                    "signal; the numbers show how the tool works, not a real edge.")
+    bt = Backtester(
+        synthetic=True,
+        notice="Synthetic data (alphadev.synthetic): a random walk with a planted "
+        "signal; the numbers show how the tool works, not a real edge.",
+    )
     bt.add_multiple_configs(
         base,
         param_grid={"window": [24, 72, 168]},
