@@ -334,6 +334,26 @@ def is_fragile(sharpe: float | None, sharpe_next_bar: float | None) -> bool:
     return sharpe_next_bar < FRAGILE_RATIO * sharpe
 
 
+SHORT_SAMPLE_DAYS = 60.0
+"""Annualised figures of a sample shorter than this many days are marked as short."""
+
+
+def sample_days(num_periods: float | None, periods_per_year: float | None) -> float | None:
+    """Length of a sample in days as annualisation sees it, ``365 * n / periods_per_year``
+    (None when either is unknown)."""
+    if num_periods is None or not periods_per_year:
+        return None
+    days = DAYS_PER_YEAR * float(num_periods) / float(periods_per_year)
+    return days if math.isfinite(days) else None
+
+
+def is_short_sample(num_periods: float | None, periods_per_year: float | None) -> bool:
+    """True when the sample spans fewer than ``SHORT_SAMPLE_DAYS`` days: its annualised
+    return and Calmar extrapolate weeks to a year."""
+    days = sample_days(num_periods, periods_per_year)
+    return days is not None and days < SHORT_SAMPLE_DAYS
+
+
 # ---------------------------------------------------------------------- tear-sheet series
 class DrawdownPeriod(NamedTuple):
     """One drawdown of an equity curve, as bar positions into the pnl sequence.

@@ -52,7 +52,7 @@ from alphadev.comparison import (
     deflation,
     read_comparison_table,
 )
-from alphadev.metrics import FRAGILE_RATIO
+from alphadev.metrics import FRAGILE_RATIO, SHORT_SAMPLE_DAYS, is_short_sample
 from alphadev.out_of_sample.files import (
     FORMAT,
     Validation,
@@ -60,6 +60,7 @@ from alphadev.out_of_sample.files import (
     sweep_identities,
 )
 from alphadev.report.layout import (
+    SHORT_MARK,
     banner,
     figure,
     finite,
@@ -71,6 +72,7 @@ from alphadev.report.layout import (
     pct,
     plain,
     section,
+    short_sample_note,
     table,
 )
 from alphadev.report.tearsheet import (
@@ -151,16 +153,22 @@ def load_sweep(save_dir: str | os.PathLike) -> list[BacktestResult]:
 
 
 def _candidates(table: pd.DataFrame) -> list[str]:
-    names = [c for c in table.columns if c.startswith("alpha.")]
+    names = ["alpha"] if "alpha" in table.columns else []
+    names += [c for c in table.columns if c.startswith("alpha.")]
     names += [c for c in dict.fromkeys((*SETTING_COLUMNS, *EXTRA_SETTINGS)) if c in table.columns]
-    return [c for c in names if table[c].astype(str).nunique() > 1]
+    return [c for c in names if _as_text(table[c]).nunique() > 1]
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """Cells as display text; a parameter another alpha class lacks reads "None"."""
+    return column.map(plain)
 
 
 def couplings(table: pd.DataFrame) -> dict[str, list[str]]:
     """Varying columns that move together: each kept dimension -> the columns it
     determines one-to-one (e.g. ``open_quantile`` set with ``close_quantile`` as one
     pair), which would only repeat it in the leaderboard and the heatmaps."""
-    text = table[_candidates(table)].astype(str)
+    text = table[_candidates(table)].apply(_as_text)
     kept: dict[str, list[str]] = {}
     for column in text.columns:
         for dim, partners in kept.items():
@@ -203,6 +211,7 @@ def sweep_table(
         if field not in table.columns:
             table[field] = [_setting(by_name[name].get(field, 0)) for name in table["name"]]
     table["sharpe"] = pd.to_numeric(table["sharpe"], errors="coerce")
+    table["alpha"] = [class_name(str(c)) for c in table["alpha_class"]]
     table = table.sort_values(["sharpe", "name"], ascending=[False, True], na_position="last",
                               kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
@@ -312,7 +321,7 @@ def render_report(
     dims = list(groups)
     shown = couplings(leaders) if len(leaders) > 1 else {}
     varying = [d for d in dims if d in shown]
-    signal_dims = [d for d in varying if d.startswith("alpha.")]
+    signal_dims = [d for d in varying if d == "alpha" or d.startswith("alpha.")]
     views = [
         load_view(by_name[row["name"]], _label(row, groups, varying),
                   _label(row, groups, signal_dims))
@@ -322,7 +331,7 @@ def render_report(
         banner(notice) if notice else "",
         _summary(table, source, top, synthetic, damaged),
         section("Leaderboard", _leaderboard(table, groups, top)),
-        _top_sections(table, views, groups, varying, plots),
+        _top_sections(table, views, groups, plots),
         section(f"Best config in detail: {views[0].label}",
                 note(html.escape(str(leaders.iloc[0]["name"])))
                 + detail_panels(views[0], plots)),
@@ -340,11 +349,11 @@ def render_report(
 
 
 def _top_sections(
-    table: pd.DataFrame, views: list[ConfigView], groups: dict[str, list[str]],
-    varying: list[str], plots: Any,
+    table: pd.DataFrame, views: list[ConfigView], groups: dict[str, list[str]], plots: Any,
 ) -> str:
     n = len(views)
-    constant = [d for d in groups if d not in varying]
+    constant = [d for d in groups
+                if _as_text(table[d].head(n)).nunique() == 1]  # not one coupled with another
     first = table.iloc[0]
     shared = ", ".join(f"{dim_title(d, groups[d])}={dim_value(first, d, groups[d])}"
                        for d in constant)
@@ -377,7 +386,7 @@ def _delayed_sharpe(table: pd.DataFrame, row: pd.Series, groups: dict[str, list[
     others += [p for d in others for p in groups[d]]
     match = table["execution_delay"].fillna(0).astype(int) == 1
     for dim in others:
-        match &= table[dim].astype(str) == str(row[dim])
+        match &= _as_text(table[dim]) == plain(row[dim])
     values = table.loc[match, "sharpe"].dropna()
     return float(values.iloc[0]) if len(values) else None
 
@@ -474,7 +483,29 @@ def _sweep_sections(
     table: pd.DataFrame, groups: dict[str, list[str]], leaders: pd.DataFrame,
     labels: dict[str, str], plots: Any,
 ) -> str:
-    stability: list[str] = []
+    classes = list(dict.fromkeys(table["alpha_class"].astype(str)))
+    if len(classes) > 1:
+        stability = []
+        for alpha_class in classes:
+            rows = table[table["alpha_class"].astype(str) == alpha_class]
+            stability.append(f"<h3>{html.escape(class_name(alpha_class))} "
+                             f"({len(rows)} configs)</h3>")
+            stability += _grid_panels(rows, couplings(rows), plots)
+    else:
+        stability = _grid_panels(table, groups, plots)
+    stability.append(figure(plots.turnover_vs_sharpe, table, list(leaders["name"]), labels,
+                            alt="turnover vs Sharpe"))
+    sharpe, sr0, unit = _sharpe_for_distribution(table)
+    stability.append(figure(plots.sharpe_distribution, sharpe, sr0,
+                            table.attrs.get("n_effective_trials", len(table)),
+                            alt=f"distribution of Sharpe ratios ({unit})"))
+    return section("Parameter stability and selection bias", "\n".join(stability))
+
+
+def _grid_panels(table: pd.DataFrame, groups: dict[str, list[str]], plots: Any) -> list[str]:
+    """Sharpe over pairs of grid dimensions (or along the only one) of configs that share
+    one alpha class, so one axis never mixes two classes' parameters."""
+    panels: list[str] = []
     dims = list(groups)
     plot_table = table.copy()
     titles = {d: dim_title(d, groups[d]) for d in dims}
@@ -485,23 +516,24 @@ def _sweep_sections(
         ]
     pairs = list(combinations(dims, 2))
     for x, y in pairs[:MAX_HEATMAPS]:
-        stability.append(figure(plots.sharpe_heatmap, plot_table, titles[x], titles[y],
-                                alt=f"Sharpe heatmap {titles[y]} x {titles[x]}"))
+        panels.append(figure(plots.sharpe_heatmap, plot_table, titles[x], titles[y],
+                             alt=f"Sharpe heatmap {titles[y]} x {titles[x]}",
+                             caption="Colour and numbers: mean Sharpe (annualised) over the "
+                                     "other grid dimensions."))
     if len(pairs) > MAX_HEATMAPS:
-        stability.append(note(f"{len(pairs) - MAX_HEATMAPS} more pairs of grid dimensions "
-                              "not shown."))
+        panels.append(note(f"{len(pairs) - MAX_HEATMAPS} more pairs of grid dimensions "
+                           "not shown."))
     if len(dims) == 1:
-        stability.append(figure(plots.sharpe_by_dimension, plot_table, titles[dims[0]],
-                                alt=f"Sharpe by {titles[dims[0]]}"))
+        panels.append(figure(plots.sharpe_by_dimension, plot_table, titles[dims[0]],
+                             alt=f"Sharpe by {titles[dims[0]]}"))
     if not dims:
-        stability.append(note("No grid dimension varies across these configs."))
-    stability.append(figure(plots.turnover_vs_sharpe, table, list(leaders["name"]), labels,
-                            alt="turnover vs Sharpe"))
-    sharpe, sr0, unit = _sharpe_for_distribution(table)
-    stability.append(figure(plots.sharpe_distribution, sharpe, sr0,
-                            table.attrs.get("n_effective_trials", len(table)),
-                            alt=f"distribution of Sharpe ratios ({unit})"))
-    return section("Parameter stability and selection bias", "\n".join(stability))
+        panels.append(note("No grid dimension varies across these configs."))
+    return panels
+
+
+def class_name(alpha_class: str) -> str:
+    """``Reversal`` of ``package.module:Reversal`` (or ``package.module.Reversal``)."""
+    return alpha_class.rpartition(":")[2].rpartition(".")[2] or alpha_class
 
 
 # ---------------------------------------------------------------------- pieces
@@ -623,9 +655,13 @@ def _leaderboard(table: pd.DataFrame, groups: dict[str, list[str]], top: int) ->
             text = fmt(row[key])
             if key == "dsr" and finite(row[key]) and row[key] >= DSR_CONFIDENCE:
                 text = f"<b class='good'>{text}</b>"
+            if key == "annualized_return" and _short(row):
+                text += SHORT_MARK
             cells.append(text)
         lines.append(f"<tr{css}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     lines.append("</tbody></table></div>")
+    if any(_short(row) for _, row in table.iterrows()):
+        lines.append(short_sample_note(SHORT_SAMPLE_DAYS))
     lines.append(note(
         "Sorted by annualised Sharpe; highlighted rows are detailed below. Returns and "
         "drawdowns in percent. "
@@ -638,6 +674,10 @@ def _leaderboard(table: pd.DataFrame, groups: dict[str, list[str]], top: int) ->
         "<code>python -m alphadev report SAVE_DIR/NAME</code>."
     ))
     return "".join(lines)
+
+
+def _short(row: pd.Series) -> bool:
+    return is_short_sample(row.get("num_periods"), row.get("periods_per_year"))
 
 
 def _common_periods_per_year(table: pd.DataFrame) -> float | None:
@@ -697,11 +737,13 @@ def render_tear_sheet(result: BacktestResult, comparison: pd.DataFrame | None = 
     """One config's tear sheet as an HTML string."""
     from alphadev.report import plots
 
-    view = load_view(result, "config")
+    view = load_view(result, result.name)
     config = result.config_dict
-    settings = {k: config[k] for k in (*SETTING_COLUMNS, *EXTRA_SETTINGS) if k in config}
+    settings = {k: config[k] for k in ("quantile", *SETTING_COLUMNS) if k in config}
+    settings.update({k: config.get(k, 0) for k in EXTRA_SETTINGS})  # saved only when not 0
     items = [("config", name(result.name)),
-             ("alpha", html.escape(f"{config.get('alpha_class')}({config.get('alpha_kwargs')})")),
+             ("alpha", html.escape(f"{class_name(str(config.get('alpha_class')))}"
+                                   f"({config.get('alpha_kwargs')})")),
              ("settings", html.escape(", ".join(f"{k}={plain(v)}" for k, v in settings.items())))]
     if comparison is not None and result.name in set(comparison["name"]):
         row = comparison.set_index("name").loc[result.name]

@@ -17,12 +17,23 @@ from typing import Any
 import numpy as np
 
 
-def figure(plot: Callable[..., Any], *args: Any, alt: str) -> str:
-    """A figure function's output as an inline ``<img>`` (``alt`` names the panel)."""
-    from alphadev.report.plots import to_png
+def figure(plot: Callable[..., Any], *args: Any, alt: str, caption: str = "") -> str:
+    """A figure function's output as an inline ``<img>`` (``alt`` names the panel), its
+    legend (two or more labelled artists) and ``caption`` (HTML) as text under it."""
+    from alphadev.report.plots import legend_entries, to_png
 
-    data = base64.b64encode(to_png(plot(*args))).decode("ascii")
-    return f"<figure><img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'></figure>"
+    drawn = plot(*args)
+    data = base64.b64encode(to_png(drawn)).decode("ascii")
+    entries = legend_entries(drawn)
+    items = "".join(
+        f"<span class='item'><span class='key {e.mark}' style='--c:{e.colour}'></span>"
+        f"{html.escape(e.label)}</span>"
+        for e in entries
+    ) if len(entries) > 1 else ""
+    below = (f"<div class='legend'>{items}</div>" if items else "") + (
+        f"<div class='caption'>{caption}</div>" if caption else "")
+    return (f"<figure><img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
+            + (f"<figcaption>{below}</figcaption>" if below else "") + "</figure>")
 
 
 def section(title: str, body: str, anchor: str = "") -> str:
@@ -90,9 +101,19 @@ table.metrics td:first-child { color: #55607a; font-weight: 600; }
 .good { color: #17803d; }
 .bad { color: #c9302c; }
 .note { color: #55607a; font-size: 13px; }
+.short { color: #b06000; }
 footer { margin-top: 40px; border-top: 1px solid #d0d7e2; padding-top: 8px; color: #55607a;
          font-size: 12px; }
-figure { margin: 16px 0; }
+figure { margin: 16px 0; max-width: 1002px; }
+figcaption { font-size: 12px; margin: 2px 8px 0 8px; }
+.legend { display: flex; flex-wrap: wrap; gap: 2px 16px; }
+.legend .item { display: inline-flex; align-items: center; gap: 6px; overflow-wrap: anywhere;
+                min-width: 0; }
+.legend .key { flex: none; width: 22px; height: 0; border-top: 2px solid var(--c); }
+.legend .key.dashed { border-top-style: dashed; }
+.legend .key.dotted { border-top-style: dotted; }
+.legend .key.box { height: 10px; border: none; background: var(--c); width: 14px; }
+.caption { color: #55607a; margin-top: 2px; }
 img { max-width: 100%; height: auto; border: 1px solid #eef1f6; }
 code { background: #f2f5fa; padding: 1px 4px; }
 """
@@ -146,6 +167,15 @@ def pct(value: Any, digits: int = 2) -> str:
         return f"<span title='{value:+.3g}%'>{bound}{PCT_CAP:,.0f}%</span>"
     digits = digits if abs(value) < 1000 else 0
     return f"{round(value, digits) + 0.0:+,.{digits}f}%"  # + 0.0: no "-0.00%"
+
+
+SHORT_MARK = "<sup class='short'>&dagger;</sup>"
+
+
+def short_sample_note(days: float) -> str:
+    """What ``SHORT_MARK`` means, under a table that uses it."""
+    return note(f"{SHORT_MARK} fewer than {days:.0f} days of data: an annualised return or "
+                "Calmar ratio extrapolates a few weeks to a year and says little about one.")
 
 
 def plain(value: Any) -> str:

@@ -6,7 +6,9 @@ API on an explicit Agg canvas, never through pyplot, so no global backend is swi
 and nothing is shown on screen.  ``to_png`` renders a figure to PNG bytes.
 
 Series passed in are keyed by a short display label, in the order they should be
-drawn (the report passes the top-K configs best first).
+drawn (the report passes the top-K configs best first).  Figures carry no legend:
+``legend_entries`` reads their labelled artists and ``layout.figure`` writes the
+legend in HTML under the image, where a long label wraps rather than being clipped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import io
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -48,16 +50,43 @@ def to_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _legend(ax: Axes, n_items: int) -> None:
-    """Legend below the plot area (never over the curves or the tick labels); none for
-    a single item, which the title already names."""
-    if n_items > 1:
+class LegendEntry(NamedTuple):
+    """One legend item, drawn in HTML under the figure (``layout.figure``) so a long
+    config label wraps instead of being cut at the edge of the PNG."""
+
+    label: str
+    colour: str  # "#rrggbb"
+    mark: str  # "line", "dashed", "dotted" or "box"
+
+
+def legend_entries(fig: Figure) -> list[LegendEntry]:
+    """The labelled artists of every axes of ``fig``, each label once, in drawing order."""
+    from matplotlib.collections import Collection
+    from matplotlib.colors import to_hex
+    from matplotlib.container import BarContainer
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    entries: dict[str, LegendEntry] = {}
+    for ax in fig.axes:
         handles, labels = ax.get_legend_handles_labels()
-        longest = max((len(label) for label in labels), default=0)
-        ncols = max(1, min(n_items, 2 if longest > 40 else 3 if longest > 30 else 5 if longest > 12
-                                 else 8))
-        ax.figure.legend(handles, labels, fontsize="small", loc="outside lower center",
-                         frameon=False, ncols=ncols)
+        for handle, label in zip(handles, labels):
+            if label in entries:
+                continue
+            if isinstance(handle, Line2D):
+                style = {"--": "dashed", ":": "dotted"}.get(str(handle.get_linestyle()), "line")
+                entries[label] = LegendEntry(label, to_hex(handle.get_color()), style)
+                continue
+            if isinstance(handle, BarContainer):
+                handle = handle.patches[0]
+            if isinstance(handle, Patch):
+                filled = handle.get_fill()
+                colour = to_hex(handle.get_facecolor() if filled else handle.get_edgecolor())
+                entries[label] = LegendEntry(label, colour, "box" if filled else "line")
+            elif isinstance(handle, Collection):
+                rgba = np.asarray(handle.get_facecolor(), dtype=np.float64).reshape(-1, 4)[0]
+                entries[label] = LegendEntry(label, to_hex(rgba.tolist()), "box")
+    return list(entries.values())
 
 
 def _time_axis(ax: Axes) -> None:
@@ -86,7 +115,6 @@ def equity_curves(equity: Mapping[str, pd.Series]) -> Figure:
     ax.set_title("Equity curves (net of costs)")
     ax.set_ylabel("equity")
     _time_axis(ax)
-    _legend(ax, len(equity))
     return fig
 
 
@@ -100,7 +128,6 @@ def drawdown_curves(equity: Mapping[str, pd.Series]) -> Figure:
     ax.set_ylabel("equity / peak - 1")
     ax.yaxis.set_major_formatter(_percent())
     _time_axis(ax)
-    _legend(ax, len(equity))
     return fig
 
 
@@ -120,7 +147,6 @@ def leg_curves(legs: Mapping[str, pd.DataFrame]) -> Figure:
         ax.axhline(0.0, color="0.4", lw=0.8, ls=":")
         ax.yaxis.set_major_formatter(_percent())
         _time_axis(ax)
-    _legend(axes[0], len(legs))
     return fig
 
 
@@ -141,7 +167,6 @@ def rolling_ic(ic: Mapping[str, pd.Series], window: pd.Timedelta, window_label: 
     ax.set_title(f"Rolling rank IC (mean over {window_label})")
     ax.set_ylabel("IC")
     _time_axis(ax)
-    _legend(ax, len(ic))
     return fig
 
 
@@ -157,7 +182,6 @@ def ic_decay(decay: Mapping[str, pd.Series]) -> Figure:
     ax.set_xlabel("lag h (bars)")
     ax.set_ylabel("mean IC")
     ax.grid(True, alpha=0.3)
-    _legend(ax, len(decay))
     return fig
 
 
@@ -177,7 +201,6 @@ def quantile_returns(returns: Mapping[str, pd.Series]) -> Figure:
     ax.set_xlabel("quantile")
     ax.set_ylabel("basis points per bar")
     ax.grid(True, axis="y", alpha=0.3)
-    _legend(ax, len(returns))
     return fig
 
 
@@ -203,7 +226,7 @@ def sharpe_heatmap(table: pd.DataFrame, x: str, y: str, value: str = "sharpe") -
         for (row, col), v in np.ndenumerate(data):
             if math.isfinite(v):
                 ax.text(col, row, f"{v:.2f}", ha="center", va="center", fontsize="small")
-    fig.colorbar(image, ax=ax, label=f"{value} (mean over other dimensions)")
+    fig.colorbar(image, ax=ax)
     ax.set_title(f"{value} by {y} x {x}")
     return fig
 
@@ -243,7 +266,6 @@ def turnover_vs_sharpe(
     ax.set_ylabel("Sharpe (annualised)")
     ax.set_title("Turnover vs Sharpe")
     ax.grid(True, alpha=0.3)
-    _legend(ax, 2)
     return fig
 
 
@@ -269,7 +291,6 @@ def sharpe_distribution(sharpe: pd.Series, expected_max: float | None,
     ax.set_ylabel("configs")
     ax.set_title("Distribution of Sharpe ratios across the sweep")
     ax.grid(True, alpha=0.3)
-    _legend(ax, 2)
     return fig
 
 
@@ -278,11 +299,6 @@ def _percent(xmax: float = 1.0):
     from matplotlib.ticker import PercentFormatter
 
     return PercentFormatter(xmax)
-
-
-def _clip(text: str, width: int) -> str:
-    """``text`` cut to ``width`` characters with an ellipsis (legends stay in the figure)."""
-    return text if len(text) <= width else text[:width - 1] + "\u2026"
 
 
 def _signed(value: float) -> str:
@@ -324,7 +340,6 @@ def gross_net_equity(frames: Mapping[str, pd.DataFrame]) -> Figure:
     ax.set_title("Equity before costs (dashed) and after them (solid)")
     ax.set_ylabel("equity")
     _time_axis(ax)
-    _legend(ax, 2 * len(frames))
     return fig
 
 
@@ -346,7 +361,6 @@ def rolling_sharpe_volatility(
     axes[1].yaxis.set_major_formatter(_percent())
     for ax in axes:
         _time_axis(ax)
-    _legend(axes[0], len(pnl))
     return fig
 
 
@@ -367,7 +381,6 @@ def returns_histogram(pnl: Mapping[str, pd.Series]) -> Figure:
     ax.set_xlabel("basis points per bar")
     ax.set_ylabel("bars")
     ax.grid(True, alpha=0.3)
-    _legend(ax, len(arrays))
     return fig
 
 
@@ -406,16 +419,22 @@ def cost_waterfalls(breakdowns: Mapping[str, Mapping[str, float]]) -> Figure:
 
 
 def monthly_heatmap(table: pd.DataFrame, title: str, percent: bool) -> Figure:
-    """Year x month heatmap (``alphadev.analysis.monthly_table``), values written in."""
+    """Year x month heatmap (``alphadev.analysis.monthly_table``), values written in; a
+    single year shows only the months from its first to its last with data."""
     data = table.to_numpy(dtype=np.float64)
+    months = np.arange(12)
+    filled = np.flatnonzero(np.isfinite(data).any(axis=0))
+    if len(table.index) == 1 and filled.size:
+        months = months[filled[0]:filled[-1] + 1]
+    data = data[:, months]
     fig, (ax,) = new_figure(max(1.6, 0.9 + 0.45 * len(table.index)))
     finite = data[np.isfinite(data)]
     bound = (float(np.max(np.abs(finite))) if finite.size else 0.0) or 1.0
     image = ax.imshow(np.ma.masked_invalid(data), cmap="RdYlGn", vmin=-bound, vmax=bound,
                       aspect="auto")
-    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
-              "Dec"]
-    ax.set_xticks(range(12), months)
+    names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+             "Dec"]
+    ax.set_xticks(range(len(months)), [names[m] for m in months])
     ax.set_yticks(range(len(table.index)), [str(y) for y in table.index])
     for (row, col), v in np.ndenumerate(data):
         if math.isfinite(v):
@@ -440,7 +459,6 @@ def ic_histogram(ic: Mapping[str, pd.Series]) -> Figure:
     ax.set_xlabel("IC")
     ax.set_ylabel("bars")
     ax.grid(True, alpha=0.3)
-    _legend(ax, len(ic))
     return fig
 
 
@@ -462,7 +480,6 @@ def quantile_cumulative(frame: pd.DataFrame) -> Figure:
                  "no costs)")
     ax.yaxis.set_major_formatter(_percent())
     _time_axis(ax)
-    _legend(ax, len(columns))
     return fig
 
 
@@ -480,7 +497,6 @@ def rank_autocorrelation(series: Mapping[str, pd.Series], window: pd.Timedelta,
     ax.set_title(f"Factor rank autocorrelation, lag 1 bar (rolling mean over {window_label})")
     ax.set_ylabel("Spearman")
     _time_axis(ax)
-    _legend(ax, len(series))
     return fig
 
 
@@ -496,14 +512,13 @@ def oos_equity(walk_forward: pd.Series, in_sample: pd.Series, in_sample_label: s
     ax.plot(_naive(walk_forward.index), cum_returns(walk_forward.fillna(0.0)), lw=1.3,
             color="C0", label="walk-forward (chosen on the past, out of sample)")
     ax.plot(_naive(in_sample.index), cum_returns(in_sample.fillna(0.0)), lw=1.0, color="C3",
-            ls="--", label=f"in-sample best: {_clip(in_sample_label, 56)}")
+            ls="--", label=f"in-sample best: {in_sample_label}")
     for stamp in _naive(pd.DatetimeIndex(boundaries)):
         ax.axvline(stamp, color="0.6", lw=0.6, ls=":")
     ax.axhline(1.0, color="0.4", lw=0.8)
     ax.set_title("Out-of-sample equity of the walk-forward choice vs the in-sample choice")
     ax.set_ylabel("equity")
     _time_axis(ax)
-    _legend(ax, 2)
     return fig
 
 
@@ -521,7 +536,6 @@ def lambda_histogram(lambdas: Sequence[float], pbo: float | None) -> Figure:
     ax.set_xlabel("\u03bb = ln(\u03c9 / (1 - \u03c9))  (< 0: below the median out of sample)")
     ax.set_ylabel("combinations")
     ax.grid(True, alpha=0.3)
-    _legend(ax, 1)
     return fig
 
 
@@ -550,5 +564,4 @@ def degradation_scatter(in_sample: Sequence[float], out_of_sample: Sequence[floa
     ax.set_xlabel("in-sample Sharpe (per bar)")
     ax.set_ylabel("out-of-sample Sharpe (per bar)")
     ax.grid(True, alpha=0.3)
-    _legend(ax, 2)
     return fig

@@ -31,8 +31,16 @@ from alphadev.analysis import (
     QUANTILE_RETURNS_FILE,
     monthly_table,
 )
-from alphadev.metrics import drawdown_periods, is_fragile
-from alphadev.report.layout import figure, note, num, pct, table
+from alphadev.metrics import SHORT_SAMPLE_DAYS, drawdown_periods, is_fragile, is_short_sample
+from alphadev.report.layout import (
+    SHORT_MARK,
+    figure,
+    note,
+    num,
+    pct,
+    short_sample_note,
+    table,
+)
 from alphadev.results import BacktestResult
 
 TEAR_SHEET_NAME = "tear_sheet.html"
@@ -128,13 +136,19 @@ KEY_METRICS: list[tuple[str, str, Any]] = [
     ("calmar", "Calmar", lambda v: num(v, 2)),
     ("hit_rate", "hit rate", lambda v: pct(v, 1).lstrip("+")),
 ]
+ANNUALISED = ("annualized_return", "calmar")
+"""Key metrics that extrapolate the sample to a year (marked on a short sample)."""
 
 
 def key_metrics(views: Sequence[ConfigView]) -> str:
     """Metrics by row, one column per config: returns, risk, signal and costs."""
     rows: list[list[str]] = []
+    short = [is_short_sample(v.result.metrics["total"].get("num_periods"), v.periods_per_year)
+             for v in views]
     for key, title, fmt in KEY_METRICS:
-        rows.append([title] + [fmt(v.result.metrics["total"].get(key)) for v in views])
+        marks = [SHORT_MARK if s and key in ANNUALISED else "" for s in short]
+        rows.append([title] + [fmt(v.result.metrics["total"].get(key)) + mark
+                               for v, mark in zip(views, marks)])
     for leg in ("long", "short"):
         rows.append([f"{leg} leg Sharpe"]
                     + [num(v.result.metrics[leg].get("sharpe"), 2) for v in views])
@@ -149,7 +163,8 @@ def key_metrics(views: Sequence[ConfigView]) -> str:
     rows.append(["funding (sum)"] + [pct(b["funding"]) for b in breakdowns])
     rows.append(["bars"] + [num(v.result.metrics["total"].get("num_periods"), 0) for v in views])
     head = ["metric"] + [html.escape(v.label) for v in views]
-    return table(head, rows, css="board metrics")
+    return table(head, rows, css="board metrics") + (
+        short_sample_note(SHORT_SAMPLE_DAYS) if any(short) else "")
 
 
 def drawdown_table(view: ConfigView) -> str:
