@@ -50,10 +50,17 @@ from alphadev.config import BacktestConfig
 from alphadev.data.loaders import day_bounds
 from alphadev.errors import DataError
 from alphadev.panel import Panel, bar_ceil, build_panel
+from alphadev.signal_series import (
+    FACTOR_SEQUENCES_FILE,
+    IC_DECAY_FILE,
+    QUANTILE_RETURNS_FILE,
+    decay_frame,
+)
 from alphadev.store import atomic_write
 from alphadev.validation import check_scalar
 
 __all__ = [
+    "FACTOR_SEQUENCES_FILE",
     "IC_DECAY_FILE",
     "QUANTILE_RETURNS_FILE",
     "SignalAnalysis",
@@ -69,8 +76,6 @@ __all__ = [
     "write_ic_decay",
 ]
 
-IC_DECAY_FILE = "ic_decay.parquet"
-QUANTILE_RETURNS_FILE = "quantile_returns.parquet"
 
 
 DEFAULT_HORIZONS = (1, 2, 4, 8, 24)
@@ -190,22 +195,6 @@ def ic_by_lag_from_arrays(
     return out
 
 
-def _decay_frame(ic_by_lag: np.ndarray) -> pd.DataFrame:
-    """lag, ic (mean), ic_std (ddof=1), ic_count per lag; NaN where undefined."""
-    rows = []
-    for lag, values in enumerate(ic_by_lag, start=1):
-        x = values[np.isfinite(values)]
-        rows.append(
-            {
-                "lag": lag,
-                "ic": float(x.mean()) if x.size else np.nan,
-                "ic_std": float(x.std(ddof=1)) if x.size >= 2 else np.nan,
-                "ic_count": int(x.size),
-            }
-        )
-    return pd.DataFrame(rows, columns=["lag", "ic", "ic_std", "ic_count"])
-
-
 def ic_decay_from_arrays(
     alpha: npt.ArrayLike,
     prices: npt.ArrayLike,
@@ -216,7 +205,8 @@ def ic_decay_from_arrays(
 
     ``universe=None`` means every symbol is eligible.  Index ``lag``, name ``ic``.
     """
-    frame = _decay_frame(ic_by_lag_from_arrays(alpha, prices, universe, max_lag))
+    by_lag = ic_by_lag_from_arrays(alpha, prices, universe, max_lag)
+    frame = decay_frame(by_lag, range(1, by_lag.shape[0] + 1))
     return pd.Series(frame["ic"].to_numpy(), index=pd.Index(frame["lag"], name="lag"), name="ic")
 
 
@@ -313,7 +303,7 @@ def signal_analysis(
     index = pd.DatetimeIndex(bars, name="timestamp")
     columns = pd.Index(steps, name="horizon")
     ic = pd.DataFrame({h: by_lag[h - 1] for h in steps}, index=index, columns=columns)
-    summary = _decay_frame(by_lag).set_index("lag").loc[list(steps)]
+    summary = decay_frame(by_lag, range(1, by_lag.shape[0] + 1)).set_index("lag").loc[list(steps)]
     summary = pd.DataFrame(
         {
             "ic_mean": summary["ic"],
@@ -489,7 +479,8 @@ def write_ic_decay(
     folder = Path(result_dir) / "sequences"
     folder.mkdir(parents=True, exist_ok=True)
     panel = config_panel(config) if panel is None else panel
-    decay = _decay_frame(ic_by_lag_from_arrays(panel.alpha, panel.prices, panel.universe, max_lag))
+    by_lag = ic_by_lag_from_arrays(panel.alpha, panel.prices, panel.universe, max_lag)
+    decay = decay_frame(by_lag, range(1, by_lag.shape[0] + 1))
     target = folder / IC_DECAY_FILE
     _write_parquet(decay, target)
     if n_quantiles is not None:
@@ -504,8 +495,6 @@ def _write_parquet(frame: pd.DataFrame, target: Path) -> None:
 
 
 # ---------------------------------------------------------------------- factor sequences
-FACTOR_SEQUENCES_FILE = "factor_sequences.parquet"
-
 
 def quantile_returns_by_bar_from_arrays(
     alpha: npt.ArrayLike,

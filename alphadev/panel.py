@@ -23,6 +23,7 @@ from alphadev.errors import AlphaError, DataError
 
 if TYPE_CHECKING:  # the engine loads numba: not imported just to build a panel
     from alphadev.engine.simulate import PanelDerived
+    from alphadev.signal_series import SignalSeries
 
 EPOCH = pd.Timestamp(0, tz="UTC")
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ class Panel:
     # Values derived from the panel alone (returns, alpha order, IC), shared by every
     # config that uses this panel; filled by alphadev.runner, keyed by (first, stop) row.
     derived: dict[tuple[int, int], PanelDerived] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    # The signal series of those rows from a fresh start (docs/semantics.md#signal-series).
+    signal: dict[tuple[int, int], SignalSeries] = field(
         default_factory=dict, repr=False, compare=False
     )
 

@@ -25,6 +25,7 @@ import pandas as pd
 from alphadev import _threads
 from alphadev._display import html_table
 from alphadev.metrics import is_fragile
+from alphadev.signal_series import FACTOR_SEQUENCES_FILE, IC_DECAY_FILE, QUANTILE_RETURNS_FILE
 from alphadev.store import (
     building_dir,
     check_folder,
@@ -38,6 +39,7 @@ from alphadev.store import (
 
 if TYPE_CHECKING:
     from alphadev.config import BacktestConfig
+    from alphadev.signal_series import SignalSeries
 
 
 @dataclass
@@ -56,6 +58,9 @@ class Sequences:
     returns: pd.DataFrame
     positions: pd.DataFrame | Path
     trades: pd.DataFrame | Path
+    # Recorded by the run for the report's signal panels (docs/semantics.md#signal-series);
+    # saved as their own files, not read back into a loaded result.
+    signal: SignalSeries | None = None
 
 
 SETTING_COLUMNS = (
@@ -327,6 +332,8 @@ class BacktestResult:
                 else:  # encoding releases the GIL: the two big tables in parallel
                     writers.append(_threads.start(write_long_table, value, target))
             sequences.returns.to_parquet(tmp / "sequences" / "returns.parquet")
+            if sequences.signal is not None:
+                _write_signal(sequences.signal, sequences.returns.index, tmp / "sequences")
             for join in writers:
                 join()
             write_json(tmp / "metrics.json", self.metrics)
@@ -336,6 +343,14 @@ class BacktestResult:
         self.path = final
         self.config_dict = description
         return final
+
+
+def _write_signal(signal: SignalSeries, index: pd.Index, folder: Path) -> None:
+    """The signal panels' files, outside the manifest: ``alphadev.analysis`` may
+    rewrite them in a published folder (``write_ic_decay`` with more lags)."""
+    signal.ic_decay().to_parquet(folder / IC_DECAY_FILE, index=False)
+    signal.quantile_means().to_parquet(folder / QUANTILE_RETURNS_FILE, index=False)
+    signal.factor_frame(pd.DatetimeIndex(index)).to_parquet(folder / FACTOR_SEQUENCES_FILE)
 
 
 def _with_cost_columns(returns: pd.DataFrame) -> pd.DataFrame:

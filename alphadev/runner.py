@@ -40,6 +40,7 @@ from alphadev.errors import DataError
 from alphadev.metrics import FRAGILE_RATIO, compute_metrics, is_fragile
 from alphadev.panel import Panel, bar_ceil, build_panel
 from alphadev.results import BacktestResult, Sequences
+from alphadev.signal_series import SignalSeries, SignalTail
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class _Carry:
     # The next-bar book's own weights and ruin (docs/semantics.md#next-bar); its prices,
     # alpha and universe rows are the main book's.
     next_bar: PreviousBar
+    signal_tail: SignalTail
     equity: float = 1.0
     started: bool = False
     ruined_at: int | None = None  # the ruin bar's stamp (ns), docs/semantics.md#ruin
@@ -66,6 +68,7 @@ class _Part(NamedTuple):
     book: BookChanges
     forced_closes: int
     pnl_next_bar: np.ndarray  # (T,) net return of the book traded one bar later
+    signal: SignalSeries
 
 
 def book_settings(config: BacktestConfig) -> BookSettings:
@@ -127,9 +130,11 @@ def _run(
     betas = load_betas(config.beta_csv_path, symbols)
     side_data = side_data_coverage(config)
     settings = book_settings(config)
-    carry = _Carry(PreviousBar.start(len(symbols)), PreviousBar.start(len(symbols)))
+    carry = _Carry(PreviousBar.start(len(symbols)), PreviousBar.start(len(symbols)),
+                   SignalTail.start(len(symbols)))
     parts: list[dict[str, np.ndarray]] = []
     next_bar_parts: list[np.ndarray] = []
+    signal_parts: list[SignalSeries] = []
     spill = Path(spill_dir) if spill_dir is not None and config.mode == "streaming" else None
     positions = _TableSink(spill / "positions.parquet" if spill else None)
     trades = _TableSink(spill / "trades.parquet" if spill else None)
@@ -156,6 +161,7 @@ def _run(
             progress("simulate")
         part = _simulate(panel, first, stop, betas, carry, settings, config.execution_delay)
         next_bar_parts.append(part.pnl_next_bar)
+        signal_parts.append(part.signal)
         positions.add(_positions_frame(part.book, symbols))
         trades.add(_trades_frame(part.book, symbols))
         parts.append(part.columns)
@@ -195,6 +201,7 @@ def _run(
         returns=_returns_frame(parts),
         positions=positions.finish(_positions_frame(_NO_CHANGES, symbols)),
         trades=trades.finish(_trades_frame(_NO_CHANGES, symbols)),
+        signal=SignalSeries.joined(signal_parts),
     )
     metrics = compute_metrics(
         sequences.returns, config.bar_nanos, config.frequency,
@@ -279,6 +286,13 @@ def _simulate(
         prices, alpha, universe, betas, carry.next_bar, settings, simulated.derived,
         _rows_before(panel, first, delay + 1), funding,
     )
+    signal = panel.signal.get(key) if not carry.started else None
+    if signal is None:
+        signal = SignalSeries.of_window(alpha, universe, simulated.derived.returns,
+                                        carry.signal_tail)
+        if not carry.started:
+            panel.signal[key] = signal
+    carry.signal_tail = carry.signal_tail.after(alpha, universe)
     carry.next_bar = PreviousBar(
         prices=prices[-1], weights=later.weights[-1].copy(), alpha=alpha[-1],
         universe=universe[-1], ruined=carry.next_bar.ruined or later.ruined_at >= 0,
@@ -313,7 +327,7 @@ def _simulate(
         "ic": simulated.derived.ic,
         "equity": equity,
     }
-    return _Part(columns, book, out.forced_closes, later.pnl)
+    return _Part(columns, book, out.forced_closes, later.pnl, signal)
 
 
 def _rows_before(panel: Panel, first: int, count: int) -> np.ndarray:

@@ -4,6 +4,7 @@
     python benchmarks/run.py --only kernel import
     python benchmarks/run.py --only oos          # validation of a 1,000-config sweep
     python benchmarks/run.py --only nextbar      # the next-bar pass against the commit before
+    python benchmarks/run.py --only signal       # recorded signal series, the same way
     python benchmarks/run.py --luigi-10k     # adds the 10,000 tiny configs (slow)
 
 Data are generated into benchmarks/.data/ (git-ignored) on first use.  Each workload
@@ -133,19 +134,21 @@ SWEEP_SCRIPT = """
         beta_csv_path=paths["beta"], {extra}
     )
     bt = Backtester()
-    bt.add_multiple_configs(base, {{}}, {{
-        "quantile": [(0.1, 0.1), (0.1, 0.2), (0.2, 0.2), (0.2, 0.3)],
-        "trading_fee_rate": [0.0, 2e-4, 4.5e-4],
-    }})
+    bt.add_multiple_configs(base, {grid})
     results = bt.run_all(verbose=False, save_dir=sys.argv[2], num_processes={processes})
     assert all(r is not None for r in results)
     print(json.dumps({{"seconds": time.perf_counter() - t0, "configs": len(results)}}))
 """
 
 
+SWEEP_GRID = ('{}, {"quantile": [(0.1, 0.1), (0.1, 0.2), (0.2, 0.2), (0.2, 0.3)], '
+              '"trading_fee_rate": [0.0, 2e-4, 4.5e-4]}')
+
+
 def _sweep_once(paths: dict, save_dir: str, processes: int = 1, extra: str = "",
-                tree: Path = HERE.parent) -> dict:
-    code = SWEEP_SCRIPT.format(n_symbols=200, processes=processes, extra=extra)
+                tree: Path = HERE.parent, grid: str | None = None) -> dict:
+    code = SWEEP_SCRIPT.format(n_symbols=200, processes=processes, extra=extra,
+                               grid=grid or SWEEP_GRID)
     proc = subprocess.run(
         [PYTHON, "-c", textwrap.dedent(code), json.dumps(paths), save_dir],
         cwd=tree, capture_output=True, text=True, check=False,
@@ -172,31 +175,54 @@ def bench_sweep(repeats: int) -> list[tuple[str, str, str]]:
 
 
 NEXT_BAR_BASELINE = "7c23185"  # the last commit before every result got its next-bar pass
+SIGNAL_BASELINE = "ba6316d"  # the last commit before runs recorded their signal series
+PER_ALPHA_GRID = '{"window": [6, 12, 24, 48]}, {}'  # 4 configs, each its own alpha panel
+
+
+def _against(baseline: str, repeats: int, grid: str | None = None) -> tuple[float, float]:
+    """Seconds per config of a sweep on this tree and on ``baseline`` (a temporary git
+    worktree), interleaved; the first round compiles and warms the caches."""
+    paths = _market(200, 366, "parquet")
+    with tempfile.TemporaryDirectory() as scratch:
+        other = Path(scratch) / "baseline"
+        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", "-q",
+                        str(other), baseline], check=True)
+        try:
+            times: dict[Path, list[float]] = {HERE.parent: [], other: []}
+            for k in range(repeats + 1):
+                for tree, seconds in times.items():
+                    with tempfile.TemporaryDirectory() as save_dir:
+                        done = _sweep_once(paths, save_dir, tree=tree, grid=grid)
+                    if k:
+                        seconds.append(done["seconds"] / done["configs"])
+        finally:
+            subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force",
+                            str(other)], check=False)
+    now, before = (statistics.median(v) for v in times.values())
+    return now, before
 
 
 def bench_next_bar(repeats: int) -> list[tuple[str, str, str]]:
-    """The cost of docs/semantics.md#next-bar: the 12-config sweep on this tree against
-    the same sweep on the commit before it (a temporary git worktree), interleaved."""
-    paths = _market(200, 366, "parquet")
-    with tempfile.TemporaryDirectory() as scratch:
-        baseline = Path(scratch) / "baseline"
-        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", "-q",
-                        str(baseline), NEXT_BAR_BASELINE], check=True)
-        try:
-            times: dict[Path, list[float]] = {HERE.parent: [], baseline: []}
-            for k in range(repeats + 1):  # the first round compiles and warms the caches
-                for tree, seconds in times.items():
-                    with tempfile.TemporaryDirectory() as save_dir:
-                        took = _sweep_once(paths, save_dir, tree=tree)["seconds"]
-                    if k:
-                        seconds.append(took)
-        finally:
-            subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force",
-                            str(baseline)], check=False)
-    now, before = (statistics.median(v) / 12 for v in times.values())
+    """The cost of docs/semantics.md#next-bar: the 12-config sweep against the commit
+    before it."""
+    now, before = _against(NEXT_BAR_BASELINE, repeats)
     return [(f"12-config sweep with the next-bar pass vs {NEXT_BAR_BASELINE} (without it)",
              f"{now * 1000:.0f} vs {before * 1000:.0f} ms per config ({now / before:.2f}x)",
              "<= 1.25x")]
+
+
+def bench_signal(repeats: int) -> list[tuple[str, str, str]]:
+    """The cost of docs/semantics.md#signal-series: the 12-config sweep (one alpha
+    panel, so its series are computed once) and 4 configs with an alpha panel each
+    (every config pays), against the commit before."""
+    rows = []
+    for grid, what in ((None, "12-config sweep, one alpha"),
+                       (PER_ALPHA_GRID, "4 configs, 4 alpha windows")):
+        now, before = _against(SIGNAL_BASELINE, repeats, grid)
+        rows.append((f"{what}: recording the signal series vs {SIGNAL_BASELINE} (without)",
+                     f"{now * 1000:.0f} vs {before * 1000:.0f} ms per config "
+                     f"({now / before:.2f}x)", "<= 1.25x"))
+    return rows
 
 
 MEMORY_SCRIPT = """
@@ -403,6 +429,7 @@ WORKLOADS = {
     "kernel": bench_kernel,
     "sweep": bench_sweep,
     "nextbar": bench_next_bar,
+    "signal": bench_signal,
     "memory": bench_memory,
     "import": bench_import,
     "pool": bench_pool,

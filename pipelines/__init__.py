@@ -478,15 +478,24 @@ class Report(luigi.Task):
         return os.path.getmtime(self.output().path) >= os.path.getmtime(comparison)
 
     def run(self) -> None:
-        from alphadev.analysis import config_panel, write_factor_sequences, write_ic_decay
+        from alphadev.analysis import (
+            FACTOR_SEQUENCES_FILE,
+            IC_DECAY_FILE,
+            config_panel,
+            write_factor_sequences,
+            write_ic_decay,
+        )
         from alphadev.report import build_report
 
         by_name = {c.name: c for c in _configs(self.spec)}
         table = sweep.read_comparison(self.save_dir)
         for name in table["name"].head(self.top):
+            folder = os.path.join(self.save_dir, name)
+            if all(os.path.exists(os.path.join(folder, "sequences", file))
+                   for file in (IC_DECAY_FILE, FACTOR_SEQUENCES_FILE)):
+                continue  # recorded by the run (docs/semantics.md#signal-series)
             self.set_status_message(f"IC decay and factor sequences of {name}")
             panel = config_panel(by_name[name])  # the alpha runs once for both files
-            folder = os.path.join(self.save_dir, name)
             write_ic_decay(folder, by_name[name], panel=panel)
             write_factor_sequences(folder, by_name[name], panel=panel)
         self.set_status_message("rendering the report")

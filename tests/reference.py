@@ -311,6 +311,44 @@ def _reference_ic(alpha, universe, returns, t) -> float:
     return spearman(xs, ys)
 
 
+def reference_signal_series(alpha, universe, returns, lags, n_quantiles):
+    """docs/semantics.md#signal-series on whole ``(T, N)`` arrays, from a fresh start.
+
+    Returns (ic_by_lag (L, T): Spearman of A[t-lag] and r[t] over U[t-lag] with both
+    finite; quantile bar returns (T, Q) of the buckets formed on A[t-1]; the rank
+    autocorrelation (T,) of A[t-1] and A[t] over symbols in the universe at both)."""
+    n_bars, n_sym = returns.shape
+    ic = np.full((len(lags), n_bars), np.nan)
+    for k, lag in enumerate(lags):
+        for t in range(lag, n_bars):
+            xs, ys = [], []
+            for i in range(n_sym):
+                if universe[t - lag, i] and _finite(alpha[t - lag, i]) and _finite(returns[t, i]):
+                    xs.append(float(alpha[t - lag, i]))
+                    ys.append(float(returns[t, i]))
+            ic[k, t] = spearman(xs, ys)
+    buckets = np.full((n_bars, n_quantiles), np.nan)
+    for t in range(1, n_bars):
+        members = [i for i in range(n_sym) if universe[t - 1, i] and _finite(alpha[t - 1, i])
+                   and _finite(returns[t, i])]
+        m = len(members)
+        if m < n_quantiles or m == 0:
+            continue
+        ranks = average_ranks([float(alpha[t - 1, i]) for i in members])
+        for q in range(1, n_quantiles + 1):
+            inside = [returns[t, i] for i, k in zip(members, ranks)
+                      if math.ceil(k * n_quantiles / m) == q]
+            if inside:
+                buckets[t, q - 1] = sum(inside) / len(inside)
+    autocorrelation = np.full(n_bars, np.nan)
+    for t in range(1, n_bars):
+        both = [i for i in range(n_sym) if universe[t - 1, i] and universe[t, i]
+                and _finite(alpha[t - 1, i]) and _finite(alpha[t, i])]
+        autocorrelation[t] = spearman([float(alpha[t - 1, i]) for i in both],
+                                      [float(alpha[t, i]) for i in both])
+    return ic, buckets, autocorrelation
+
+
 # --------------------------------------------------------------------------- data conventions
 
 

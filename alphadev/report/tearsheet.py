@@ -3,10 +3,11 @@
 The sweep report uses these panels for its top configs; ``build_tear_sheet(folder)``
 (``python -m alphadev report SAVE_DIR/NAME``) writes them for one config to
 ``SAVE_DIR/NAME/tear_sheet.html``.  Everything is drawn from the saved files of a
-results folder: ``metrics.json``, ``config.json``, ``sequences/returns.parquet`` and,
-when present, ``sequences/ic_decay.parquet``, ``quantile_returns.parquet`` and
-``factor_sequences.parquet`` (``alphadev.analysis.write_ic_decay`` /
-``write_factor_sequences``: they need the alpha, which a results folder does not keep).
+results folder: ``metrics.json``, ``config.json``, ``sequences/returns.parquet`` and
+the signal series the run recorded, ``sequences/ic_decay.parquet``,
+``quantile_returns.parquet`` and ``factor_sequences.parquet``
+(``alphadev.signal_series``; for older results ``alphadev.analysis.write_ic_decay`` /
+``write_factor_sequences`` write them by running the alpha again).
 
 Results written before slippage and funding existed have no such columns: they count
 as 0 (their backtests charged neither).
@@ -301,13 +302,14 @@ def signal_panels(views: Sequence[ConfigView], plots: Any) -> str:
                             alt="factor rank autocorrelation"))
     if not decay or not autocorrelation:
         parts.append(note(
-            "IC decay, quantile returns, quantile equity and rank autocorrelation need the "
-            "alpha and prices, which a results folder does not keep. They are shown for "
-            f"configs whose folder holds <code>sequences/{IC_DECAY_FILE}</code> and "
-            f"<code>sequences/{FACTOR_SEQUENCES_FILE}</code>: write them with "
+            "IC decay, quantile returns, quantile equity and rank autocorrelation are "
+            "recorded by the run; results saved by an alphadev older than that have none. "
+            f"Write <code>sequences/{IC_DECAY_FILE}</code> and "
+            f"<code>sequences/{FACTOR_SEQUENCES_FILE}</code> for them with "
             "<code>alphadev.analysis.write_ic_decay(result_dir, config)</code> and "
-            "<code>write_factor_sequences(result_dir, config)</code>, or run the Luigi "
-            "<code>Report</code> task, which does both for the top configs."
+            "<code>write_factor_sequences(result_dir, config)</code> (they run the alpha "
+            "again), or run the Luigi <code>Report</code> task, which does both for the top "
+            "configs."
         ))
     return "\n".join(parts)
 

@@ -1,0 +1,167 @@
+"""Signal series of a stretch of bars: rank IC by lag, quantile bar returns, rank
+autocorrelation (docs/semantics.md#signal-series).
+
+Arrays only, like the rest of the engine.  Alpha rows come with the rows of the bars
+before the stretch (``history`` of them, NaN where none), so a stretch continues from
+the previous one exactly: return row ``t`` pairs with alpha row ``history + t - lag``.
+Ranks are average ranks over the symbols that count at that pair of bars, as in
+``alphadev.engine.ic``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from alphadev.engine.ic import _average_ranks_nb
+
+
+def lagged_rank_ic(
+    alpha: np.ndarray,
+    universe: np.ndarray,
+    returns: np.ndarray,
+    history: int,
+    lags: np.ndarray,
+) -> np.ndarray:
+    """(len(lags), T) rank IC of alpha row ``history + t - lag`` with return row ``t``
+    over the symbols in that alpha row's universe with both values finite; NaN with
+    fewer than two such symbols, a constant side or no alpha row that far back."""
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    returns = np.ascontiguousarray(returns, dtype=np.float64)
+    return _lagged_ic_nb(
+        alpha, np.ascontiguousarray(universe, dtype=np.bool_), np.argsort(alpha, axis=1),
+        returns, np.argsort(returns, axis=1), history,
+        np.ascontiguousarray(lags, dtype=np.int64),
+    )
+
+
+def quantile_bar_returns(
+    alpha: np.ndarray,
+    universe: np.ndarray,
+    returns: np.ndarray,
+    history: int,
+    n_quantiles: int,
+) -> np.ndarray:
+    """(T, Q) return ``r[t]`` of each equal-weighted alpha bucket formed on alpha row
+    ``history + t - 1``: among its m eligible symbols (in the universe, alpha and
+    return finite) the one of average rank k goes to bucket ``ceil(k * Q / m)``
+    (1 = lowest); NaN where a bucket is empty or m < Q."""
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    return _quantiles_nb(
+        alpha, np.ascontiguousarray(universe, dtype=np.bool_), np.argsort(alpha, axis=1),
+        np.ascontiguousarray(returns, dtype=np.float64), history, int(n_quantiles),
+    )
+
+
+def rank_autocorrelation(alpha: np.ndarray, universe: np.ndarray, history: int) -> np.ndarray:
+    """(T,) Spearman correlation of alpha rows ``history + t - 1`` and ``history + t``
+    over the symbols in the universe with finite alpha at both; NaN where undefined."""
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    return _autocorrelation_nb(
+        alpha, np.ascontiguousarray(universe, dtype=np.bool_), np.argsort(alpha, axis=1),
+        history,
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _spearman_nb(rank_a, rank_b, buf, m):
+    """Pearson correlation of two rank vectors over the ``m`` members in ``buf``."""
+    center = 0.5 * (m + 1)
+    cov = 0.0
+    var_a = 0.0
+    var_b = 0.0
+    for k in range(m):
+        i = buf[k]
+        da = rank_a[i] - center
+        db = rank_b[i] - center
+        cov += da * db
+        var_a += da * da
+        var_b += db * db
+    denom = np.sqrt(var_a * var_b)
+    return cov / denom if denom > 0.0 else np.nan
+
+
+@numba.njit(cache=True, nogil=True)
+def _lagged_ic_nb(alpha, universe, alpha_order, returns, returns_order, history, lags):
+    n_bars, n_sym = returns.shape
+    out = np.full((lags.shape[0], n_bars), np.nan)
+    member = np.zeros(n_sym, dtype=np.bool_)
+    buf = np.empty(n_sym, dtype=np.int64)
+    rank_a = np.zeros(n_sym)
+    rank_r = np.zeros(n_sym)
+    for k in range(lags.shape[0]):
+        for t in range(n_bars):
+            row = history + t - lags[k]
+            if row < 0:
+                continue
+            m = 0
+            for i in range(n_sym):
+                ok = universe[row, i] and np.isfinite(alpha[row, i]) and np.isfinite(returns[t, i])
+                member[i] = ok
+                m += ok
+            if m < 2:
+                continue
+            _average_ranks_nb(returns_order[t], returns[t], member, buf, rank_r)
+            _average_ranks_nb(alpha_order[row], alpha[row], member, buf, rank_a)
+            out[k, t] = _spearman_nb(rank_a, rank_r, buf, m)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantiles_nb(alpha, universe, alpha_order, returns, history, n_q):
+    n_bars, n_sym = returns.shape
+    out = np.full((n_bars, n_q), np.nan)
+    member = np.zeros(n_sym, dtype=np.bool_)
+    buf = np.empty(n_sym, dtype=np.int64)
+    ranks = np.zeros(n_sym)
+    total = np.zeros(n_q)
+    count = np.zeros(n_q, dtype=np.int64)
+    for t in range(n_bars):
+        row = history + t - 1
+        if row < 0:
+            continue
+        m = 0
+        for i in range(n_sym):
+            ok = universe[row, i] and np.isfinite(alpha[row, i]) and np.isfinite(returns[t, i])
+            member[i] = ok
+            m += ok
+        if m < n_q or m == 0:
+            continue
+        _average_ranks_nb(alpha_order[row], alpha[row], member, buf, ranks)
+        total[:] = 0.0
+        count[:] = 0
+        for j in range(m):
+            i = buf[j]
+            bucket = int(np.ceil(ranks[i] * n_q / m)) - 1
+            total[bucket] += returns[t, i]
+            count[bucket] += 1
+        for q in range(n_q):
+            if count[q] > 0:
+                out[t, q] = total[q] / count[q]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _autocorrelation_nb(alpha, universe, alpha_order, history):
+    n_rows, n_sym = alpha.shape
+    out = np.full(n_rows - history, np.nan)
+    member = np.zeros(n_sym, dtype=np.bool_)
+    buf = np.empty(n_sym, dtype=np.int64)
+    rank_before = np.zeros(n_sym)
+    rank_after = np.zeros(n_sym)
+    for t in range(n_rows - history):
+        row = history + t
+        if row < 1:
+            continue
+        m = 0
+        for i in range(n_sym):
+            ok = (universe[row, i] and np.isfinite(alpha[row, i]) and universe[row - 1, i]
+                  and np.isfinite(alpha[row - 1, i]))
+            member[i] = ok
+            m += ok
+        if m < 2:
+            continue
+        _average_ranks_nb(alpha_order[row - 1], alpha[row - 1], member, buf, rank_before)
+        _average_ranks_nb(alpha_order[row], alpha[row], member, buf, rank_after)
+        out[t] = _spearman_nb(rank_before, rank_after, buf, m)
+    return out
