@@ -30,9 +30,11 @@ from alphadev import job
 from alphadev._display import html_table
 from alphadev.comparison import (
     COMPARISON,
+    SETTING_COLUMNS,
     comparison_table,
     leaderboard,
     read_comparison_table,
+    result_row,
     write_comparison,
 )
 from alphadev.config import BacktestConfig
@@ -256,11 +258,19 @@ class Backtester:
             n_trials=self._n_trials or len(self.results),
         )
 
-    def returns(self, column: str = "pnl") -> pd.DataFrame:
-        """One column per successful config (named by it) of a per-bar sequence
-        (``pnl``, ``gross``, ``fees``, ``turnover``, ``long_return``, ``short_return``,
-        ``ic``, ``equity``), index ``timestamp``: the union of the configs' bar grids,
-        NaN where a config has no bar (another frequency or period)."""
+    def returns(self, column: str = "pnl", parameters: bool = True) -> pd.DataFrame:
+        """One column per successful config of a per-bar sequence (``pnl``, ``gross``,
+        ``fees``, ``turnover``, ``long_return``, ``short_return``, ``ic``, ``equity``),
+        index ``timestamp``: the union of the configs' bar grids, NaN where a config has
+        no bar (another frequency or period).
+
+        Columns are a MultiIndex of what tells the configs apart, with the names of
+        ``comparison.csv``: ``config`` (the name), ``alpha_class``, ``alpha.<kwarg>``
+        (None where a class lacks it) and the settings (``open_quantile``,
+        ``trading_fee_rate``, ``execution_delay``, ...), so
+        ``pnl.T.groupby(level="execution_delay")`` works.  ``parameters=False``: one
+        level, ``config``.
+        """
         done = [r for r in self.results if r is not None]
         frames = {}
         for result in done:
@@ -276,6 +286,8 @@ class Backtester:
         table = pd.concat(frames, axis=1, join="outer", sort=True)
         table.index.name = "timestamp"
         table.columns.name = "config"
+        if parameters:
+            table.columns = _parameter_columns([result_row(r) for r in done])
         return table
 
     def get_best_config(self, metric: str = "sharpe", maximize: bool = True) -> BacktestResult:
@@ -520,3 +532,12 @@ class _Tracker:
             log.warning("config %r failed: %s", self.configs[index].name, where)
         if self.stop_on_error:
             raise BacktestError(payload)
+
+
+def _parameter_columns(rows: Sequence[dict[str, Any]]) -> pd.MultiIndex:
+    """(config, alpha_class, alpha.*, settings) of each row, named as in comparison.csv."""
+    kwargs = list(dict.fromkeys(k for row in rows for k in row if k.startswith("alpha.")))
+    names = ["config", "alpha_class", *kwargs, *SETTING_COLUMNS]
+    values = [(row["name"], row["alpha_class"], *(row.get(k) for k in kwargs),
+               *(row[k] for k in SETTING_COLUMNS)) for row in rows]
+    return pd.MultiIndex.from_tuples(values, names=names)

@@ -107,7 +107,7 @@ class BacktestConfig:
     symbols: Sequence[str]
     price_loader: DataLoader
     alpha_loaders: Sequence[DataLoader]
-    beta_csv_path: str | None
+    beta_csv_path: str | None = None  # no betas: every symbol has beta 1.0
     universe_loader: DataLoader | None = None
     quantile: tuple[float, float] = (0.2, 0.2)
     gross_exposure: float = 1.0

@@ -20,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from alphadev import _threads
@@ -251,12 +252,22 @@ class BacktestResult:
         return self._sequences
 
     # ------------------------------------------------------------------ display
-    def stats(self) -> pd.Series:
+    def stats(self, numeric_only: bool = True) -> pd.Series:
         """The metrics as one flat Series named by the config: the columns (and values)
         of this result's row of ``comparison.csv``, without the sweep statistics (PSR,
-        DSR, break-even fee), which ``Backtester.get_comparison_table`` adds."""
+        DSR, break-even fee), which ``Backtester.get_comparison_table`` adds.
+
+        By default only the numbers, as float64 (an undefined metric is NaN, a flag such
+        as ``fragile`` 1.0 / 0.0), so ``stats()[["sharpe", "ic_mean"]].round(2)`` works;
+        ``numeric_only=False`` gives every field (name, alpha class, dates, ...) as
+        objects, values as saved.
+        """
         row = result_row(self)
-        return pd.Series(row, index=list(row), name=self.name, dtype=object)
+        if not numeric_only:
+            return pd.Series(row, index=list(row), name=self.name, dtype=object)
+        numbers = {key: np.nan if value is None else float(value)
+                   for key, value in row.items() if _is_number_field(key, value)}
+        return pd.Series(numbers, index=list(numbers), name=self.name, dtype=np.float64)
 
     def __repr__(self) -> str:
         total, cfg = self.metrics["total"], self.config_dict
@@ -343,6 +354,16 @@ class BacktestResult:
         self.path = final
         self.config_dict = description
         return final
+
+
+_TEXT_FIELDS = {"name", "alpha_class", "fingerprint", *SETTING_COLUMNS}
+
+
+def _is_number_field(key: str, value: Any) -> bool:
+    """A number (bools count, as 0 / 1), or a metric left undefined (None)."""
+    if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        return True
+    return value is None and key not in _TEXT_FIELDS and not key.startswith("alpha.")
 
 
 def _write_signal(signal: SignalSeries, index: pd.Index, folder: Path) -> None:

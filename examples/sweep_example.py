@@ -49,8 +49,10 @@ class CrossSectionalMomentum(Alpha):
         pass
 
     def compute(self, data: pd.DataFrame) -> pd.DataFrame:
-        log_close = np.log(data["close"])
-        past = log_close - log_close.groupby(level="symbol").shift(self.window)
+        # Shifted by time, not rows: a symbol with a gap never reaches past the lookback.
+        log_close = np.log(data["close"]).unstack("symbol")
+        earlier = log_close.shift(freq=self.lookback).reindex(log_close.index)
+        past = (log_close - earlier).stack().reindex(data.index)
         signal = _zscore(data["value"])
         alpha = (1 - self.signal_weight) * _zscore(past) + self.signal_weight * signal
         return alpha.rename("alpha").to_frame()

@@ -75,7 +75,7 @@ def test_an_in_bar_edge_is_fragile_and_its_next_bar_is_the_delayed_config(revers
         later.metrics["total"]["cumulative_return"], rel=1e-9)
     (warning,) = [w for w in now.metadata["warnings"] if "fragile" in w]
     assert "'now'" in warning and f"{sharpe:.2f}" in warning and "execution_delay=1" in warning
-    assert now.stats()["fragile"] is True
+    assert now.stats(numeric_only=False)["fragile"] is True and now.stats()["fragile"] == 1.0
     assert later.stats()["sharpe"] == pytest.approx(later.metrics["total"]["sharpe"])
 
 
@@ -84,7 +84,7 @@ def test_a_persistent_edge_is_not_fragile(tmp_path: Path):
     assert result.metrics["total"]["sharpe"] > 2
     assert result.metrics["sharpe_next_bar"] > 0.5 * result.metrics["total"]["sharpe"]
     assert not [w for w in result.metadata["warnings"] if "fragile" in w]
-    assert result.stats()["fragile"] is False
+    assert result.stats(numeric_only=False)["fragile"] is False
 
 
 def test_leaderboards_and_report_say_the_best_config_is_fragile(
@@ -121,8 +121,9 @@ def test_a_result_saved_before_the_next_bar_existed_is_unknown(reversal, tmp_pat
     result.save(tmp_path)  # as an older alphadev saved it: no next-bar keys
     assert "sharpe_next_bar" not in json.loads((tmp_path / "old" / "metrics.json").read_text())
     loaded = Backtester.load(tmp_path)
-    row = loaded.results[0].stats()
+    row = loaded.results[0].stats(numeric_only=False)
     assert row["fragile"] is None and row["sharpe_next_bar"] is None
+    assert np.isnan(loaded.results[0].stats()["sharpe_next_bar"])
     text = leaderboard(loaded.get_comparison_table())
     assert "? 1 of the top 1 configs were saved by an older alphadev" in text
 

@@ -30,7 +30,7 @@ from alphadev.comparison import COMPARISON, read_comparison_table, write_compari
 from alphadev.data import files as parsed_files
 from alphadev.spec import load_spec
 from alphadev.stats import SWEEP_STATISTICS_COLUMNS
-from tests.alphas import CountingAlpha, EchoAlpha, FailingAlpha
+from tests.alphas import CountingAlpha, EchoAlpha, FailingAlpha, RollingMeanAlpha
 from tests.conftest import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def test_load_never_imports_user_code(market: Path, tmp_path: Path) -> None:
         bt = Backtester.load({str(tmp_path / "out")!r})
         best = bt.get_best_config("sharpe")
         print(repr(bt)); print(repr(best)); print(best)
-        print(best.stats()["alpha_class"]); print(bt.returns().shape)
+        print(best.stats(numeric_only=False)["alpha_class"]); print(bt.returns().shape)
         print(bt._repr_html_()); print(best._repr_html_())
         assert "secret_sweep_alpha" not in sys.modules
     """)
@@ -150,8 +150,19 @@ def test_stats_is_the_comparison_row(market: Path, tmp_path: Path) -> None:
     assert f"({bt.get_best_config().name})" in repr(bt)  # a tie: the same first best
     table = bt.get_comparison_table().set_index("name", drop=False)
     for result in results:
-        stats = result.stats()
+        numbers = result.stats()
+        assert numbers.dtype == np.float64 and numbers.name == result.name
+        assert numbers[["sharpe", "ic_mean"]].round(2).dtype == np.float64
+        assert numbers["alpha.scale"] == result.config.alpha_kwargs["scale"]
+        assert "alpha_class" not in numbers and "frequency" not in numbers
+        assert numbers["fragile"] in (0.0, 1.0) and numbers["trading_fee_rate"] == 4.5e-4
+        stats = result.stats(numeric_only=False)
         assert isinstance(stats, pd.Series) and stats.name == result.name
+        assert set(numbers.index) < set(stats.index)
+        for key in numbers.index:
+            expected = stats[key]
+            assert (np.isnan(numbers[key]) if expected is None
+                    else numbers[key] == float(expected)), key
         sweep_only = [c for c in table.columns if c not in stats.index]
         expected = [*SWEEP_STATISTICS_COLUMNS[1:], "n_trials", "n_effective_trials"]
         assert sorted(sweep_only) == sorted(expected)
@@ -170,7 +181,7 @@ def test_returns_one_column_per_config_on_the_union_of_grids(market: Path) -> No
                             {"frequency": ["1h", "2h"], "start_date": ["2024-01-02",
                                                                        "2024-01-05"]})
     results = bt.run_all(verbose=False)
-    pnl = bt.returns("pnl")
+    pnl = bt.returns("pnl", parameters=False)
     assert list(pnl.columns) == [r.name for r in results] and pnl.index.name == "timestamp"
     union = results[0].timestamps
     for result in results[1:]:
@@ -183,10 +194,33 @@ def test_returns_one_column_per_config_on_the_union_of_grids(market: Path) -> No
         assert column.reindex(result.timestamps).notna().sum() == result.pnl.notna().sum()
     two_hourly = [r.name for r in results if r.config.frequency == "2h"][0]
     assert pnl[two_hourly].isna().sum() >= len(pnl) // 2  # no bar at odd hours
-    last = bt.returns("equity").apply(lambda column: column.dropna().iloc[-1])
+    last = bt.returns("equity", False).apply(lambda column: column.dropna().iloc[-1])
     assert last.tolist() == [r.equity.iloc[-1] for r in results]
     with pytest.raises(ValueError, match="'pnl'"):
         bt.returns("sharpe")
+
+
+def test_returns_columns_name_the_parameters(market: Path) -> None:
+    bt = Backtester()
+    bt.add_multiple_configs(make_config(market, name="p"), {"scale": [1.0, -1.0]},
+                            {"execution_delay": [0, 1], "trading_fee_rate": [0.0, 4.5e-4]})
+    bt.add_config(make_config(market, name="mean", alpha_class=RollingMeanAlpha,
+                              alpha_kwargs={"window": 3}))
+    results = bt.run_all(verbose=False)
+    pnl = bt.returns()
+    names = list(pnl.columns.names)
+    assert names[:4] == ["config", "alpha_class", "alpha.scale", "alpha.window"]
+    assert {"execution_delay", "trading_fee_rate", "open_quantile", "frequency"} <= set(names)
+    assert list(pnl.columns.get_level_values("config")) == [r.name for r in results]
+    by_delay = pnl.T.groupby(level="execution_delay").mean().T
+    assert list(by_delay.columns) == [0, 1]
+    delayed = [r.name for r in results if r.config.execution_delay == 1]
+    pd.testing.assert_series_equal(
+        by_delay[1], bt.returns(parameters=False)[delayed].mean(axis=1), check_names=False)
+    mean = pnl.xs("mean", axis=1, level="config")
+    assert mean.columns.get_level_values("alpha.window").tolist() == [3]
+    assert pd.isna(mean.columns.get_level_values("alpha.scale")[0])
+    assert pnl.columns.get_level_values("alpha_class")[-1].endswith(":RollingMeanAlpha")
 
 
 def test_failures_after_run_all(market: Path, tmp_path: Path) -> None:
