@@ -103,19 +103,23 @@ def _problem(use: _Use, headers: dict[FileStat, list[str] | str]) -> str | None:
         stats = [stat_file(path, repr(loader)) for path in paths]
     except DataError as exc:
         return str(exc).removeprefix(f"{loader._owner}: ").removeprefix(f"{loader!r}: ")
-    required = [loader.timestamp_col, loader.column_name]
+    required = [loader.timestamp_col, loader.file_column]
     if not loader._per_symbol():  # per-symbol files may leave the symbol column out
         required.insert(1, loader.symbol_col)
     for stat in stats:
-        if stat not in headers:
-            headers[stat] = _header(stat.path, loader._format)
-        columns = headers[stat]
+        if loader.column_names is not None:
+            columns: list[str] | str = list(loader.column_names)
+        else:
+            if stat not in headers:
+                headers[stat] = _header(stat.path, loader._format)
+            columns = headers[stat]
         if isinstance(columns, str):
             return f"cannot read {stat.path!r}: {columns}"
         missing = [c for c in required if c not in columns]
         if missing:
             values = [c for c in columns if c not in (loader.timestamp_col, loader.symbol_col)]
-            fix = (f"set column_name to one of {values}" if missing[0] == loader.column_name
+            fix = (f"set column_name (or source_column) to one of {values}"
+                   if missing[0] == loader.file_column
                    else "rename the column in the file or pass "
                    f"{'timestamp_col' if missing[0] == loader.timestamp_col else 'symbol_col'}=")
             return (f"file {stat.path!r} has no column {missing[0]!r} (its columns are "

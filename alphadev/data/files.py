@@ -90,6 +90,7 @@ def read_table(
     fmt: str = "csv",
     window: tuple[int, int] | None = None,
     timestamp_format: str | None = None,
+    names: tuple[str, ...] | None = None,
 ) -> Table:
     """The parsed table of a CSV or Parquet file, from the cache when unchanged.
 
@@ -97,11 +98,13 @@ def read_table(
     column of the same file does not parse it again.  With ``window`` (UTC ns, end
     exclusive) a Parquet file with a timestamp-typed column is read only for that
     window, using the file's row-group statistics; such reads are kept in a small LRU,
-    so streaming chunk by chunk never holds the whole file.
+    so streaming chunk by chunk never holds the whole file.  ``names``: the column names
+    of a CSV file without a header row.
     """
     if window is not None and not (fmt == "parquet" and _has_timestamp_type(stat, timestamp_col)):
         window = None
-    key = (stat, fmt, timestamp_col, symbol_col, default_symbol, window, timestamp_format)
+    key = (stat, fmt, timestamp_col, symbol_col, default_symbol, window, timestamp_format,
+           names)
     cache = _CACHE if window is None else _WINDOW_CACHE
     table = cache.get(key)
     if table is None:
@@ -110,7 +113,7 @@ def read_table(
                 del store[old]  # the file changed: drop its previous parse
         table = _parse(
             stat.path, fmt, timestamp_col, symbol_col, owner, default_symbol, window,
-            timestamp_format,
+            timestamp_format, names,
         )
         cache[key] = table
         PARSE_COUNT[stat.path] = PARSE_COUNT.get(stat.path, 0) + 1
@@ -119,7 +122,8 @@ def read_table(
     for col in value_cols:
         if col not in table.raw.columns:
             hint = (
-                f"set column_name to one of {table.columns}" if table.columns else
+                f"set column_name (or source_column) to one of {table.columns}"
+                if table.columns else
                 f"it has no value column besides {timestamp_col!r} and {symbol_col!r}"
             )
             raise DataError(
@@ -172,6 +176,7 @@ def _parse(
     default_symbol: str | None,
     window: tuple[int, int] | None = None,
     timestamp_format: str | None = None,
+    names: tuple[str, ...] | None = None,
 ) -> Table:
     try:
         if window is not None:
@@ -182,9 +187,21 @@ def _parse(
             dtypes = {symbol_col: "category"}
             if timestamp_format is not None:  # digits such as 20240102 are text here
                 dtypes[timestamp_col] = "str"
-            frame = pd.read_csv(path, dtype=dtypes)
+            if names is None:
+                frame = pd.read_csv(path, dtype=dtypes)
+            else:
+                frame = pd.read_csv(path, dtype=dtypes, header=None, names=list(names),
+                                    index_col=False)
     except Exception as exc:
         raise DataError(f"{owner}: cannot read {path!r}: {exc}") from exc
+    if names is not None and len(frame) and timestamp_col in frame.columns and str(
+        frame[timestamp_col].iloc[0]
+    ).strip() in names:
+        raise DataError(
+            f"{owner}: file {path!r} has a header row ({list(frame.iloc[0].astype(str))}) "
+            "although column_names says it has none; leave column_names out and name the "
+            "columns the header uses"
+        )
     frame = _strip_column_names(frame, path, owner)
 
     required = [timestamp_col] + ([] if default_symbol is not None else [symbol_col])

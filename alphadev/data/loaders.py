@@ -104,7 +104,10 @@ class _FileLoader(DataLoader):
     """Shared logic of the CSV and Parquet loaders (path, glob or ``{symbol}`` pattern)."""
 
     _format = "csv"
-    timestamp_format: str | None = None  # for instances pickled before it existed
+    # Class defaults for instances pickled before these existed.
+    timestamp_format: str | None = None
+    source_column: str | None = None
+    column_names: tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -113,6 +116,8 @@ class _FileLoader(DataLoader):
         timestamp_col: str = "timestamp",
         symbol_col: str = "symbol",
         timestamp_format: str | None = None,
+        source_column: str | None = None,
+        column_names: Sequence[str] | None = None,
     ) -> None:
         if not isinstance(file_pattern, (str, os.PathLike)) or not str(file_pattern):
             raise TypeError(
@@ -135,22 +140,54 @@ class _FileLoader(DataLoader):
                 f"{type(self).__name__}: timestamp_format must be None or a strptime format "
                 f"such as '%d/%m/%Y %H:%M', got {timestamp_format!r}"
             )
+        if source_column is not None and (not isinstance(source_column, str)
+                                          or not source_column):
+            raise TypeError(
+                f"{type(self).__name__}: source_column must be None or the file's column to "
+                f"read (served as column_name={column_name!r}), got {source_column!r}"
+            )
+        names = None
+        if column_names is not None and not isinstance(column_names, str):
+            names = tuple(column_names)
+        if column_names is not None and (
+            names is None or not names or len(set(names)) != len(names)
+            or not all(isinstance(n, str) and n for n in names)
+        ):
+            raise TypeError(
+                f"{type(self).__name__}: column_names must be None or the distinct names "
+                "of a header-less file's columns in order, e.g. ['open_time', 'open', "
+                f"'high', 'low', 'close'], got {column_names!r}"
+            )
+        if names is not None and self._format != "csv":
+            raise TypeError(
+                f"{type(self).__name__}: column_names is for CSV files without a header "
+                "row; a Parquet file names its columns"
+            )
         self.file_pattern = str(file_pattern)
         self.column_name = column_name
         self.timestamp_col = timestamp_col
         self.symbol_col = symbol_col
         self.timestamp_format = timestamp_format
+        self.source_column = source_column
+        self.column_names = names
 
     def params(self) -> dict[str, Any]:
-        """Constructor arguments; ``timestamp_format`` only when set.
+        """Constructor arguments; ``timestamp_format``, ``source_column`` and
+        ``column_names`` only when set.
 
-        Leaving out the default keeps ``to_dict()`` (and so the fingerprints of saved
-        results) of loaders that do not use it as they were before it existed.
+        Leaving out the defaults keeps ``to_dict()`` (and so the fingerprints of saved
+        results) of loaders that do not use them as they were before they existed.
         """
         params = super().params()
-        if params.get("timestamp_format") is None:
-            params.pop("timestamp_format", None)
+        for key in ("timestamp_format", "source_column", "column_names"):
+            if params.get(key) is None:
+                params.pop(key, None)
         return params
+
+    @property
+    def file_column(self) -> str:
+        """The column read from the file (served under ``column_name``)."""
+        return self.source_column or self.column_name
 
     @property
     def _owner(self) -> str:
@@ -162,11 +199,28 @@ class _FileLoader(DataLoader):
     def _per_symbol(self) -> bool:
         return "{symbol}" in self.file_pattern
 
+    def _symbol_files(self, symbols: Sequence[str]) -> list[tuple[str, str]]:
+        """(path, symbol) of a ``{symbol}`` pattern, which may also be a glob
+        (``{symbol}-1h-2024-*.csv``: one file per symbol and month)."""
+        found: dict[str, str] = {}
+        for symbol in symbols:
+            path = self.file_pattern.format(symbol=symbol)
+            matches = sorted(glob.glob(path)) if glob.has_magic(path) else (
+                [path] if os.path.exists(path) else [])
+            for match in matches:
+                if match in found:
+                    raise DataError(
+                        f"{self._owner}: file {match!r} matches the pattern for both "
+                        f"{found[match]!r} and {symbol!r}; make the pattern name one "
+                        "symbol per file (e.g. '{symbol}-1h-*.csv', not '{symbol}*.csv')"
+                    )
+                found[match] = symbol
+        return list(found.items())
+
     def files(self, symbols: Sequence[str]) -> list[str]:
         """Files read for ``symbols``; an error when nothing matches."""
         if self._per_symbol():
-            paths = [self.file_pattern.format(symbol=s) for s in symbols]
-            paths = [p for p in paths if os.path.exists(p)]
+            paths = [path for path, _ in self._symbol_files(symbols)]
         elif glob.has_magic(self.file_pattern):
             paths = sorted(glob.glob(self.file_pattern))
         else:
@@ -181,25 +235,22 @@ class _FileLoader(DataLoader):
     def _tables(
         self, symbols: Sequence[str], window: tuple[int, int] | None = None
     ) -> list[Table]:
-        per_symbol = self._per_symbol()
+        owners = dict(self._symbol_files(symbols)) if self._per_symbol() else {}
         tables = []
         for path in self.files(symbols):
-            default_symbol = None
-            if per_symbol:
-                default_symbol = next(
-                    s for s in symbols if self.file_pattern.format(symbol=s) == path
-                )
+            default_symbol = owners.get(path)
             tables.append(
                 read_table(
                     stat_file(path, self._owner),
                     self.timestamp_col,
                     self.symbol_col,
-                    [self.column_name],
+                    [self.file_column],
                     self._owner,
                     default_symbol=default_symbol,
                     fmt=self._format,
                     window=window,
                     timestamp_format=self.timestamp_format,
+                    names=self.column_names,
                 )
             )
         return tables
@@ -239,7 +290,7 @@ class _FileLoader(DataLoader):
                 continue
             parts_ts.append(table.timestamps[lo:hi][mask])
             parts_sym.append(sym[mask])
-            parts_val.append(table.values(self.column_name, self._owner)[lo:hi][mask])
+            parts_val.append(table.values(self.file_column, self._owner)[lo:hi][mask])
         if not parts_ts:
             return empty_frame([self.column_name])
         ts = np.concatenate(parts_ts)
@@ -273,6 +324,10 @@ class CSVDataLoader(_FileLoader):
     8601 text (naive means UTC) or epoch numbers; anything else needs
     ``timestamp_format``, a strptime format such as ``'%d/%m/%Y %H:%M'``, because
     guessing the convention silently swaps day and month.
+
+    ``source_column`` reads another column of the file under ``column_name`` (an
+    exchange's ``Close`` as ``close``); ``column_names`` names the columns of files
+    without a header row, in order (Binance klines, see the README's recipe).
     """
 
 
