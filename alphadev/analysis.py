@@ -549,10 +549,21 @@ def write_factor_sequences(
         index=pd.DatetimeIndex(pd.to_datetime(panel.bars, utc=True), name="timestamp"),
     )
     frame["rank_autocorrelation"] = rank_autocorrelation_from_arrays(panel.alpha, panel.universe)
+    from alphadev.engine.signal import quantile_turnover  # numba, as the run uses it
+
+    turnover = quantile_turnover(panel.alpha, panel.universe, 0, n_quantiles)
+    frame["turnover_bottom"], frame["turnover_top"] = turnover[:, 0], turnover[:, 1]
     target = folder / FACTOR_SEQUENCES_FILE
     with atomic_write(target) as tmp:
         frame.to_parquet(tmp)
     return target
+
+
+def daily_returns(pnl: pd.Series) -> pd.Series:
+    """Per-bar returns compounded per UTC calendar day: ``prod(1 + r) - 1``."""
+    index = pd.DatetimeIndex(pnl.index)
+    days = (index.tz_convert("UTC") if index.tz is not None else index).floor("D")
+    return (1.0 + pnl.fillna(0.0)).groupby(days).prod() - 1.0
 
 
 def monthly_table(series: pd.Series, how: str = "compound") -> pd.DataFrame:

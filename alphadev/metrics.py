@@ -419,3 +419,70 @@ def rolling_volatility(pnl: npt.ArrayLike, window: int, periods_per_year: float)
     views = np.lib.stride_tricks.sliding_window_view(x, window)
     out[window - 1:] = views.std(axis=1, ddof=1) * math.sqrt(periods_per_year)
     return out
+
+
+# ---------------------------------------------------------------------- tails and benchmark
+def value_at_risk(pnl: npt.ArrayLike, level: float = 0.05) -> float | None:
+    """Historical value at risk: the ``level`` quantile of the per-bar returns
+    (linear interpolation between order statistics; a loss is negative)."""
+    x = _as_1d(pnl)
+    x = x[np.isfinite(x)]
+    return float(np.quantile(x, level)) if x.size else None
+
+
+def conditional_value_at_risk(pnl: npt.ArrayLike, level: float = 0.05) -> float | None:
+    """Expected shortfall: the mean of the per-bar returns at or below ``value_at_risk``."""
+    x = _as_1d(pnl)
+    x = x[np.isfinite(x)]
+    var = value_at_risk(x, level)
+    return None if var is None else float(x[x <= var].mean())
+
+
+def tail_ratio(pnl: npt.ArrayLike) -> float | None:
+    """``|95th percentile| / |5th percentile|`` of the per-bar returns: above 1, the
+    right tail is fatter than the left."""
+    x = _as_1d(pnl)
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return None
+    low, high = np.quantile(x, [0.05, 0.95])
+    return finite_or_none(abs(high) / abs(low)) if low != 0 else None
+
+
+def _paired(pnl: npt.ArrayLike, benchmark: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    x, b = _as_1d(pnl), _as_1d(benchmark)
+    both = np.isfinite(x) & np.isfinite(b)
+    return x[both], b[both]
+
+
+def beta(pnl: npt.ArrayLike, benchmark: npt.ArrayLike) -> float | None:
+    """``cov(r, b) / var(b)`` (ddof 1) over the bars where both returns exist."""
+    x, b = _paired(pnl, benchmark)
+    if x.size < 2:
+        return None
+    var = float(np.var(b, ddof=1))
+    return finite_or_none(float(np.cov(x, b, ddof=1)[0, 1]) / var) if var > 0 else None
+
+
+def rolling_beta(pnl: npt.ArrayLike, benchmark: npt.ArrayLike, window: int) -> np.ndarray:
+    """``beta`` over the trailing ``window`` bars (missing returns as 0); NaN before a
+    full window and where the benchmark does not move."""
+    x = np.nan_to_num(_as_1d(pnl))
+    b = np.nan_to_num(_as_1d(benchmark))
+    out = np.full(x.size, np.nan)
+    if window < 2 or x.size < window:
+        return out
+    xs = np.lib.stride_tricks.sliding_window_view(x, window)
+    bs = np.lib.stride_tricks.sliding_window_view(b, window)
+    dx, db = xs - xs.mean(axis=1, keepdims=True), bs - bs.mean(axis=1, keepdims=True)
+    var = (db * db).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[window - 1:] = np.where(var > 0, (dx * db).sum(axis=1) / var, np.nan)
+    return out
+
+
+def information_ratio(pnl: npt.ArrayLike, benchmark: npt.ArrayLike,
+                      periods_per_year: float) -> float | None:
+    """Annualised Sharpe of the active return ``r - b`` (ddof 1)."""
+    x, b = _paired(pnl, benchmark)
+    return sharpe_ratio(x - b, periods_per_year)

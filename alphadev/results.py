@@ -26,7 +26,12 @@ import pandas as pd
 from alphadev import _threads
 from alphadev._display import html_table
 from alphadev.metrics import is_fragile
-from alphadev.signal_series import FACTOR_SEQUENCES_FILE, IC_DECAY_FILE, QUANTILE_RETURNS_FILE
+from alphadev.signal_series import (
+    BENCHMARK_FILE,
+    FACTOR_SEQUENCES_FILE,
+    IC_DECAY_FILE,
+    QUANTILE_RETURNS_FILE,
+)
 from alphadev.store import (
     building_dir,
     check_folder,
@@ -372,6 +377,7 @@ def _write_signal(signal: SignalSeries, index: pd.Index, folder: Path) -> None:
     signal.ic_decay().to_parquet(folder / IC_DECAY_FILE, index=False)
     signal.quantile_means().to_parquet(folder / QUANTILE_RETURNS_FILE, index=False)
     signal.factor_frame(pd.DatetimeIndex(index)).to_parquet(folder / FACTOR_SEQUENCES_FILE)
+    signal.benchmark_frame(pd.DatetimeIndex(index)).to_parquet(folder / BENCHMARK_FILE)
 
 
 def _with_cost_columns(returns: pd.DataFrame) -> pd.DataFrame:

@@ -40,7 +40,7 @@ from alphadev.errors import DataError
 from alphadev.metrics import FRAGILE_RATIO, compute_metrics, is_fragile
 from alphadev.panel import Panel, bar_ceil, build_panel
 from alphadev.results import BacktestResult, Sequences
-from alphadev.signal_series import SignalSeries, SignalTail
+from alphadev.signal_series import SignalSeries, SignalTail, benchmark_symbol
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,8 @@ def _run(
     parts: list[dict[str, np.ndarray]] = []
     next_bar_parts: list[np.ndarray] = []
     signal_parts: list[SignalSeries] = []
+    benchmark_name = benchmark_symbol(symbols)
+    benchmark = None if benchmark_name is None else symbols.index(benchmark_name)
     spill = Path(spill_dir) if spill_dir is not None and config.mode == "streaming" else None
     positions = _TableSink(spill / "positions.parquet" if spill else None)
     trades = _TableSink(spill / "trades.parquet" if spill else None)
@@ -159,7 +161,8 @@ def _run(
         stop = int(rows_seen[-1]) + 1
         if progress:
             progress("simulate")
-        part = _simulate(panel, first, stop, betas, carry, settings, config.execution_delay)
+        part = _simulate(panel, first, stop, betas, carry, settings, config.execution_delay,
+                         benchmark)
         next_bar_parts.append(part.pnl_next_bar)
         signal_parts.append(part.signal)
         positions.add(_positions_frame(part.book, symbols))
@@ -201,7 +204,7 @@ def _run(
         returns=_returns_frame(parts),
         positions=positions.finish(_positions_frame(_NO_CHANGES, symbols)),
         trades=trades.finish(_trades_frame(_NO_CHANGES, symbols)),
-        signal=SignalSeries.joined(signal_parts),
+        signal=SignalSeries.joined(signal_parts, benchmark_name),
     )
     metrics = compute_metrics(
         sequences.returns, config.bar_nanos, config.frequency,
@@ -267,6 +270,7 @@ def _simulate(
     carry: _Carry,
     settings: BookSettings,
     delay: int,
+    benchmark: int | None,
 ) -> _Part:
     seg = slice(first, stop)
     prices, alpha, universe = panel.prices[seg], panel.alpha[seg], panel.universe[seg]
@@ -289,7 +293,7 @@ def _simulate(
     signal = panel.signal.get(key) if not carry.started else None
     if signal is None:
         signal = SignalSeries.of_window(alpha, universe, simulated.derived.returns,
-                                        carry.signal_tail)
+                                        carry.signal_tail, benchmark)
         if not carry.started:
             panel.signal[key] = signal
     carry.signal_tail = carry.signal_tail.after(alpha, universe)

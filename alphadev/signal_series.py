@@ -23,6 +23,13 @@ SIGNAL_QUANTILES = 5
 IC_DECAY_FILE = "ic_decay.parquet"
 QUANTILE_RETURNS_FILE = "quantile_returns.parquet"
 FACTOR_SEQUENCES_FILE = "factor_sequences.parquet"
+BENCHMARK_FILE = "benchmark.parquet"
+EQUAL_WEIGHT = "equal_weight"
+
+
+def benchmark_symbol(symbols: list[str]) -> str | None:
+    """The symbol a book is compared with: the first BTC perpetual among them, if any."""
+    return next((s for s in sorted(symbols) if s.upper().startswith("BTC")), None)
 
 
 @dataclass
@@ -52,33 +59,50 @@ class SignalSeries:
     ic_by_lag: np.ndarray  # (len(SIGNAL_LAGS), T): IC of A[t - lag] with r[t]
     quantile_returns: np.ndarray  # (T, Q): r[t] of the buckets formed on A[t - 1]
     rank_autocorrelation: np.ndarray  # (T,): Spearman of A[t - 1] and A[t]
+    quantile_turnover: np.ndarray  # (T, 2): bottom and top bucket, A[t] against A[t - 1]
+    market: np.ndarray  # (T, 2): equal-weighted r[t] over U[t - 1]; the benchmark's r[t]
+    benchmark: str | None = None  # the benchmark symbol (column 1 of ``market``)
 
     @classmethod
     def of_window(cls, alpha: np.ndarray, universe: np.ndarray, returns: np.ndarray,
-                  tail: SignalTail) -> SignalSeries:
-        """The series of one window's rows, continuing from ``tail``."""
+                  tail: SignalTail, benchmark: int | None = None) -> SignalSeries:
+        """The series of one window's rows, continuing from ``tail``; ``benchmark`` is
+        the column of the benchmark symbol (``benchmark_symbol``), if any."""
         from alphadev.engine.signal import (  # numba: loaded by runs, not by readers
             lagged_rank_ic,
             quantile_bar_returns,
+            quantile_turnover,
             rank_autocorrelation,
         )
 
         history = tail.alpha.shape[0]
         ext_alpha = np.concatenate([tail.alpha, alpha])
         ext_universe = np.concatenate([tail.universe, universe])
+        held = ext_universe[history - 1:-1] & np.isfinite(returns)
+        with np.errstate(invalid="ignore"):
+            equal = np.where(held, returns, 0.0).sum(axis=1) / held.sum(axis=1)
+        market = np.column_stack([
+            np.where(held.any(axis=1), equal, np.nan),
+            returns[:, benchmark] if benchmark is not None else np.full(len(returns), np.nan),
+        ])
         return cls(
             lagged_rank_ic(ext_alpha, ext_universe, returns, history,
                            np.array(SIGNAL_LAGS, dtype=np.int64)),
             quantile_bar_returns(ext_alpha, ext_universe, returns, history, SIGNAL_QUANTILES),
             rank_autocorrelation(ext_alpha, ext_universe, history),
+            quantile_turnover(ext_alpha, ext_universe, history, SIGNAL_QUANTILES),
+            market,
         )
 
     @classmethod
-    def joined(cls, parts: list[SignalSeries]) -> SignalSeries:
+    def joined(cls, parts: list[SignalSeries], benchmark: str | None = None) -> SignalSeries:
         return cls(
             np.concatenate([p.ic_by_lag for p in parts], axis=1),
             np.concatenate([p.quantile_returns for p in parts]),
             np.concatenate([p.rank_autocorrelation for p in parts]),
+            np.concatenate([p.quantile_turnover for p in parts]),
+            np.concatenate([p.market for p in parts]),
+            benchmark,
         )
 
     def ic_decay(self) -> pd.DataFrame:
@@ -101,6 +125,17 @@ class SignalSeries:
             index=pd.DatetimeIndex(index, name="timestamp"),
         )
         frame["rank_autocorrelation"] = self.rank_autocorrelation
+        frame["turnover_bottom"] = self.quantile_turnover[:, 0]
+        frame["turnover_top"] = self.quantile_turnover[:, 1]
+        return frame
+
+    def benchmark_frame(self, index: pd.DatetimeIndex) -> pd.DataFrame:
+        """``equal_weight`` and (when there is one) the benchmark symbol's bar returns on
+        the run's bars (the ``benchmark.parquet`` layout)."""
+        frame = pd.DataFrame({EQUAL_WEIGHT: self.market[:, 0]},
+                             index=pd.DatetimeIndex(index, name="timestamp"))
+        if self.benchmark is not None:
+            frame[self.benchmark] = self.market[:, 1]
         return frame
 
 

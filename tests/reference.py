@@ -349,6 +349,30 @@ def reference_signal_series(alpha, universe, returns, lags, n_quantiles):
     return ic, buckets, autocorrelation
 
 
+def reference_quantile_turnover(alpha, universe, n_quantiles):
+    """(T, 2): share of the bottom / top bucket's symbols at bar t that were not in it at
+    bar t-1; buckets ceil(Q k / m) over the m symbols in the universe with finite alpha."""
+
+    def buckets(t):
+        members = [i for i in range(alpha.shape[1]) if universe[t, i] and _finite(alpha[t, i])]
+        m = len(members)
+        if m < n_quantiles or m == 0:
+            return None
+        ranks = average_ranks([float(alpha[t, i]) for i in members])
+        return {i: math.ceil(k * n_quantiles / m) for i, k in zip(members, ranks)}
+
+    out = np.full((alpha.shape[0], 2), np.nan)
+    for t in range(1, alpha.shape[0]):
+        before, now = buckets(t - 1), buckets(t)
+        if before is None or now is None:
+            continue
+        for side, bucket in enumerate((1, n_quantiles)):
+            inside = [i for i, b in now.items() if b == bucket]
+            if inside:
+                out[t, side] = sum(before.get(i) != bucket for i in inside) / len(inside)
+    return out
+
+
 # --------------------------------------------------------------------------- data conventions
 
 

@@ -286,7 +286,8 @@ def test_column_typo_is_one_error_before_anything_runs(
         bt.run_all(verbose=False, num_processes=2)
     message = str(info.value)
     assert message.count("'vale'") == 2 and "200 config(s): 't__scale=1.0'" in message
-    assert "values.csv" in message and "set column_name to one of ['value']" in message
+    assert "values.csv" in message
+    assert "set column_name (or source_column) to one of ['value']" in message
     assert "alpha_loaders[0]" in message and "and 195 more" in message
     # each file's header once for 200 configs, no file parsed, no config run
     assert sorted(headers) == sorted([str(market / "prices.csv"), str(market / "values.csv")])

@@ -15,7 +15,12 @@ import pytest
 
 from alphadev import Backtester
 from alphadev.analysis import ic_decay, quantile_returns, write_factor_sequences
-from alphadev.engine.signal import lagged_rank_ic, quantile_bar_returns, rank_autocorrelation
+from alphadev.engine.signal import (
+    lagged_rank_ic,
+    quantile_bar_returns,
+    quantile_turnover,
+    rank_autocorrelation,
+)
 from alphadev.signal_series import (
     FACTOR_SEQUENCES_FILE,
     IC_DECAY_FILE,
@@ -27,7 +32,7 @@ from alphadev.signal_series import (
 )
 from tests.alphas import EchoAlpha
 from tests.conftest import make_config, write_market
-from tests.reference import reference_signal_series
+from tests.reference import reference_quantile_turnover, reference_signal_series
 
 
 def _panel(rng: np.random.Generator, n_bars: int, n_sym: int):
@@ -60,6 +65,10 @@ def test_kernels_equal_the_reference_on_random_panels(seed):
     np.testing.assert_allclose(rank_autocorrelation(ext_alpha, ext_universe, history),
                                autocorrelation, rtol=0, atol=1e-12)
     assert np.isfinite(ic).any() and np.isfinite(buckets).any()
+    turnover = reference_quantile_turnover(alpha, universe, n_q)
+    np.testing.assert_allclose(quantile_turnover(ext_alpha, ext_universe, history, n_q),
+                               turnover, rtol=0, atol=1e-15)
+    assert np.isfinite(turnover).any()
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -74,7 +83,8 @@ def test_windows_continue_exactly(seed):
         parts.append(SignalSeries.of_window(alpha[lo:hi], universe[lo:hi], returns[lo:hi], tail))
         tail = tail.after(alpha[lo:hi], universe[lo:hi])
     joined = SignalSeries.joined(parts)
-    for field in ("ic_by_lag", "quantile_returns", "rank_autocorrelation"):
+    for field in ("ic_by_lag", "quantile_returns", "rank_autocorrelation", "quantile_turnover",
+                  "market"):
         np.testing.assert_array_equal(getattr(joined, field), getattr(whole, field))
 
 

@@ -53,6 +53,17 @@ def quantile_bar_returns(
     )
 
 
+def quantile_turnover(alpha: np.ndarray, universe: np.ndarray, history: int,
+                      n_quantiles: int) -> np.ndarray:
+    """(T, 2) turnover of the bottom and the top alpha bucket at bar t: the share of the
+    bucket's symbols at alpha row ``history + t`` that were not in it at the row before.
+    Buckets as in ``quantile_bar_returns`` over the symbols in the universe with finite
+    alpha (no return needed); NaN where either row has fewer than Q such symbols."""
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    return _turnover_nb(alpha, np.ascontiguousarray(universe, dtype=np.bool_),
+                        np.argsort(alpha, axis=1), history, int(n_quantiles))
+
+
 def rank_autocorrelation(alpha: np.ndarray, universe: np.ndarray, history: int) -> np.ndarray:
     """(T,) Spearman correlation of alpha rows ``history + t - 1`` and ``history + t``
     over the symbols in the universe with finite alpha at both; NaN where undefined."""
@@ -164,4 +175,56 @@ def _autocorrelation_nb(alpha, universe, alpha_order, history):
         _average_ranks_nb(alpha_order[row - 1], alpha[row - 1], member, buf, rank_before)
         _average_ranks_nb(alpha_order[row], alpha[row], member, buf, rank_after)
         out[t] = _spearman_nb(rank_before, rank_after, buf, m)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _buckets_nb(alpha_row, universe_row, order_row, n_q, member, buf, ranks, out):
+    """Bucket 1..Q of each symbol of one alpha row (0: none); False when m < Q."""
+    n_sym = alpha_row.shape[0]
+    m = 0
+    for i in range(n_sym):
+        ok = universe_row[i] and np.isfinite(alpha_row[i])
+        member[i] = ok
+        m += ok
+        out[i] = 0
+    if m < n_q or m == 0:
+        return False
+    _average_ranks_nb(order_row, alpha_row, member, buf, ranks)
+    for j in range(m):
+        i = buf[j]
+        out[i] = int(np.ceil(ranks[i] * n_q / m))
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _turnover_nb(alpha, universe, alpha_order, history, n_q):
+    n_rows, n_sym = alpha.shape
+    out = np.full((n_rows - history, 2), np.nan)
+    member = np.zeros(n_sym, dtype=np.bool_)
+    buf = np.empty(n_sym, dtype=np.int64)
+    ranks = np.zeros(n_sym)
+    before = np.zeros(n_sym, dtype=np.int64)
+    now = np.zeros(n_sym, dtype=np.int64)
+    ready = False
+    if history >= 1:
+        ready = _buckets_nb(alpha[history - 1], universe[history - 1],
+                            alpha_order[history - 1], n_q, member, buf, ranks, before)
+    for t in range(n_rows - history):
+        row = history + t
+        formed = _buckets_nb(alpha[row], universe[row], alpha_order[row], n_q, member, buf,
+                             ranks, now)
+        if formed and ready:
+            for side in range(2):
+                bucket = 1 if side == 0 else n_q
+                size = 0
+                new = 0
+                for i in range(n_sym):
+                    if now[i] == bucket:
+                        size += 1
+                        new += before[i] != bucket
+                if size > 0:
+                    out[t, side] = new / size
+        before[:] = now
+        ready = formed
     return out

@@ -106,28 +106,128 @@ def _naive(index: pd.Index) -> pd.Index:
 
 
 # ---------------------------------------------------------------------- time series
+def draw_lines(ax: Axes, series: Mapping[str, pd.Series], title: str, ylabel: str = "",
+               baseline: float | None = None, percent: bool = False, lw: float = 1.0,
+               dashed: bool = False) -> None:
+    """The one helper behind the time-series panels: one line per labelled series in
+    colours C0, C1, ... (so a config keeps its colour across panels), a dotted baseline,
+    a title, a y label, percent ticks if asked and the concise date axis."""
+    for colour, (label, values) in enumerate(series.items()):
+        ax.plot(_naive(values.index), values.to_numpy(dtype=np.float64), lw=lw,
+                color=f"C{colour}", ls="--" if dashed else "-", label=label)
+    if baseline is not None:
+        ax.axhline(baseline, color="0.4", lw=0.8, ls=":")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if percent:
+        ax.yaxis.set_major_formatter(_percent())
+    _time_axis(ax)
+
+
 def equity_curves(equity: Mapping[str, pd.Series]) -> Figure:
     """Equity (net of fees, slippage and funding, starting at 1) of each config."""
     fig, (ax,) = new_figure(4.2)
-    for label, series in equity.items():
-        ax.plot(_naive(series.index), series.to_numpy(), lw=1.2, label=label)
-    ax.axhline(1.0, color="0.4", lw=0.8, ls=":")
-    ax.set_title("Equity curves (net of costs)")
-    ax.set_ylabel("equity")
-    _time_axis(ax)
+    draw_lines(ax, equity, "Equity curves (net of costs)", "equity", baseline=1.0, lw=1.2)
     return fig
 
 
 def drawdown_curves(equity: Mapping[str, pd.Series]) -> Figure:
     """Drawdown ``equity / running peak - 1`` (peak starting at 1) of each config."""
     fig, (ax,) = new_figure(3.4)
-    for label, series in equity.items():
-        ax.plot(_naive(series.index), drawdown(series.to_numpy(dtype=np.float64)), lw=1.0,
-                label=label)
-    ax.set_title("Drawdown")
-    ax.set_ylabel("equity / peak - 1")
-    ax.yaxis.set_major_formatter(_percent())
+    depth = {label: pd.Series(drawdown(series.to_numpy(dtype=np.float64)), index=series.index)
+             for label, series in equity.items()}
+    draw_lines(ax, depth, "Drawdown", "equity / peak - 1", percent=True)
+    return fig
+
+
+def versus_benchmark(equity: Mapping[str, pd.Series], benchmark: pd.Series,
+                     benchmark_label: str, betas: Mapping[str, pd.Series],
+                     window_label: str) -> Figure:
+    """Left: each config's equity against the benchmark held long (dashed, black);
+    right: each config's rolling beta to the benchmark."""
+    fig, axes = new_figure(3.8, ncols=2)
+    draw_lines(axes[0], equity, "Equity against the benchmark", "equity", baseline=1.0)
+    growth = cum_returns(benchmark.fillna(0.0).to_numpy(dtype=np.float64))
+    axes[0].plot(_naive(benchmark.index), growth, color="k", lw=1.0, ls="--",
+                 label=f"benchmark: {benchmark_label}")
+    draw_lines(axes[1], betas, f"Rolling beta to the benchmark ({window_label})", "beta",
+               baseline=0.0)
+    return fig
+
+
+def equity_with_drawdowns(equity: pd.Series, spans: Sequence[tuple[pd.Timestamp, pd.Timestamp]]
+                          ) -> Figure:
+    """Equity of one config with its worst drawdowns shaded, peak to recovery (or end)."""
+    fig, (ax,) = new_figure(3.8)
+    draw_lines(ax, {"equity": equity}, "Equity with the worst drawdowns shaded", "equity",
+               baseline=1.0, lw=1.2)
+    for start, end in spans:
+        ax.axvspan(*_naive(pd.DatetimeIndex([start, end])), color="C3", alpha=0.15, lw=0)
+    return fig
+
+
+def quantile_spread(spread: Mapping[str, pd.Series], window: pd.Timedelta,
+                    window_label: str) -> Figure:
+    """Rolling mean of the top-minus-bottom quantile bar return (basis points) with a
+    band of +-1.96 standard errors of that mean (bars without a spread skipped)."""
+    fig, (ax,) = new_figure(3.6)
+    for colour, (label, values) in enumerate(spread.items()):
+        values = values.astype(np.float64) * 1e4
+        rolled = values.rolling(window, min_periods=2)
+        mean, error = rolled.mean(), 1.96 * rolled.std() / np.sqrt(rolled.count())
+        x = _naive(values.index)
+        ax.plot(x, mean.to_numpy(), lw=1.0, color=f"C{colour}", label=label)
+        ax.fill_between(x, (mean - error).to_numpy(), (mean + error).to_numpy(),
+                        color=f"C{colour}", alpha=0.15, lw=0)
+    ax.axhline(0.0, color="0.4", lw=0.8, ls=":")
+    ax.set_title(f"Top minus bottom quantile return (mean over {window_label}, band: "
+                 "95% of that mean)")
+    ax.set_ylabel("basis points per bar")
     _time_axis(ax)
+    return fig
+
+
+def quantile_turnover(turnover: Mapping[str, pd.DataFrame], window: pd.Timedelta,
+                      window_label: str) -> Figure:
+    """Rolling mean turnover of the top (solid) and bottom (dashed) alpha quantile."""
+    fig, (ax,) = new_figure(3.4)
+    top = {f"{k} (top)": f["turnover_top"].rolling(window, min_periods=2).mean()
+           for k, f in turnover.items()}
+    bottom = {f"{k} (bottom)": f["turnover_bottom"].rolling(window, min_periods=2).mean()
+              for k, f in turnover.items()}
+    draw_lines(ax, top, f"Quantile turnover: share of names new to the quantile "
+               f"(mean over {window_label})", "turnover per bar", percent=True)
+    for colour, (label, values) in enumerate(bottom.items()):
+        ax.plot(_naive(values.index), values.to_numpy(dtype=np.float64), lw=1.0,
+                color=f"C{colour}", ls="--", label=label)
+    return fig
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def by_hour_and_weekday(pnl: Mapping[str, pd.Series], ic: Mapping[str, pd.Series]) -> Figure:
+    """Mean net return (basis points) and mean rank IC by UTC hour of day and by day of
+    week, grouped bars per config: when in the 24/7 week the edge is earned."""
+    fig, axes = new_figure(6.4, ncols=2, nrows=2)
+    panels = ((pnl, "hour", "Mean net return by hour (UTC), bp", 1e4),
+              (pnl, "weekday", "Mean net return by weekday, bp", 1e4),
+              (ic, "hour", "Mean rank IC by hour (UTC)", 1.0),
+              (ic, "weekday", "Mean rank IC by weekday", 1.0))
+    for ax, (series, by, title, scale) in zip(axes, panels):
+        slots = 24 if by == "hour" else 7
+        width = 0.8 / max(1, len(series))
+        for k, (label, values) in enumerate(series.items()):
+            index = pd.DatetimeIndex(_naive(values.index))
+            keys = index.hour if by == "hour" else index.day_of_week
+            means = values.astype(np.float64).groupby(keys).mean().reindex(range(slots))
+            ax.bar(np.arange(slots) + (k - (len(series) - 1) / 2) * width,
+                   means.to_numpy() * scale, width=width, color=f"C{k}", label=label)
+        ax.set_xticks(range(slots), [str(h) for h in range(slots)] if by == "hour"
+                      else list(WEEKDAYS), fontsize="x-small" if by == "hour" else None)
+        ax.axhline(0.0, color="0.4", lw=0.8)
+        ax.set_title(title, fontsize="medium")
+        ax.grid(True, axis="y", alpha=0.3)
     return fig
 
 

@@ -30,9 +30,21 @@ from alphadev.analysis import (
     FACTOR_SEQUENCES_FILE,
     IC_DECAY_FILE,
     QUANTILE_RETURNS_FILE,
+    daily_returns,
     monthly_table,
 )
-from alphadev.metrics import SHORT_SAMPLE_DAYS, drawdown_periods, is_fragile, is_short_sample
+from alphadev.metrics import (
+    SHORT_SAMPLE_DAYS,
+    beta,
+    conditional_value_at_risk,
+    drawdown_periods,
+    information_ratio,
+    is_fragile,
+    is_short_sample,
+    rolling_beta,
+    tail_ratio,
+    value_at_risk,
+)
 from alphadev.report.layout import (
     SHORT_MARK,
     figure,
@@ -43,6 +55,8 @@ from alphadev.report.layout import (
     table,
 )
 from alphadev.results import BacktestResult
+from alphadev.signal_series import BENCHMARK_FILE, EQUAL_WEIGHT
+from alphadev.stats import norm_cdf, return_moments
 
 TEAR_SHEET_NAME = "tear_sheet.html"
 COST_COLUMNS = ("gross", "fees", "slippage", "funding")
@@ -63,6 +77,7 @@ class ConfigView:
     decay: pd.DataFrame | None
     quantiles: pd.Series | None
     factor: pd.DataFrame | None
+    benchmark: pd.DataFrame | None = None  # benchmark.parquet: equal_weight [, BTC...]
 
     @property
     def periods_per_year(self) -> float | None:
@@ -95,7 +110,69 @@ def load_view(result: BacktestResult, label: str, signal_label: str | None = Non
         quantiles=None if quantiles is None
         else quantiles.set_index("quantile")["mean_forward_return"],
         factor=saved(FACTOR_SEQUENCES_FILE),
+        benchmark=saved(BENCHMARK_FILE),
     )
+
+
+def benchmark_of(view: ConfigView) -> tuple[pd.Series, str] | None:
+    """The bar returns a config is compared with and their label: the BTC perpetual held
+    long when the config trades one, else the equal-weighted universe; None for results
+    saved before runs recorded them."""
+    frame = view.benchmark
+    if frame is None:
+        return None
+    symbols = [c for c in frame.columns if c != EQUAL_WEIGHT]
+    if symbols:
+        return frame[symbols[0]], f"{symbols[0]} held long"
+    return frame[EQUAL_WEIGHT], "equal-weighted universe held long"
+
+
+def tail_rows(views: Sequence[ConfigView]) -> list[list[str]]:
+    """Distribution and benchmark rows of the key-metrics table (per-bar net returns)."""
+    pnl = [v.returns["pnl"].to_numpy(dtype=np.float64) for v in views]
+    moments = [return_moments(x) for x in pnl]
+    days = [daily_returns(v.returns["pnl"]) for v in views]
+    rows = [
+        ["skew (per bar)"] + [num(m[1], 2) for m in moments],
+        ["kurtosis (per bar, normal = 3)"] + [num(m[2], 1) for m in moments],
+        ["VaR 5% (per bar)"] + [pct(value_at_risk(x)) for x in pnl],
+        ["CVaR 5% (per bar)"] + [pct(conditional_value_at_risk(x)) for x in pnl],
+        ["tail ratio (95th / 5th pct.)"] + [num(tail_ratio(x), 2) for x in pnl],
+        ["best day (UTC)"] + [pct(d.max() if len(d) else None) for d in days],
+        ["worst day (UTC)"] + [pct(d.min() if len(d) else None) for d in days],
+    ]
+    compared = [benchmark_of(v) for v in views]
+    if any(c is not None for c in compared):
+        rows.append(["benchmark"] + [html.escape(c[1]) if c else "&ndash;" for c in compared])
+        rows.append(["beta to the benchmark"] + [
+            num(beta(x, c[0].to_numpy(dtype=np.float64)), 3) if c else "&ndash;"
+            for x, c in zip(pnl, compared)])
+        rows.append(["information ratio (annualised)"] + [
+            num(information_ratio(x, c[0].to_numpy(dtype=np.float64), v.periods_per_year), 2)
+            if c and v.periods_per_year else "&ndash;"
+            for x, c, v in zip(pnl, compared, views)])
+    return rows
+
+
+def ic_table(views: Sequence[ConfigView]) -> str:
+    """Per-bar rank IC of each signal: mean, std, t-stat and two-sided p-value of the
+    mean (normal approximation, bars taken as independent), skew and kurtosis."""
+    rows = []
+    for view in views:
+        ic = view.returns["ic"].to_numpy(dtype=np.float64)
+        ic = ic[np.isfinite(ic)]
+        std = float(ic.std(ddof=1)) if ic.size >= 2 else math.nan
+        t_stat = float(ic.mean()) / (std / math.sqrt(ic.size)) if std > 0 else math.nan
+        p_value = 2.0 * (1.0 - norm_cdf(abs(t_stat))) if math.isfinite(t_stat) else math.nan
+        _, skew, kurtosis = return_moments(ic)
+        rows.append([html.escape(view.label), num(ic.mean() if ic.size else None, 4),
+                     num(std, 4), num(t_stat, 2), num(p_value, 4), num(skew, 2),
+                     num(kurtosis, 1), str(ic.size)])
+    return "<h3>Rank IC per bar</h3>" + table(
+        ["signal", "mean", "std", "t-stat", "p-value", "skew", "kurtosis", "bars"], rows,
+        css="board") + note("t-stat = mean / (std / sqrt(bars)); p-value two-sided from the "
+                            "normal distribution. Bars overlap in information, so both "
+                            "overstate the evidence when the IC is autocorrelated.")
 
 
 def cost_breakdown(view: ConfigView) -> dict[str, float]:
@@ -163,6 +240,7 @@ def key_metrics(views: Sequence[ConfigView]) -> str:
     rows.append(["slippage (sum)"] + [pct(-b["slippage"]) for b in breakdowns])
     rows.append(["funding (sum)"] + [pct(b["funding"]) for b in breakdowns])
     rows.append(["bars"] + [num(v.result.metrics["total"].get("num_periods"), 0) for v in views])
+    rows += tail_rows(views)
     head = ["metric"] + [html.escape(v.label) for v in views]
     return table(head, rows, css="board metrics") + (
         short_sample_note(SHORT_SAMPLE_DAYS) if any(short) else "")
@@ -248,6 +326,17 @@ def performance_panels(views: Sequence[ConfigView], plots: Any) -> str:
                             alt="rolling Sharpe and volatility"))
     parts.append(figure(plots.returns_histogram, {k: f["pnl"] for k, f in returns.items()},
                         alt="returns histogram"))
+    compared = benchmark_of(views[0])
+    if compared is not None:
+        bench, bench_label = compared
+        bars = window_bars(index, window)
+        betas = {v.label: pd.Series(rolling_beta(
+            v.returns["pnl"].to_numpy(dtype=np.float64),
+            bench.reindex(v.returns.index).to_numpy(dtype=np.float64), bars),
+            index=v.returns.index) for v in views}
+        parts.append(figure(plots.versus_benchmark, {k: f["equity"] for k, f in returns.items()},
+                            bench, bench_label, betas, label,
+                            alt="equity against the benchmark and rolling beta"))
     return "\n".join(parts)
 
 
@@ -275,7 +364,7 @@ def _distinct_signals(views: Sequence[ConfigView]) -> list[ConfigView]:
         else:
             label = first.signal_label
         merged.append(ConfigView(label, label, first.result, first.returns, first.decay,
-                                 first.quantiles, first.factor))
+                                 first.quantiles, first.factor, first.benchmark))
     return merged
 
 
@@ -300,6 +389,22 @@ def signal_panels(views: Sequence[ConfigView], plots: Any) -> str:
     if autocorrelation:
         parts.append(figure(plots.rank_autocorrelation, autocorrelation, window, label,
                             alt="factor rank autocorrelation"))
+    factors = {v.label: v.factor for v in signals if v.factor is not None}
+    if factors:
+        spread = {}
+        for key, frame in factors.items():
+            buckets = sorted(c for c in frame.columns if c.startswith("quantile_"))
+            spread[key] = frame[buckets[-1]] - frame[buckets[0]]
+        parts.append(figure(plots.quantile_spread, spread, window, label,
+                            alt="top minus bottom quantile spread"))
+        turnover = {k: f for k, f in factors.items() if "turnover_top" in f.columns}
+        if turnover:
+            parts.append(figure(plots.quantile_turnover, turnover, window, label,
+                                alt="quantile turnover"))
+    parts.append(figure(plots.by_hour_and_weekday,
+                        {v.label: v.returns["pnl"] for v in views}, ic,
+                        alt="PnL and IC by hour and weekday"))
+    parts.insert(0, ic_table(signals))
     if not decay or not autocorrelation:
         parts.append(note(
             "IC decay, quantile returns, quantile equity and rank autocorrelation are "
@@ -318,7 +423,13 @@ def detail_panels(view: ConfigView, plots: Any) -> str:
     """Single-config panels: monthly returns, worst drawdowns, monthly IC, cumulative
     return per alpha quantile."""
     returns = view.returns
-    parts = []
+    index = returns.index
+    pnl = returns["pnl"].fillna(0.0).to_numpy(dtype=np.float64)
+    spans = [(index[max(p.peak, 0)],
+              index[p.recovery] if p.recovery is not None else index[-1])
+             for p in drawdown_periods(pnl, WORST_DRAWDOWNS)]
+    parts = [figure(plots.equity_with_drawdowns, returns["equity"], spans,
+                    alt="equity with drawdowns shaded")]
     months = monthly_table(returns["pnl"], "compound")
     if not months.empty:
         parts.append(figure(plots.monthly_heatmap, months, "Monthly net returns", True,

@@ -39,7 +39,7 @@ def test_column_typo_ends_the_sweep_with_one_message(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert done.stderr.count("has no column 'valeu'") == 1
     assert "alphadev: spec" in done.stderr and "4 config(s): 'k__scale=1.0'" in done.stderr
-    assert "set column_name to one of ['value']" in done.stderr
+    assert "set column_name (or source_column) to one of ['value']" in done.stderr
     assert not save_dir.exists() or complete_dirs(save_dir) == []
 
 
