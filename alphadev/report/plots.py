@@ -191,15 +191,13 @@ def quantile_turnover(turnover: Mapping[str, pd.DataFrame], window: pd.Timedelta
                       window_label: str) -> Figure:
     """Rolling mean turnover of the top (solid) and bottom (dashed) alpha quantile."""
     fig, (ax,) = new_figure(3.4)
-    top = {f"{k} (top)": f["turnover_top"].rolling(window, min_periods=2).mean()
-           for k, f in turnover.items()}
-    bottom = {f"{k} (bottom)": f["turnover_bottom"].rolling(window, min_periods=2).mean()
-              for k, f in turnover.items()}
-    draw_lines(ax, top, f"Quantile turnover: share of names new to the quantile "
-               f"(mean over {window_label})", "turnover per bar", percent=True)
-    for colour, (label, values) in enumerate(bottom.items()):
-        ax.plot(_naive(values.index), values.to_numpy(dtype=np.float64), lw=1.0,
-                color=f"C{colour}", ls="--", label=label)
+    title = (f"Quantile turnover: share of names new to the quantile (mean over "
+             f"{window_label})")
+    draw_lines(ax, {f"{k} (top)": rolling_mean(f["turnover_top"], window)
+                    for k, f in turnover.items()}, title, "turnover per bar", percent=True)
+    draw_lines(ax, {f"{k} (bottom)": rolling_mean(f["turnover_bottom"], window)
+                    for k, f in turnover.items()}, title, "turnover per bar", percent=True,
+               dashed=True)
     return fig
 
 
@@ -250,23 +248,20 @@ def leg_curves(legs: Mapping[str, pd.DataFrame]) -> Figure:
     return fig
 
 
-def rolling_ic(ic: Mapping[str, pd.Series], window: pd.Timedelta, window_label: str) -> Figure:
-    """Rolling mean of the per-bar rank IC over a time ``window`` (bars without IC skipped).
+def rolling_mean(series: pd.Series, window: pd.Timedelta) -> pd.Series:
+    """Mean over a trailing time ``window``, drawn once the window holds at least half as
+    many values as it has bars (so a curve does not start with a mean of one or two)."""
+    series = series.astype(np.float64)
+    step = pd.Series(series.index).diff().median() if len(series) > 1 else window
+    bars = max(1, int(window / step)) if step and step > pd.Timedelta(0) else 1
+    return series.rolling(window, min_periods=max(1, bars // 2)).mean()
 
-    A point is drawn once the window holds at least half as many ICs as it has bars,
-    so the curve does not start with a mean of one or two bars.
-    """
+
+def rolling_ic(ic: Mapping[str, pd.Series], window: pd.Timedelta, window_label: str) -> Figure:
+    """Rolling mean of the per-bar rank IC over a time ``window`` (bars without IC skipped)."""
     fig, (ax,) = new_figure(3.6)
-    for label, series in ic.items():
-        series = series.astype(np.float64)
-        step = pd.Series(series.index).diff().median() if len(series) > 1 else window
-        bars = max(1, int(window / step)) if step and step > pd.Timedelta(0) else 1
-        rolled = series.rolling(window, min_periods=max(1, bars // 2)).mean()
-        ax.plot(_naive(rolled.index), rolled.to_numpy(), lw=1.0, label=label)
-    ax.axhline(0.0, color="0.4", lw=0.8, ls=":")
-    ax.set_title(f"Rolling rank IC (mean over {window_label})")
-    ax.set_ylabel("IC")
-    _time_axis(ax)
+    draw_lines(ax, {label: rolling_mean(series, window) for label, series in ic.items()},
+               f"Rolling rank IC (mean over {window_label})", "IC", baseline=0.0)
     return fig
 
 
@@ -587,16 +582,10 @@ def rank_autocorrelation(series: Mapping[str, pd.Series], window: pd.Timedelta,
                          window_label: str) -> Figure:
     """Factor rank autocorrelation (lag 1 bar), rolling mean over ``window``."""
     fig, (ax,) = new_figure(3.2)
-    for label, values in series.items():
-        values = values.astype(np.float64)
-        step = pd.Series(values.index).diff().median() if len(values) > 1 else window
-        bars = max(1, int(window / step)) if step and step > pd.Timedelta(0) else 1
-        rolled = values.rolling(window, min_periods=max(1, bars // 2)).mean()
-        ax.plot(_naive(rolled.index), rolled.to_numpy(), lw=1.0,
-                label=f"{label} (mean {values.mean():.3f})")
-    ax.set_title(f"Factor rank autocorrelation, lag 1 bar (rolling mean over {window_label})")
-    ax.set_ylabel("Spearman")
-    _time_axis(ax)
+    draw_lines(ax, {f"{label} (mean {values.mean():.3f})": rolling_mean(values, window)
+                    for label, values in series.items()},
+               f"Factor rank autocorrelation, lag 1 bar (rolling mean over {window_label})",
+               "Spearman")
     return fig
 
 
