@@ -91,18 +91,24 @@ def _rank_ic_nb(
             continue
         _average_ranks_nb(returns_order[t], returns[t], member, buf, rank_r)
         _average_ranks_nb(prev_order if t == 0 else alpha_order[t - 1], a_row, member, buf, rank_a)
-        center = 0.5 * (m + 1)
-        cov = 0.0
-        var_a = 0.0
-        var_r = 0.0
-        for k in range(m):
-            i = buf[k]
-            da = rank_a[i] - center
-            dr = rank_r[i] - center
-            cov += da * dr
-            var_a += da * da
-            var_r += dr * dr
-        denom = np.sqrt(var_a * var_r)
-        if denom > 0.0:
-            ic[t] = cov / denom
+        ic[t] = spearman_of_ranks_nb(rank_a, rank_r, buf, m)
     return ic
+
+
+@numba.njit(cache=True, nogil=True)
+def spearman_of_ranks_nb(rank_a, rank_b, buf, m):
+    """Pearson correlation of two rank vectors over the ``m`` members listed in ``buf``
+    (ranks 1..m, so both means are (m + 1) / 2); NaN when a side is constant."""
+    center = 0.5 * (m + 1)
+    cov = 0.0
+    var_a = 0.0
+    var_b = 0.0
+    for k in range(m):
+        i = buf[k]
+        da = rank_a[i] - center
+        db = rank_b[i] - center
+        cov += da * db
+        var_a += da * da
+        var_b += db * db
+    denom = np.sqrt(var_a * var_b)
+    return cov / denom if denom > 0.0 else np.nan

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from alphadev.engine.ic import _average_ranks_nb
+from alphadev.engine.ic import _average_ranks_nb, spearman_of_ranks_nb
 
 
 def lagged_rank_ic(
@@ -75,21 +75,14 @@ def rank_autocorrelation(alpha: np.ndarray, universe: np.ndarray, history: int) 
 
 
 @numba.njit(cache=True, nogil=True)
-def _spearman_nb(rank_a, rank_b, buf, m):
-    """Pearson correlation of two rank vectors over the ``m`` members in ``buf``."""
-    center = 0.5 * (m + 1)
-    cov = 0.0
-    var_a = 0.0
-    var_b = 0.0
-    for k in range(m):
-        i = buf[k]
-        da = rank_a[i] - center
-        db = rank_b[i] - center
-        cov += da * db
-        var_a += da * da
-        var_b += db * db
-    denom = np.sqrt(var_a * var_b)
-    return cov / denom if denom > 0.0 else np.nan
+def _members_nb(alpha_row, universe_row, returns_row, member):
+    """Flag the symbols in the universe with finite alpha and return; their count."""
+    m = 0
+    for i in range(alpha_row.shape[0]):
+        ok = universe_row[i] and np.isfinite(alpha_row[i]) and np.isfinite(returns_row[i])
+        member[i] = ok
+        m += ok
+    return m
 
 
 @numba.njit(cache=True, nogil=True)
@@ -105,16 +98,12 @@ def _lagged_ic_nb(alpha, universe, alpha_order, returns, returns_order, history,
             row = history + t - lags[k]
             if row < 0:
                 continue
-            m = 0
-            for i in range(n_sym):
-                ok = universe[row, i] and np.isfinite(alpha[row, i]) and np.isfinite(returns[t, i])
-                member[i] = ok
-                m += ok
+            m = _members_nb(alpha[row], universe[row], returns[t], member)
             if m < 2:
                 continue
             _average_ranks_nb(returns_order[t], returns[t], member, buf, rank_r)
             _average_ranks_nb(alpha_order[row], alpha[row], member, buf, rank_a)
-            out[k, t] = _spearman_nb(rank_a, rank_r, buf, m)
+            out[k, t] = spearman_of_ranks_nb(rank_a, rank_r, buf, m)
     return out
 
 
@@ -131,11 +120,7 @@ def _quantiles_nb(alpha, universe, alpha_order, returns, history, n_q):
         row = history + t - 1
         if row < 0:
             continue
-        m = 0
-        for i in range(n_sym):
-            ok = universe[row, i] and np.isfinite(alpha[row, i]) and np.isfinite(returns[t, i])
-            member[i] = ok
-            m += ok
+        m = _members_nb(alpha[row], universe[row], returns[t], member)
         if m < n_q or m == 0:
             continue
         _average_ranks_nb(alpha_order[row], alpha[row], member, buf, ranks)
@@ -174,7 +159,7 @@ def _autocorrelation_nb(alpha, universe, alpha_order, history):
             continue
         _average_ranks_nb(alpha_order[row - 1], alpha[row - 1], member, buf, rank_before)
         _average_ranks_nb(alpha_order[row], alpha[row], member, buf, rank_after)
-        out[t] = _spearman_nb(rank_before, rank_after, buf, m)
+        out[t] = spearman_of_ranks_nb(rank_before, rank_after, buf, m)
     return out
 
 
