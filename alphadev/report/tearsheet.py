@@ -121,8 +121,8 @@ def benchmark_of(view: ConfigView) -> tuple[pd.Series, str] | None:
     frame = view.benchmark
     if frame is None:
         return None
-    symbols = [c for c in frame.columns if c != EQUAL_WEIGHT]
-    if symbols:
+    symbols = [c for c in frame.columns if c != EQUAL_WEIGHT and frame[c].notna().any()]
+    if symbols:  # a BTC perpetual without a single price falls back to the universe
         return frame[symbols[0]], f"{symbols[0]} held long"
     return frame[EQUAL_WEIGHT], "equal-weighted universe held long"
 

@@ -19,7 +19,7 @@ from alphadev.metrics import (
     tail_ratio,
     value_at_risk,
 )
-from alphadev.report import build_report
+from alphadev.report import build_report, load_sweep
 from alphadev.report.html import build_tear_sheet
 from alphadev.signal_series import BENCHMARK_FILE, benchmark_symbol
 from tests.conftest import make_config, write_market
@@ -113,6 +113,19 @@ def test_results_saved_without_a_benchmark_still_render(coins, tmp_path):
         saved.write_bytes(kept)
     assert "equity against the benchmark" not in html and "beta to the benchmark" not in html
     assert "<img alt='equity with drawdowns shaded'" in html
+
+
+def test_a_benchmark_without_prices_falls_back_to_the_universe(coins):
+    from alphadev.report.tearsheet import benchmark_of, load_view
+
+    _, runs = coins
+    view = load_view(load_sweep(runs)[0], "#1")
+    assert benchmark_of(view)[1] == "BTCUSDT held long"
+    view.benchmark["BTCUSDT"] = np.nan
+    series, label = benchmark_of(view)
+    assert label == "equal-weighted universe held long" and series.notna().any()
+    view.benchmark = None
+    assert benchmark_of(view) is None
 
 
 def test_hour_and_weekday_bars_are_the_group_means():
