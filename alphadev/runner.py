@@ -292,8 +292,9 @@ def _simulate(
     )
     signal = panel.signal.get(key) if not carry.started else None
     if signal is None:
-        signal = SignalSeries.of_window(alpha, universe, simulated.derived.returns,
-                                        carry.signal_tail, benchmark)
+        derived = simulated.derived
+        signal = SignalSeries.of_window(alpha, universe, derived.returns, carry.signal_tail,
+                                        benchmark, derived.order, derived.returns_order)
         if not carry.started:
             panel.signal[key] = signal
     carry.signal_tail = carry.signal_tail.after(alpha, universe)

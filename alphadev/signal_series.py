@@ -65,9 +65,12 @@ class SignalSeries:
 
     @classmethod
     def of_window(cls, alpha: np.ndarray, universe: np.ndarray, returns: np.ndarray,
-                  tail: SignalTail, benchmark: int | None = None) -> SignalSeries:
+                  tail: SignalTail, benchmark: int | None = None,
+                  alpha_order: np.ndarray | None = None,
+                  returns_order: np.ndarray | None = None) -> SignalSeries:
         """The series of one window's rows, continuing from ``tail``; ``benchmark`` is
-        the column of the benchmark symbol (``benchmark_symbol``), if any."""
+        the column of the benchmark symbol (``benchmark_symbol``), if any.  The run
+        passes the row-wise argsorts of ``alpha`` and ``returns`` it already has."""
         from alphadev.engine.signal import (  # numba: loaded by runs, not by readers
             lagged_rank_ic,
             quantile_bar_returns,
@@ -78,6 +81,8 @@ class SignalSeries:
         history = tail.alpha.shape[0]
         ext_alpha = np.concatenate([tail.alpha, alpha])
         ext_universe = np.concatenate([tail.universe, universe])
+        order = None if alpha_order is None else np.concatenate(
+            [np.argsort(tail.alpha, axis=1), alpha_order])
         held = ext_universe[history - 1:-1] & np.isfinite(returns)
         with np.errstate(invalid="ignore"):
             equal = np.where(held, returns, 0.0).sum(axis=1) / held.sum(axis=1)
@@ -87,10 +92,11 @@ class SignalSeries:
         ])
         return cls(
             lagged_rank_ic(ext_alpha, ext_universe, returns, history,
-                           np.array(SIGNAL_LAGS, dtype=np.int64)),
-            quantile_bar_returns(ext_alpha, ext_universe, returns, history, SIGNAL_QUANTILES),
-            rank_autocorrelation(ext_alpha, ext_universe, history),
-            quantile_turnover(ext_alpha, ext_universe, history, SIGNAL_QUANTILES),
+                           np.array(SIGNAL_LAGS, dtype=np.int64), order, returns_order),
+            quantile_bar_returns(ext_alpha, ext_universe, returns, history, SIGNAL_QUANTILES,
+                                 order),
+            rank_autocorrelation(ext_alpha, ext_universe, history, order),
+            quantile_turnover(ext_alpha, ext_universe, history, SIGNAL_QUANTILES, order),
             market,
         )
 

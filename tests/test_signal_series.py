@@ -77,6 +77,9 @@ def test_windows_continue_exactly(seed):
     rng = np.random.default_rng(100 + seed)
     alpha, universe, returns = _panel(rng, 90, 7)
     whole = SignalSeries.of_window(alpha, universe, returns, SignalTail.start(7))
+    sorted_ = SignalSeries.of_window(alpha, universe, returns, SignalTail.start(7), None,
+                                     np.argsort(alpha, axis=1), np.argsort(returns, axis=1))
+    np.testing.assert_array_equal(sorted_.ic_by_lag, whole.ic_by_lag)  # the run's argsorts
     cuts = sorted(rng.choice(np.arange(1, 90), size=int(rng.integers(1, 6)), replace=False))
     tail, parts = SignalTail.start(7), []
     for lo, hi in zip([0, *cuts], [*cuts, 90]):

@@ -22,17 +22,26 @@ def lagged_rank_ic(
     returns: np.ndarray,
     history: int,
     lags: np.ndarray,
+    alpha_order: np.ndarray | None = None,
+    returns_order: np.ndarray | None = None,
 ) -> np.ndarray:
     """(len(lags), T) rank IC of alpha row ``history + t - lag`` with return row ``t``
     over the symbols in that alpha row's universe with both values finite; NaN with
-    fewer than two such symbols, a constant side or no alpha row that far back."""
+    fewer than two such symbols, a constant side or no alpha row that far back.
+
+    ``alpha_order`` / ``returns_order``: the row-wise argsorts, if the caller has them.
+    """
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
     returns = np.ascontiguousarray(returns, dtype=np.float64)
     return _lagged_ic_nb(
-        alpha, np.ascontiguousarray(universe, dtype=np.bool_), np.argsort(alpha, axis=1),
-        returns, np.argsort(returns, axis=1), history,
+        alpha, np.ascontiguousarray(universe, dtype=np.bool_), _order(alpha, alpha_order),
+        returns, _order(returns, returns_order), history,
         np.ascontiguousarray(lags, dtype=np.int64),
     )
+
+
+def _order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    return np.ascontiguousarray(np.argsort(values, axis=1) if order is None else order)
 
 
 def quantile_bar_returns(
@@ -41,6 +50,7 @@ def quantile_bar_returns(
     returns: np.ndarray,
     history: int,
     n_quantiles: int,
+    alpha_order: np.ndarray | None = None,
 ) -> np.ndarray:
     """(T, Q) return ``r[t]`` of each equal-weighted alpha bucket formed on alpha row
     ``history + t - 1``: among its m eligible symbols (in the universe, alpha and
@@ -48,28 +58,29 @@ def quantile_bar_returns(
     (1 = lowest); NaN where a bucket is empty or m < Q."""
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
     return _quantiles_nb(
-        alpha, np.ascontiguousarray(universe, dtype=np.bool_), np.argsort(alpha, axis=1),
+        alpha, np.ascontiguousarray(universe, dtype=np.bool_), _order(alpha, alpha_order),
         np.ascontiguousarray(returns, dtype=np.float64), history, int(n_quantiles),
     )
 
 
 def quantile_turnover(alpha: np.ndarray, universe: np.ndarray, history: int,
-                      n_quantiles: int) -> np.ndarray:
+                      n_quantiles: int, alpha_order: np.ndarray | None = None) -> np.ndarray:
     """(T, 2) turnover of the bottom and the top alpha bucket at bar t: the share of the
     bucket's symbols at alpha row ``history + t`` that were not in it at the row before.
     Buckets as in ``quantile_bar_returns`` over the symbols in the universe with finite
     alpha (no return needed); NaN where either row has fewer than Q such symbols."""
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
     return _turnover_nb(alpha, np.ascontiguousarray(universe, dtype=np.bool_),
-                        np.argsort(alpha, axis=1), history, int(n_quantiles))
+                        _order(alpha, alpha_order), history, int(n_quantiles))
 
 
-def rank_autocorrelation(alpha: np.ndarray, universe: np.ndarray, history: int) -> np.ndarray:
+def rank_autocorrelation(alpha: np.ndarray, universe: np.ndarray, history: int,
+                         alpha_order: np.ndarray | None = None) -> np.ndarray:
     """(T,) Spearman correlation of alpha rows ``history + t - 1`` and ``history + t``
     over the symbols in the universe with finite alpha at both; NaN where undefined."""
     alpha = np.ascontiguousarray(alpha, dtype=np.float64)
     return _autocorrelation_nb(
-        alpha, np.ascontiguousarray(universe, dtype=np.bool_), np.argsort(alpha, axis=1),
+        alpha, np.ascontiguousarray(universe, dtype=np.bool_), _order(alpha, alpha_order),
         history,
     )
 

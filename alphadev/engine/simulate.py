@@ -56,6 +56,7 @@ class PanelDerived(NamedTuple):
     returns: np.ndarray  # (T, N) chained_returns(prices, previous.prices)
     ic: np.ndarray  # (T,) rank IC
     order_before: np.ndarray | None = None  # alpha_argsort(alpha_before), when delayed
+    returns_order: np.ndarray | None = None  # (T, N) np.argsort(returns, axis=1)
 
 
 class Simulated(NamedTuple):
@@ -88,15 +89,16 @@ def simulate_arrays(
     bar, or None.
     """
     if derived is not None:
-        order, returns, ic, order_before = derived
+        order, returns, ic, order_before, returns_order = derived
         ic_result = None
     else:
         returns = chained_returns(prices, previous.prices)
-        returns_order = _threads.start(np.argsort, returns, 1)
+        sorting = _threads.start(np.argsort, returns, 1)
         order = alpha_argsort(alpha)
+        returns_order = sorting()
         ic_result = _threads.start(
             rank_ic, alpha, returns, universe, previous.alpha, previous.universe, order,
-            returns_order(),
+            returns_order,
         )
         order_before = alpha_argsort(alpha_before) if alpha_before is not None else None
     book = run_kernel(
@@ -108,7 +110,7 @@ def simulate_arrays(
     )
     if ic_result is not None:
         ic = ic_result()
-    return Simulated(book, PanelDerived(order, returns, ic, order_before))
+    return Simulated(book, PanelDerived(order, returns, ic, order_before, returns_order))
 
 
 def next_bar_book(
