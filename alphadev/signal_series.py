@@ -1,5 +1,6 @@
-"""What a run records of its alpha for the report's signal panels
-(docs/semantics.md#signal-series): IC by lag, quantile returns, rank autocorrelation.
+"""What a run records for the report's signal and benchmark panels
+(docs/semantics.md#signal-series): IC by lag, quantile returns and turnover, rank
+autocorrelation, and the bar returns of the equal-weighted universe and of BTC.
 
 They are computed on the arrays the run already holds, window by window, so the
 report never has to run the alpha again, and any chunking gives the numbers of one
