@@ -437,6 +437,15 @@ def test_leaderboard_fits_at_1400_px(sweep, tmp_path):
     assert 1000 < client_width and scroll_width <= client_width
 
 
+@pytest.mark.parametrize("page", ["html", "tear_sheet"])
+def test_legends_and_captions_fit_at_1400_px(sweep, tmp_path, page):
+    """Chromium's layout: every legend item and caption lies inside its figure."""
+    from tests.report.test_what_the_report_says import _layout
+
+    count, clipped = _layout(sweep[page].read_text(encoding="utf-8"), tmp_path)
+    assert count >= 10 and clipped == ""
+
+
 def test_percent_format_one_unit():
     from alphadev.report.layout import pct
 
