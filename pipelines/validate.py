@@ -28,6 +28,7 @@ from alphadev.out_of_sample.files import (
 from alphadev.out_of_sample.summary import summary_text
 from alphadev.results import ResultState, check_saved
 from alphadev.validation import ParameterError
+from pipelines.tasks import Sweep, _bad_parameter, _configs
 
 logger = logging.getLogger("luigi-interface")
 
@@ -50,14 +51,10 @@ class Validate(luigi.Task):
         try:
             self._check_windows(self.parameters().check())
         except ParameterError as exc:
-            from pipelines import _bad_parameter
-
             raise _bad_parameter(f"Validate: {exc}") from None
 
     def _check_windows(self, params: ValidationParameters) -> None:
         """Windows of at least 2 bars of the spec's (longest) bar, before any config runs."""
-        from pipelines import _configs
-
         longest = max(_configs(self.spec), key=lambda c: frequency_nanos(c.frequency))
         check_window_bars(params, frequency_nanos(longest.frequency), longest.frequency)
 
@@ -66,16 +63,12 @@ class Validate(luigi.Task):
                                     self.blocks)
 
     def requires(self):
-        from pipelines import Sweep
-
         return Sweep(spec=self.spec, save_dir=self.save_dir)
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(os.path.join(self.save_dir, VALIDATION_DIR))
 
     def _identities(self) -> set[tuple[str, str]]:
-        from pipelines import _configs
-
         current = set()
         for config in _configs(self.spec):
             saved = check_saved(config, self.save_dir)

@@ -1,12 +1,14 @@
 """The package's imports point one way: no module reaches back to one that imports it.
 
 The graph is read from the source (every ``import``, lazy ones inside functions
-included), so a cycle hidden in a function body fails here too.
+included), so a cycle hidden in a function body fails here too, and so does a module
+that imports names from its own package's ``__init__`` while that ``__init__`` imports it.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +49,14 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
+                # ``from pkg import sub`` imports the module ``pkg.sub``; ``from pkg import
+                # name`` imports ``pkg`` itself, also from a module inside ``pkg``.
                 base = _resolve(name, is_package, node.level, node.module)
-                targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in files
+                           else base for alias in node.names]
             for target in targets:
                 hit = known(target)
-                if hit is not None and hit != name and not name.startswith(hit + "."):
+                if hit is not None and hit != name:
                     graph[name].add(hit)
     return graph
 
@@ -80,6 +85,19 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if found:
                 return found
     return None
+
+
+def test_a_child_importing_its_package_back_is_seen(tmp_path, monkeypatch) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from pkg.child import run\n")
+    (package / "child.py").write_text("def run():\n    from pkg import helper\n")
+    (package / "sibling.py").write_text("from pkg import child\n")  # a module: no cycle
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGES", ("pkg",))
+    graph = import_graph()
+    assert graph["pkg.sibling"] == {"pkg.child"}
+    assert find_cycle(graph) == ["pkg", "pkg.child", "pkg"]
 
 
 def test_find_cycle_sees_a_cycle() -> None:

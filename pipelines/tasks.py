@@ -1,0 +1,502 @@
+"""Luigi tasks for alphadev sweeps: thin wrappers that call the library.
+
+    luigi --module pipelines Sweep --spec sweeps/momentum.py --save-dir runs/momentum --workers 2
+
+``BacktestTask`` runs one config; it is complete when ``{save_dir}/{name}`` is a whole
+results folder with the config's current fingerprint.  A config that fails is FAILED in
+Luigi (its traceback goes to ``{save_dir}/errors.log``), and the next invocation
+retries it.  ``Sweep`` requires the configs that are not done yet (or runs them in its
+own pool with ``--num-processes``), writes ``{save_dir}/comparison.csv`` and prints a
+leaderboard.  Luigi does not run ``Sweep`` once a config failed, so the config that
+finishes last (every other one done or failed) writes the table and prints the
+leaderboard and the failed configs instead.  A rerun with every config done prints
+the leaderboard again (from ``comparison.csv``); a spec's ``Backtester(notice=...)``
+is printed above it and saved as ``{save_dir}/notice.txt``.
+
+Watching a sweep: the process that finishes a config logs one line for it, and every
+1/20 of the configs (or five minutes) a progress line such as ``sweep runs/x: 120/200
+done, 2 failed, 78 left, 3.1 configs/s, ETA 0:00:25``, counted in
+``{save_dir}/.progress.json`` so it is right with ``--workers N``.  Luigi's own
+per-task lines (scheduled, running, done, "Informed scheduler ...") are demoted to
+DEBUG, and where no luigi.cfg sets ``[core] log_level`` or ``logging_conf_file``
+the level defaults to INFO instead of Luigi's DEBUG: about one line per config.
+``--log-level DEBUG`` shows everything again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+
+import luigi
+import luigi.cmdline_parser
+
+from alphadev import sweep
+from alphadev.backtester import Backtester
+from alphadev.engine.simulate import warm_up
+from alphadev.errors import SpecError
+from alphadev.job import stage_count
+from alphadev.results import ResultState
+from alphadev.spec import find_config, load_spec, spec_is_synthetic, spec_notice
+from alphadev.store import write_notice
+
+logger = logging.getLogger("luigi-interface")
+
+# Luigi exits 0 even when tasks fail.  These defaults apply wherever the sweep runs
+# (not only beside this repository's luigi.cfg); a user's own [retcode] settings win.
+# already_running: the same command is running already (luigi's lock), or, with a
+# central scheduler, another worker ran some of the tasks (central.cfg sets it to 0).
+# not_run: the sweep did not finish for another reason (central.cfg: 0 as well).
+RETCODE_DEFAULTS = {
+    "already_running": "10",
+    "missing_data": "20",
+    "not_run": "25",
+    "task_failed": "30",
+    "scheduling_error": "35",
+    "unhandled_exception": "40",
+}
+
+
+def _set_retcode_defaults() -> None:
+    config = luigi.configuration.get_config()
+    if not config.has_section("retcode"):
+        config.add_section("retcode")
+    for key, value in RETCODE_DEFAULTS.items():
+        if not config.has_option("retcode", key):
+            config.set("retcode", key, value)
+
+
+_set_retcode_defaults()
+
+# Luigi's per-task INFO lines, demoted to DEBUG (about four per config otherwise).
+PER_TASK_LINES = (
+    "Informed scheduler that task",
+    "[pid %s] Worker %s running",
+    "[pid %s] Worker %s done",
+    "[pid %s] Worker %s new requirements",
+    "Did not schedule %s",
+)
+
+
+class PerTaskLinesToDebug(logging.Filter):
+    """Luigi's per-task chatter becomes DEBUG, so handlers at INFO drop it and an
+    overnight sweep logs about one line per config (ours)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.levelno == logging.INFO and isinstance(record.msg, str)
+                and record.msg.startswith(PER_TASK_LINES)):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+def _set_logging_defaults() -> None:
+    """INFO (not Luigi's DEBUG) where no config chooses the logging, plus the filter."""
+    config = luigi.configuration.get_config()
+    chosen = any(config.has_option("core", key) for key in ("log_level", "logging_conf_file"))
+    if not chosen and not config.has_section("logging"):
+        if not config.has_section("core"):
+            config.add_section("core")
+        config.set("core", "log_level", "INFO")
+    chatty = logging.getLogger("luigi-interface")
+    if not any(isinstance(f, PerTaskLinesToDebug) for f in chatty.filters):
+        chatty.addFilter(PerTaskLinesToDebug())
+
+
+_set_logging_defaults()
+
+
+def _configs(spec: str):
+    """The spec's configs; a bad spec ends the process with its one clear message."""
+    try:
+        return load_spec(spec)
+    except SpecError as exc:
+        raise SystemExit(f"alphadev: {exc}") from None
+
+
+def _done(config, save_dir: str) -> bool:
+    return sweep.config_state(config, save_dir) is ResultState.DONE
+
+
+class ConfigFailed(RuntimeError):
+    """A config's backtest failed; the message is its report (with the traceback)."""
+
+
+def _bad_parameter(message: str) -> BaseException:
+    """A clear error for a bad task parameter: one ``alphadev:`` line on the command
+    line (like a bad spec), a ValueError from Python."""
+    if luigi.cmdline_parser.CmdlineParser.get_instance() is not None:
+        return SystemExit(f"alphadev: {message}")
+    return ValueError(message)
+
+
+def _local_scheduler() -> bool:
+    try:
+        return bool(luigi.interface.core().local_scheduler)
+    except Exception:  # noqa: BLE001 - outside a luigi command line: assume local
+        return True
+
+
+class ResultTarget(luigi.Target):
+    """A config's results folder; it exists only when it is whole and was computed with
+    the config's current fingerprint, so Luigi's own completeness check is the sweep's.
+
+    ``path`` is ``{save_dir}/{name}/sequences``, the folder a downstream task reads.
+    """
+
+    def __init__(self, config, save_dir: str) -> None:
+        self.config = config
+        self.save_dir = save_dir
+        self.path = os.path.join(save_dir, config.name, "sequences")
+
+    def exists(self) -> bool:
+        state = sweep.config_state(self.config, self.save_dir)
+        if state is ResultState.STALE:
+            logger.info(
+                "config %s: saved results have another fingerprint (config, data or alpha "
+                "code changed); recomputing", self.config.name,
+            )
+        return state is ResultState.DONE
+
+
+class BacktestTask(luigi.Task):
+    """One config of a spec."""
+
+    priority = 10  # run configs before opening the next wave
+
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
+                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
+    name = luigi.Parameter(description="config name")
+    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+
+    def config(self):
+        try:
+            return find_config(self.spec, self.name)
+        except SpecError as exc:
+            raise SystemExit(f"alphadev: {exc}") from None
+
+    def output(self) -> ResultTarget:
+        return ResultTarget(self.config(), self.save_dir)
+
+    def run(self) -> None:
+        self._counted = False  # luigi reuses task instances across invocations
+        config = self.config()
+        if _done(config, self.save_dir):  # another invocation did it (and counted it)
+            self._counted = True
+            logger.info("alphadev: config %s was done meanwhile; not run again", self.name)
+            return
+        total = stage_count(config)
+        done = 0
+
+        def progress(stage: str) -> None:
+            nonlocal done
+            done += 1
+            self.set_status_message(f"{self.name}: {stage}")
+            self.set_progress_percentage(min(99, int(100 * done / total)))
+
+        sweep.prepare(self.save_dir)
+        report = sweep.run_config(config, self.save_dir, progress)
+        if report is not None:
+            self._count(False)
+            raise ConfigFailed(report)
+        self.set_progress_percentage(100)
+        logger.info("alphadev: config %s done", self.name)
+        self._count(True)
+
+    def on_success(self):
+        self._summarize_if_last()
+        return super().on_success()
+
+    def on_failure(self, exception: BaseException) -> str:
+        explanation = super().on_failure(exception)
+        if not getattr(self, "_counted", False):  # failed before or after run_config
+            self._count(False)
+        self._summarize_if_last()
+        return explanation
+
+    def _count(self, ok: bool) -> None:
+        """Count this config in the sweep's progress (once), show the overall line in
+        luigid's status message and log it when due."""
+        self._counted = True
+        tick = _count_finished(self.save_dir, ok)
+        outcome = "done" if ok else "FAILED (see errors.log)"
+        if callable(self.set_status_message):  # only while run() runs
+            self.set_status_message(f"{self.name}: {outcome}"
+                                    + (f"; {tick.line}" if tick is not None else ""))
+        if tick is not None and tick.due:
+            logger.info(tick.line)
+
+    def _summarize_if_last(self) -> None:
+        """Write the summary when this was the sweep's last config and one failed."""
+        try:
+            configs = _configs(self.spec)
+            summary = sweep.summarize_when_settled(configs, self.save_dir)
+        except Exception:
+            logger.exception("alphadev: writing the sweep summary failed")
+            return
+        if summary is not None:
+            _print_report(self.spec, self.save_dir, len(configs), summary, 10)
+
+
+class Sweep(luigi.Task):
+    """Every config of a spec, then ``comparison.csv`` and a leaderboard."""
+
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
+                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
+    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+    num_processes = luigi.OptionalIntParameter(
+        default=None,
+        description="run the configs in this task's own process pool instead of Luigi workers",
+    )
+    top = luigi.IntParameter(default=10, description="rows in the printed leaderboard")
+    wave_size = luigi.IntParameter(
+        default=500,
+        description="with the local scheduler, configs are handed to Luigi in waves of "
+        "this many, which keeps its per-task cost flat for sweeps of thousands",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        checks = (
+            ("--wave-size", self.wave_size, self.wave_size >= 1, "an integer >= 1"),
+            ("--top", self.top, self.top >= 0, "an integer >= 0"),
+            ("--num-processes", self.num_processes,
+             self.num_processes is None or self.num_processes == -1 or self.num_processes >= 1,
+             "unset (Luigi workers), -1 (one process per CPU) or an integer >= 1"),
+        )
+        for flag, value, ok, allowed in checks:
+            if not ok:
+                raise _bad_parameter(f"Sweep {flag} {value} is invalid: it must be {allowed}")
+
+    def requires(self):
+        if self.num_processes is not None:
+            return []
+        configs = _configs(self.spec)
+        pending = [c for c in configs if not _done(c, self.save_dir)]
+        _start_progress(self.save_dir, len(configs), len(configs) - len(pending))
+        if _local_scheduler() and len(pending) > self.wave_size:
+            n_waves = -(-len(configs) // self.wave_size)
+            waves = [SweepWave(self.spec, self.save_dir, k, self.wave_size)
+                     for k in range(n_waves)]
+            return [w for w in waves if not w.complete()]
+        # Only unfinished configs: a finished sweep of thousands schedules nothing.
+        # With a central scheduler every machine must know every config, so no waves.
+        return [BacktestTask(self.spec, c.name, self.save_dir) for c in pending]
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(os.path.join(self.save_dir, sweep.COMPARISON))
+
+    def complete(self) -> bool:
+        """Every config done and ``comparison.csv`` built from exactly these results."""
+        return sweep.comparison_is_current(_configs(self.spec), self.save_dir)
+
+    def run(self) -> None:
+        configs = _configs(self.spec)
+        sweep.prepare(self.save_dir)
+        if self.num_processes is not None:
+            self.set_status_message(f"running {len(configs)} configs in a pool")
+            bt = Backtester()
+            for config in configs:
+                bt.add_config(config)
+            sweep.clear_failures(self.save_dir, [c.name for c in configs])
+            results = bt.run_all(
+                num_processes=self.num_processes, save_dir=self.save_dir,
+                err_path=os.path.join(self.save_dir, sweep.ERRORS_LOG),
+            )
+            for config, result in zip(configs, results):
+                if result is None:
+                    sweep.record_failure(self.save_dir, config, "see the traceback above it "
+                                         "in errors.log", append_log=False)
+        summary = sweep.summarize(configs, self.save_dir)
+        self.set_progress_percentage(100)
+        _print_report(self.spec, self.save_dir, len(configs), summary, self.top)
+        if summary.failed or summary.missing:
+            names = summary.failed + summary.missing
+            raise RuntimeError(
+                f"{len(names)} config(s) did not complete: {names[:10]}; tracebacks are in "
+                f"{os.path.join(self.save_dir, sweep.ERRORS_LOG)}. Rerun the same command "
+                "to retry them; completed configs are skipped."
+            )
+
+
+class SweepWave(luigi.Task):
+    """Configs ``[index * size, (index + 1) * size)`` of a spec, yielded when this runs.
+
+    Luigi's local scheduler scans every pending task on each dispatch (luigi #1492), so
+    10,000 pending configs make each dispatch slow.  Dynamic dependencies keep only the
+    running waves' configs pending; configs outrank waves, so a new wave opens only
+    when no config is left to run.
+    """
+
+    spec = luigi.Parameter()
+    save_dir = luigi.Parameter()
+    index = luigi.IntParameter()
+    size = luigi.IntParameter()
+    priority = 0
+
+    def _configs(self):
+        return _configs(self.spec)[self.index * self.size:(self.index + 1) * self.size]
+
+    def complete(self) -> bool:
+        return all(_done(c, self.save_dir) for c in self._configs())
+
+    def run(self):
+        pending = [c for c in self._configs() if not _done(c, self.save_dir)]
+        yield [BacktestTask(self.spec, c.name, self.save_dir) for c in pending]
+
+
+@Sweep.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
+@SweepWave.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
+def _configs_scheduled(task: luigi.Task, dependency: luigi.Task) -> None:
+    """Configs handed to Luigi for a new attempt (in the scheduling process).
+
+    Their earlier failures stop counting as their latest outcome, so the end-of-sweep
+    summary waits for these attempts; and the kernels are loaded once here, before Luigi
+    forks the task processes that inherit them.
+    """
+    if isinstance(dependency, BacktestTask):
+        names = [dependency.name]
+    elif isinstance(dependency, SweepWave):  # a done config's marker is gone already
+        names = [c.name for c in dependency._configs()]
+    else:
+        return
+    sweep.clear_failures(dependency.save_dir, names)
+    _load_kernels()
+
+
+@Sweep.event_handler(luigi.Event.DEPENDENCY_PRESENT)
+def _already_done(task: Sweep) -> None:
+    """A rerun with every config done runs nothing; it still shows the leaderboard."""
+    try:
+        configs = _configs(task.spec)
+        summary = sweep.SweepSummary(sweep.read_comparison(task.save_dir), [], [])
+    except Exception:
+        logger.exception("alphadev: reading the finished sweep's comparison.csv failed")
+        return
+    _print_report(task.spec, task.save_dir, len(configs), summary, task.top)
+
+
+@BacktestTask.event_handler(luigi.Event.PROCESS_FAILURE)
+@BacktestTask.event_handler(luigi.Event.TIMEOUT)
+def _config_process_died(task: BacktestTask, error: str) -> None:
+    """A config whose task process died (killed, out of memory) counts as failed; the
+    scheduling process sees this, the dead process could not count it.  Its failure is
+    recorded too, so the config that finishes last still writes the summary."""
+    try:
+        sweep.record_failure(task.save_dir, task.config(),
+                             f"config {task.name!r} failed: {error}")
+    except OSError:
+        logger.exception("alphadev: cannot record the failure of %s", task.name)
+    tick = _count_finished(task.save_dir, False)
+    if tick is not None and tick.due:
+        logger.info(tick.line)
+    task._summarize_if_last()
+
+
+_PROGRESS_STARTED: set[str] = set()
+
+
+def _start_progress(save_dir: str, total: int, done: int) -> None:
+    """Reset the sweep's progress once per invocation, in the scheduling process (the
+    forked task processes inherit the record that it was done; a later invocation in
+    this process finds the recorded one settled)."""
+    key = os.path.abspath(save_dir)
+    if key in _PROGRESS_STARTED and not sweep.progress_settled_here(save_dir):
+        return
+    _PROGRESS_STARTED.add(key)
+    try:
+        sweep.start_progress(save_dir, total, done)
+    except OSError:
+        logger.exception("alphadev: cannot record the sweep's progress in %s", save_dir)
+
+
+def _count_finished(save_dir: str, ok: bool) -> sweep.Tick | None:
+    try:
+        return sweep.count_finished(save_dir, ok, f"sweep {save_dir}")
+    except OSError:
+        logger.exception("alphadev: cannot count progress in %s", save_dir)
+        return None
+
+
+@functools.cache
+def _load_kernels() -> None:
+    warm_up()
+
+
+def _print_report(spec: str, save_dir: str, n_configs: int, summary: sweep.SweepSummary,
+                  top: int) -> None:
+    """Save the spec's notice (or remove a dropped one), then print it with the summary."""
+    notice, synthetic = spec_notice(spec), spec_is_synthetic(spec)
+    write_notice(save_dir, notice, synthetic)
+    text = sweep.report(spec, save_dir, n_configs, summary, top, notice, synthetic)
+    sys.stdout.write(f"\n{text}\n")
+    sys.stdout.flush()
+
+
+class _ReportTarget(luigi.LocalTarget):
+    """``report.html`` that exists for Luigi only when it holds what the task adds: IC
+    decay and factor sequences for all of the ``top`` configs it details.  A report
+    written by ``python -m alphadev report`` (same file, usually without them) does not
+    make the task complete; the task then rewrites it."""
+
+    def __init__(self, path: str, top: int) -> None:
+        super().__init__(path)
+        self.top = top
+
+    def exists(self) -> bool:
+        from alphadev.report import report_contents
+
+        contents = report_contents(self.path)
+        return contents is not None and contents.get("top") == self.top and (
+            contents.get("ic-decay") == contents.get("detailed") == contents.get("factor")
+        )
+
+
+class Report(luigi.Task):
+    """The sweep, then ``{save_dir}/report.html`` with IC decay, quantile returns and
+    factor sequences for the top configs (see ``_ReportTarget`` for completeness)."""
+
+    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
+                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
+    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+    top = luigi.IntParameter(default=5, description="configs plotted in detail")
+
+    def requires(self) -> Sweep:
+        return Sweep(spec=self.spec, save_dir=self.save_dir)
+
+    def output(self) -> luigi.LocalTarget:
+        return _ReportTarget(os.path.join(self.save_dir, "report.html"), self.top)
+
+    def complete(self) -> bool:
+        """The report holds what this task adds, the sweep is complete, and the report
+        is not older than ``comparison.csv`` (a config changed or added since: rebuild;
+        Luigi never looks at ``Sweep`` while this task looks complete)."""
+        if not self.output().exists() or not self.requires().complete():
+            return False
+        comparison = os.path.join(self.save_dir, sweep.COMPARISON)
+        return os.path.getmtime(self.output().path) >= os.path.getmtime(comparison)
+
+    def run(self) -> None:
+        from alphadev.analysis import (
+            FACTOR_SEQUENCES_FILE,
+            IC_DECAY_FILE,
+            config_panel,
+            write_factor_sequences,
+            write_ic_decay,
+        )
+        from alphadev.report import build_report
+
+        by_name = {c.name: c for c in _configs(self.spec)}
+        table = sweep.read_comparison(self.save_dir)
+        for name in table["name"].head(self.top):
+            folder = os.path.join(self.save_dir, name)
+            if all(os.path.exists(os.path.join(folder, "sequences", file))
+                   for file in (IC_DECAY_FILE, FACTOR_SEQUENCES_FILE)):
+                continue  # recorded by the run (docs/semantics.md#signal-series)
+            self.set_status_message(f"IC decay and factor sequences of {name}")
+            panel = config_panel(by_name[name])  # the alpha runs once for both files
+            write_ic_decay(folder, by_name[name], panel=panel)
+            write_factor_sequences(folder, by_name[name], panel=panel)
+        self.set_status_message("rendering the report")
+        build_report(self.save_dir, top=self.top, out=self.output().path)
