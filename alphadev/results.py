@@ -278,7 +278,7 @@ class BacktestResult:
         total, cfg = self.metrics["total"], self.config_dict
         where = f", saved in {str(self.path)!r}" if self.path is not None else ""
         return (
-            f"BacktestResult({self.name!r}, {_short_class(cfg['alpha_class'])}"
+            f"BacktestResult({self.name!r}, {class_name(cfg['alpha_class'])}"
             f"{_kwargs_text(cfg['alpha_kwargs'])}, {cfg['start_date']}..{cfg['end_date']} "
             f"{cfg['frequency']}, sharpe={_fmt(total.get('sharpe'), '{:.3f}')}, "
             f"ic_mean={_fmt(self.metrics.get('ic_mean'), '{:.4f}')}{where})"
@@ -288,7 +288,7 @@ class BacktestResult:
         """A small table for notebooks: the headline numbers (metrics only, no sequences)."""
         total, m, cfg = self.metrics["total"], self.metrics, self.config_dict
         rows = [
-            ("alpha", f"{_short_class(cfg['alpha_class'])}{_kwargs_text(cfg['alpha_kwargs'])}"),
+            ("alpha", f"{class_name(cfg['alpha_class'])}{_kwargs_text(cfg['alpha_kwargs'])}"),
             ("period", f"{cfg['start_date']} .. {cfg['end_date']} ({cfg['frequency']})"),
             ("sharpe", _fmt(total.get("sharpe"), "{:.3f}")),
             ("annualized return", _fmt(total.get("annualized_return"), "{:+.2%}")),
@@ -501,7 +501,7 @@ def _fmt(value: Any, fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
-def _short_class(qualified: str) -> str:
+def class_name(qualified: str) -> str:
     """``EchoAlpha`` for ``tests.alphas:EchoAlpha``: the class by name, never imported."""
     return str(qualified).rpartition(":")[2]
 

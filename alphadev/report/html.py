@@ -86,7 +86,7 @@ from alphadev.report.tearsheet import (
     performance_panels,
     signal_panels,
 )
-from alphadev.results import BacktestResult, load_result
+from alphadev.results import BacktestResult, class_name, load_result
 from alphadev.store import (
     atomic_write,
     check_folder,
@@ -529,11 +529,6 @@ def _grid_panels(table: pd.DataFrame, groups: dict[str, list[str]], plots: Any) 
     if not dims:
         panels.append(note("No grid dimension varies across these configs."))
     return panels
-
-
-def class_name(alpha_class: str) -> str:
-    """``Reversal`` of ``package.module:Reversal`` (or ``package.module.Reversal``)."""
-    return alpha_class.rpartition(":")[2].rpartition(".")[2] or alpha_class
 
 
 # ---------------------------------------------------------------------- pieces

@@ -183,4 +183,4 @@ def test_tear_sheet_names_its_config_settings_and_class(two_classes):
     alpha = html.split("<th>alpha</th><td>")[1].split("</td>")[0]
     assert alpha.startswith("EchoAlpha(") and "tests.alphas" not in alpha
     assert class_name("alphadev_spec_spec_real:Reversal") == "Reversal"
-    assert class_name("pkg.mod.Inner") == "Inner"
+    assert class_name("pkg.mod:Outer.Inner") == "Outer.Inner"
