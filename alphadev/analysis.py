@@ -49,20 +49,13 @@ import pandas as pd
 from alphadev.config import BacktestConfig
 from alphadev.data.loaders import day_bounds
 from alphadev.errors import DataError
+from alphadev.layout import ResultDir
 from alphadev.panel import Panel, bar_ceil, build_panel
-from alphadev.signal_series import (
-    FACTOR_SEQUENCES_FILE,
-    IC_DECAY_FILE,
-    QUANTILE_RETURNS_FILE,
-    decay_frame,
-)
+from alphadev.signal_series import decay_frame
 from alphadev.store import atomic_write
 from alphadev.validation import check_scalar
 
 __all__ = [
-    "FACTOR_SEQUENCES_FILE",
-    "IC_DECAY_FILE",
-    "QUANTILE_RETURNS_FILE",
     "SignalAnalysis",
     "config_panel",
     "ic_by_lag_from_arrays",
@@ -476,16 +469,16 @@ def write_ic_decay(
     path of ``ic_decay.parquet``.  ``panel`` is ``config_panel(config)`` when the caller
     has it (it runs the alpha).
     """
-    folder = Path(result_dir) / "sequences"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ResultDir(Path(result_dir))
+    folder.sequences.mkdir(parents=True, exist_ok=True)
     panel = config_panel(config) if panel is None else panel
     by_lag = ic_by_lag_from_arrays(panel.alpha, panel.prices, panel.universe, max_lag)
     decay = decay_frame(by_lag, range(1, by_lag.shape[0] + 1))
-    target = folder / IC_DECAY_FILE
+    target = folder.ic_decay
     _write_parquet(decay, target)
     if n_quantiles is not None:
         qr = quantile_returns_from_arrays(panel.alpha, panel.prices, panel.universe, n_quantiles)
-        _write_parquet(qr.reset_index(), folder / QUANTILE_RETURNS_FILE)
+        _write_parquet(qr.reset_index(), folder.quantile_returns)
     return target
 
 
@@ -538,8 +531,8 @@ def write_factor_sequences(
     ``write_ic_decay`` it needs the alpha and prices: it runs the config's alpha once,
     unless ``panel`` (``config_panel(config)``) is given.
     """
-    folder = Path(result_dir) / "sequences"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ResultDir(Path(result_dir))
+    folder.sequences.mkdir(parents=True, exist_ok=True)
     panel = config_panel(config) if panel is None else panel
     by_bar = quantile_returns_by_bar_from_arrays(
         panel.alpha, panel.prices, panel.universe, n_quantiles
@@ -553,7 +546,7 @@ def write_factor_sequences(
 
     turnover = quantile_turnover(panel.alpha, panel.universe, 0, n_quantiles)
     frame["turnover_bottom"], frame["turnover_top"] = turnover[:, 0], turnover[:, 1]
-    target = folder / FACTOR_SEQUENCES_FILE
+    target = folder.factor_sequences
     with atomic_write(target) as tmp:
         frame.to_parquet(tmp)
     return target

@@ -29,7 +29,6 @@ from tqdm.auto import tqdm
 from alphadev import job
 from alphadev._display import html_table
 from alphadev.comparison import (
-    COMPARISON,
     SETTING_COLUMNS,
     comparison_table,
     leaderboard,
@@ -40,18 +39,16 @@ from alphadev.comparison import (
 from alphadev.config import BacktestConfig
 from alphadev.errors import BacktestError
 from alphadev.grid import expand_grid
+from alphadev.layout import ResultState, SweepDir, warn_damaged
 from alphadev.preflight import check_loaders
-from alphadev.results import BacktestResult, ResultState, check_saved, load_result
+from alphadev.results import BacktestResult, load_result
 from alphadev.store import (
-    FAILED_DIR,
     append_error_log,
-    check_folder,
     notice_banner,
     read_json,
     read_notice,
     read_synthetic,
     recover,
-    warn_damaged,
     write_notice,
 )
 from alphadev.synthetic import data_are_synthetic
@@ -199,7 +196,7 @@ class Backtester:
             self.failures = dict(tracker.errors)
         if save_dir is not None and any(r is not None for r in results):
             # As the Luigi sweep does: validate and report read the sweep from it.
-            write_comparison(self.get_comparison_table(), Path(save_dir) / COMPARISON)
+            write_comparison(self.get_comparison_table(), SweepDir.of(save_dir).comparison)
         if verbose:
             self._print_summary(tracker, err_path)
         return results
@@ -310,7 +307,7 @@ class Backtester:
                 continue
             if result.path is None or result.path.parent.resolve() != out.resolve():
                 result.save(out)
-        write_comparison(self.get_comparison_table(), out / "comparison.csv")
+        write_comparison(self.get_comparison_table(), SweepDir(out).comparison)
         return out
 
     @staticmethod
@@ -371,13 +368,14 @@ def _worker_count(num_processes: int | None) -> int:
 def _load_if_done(config: BacktestConfig, save_dir: Any) -> BacktestResult | None:
     if save_dir is None:
         return None
-    state = check_saved(config, save_dir).state  # logs a damaged folder
+    root = SweepDir.of(save_dir)
+    state = root.saved(config).state  # logs a damaged folder
     if state is ResultState.STALE:
         log.info("config %r: saved results are stale (fingerprint changed); recomputing",
                  config.name)
     if state is not ResultState.DONE:
         return None
-    return load_result(Path(save_dir) / config.name, config=config)
+    return load_result(root.result(config.name).path, config=config)
 
 
 
@@ -393,26 +391,23 @@ def load_sweep(save_dir: str | os.PathLike) -> Backtester:
     ``config_dict`` names the alpha class as text, so a sweep someone else ran opens
     without their code.  ``configs`` is empty.
     """
-    root = Path(save_dir)
-    if not root.is_dir():
+    root = SweepDir.of(save_dir)
+    if not root.root.is_dir():
         raise FileNotFoundError(
             f"results directory {str(root)!r} does not exist (working directory "
             f"{os.getcwd()!r}); pass the save_dir a sweep or run_all(save_dir=...) wrote"
         )
     failures = _failure_reports(root)
     found: dict[str, BacktestResult] = {}
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or entry.name in failures or not entry.is_dir():
+    for folder in root.result_folders():
+        if folder.name in failures:
             continue
-        folder = Path(entry.path)
-        if not ((folder / "config.json").exists() or (folder / "sequences").is_dir()):
-            continue  # not a results folder (a report, the user's own files)
-        check = check_folder(folder)
+        check = folder.check()
         if check.problem is not None:
-            warn_damaged(folder, check.problem, "skipped")
+            warn_damaged(folder.path, check.problem, "skipped")
             continue
-        found[entry.name] = load_result(folder)
-    table = read_comparison_table(root / COMPARISON)
+        found[folder.name] = load_result(folder.path)
+    table = read_comparison_table(root.comparison)
     order = [] if table is None else [n for n in table["name"] if n in found]
     order += sorted(set(found) - set(order))
     bt = Backtester()
@@ -420,25 +415,22 @@ def load_sweep(save_dir: str | os.PathLike) -> Backtester:
     bt.failures = failures
     recorded = 0 if table is None or table.empty else int(table["n_trials"].iloc[0])
     bt._n_trials = max(recorded, len(found) + len(failures))
-    bt.source = root
+    bt.source = root.root
     bt.notice = read_notice(root)
     bt.synthetic = read_synthetic(root)
     return bt
 
 
-def _failure_reports(root: Path) -> dict[str, str]:
+def _failure_reports(root: SweepDir) -> dict[str, str]:
     """name -> report of every failure marker of a sweep (unreadable markers say so)."""
     reports: dict[str, str] = {}
-    try:
-        markers = sorted((root / FAILED_DIR).glob("*.json"))
-    except OSError:
-        return reports
-    for marker in markers:
+    for name in root.failed_names():
+        marker = root.failure(name)
         try:
             record = read_json(marker)
-            reports[str(record.get("name", marker.stem))] = str(record.get("report", ""))
+            reports[str(record.get("name", name))] = str(record.get("report", ""))
         except (OSError, ValueError) as exc:
-            reports[marker.stem] = f"failure marker {str(marker)!r} cannot be read ({exc})"
+            reports[name] = f"failure marker {str(marker)!r} cannot be read ({exc})"
     return reports
 
 

@@ -31,12 +31,12 @@ from alphadev._jsonable import jsonable
 from alphadev.alpha import Alpha
 from alphadev.config import BacktestConfig
 from alphadev.identity import code_digest
+from alphadev.layout import panel_file
 from alphadev.panel import Panel, build_panel
 from alphadev.store import atomic_write, name_lock
 from alphadev.version import RESULTS_VERSION
 
 MEMORY_SLOTS = 2
-CACHE_SUBDIR = os.path.join(".cache", "panels")
 _MEMORY: OrderedDict[str, Panel] = OrderedDict()
 STATS = {"memory_hits": 0, "disk_hits": 0, "computed": 0}  # per process, read by tests
 _FIELDS = ("bars", "prices", "alpha", "universe", "observed")
@@ -92,7 +92,7 @@ def cached_panel(
     else:
         folder = Path(cache_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{key}.npz"
+        path = panel_file(folder, key)
         with name_lock(folder, key):
             stored = _read(path)
             if stored is None:

@@ -28,9 +28,8 @@ from alphadev.results import (
 )
 from alphadev.store import atomic_write
 
-COMPARISON = "comparison.csv"
 __all__ = [
-    "COMPARISON", "IDENTITY_COLUMNS", "SETTING_COLUMNS", "comparison_table", "cost_share",
+    "IDENTITY_COLUMNS", "SETTING_COLUMNS", "comparison_table", "cost_share",
     "deflation", "leaderboard", "read_comparison_table", "read_identities", "result_row",
     "write_comparison",
 ]

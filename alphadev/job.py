@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from alphadev import _threads
 from alphadev.config import BacktestConfig
+from alphadev.layout import SweepDir
 from alphadev.results import BacktestResult
-from alphadev.store import TMP_PREFIX, failure_marker, owner_tag
 
 log = logging.getLogger(__name__)
 
@@ -217,13 +217,13 @@ def start_watched(
 def _compute(
     config: BacktestConfig, save_dir: Any, progress: Progress | None
 ) -> tuple[Outcome, Path | None]:
-    from alphadev.cache import CACHE_SUBDIR
     from alphadev.runner import run_backtest
 
-    cache_dir = Path(save_dir) / CACHE_SUBDIR if save_dir is not None else None
+    root = SweepDir.of(save_dir) if save_dir is not None else None
+    cache_dir = root.panel_cache if root is not None else None
     spill_dir = None
-    if save_dir is not None and config.mode == "streaming":
-        spill_dir = Path(save_dir) / f"{TMP_PREFIX}spill-{config.name}{owner_tag()}"
+    if root is not None and config.mode == "streaming":
+        spill_dir = root.spill(config.name)
     try:
         outcome = Outcome(run_backtest(config, progress, cache_dir, spill_dir))
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal
@@ -241,7 +241,7 @@ def _save(
         if outcome.result is not None and save_dir is not None:
             outcome.result.save(save_dir)
             # Its latest attempt succeeded: an older failure must not hide the result.
-            failure_marker(save_dir, config.name).unlink(missing_ok=True)
+            SweepDir.of(save_dir).failure(config.name).unlink(missing_ok=True)
             outcome.result.drop_sequences()
         return outcome
     except Exception as exc:  # noqa: BLE001 - a failed save fails this config only

@@ -1,13 +1,8 @@
-"""BacktestResult and the state of a config's saved result.
+"""BacktestResult: one config's metrics and sequences, in memory or in its folder.
 
-Layout (docs/semantics.md#results-on-disk)::
-
-    {save_dir}/{name}/config.json  metrics.json  metadata.json
-    {save_dir}/{name}/sequences/returns.parquet  positions.parquet  trades.parquet
-
-How a folder is written, published and checked for wholeness is ``alphadev.store``;
-this module decides what goes into it and what a folder means for a config
-(``ResultState``).  Nothing is pickled.
+Where each file goes, and what makes a folder whole, is ``alphadev.layout``'s; how a
+folder is written and published is ``alphadev.store``'s; this module decides what goes
+into it (docs/semantics.md#results-on-disk).  Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -16,7 +11,6 @@ import math
 import os
 import shutil
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,23 +19,9 @@ import pandas as pd
 
 from alphadev import _threads
 from alphadev._display import html_table
+from alphadev.layout import ResultDir, SweepDir, check_folder, with_manifest
 from alphadev.metrics import is_fragile
-from alphadev.signal_series import (
-    BENCHMARK_FILE,
-    FACTOR_SEQUENCES_FILE,
-    IC_DECAY_FILE,
-    QUANTILE_RETURNS_FILE,
-)
-from alphadev.store import (
-    building_dir,
-    check_folder,
-    publish_dir,
-    read_json,
-    warn_damaged,
-    with_manifest,
-    write_bytes,
-    write_json,
-)
+from alphadev.store import building_dir, publish_dir, read_json, write_bytes, write_json
 
 if TYPE_CHECKING:
     from alphadev.config import BacktestConfig
@@ -248,11 +228,11 @@ class BacktestResult:
         if self._sequences is None:
             if self.path is None:
                 raise RuntimeError(f"result {self.name!r} has neither sequences nor a path")
-            folder = self.path / "sequences"
+            folder = ResultDir(self.path)
             self._sequences = Sequences(  # the long tables are read on each use
-                returns=_with_cost_columns(pd.read_parquet(folder / "returns.parquet")),
-                positions=folder / "positions.parquet",
-                trades=folder / "trades.parquet",
+                returns=_with_cost_columns(pd.read_parquet(folder.returns)),
+                positions=folder.sequence("positions"),
+                trades=folder.sequence("trades"),
             )
         return self._sequences
 
@@ -330,35 +310,36 @@ class BacktestResult:
         if self.config is None:
             raise RuntimeError(f"result {self.name!r} was loaded from disk; it is saved already")
         description = self.config.describe()
-        final = Path(save_dir) / self.name
+        final = SweepDir.of(save_dir).result(self.name)
         sequences = self._load()
-        with building_dir(Path(save_dir), self.name) as tmp:
-            (tmp / "sequences").mkdir()
+        with building_dir(Path(save_dir), self.name) as building:
+            tmp = ResultDir(building)
+            tmp.sequences.mkdir()
             writers = []
             for kind in ("positions", "trades"):
                 value = getattr(sequences, kind)
-                target = tmp / "sequences" / f"{kind}.parquet"
+                target = tmp.sequence(kind)
                 if isinstance(value, Path) and self.path is not None and (
-                    value.parent.parent == self.path
+                    value.parent == ResultDir(self.path).sequences
                 ):  # a saved folder's own file: copied, that folder must stay whole
                     shutil.copyfile(value, target)
                 elif isinstance(value, Path):
                     os.rename(value, target)  # spilled by a streaming run: moved, not copied
-                    setattr(sequences, kind, final / "sequences" / target.name)
+                    setattr(sequences, kind, final.sequence(kind))
                 else:  # encoding releases the GIL: the two big tables in parallel
                     writers.append(_threads.start(write_long_table, value, target))
-            sequences.returns.to_parquet(tmp / "sequences" / "returns.parquet")
+            sequences.returns.to_parquet(tmp.returns)
             if sequences.signal is not None:
-                _write_signal(sequences.signal, sequences.returns.index, tmp / "sequences")
+                _write_signal(sequences.signal, sequences.returns.index, tmp)
             for join in writers:
                 join()
-            write_json(tmp / "metrics.json", self.metrics)
-            write_json(tmp / "metadata.json", self.metadata)
-            write_bytes(tmp / "config.json", with_manifest(description, tmp))
-            publish_dir(tmp, final, description["fingerprint"])
-        self.path = final
+            write_json(tmp.metrics, self.metrics)
+            write_json(tmp.metadata, self.metadata)
+            write_bytes(tmp.config, with_manifest(description, tmp.path))
+            publish_dir(tmp.path, final.path, description["fingerprint"])
+        self.path = final.path
         self.config_dict = description
-        return final
+        return final.path
 
 
 _TEXT_FIELDS = {"name", "alpha_class", "fingerprint", *SETTING_COLUMNS}
@@ -371,13 +352,13 @@ def _is_number_field(key: str, value: Any) -> bool:
     return value is None and key not in _TEXT_FIELDS and not key.startswith("alpha.")
 
 
-def _write_signal(signal: SignalSeries, index: pd.Index, folder: Path) -> None:
+def _write_signal(signal: SignalSeries, index: pd.Index, folder: ResultDir) -> None:
     """The signal panels' files, outside the manifest: ``alphadev.analysis`` may
     rewrite them in a published folder (``write_ic_decay`` with more lags)."""
-    signal.ic_decay().to_parquet(folder / IC_DECAY_FILE, index=False)
-    signal.quantile_means().to_parquet(folder / QUANTILE_RETURNS_FILE, index=False)
-    signal.factor_frame(pd.DatetimeIndex(index)).to_parquet(folder / FACTOR_SEQUENCES_FILE)
-    signal.benchmark_frame(pd.DatetimeIndex(index)).to_parquet(folder / BENCHMARK_FILE)
+    signal.ic_decay().to_parquet(folder.ic_decay, index=False)
+    signal.quantile_means().to_parquet(folder.quantile_returns, index=False)
+    signal.factor_frame(pd.DatetimeIndex(index)).to_parquet(folder.factor_sequences)
+    signal.benchmark_frame(pd.DatetimeIndex(index)).to_parquet(folder.benchmark)
 
 
 def _with_cost_columns(returns: pd.DataFrame) -> pd.DataFrame:
@@ -402,8 +383,8 @@ def load_result(path: str | os.PathLike, config: BacktestConfig | None = None) -
             f"results folder {str(folder)!r} is not whole: {check.problem}. Rerun the "
             "sweep (or run_all with this save_dir) to recompute it, or delete the folder"
         )
-    metrics = read_json(folder / "metrics.json")
-    metadata = read_json(folder / "metadata.json")
+    metrics = read_json(ResultDir(folder).metrics)
+    metadata = read_json(ResultDir(folder).metadata)
     return BacktestResult(
         config=config, metrics=metrics, metadata=metadata, path=folder,
         config_dict=check.description,
@@ -443,58 +424,6 @@ def write_long_table(frame: pd.DataFrame, path: Path) -> None:
     # time than they save; statistics on timestamp and symbol let readers filter.
     keys = ["timestamp", "symbol"]
     pq.write_table(pa.table(arrays), path, use_dictionary=["symbol"], write_statistics=keys)
-
-
-class ResultState(Enum):
-    """What a config's results folder (and, for a sweep, its latest attempt) means.
-
-    ``check_saved`` gives DONE (whole, current fingerprint), STALE (whole, another
-    fingerprint), DAMAGED (not whole) or MISSING; a sweep adds FAILED for a config whose
-    latest attempt failed (docs/semantics.md#sweeps-and-luigi).
-    """
-
-    DONE = "done"
-    STALE = "stale"
-    DAMAGED = "damaged"
-    MISSING = "missing"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class SavedState:
-    """``state`` of the folder; ``fingerprint`` is the config's current one when it was
-    computed, ``problem`` what makes a DAMAGED folder not whole."""
-
-    state: ResultState
-    fingerprint: str | None = None
-    problem: str | None = None
-
-
-def check_saved(config: BacktestConfig, save_dir: str | os.PathLike) -> SavedState:
-    """The state of ``config``'s folder in ``save_dir`` (see ``SavedState``).
-
-    A damaged folder is logged (warning, with its path and problem).  A config whose
-    fingerprint cannot be computed (e.g. a missing data file) is not done: running it
-    reports the problem.
-    """
-    folder = Path(save_dir) / config.name
-    check = check_folder(folder)
-    if not check.exists:
-        return SavedState(ResultState.MISSING)
-    if check.problem is not None:
-        warn_damaged(folder, check.problem)
-        return SavedState(ResultState.DAMAGED, problem=check.problem)
-    try:
-        current = config.fingerprint()
-    except (OSError, ValueError):
-        return SavedState(ResultState.STALE)
-    done = check.fingerprint == current
-    return SavedState(ResultState.DONE if done else ResultState.STALE, current)
-
-
-def saved_state(config: BacktestConfig, save_dir: str | os.PathLike) -> ResultState:
-    """``check_saved(...).state``."""
-    return check_saved(config, save_dir).state
 
 
 def _fmt(value: Any, fmt: str) -> str:

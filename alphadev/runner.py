@@ -37,6 +37,7 @@ from alphadev.data.loaders import day_bounds
 from alphadev.engine.kernel import BookChanges, book_changes
 from alphadev.engine.simulate import BookSettings, PreviousBar, next_bar_book, simulate_arrays
 from alphadev.errors import DataError
+from alphadev.layout import sequence_file
 from alphadev.metrics import FRAGILE_RATIO, compute_metrics, is_fragile
 from alphadev.panel import Panel, bar_ceil, build_panel
 from alphadev.results import BacktestResult, Sequences
@@ -138,8 +139,8 @@ def _run(
     benchmark_name = benchmark_symbol(symbols)
     benchmark = None if benchmark_name is None else symbols.index(benchmark_name)
     spill = Path(spill_dir) if spill_dir is not None and config.mode == "streaming" else None
-    positions = _TableSink(spill / "positions.parquet" if spill else None)
-    trades = _TableSink(spill / "trades.parquet" if spill else None)
+    positions = _TableSink(sequence_file(spill, "positions") if spill else None)
+    trades = _TableSink(sequence_file(spill, "trades") if spill else None)
     seen = np.zeros(len(symbols), dtype=bool)
     forced = 0
 

@@ -21,10 +21,6 @@ SIGNAL_LAGS = (1, 2, 3, 4, 6, 8, 12, 24)
 """Lags (bars) of the recorded IC decay: the first bars one by one, then up to a day
 of hourly bars."""
 SIGNAL_QUANTILES = 5
-IC_DECAY_FILE = "ic_decay.parquet"
-QUANTILE_RETURNS_FILE = "quantile_returns.parquet"
-FACTOR_SEQUENCES_FILE = "factor_sequences.parquet"
-BENCHMARK_FILE = "benchmark.parquet"
 EQUAL_WEIGHT = "equal_weight"
 
 

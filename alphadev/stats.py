@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from alphadev.layout import ResultDir
 from alphadev.metrics import finite_or_none, sample_std
 from alphadev.validation import check_scalar
 
@@ -280,7 +281,7 @@ def _returns_columns(result: BacktestResult, columns: Sequence[str]) -> pd.DataF
     if in_memory is None and result.path is not None:
         import pyarrow.parquet as pq
 
-        saved = pq.ParquetFile(result.path / "sequences" / "returns.parquet")  # opened once
+        saved = pq.ParquetFile(ResultDir(result.path).returns)  # opened once
         present = set(saved.schema_arrow.names)
         table = saved.read(columns=[c for c in columns if c in present], use_pandas_metadata=True)
         return table.to_pandas()

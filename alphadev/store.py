@@ -11,28 +11,25 @@ ever touch the same temporary file.
   ``.tmp-{name}~host~pid~random``, renamed into place under a per-name lock
   (``name_lock``), with a renamed-aside old folder put back after a kill
   (docs/semantics.md#results-on-disk).
-* The manifest written into ``config.json`` (``with_manifest``) and ``check_folder``,
-  the one place that decides whether a folder is whole: files can be damaged after
-  publication (a full disk, a copy cut short, a hand edit).
+* Where each file goes, and whether a folder is whole (the manifest in
+  ``config.json``), is ``alphadev.layout``'s.
 * ``append_error_log``: failure reports, which must never abort the run that failed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import shutil
 import socket
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alphadev.layout import TMP_PREFIX, TRASH_PREFIX, SweepDir, check_folder, owner_tag
 from alphadev.metrics import json_safe
 
 fcntl: Any
@@ -42,19 +39,6 @@ except ImportError:  # Windows: renames are still atomic, writers are not serial
     fcntl = None
 
 log = logging.getLogger(__name__)
-
-TMP_PREFIX = ".tmp-"
-TRASH_PREFIX = ".trash-"
-LOCK_DIR = ".locks"
-MANIFEST = "manifest"
-PARQUET_FILES = tuple(f"sequences/{kind}.parquet" for kind in ("returns", "positions", "trades"))
-HASHED_FILES = ("metrics.json", "metadata.json")
-
-
-def owner_tag() -> str:
-    """``~host~pid~random``: '~' appears in neither config names nor host names."""
-    return f"~{socket.gethostname()}~{os.getpid()}~{uuid.uuid4().hex[:8]}"
-
 
 # ---------------------------------------------------------------------- single files
 @contextlib.contextmanager
@@ -136,7 +120,7 @@ def append_error_log(path: str | os.PathLike, report: str, header: str = "") -> 
 def building_dir(save_dir: Path, name: str) -> Iterator[Path]:
     """A temporary folder next to the final one; removed if the block fails."""
     save_dir.mkdir(parents=True, exist_ok=True)
-    tmp = save_dir / f"{TMP_PREFIX}{name}{owner_tag()}"
+    tmp = SweepDir(save_dir).building(name)
     tmp.mkdir()
     try:
         yield tmp
@@ -151,9 +135,9 @@ def name_lock(save_dir: Path, name: str) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    lock_dir = save_dir / LOCK_DIR
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{name}.lock", "a+") as fh:
+    path = SweepDir(Path(save_dir)).lock(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -174,7 +158,7 @@ def publish_dir(tmp: Path, final: Path, fingerprint: str) -> bool:
             return False
         trash = None
         if final.exists():
-            trash = final.parent / f"{TRASH_PREFIX}{final.name}{owner_tag()}"
+            trash = SweepDir(final.parent).trash(final.name)
             os.rename(final, trash)
         os.rename(tmp, final)
         _fsync_dir(final.parent)
@@ -231,154 +215,29 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-# ---------------------------------------------------------------------- wholeness
-@dataclass(frozen=True)
-class FolderCheck:
-    """What ``check_folder`` found: ``problem`` is None when the folder is whole."""
-
-    exists: bool
-    problem: str | None = None
-    description: dict[str, Any] | None = None  # config.json without its manifest
-
-    @property
-    def fingerprint(self) -> str | None:
-        if self.problem is not None or self.description is None:
-            return None
-        return self.description.get("fingerprint")
-
-
-def check_folder(folder: str | os.PathLike) -> FolderCheck:
-    """Whether ``folder`` holds a whole result: every file present and readable and
-    matching the manifest in ``config.json``.
-
-    Cheap enough to run for every config of every rerun (about 60 µs): the Parquet
-    files are only stat'ed (their sizes are compared), the small JSON files are read
-    and hashed.  A folder without a manifest (older code, or edited) is never trusted.
-    """
-    base = os.fspath(folder)
-    try:
-        with open(os.path.join(base, "config.json"), "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        if not os.path.exists(base):
-            return FolderCheck(exists=False)
-        return FolderCheck(True, "config.json is missing")
-    except OSError as exc:
-        return FolderCheck(True, f"config.json cannot be read ({exc})")
-    try:
-        saved = json.loads(raw)
-    except ValueError as exc:
-        return FolderCheck(True, f"config.json is not valid JSON ({exc})")
-    manifest = saved.pop(MANIFEST, None) if isinstance(saved, dict) else None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("digest"), str):
-        return FolderCheck(
-            True, "config.json has no manifest (written by an older alphadev, or edited)"
-        )
-    if _raw_digest(raw, manifest["digest"]) != manifest["digest"]:
-        return FolderCheck(True, "config.json was edited after it was written (digest mismatch)")
-    if saved.get("name") != os.path.basename(os.path.normpath(base)):
-        return FolderCheck(
-            True, f"config.json names config {saved.get('name')!r}, not the folder's name"
-        )
-    sizes = manifest.get("sizes") or {}
-    for rel in PARQUET_FILES:
-        try:
-            size = os.stat(os.path.join(base, rel)).st_size
-        except OSError:
-            return FolderCheck(True, f"{rel} is missing")
-        if size != sizes.get(rel):
-            return FolderCheck(
-                True, f"{rel} has {size} bytes, the manifest says {sizes.get(rel)} (truncated "
-                "or rewritten)",
-            )
-    hashes = manifest.get("sha256") or {}
-    for rel in HASHED_FILES:
-        try:
-            with open(os.path.join(base, rel), "rb") as fh:
-                data = fh.read()
-        except OSError:
-            return FolderCheck(True, f"{rel} is missing")
-        if hashlib.sha256(data).hexdigest() != hashes.get(rel):
-            what = "empty" if not data else "not the file that was written (sha256 mismatch)"
-            return FolderCheck(True, f"{rel} is {what}")
-    return FolderCheck(True, None, saved)
-
-
-def with_manifest(description: dict[str, Any], folder: Path) -> bytes:
-    """The bytes of ``config.json``: ``description`` plus the manifest of the files
-    already written in ``folder``, whose digest covers the file's own bytes."""
-    manifest: dict[str, Any] = {
-        "sizes": {rel: os.stat(folder / rel).st_size for rel in PARQUET_FILES},
-        "sha256": {
-            rel: hashlib.sha256((folder / rel).read_bytes()).hexdigest() for rel in HASHED_FILES
-        },
-        "digest": _PLACEHOLDER,
-    }
-    text = json.dumps({**json_safe(description), MANIFEST: manifest}, indent=2,
-                      allow_nan=False) + "\n"
-    raw = text.encode()
-    at = raw.rindex(_PLACEHOLDER.encode())  # the manifest, hence the digest, comes last
-    return raw[:at] + _raw_digest(raw, _PLACEHOLDER).encode() + raw[at + len(_PLACEHOLDER):]
-
-
-_PLACEHOLDER = "0" * 64
-
-
-def _raw_digest(raw: bytes, digest: str) -> str:
-    """sha256 of config.json's bytes with its own digest (the last occurrence of
-    ``digest``) written as zeros; "" when the digest is not in the bytes."""
-    at = raw.rfind(digest.encode())
-    if at < 0 or len(digest) != len(_PLACEHOLDER):
-        return ""
-    return hashlib.sha256(raw[:at] + _PLACEHOLDER.encode() + raw[at + len(digest):]).hexdigest()
-
-
-_warned: set[tuple[str, str]] = set()
-
-
-def warn_damaged(folder: Path, problem: str, action: str = "recomputing it") -> None:
-    """Log a damaged folder once per process (it is checked several times per run).
-
-    ``action`` says what the caller does with it: a run recomputes it, a reader skips it.
-    """
-    key = (str(folder), problem)
-    if key not in _warned:
-        _warned.add(key)
-        log.warning("results folder %s is damaged: %s; %s", folder, problem, action)
-
-
-def saved_fingerprint(folder: str | os.PathLike) -> str | None:
-    """Fingerprint of a whole results folder, None when there is none."""
-    return check_folder(folder).fingerprint
-
-
 # ---------------------------------------------------------------------- the sweep's notice
-NOTICE_FILE = "notice.txt"
-
-
-SYNTHETIC_FILE = "synthetic.txt"
 SYNTHETIC_NOTE = "the data are synthetic: these results say nothing about a real market"
 
 
 def write_notice(save_dir: str | os.PathLike, notice: str | None,
                  synthetic: bool = False) -> None:
-    """Save a sweep's notice as ``{save_dir}/notice.txt`` and, when its data are
-    synthetic, the marker ``synthetic.txt``; remove what the sweep no longer has (the
-    report must not show a notice the sweep dropped, nor call real data synthetic)."""
-    root = Path(save_dir)
-    for name, text in ((NOTICE_FILE, notice), (SYNTHETIC_FILE, SYNTHETIC_NOTE if synthetic
-                                               else None)):
+    """Save a sweep's notice as ``notice.txt`` and, when its data are synthetic, the
+    marker ``synthetic.txt``; remove what the sweep no longer has (the report must not
+    show a notice the sweep dropped, nor call real data synthetic)."""
+    sweep_dir = SweepDir.of(save_dir)
+    for path, text in ((sweep_dir.notice, notice),
+                       (sweep_dir.synthetic, SYNTHETIC_NOTE if synthetic else None)):
         if text is None:
-            (root / name).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
             continue
-        root.mkdir(parents=True, exist_ok=True)
-        with atomic_write(root / name) as tmp:
+        sweep_dir.root.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as tmp:
             tmp.write_text(f"{text}\n", encoding="utf-8")
 
 
 def read_notice(save_dir: str | os.PathLike) -> str | None:
     """The notice a sweep saved in ``save_dir``, or None."""
-    path = Path(save_dir) / NOTICE_FILE
+    path = SweepDir.of(save_dir).notice
     if not path.is_file():
         return None
     return path.read_text(encoding="utf-8").strip() or None
@@ -395,13 +254,4 @@ def notice_banner(notice: str | None, synthetic: bool = False) -> str:
 
 def read_synthetic(save_dir: str | os.PathLike) -> bool:
     """Whether the sweep in ``save_dir`` ran on synthetic data (its ``synthetic.txt``)."""
-    return (Path(save_dir) / SYNTHETIC_FILE).is_file()
-
-
-# ---------------------------------------------------------------------- failure markers
-FAILED_DIR = ".failed"  # {save_dir}/.failed/{name}.json: that config's latest attempt failed
-
-
-def failure_marker(save_dir: str | os.PathLike, name: str) -> Path:
-    """Where the marker of ``name``'s failed latest attempt lives (alphadev.sweep)."""
-    return Path(save_dir) / FAILED_DIR / f"{name}.json"
+    return SweepDir.of(save_dir).synthetic.is_file()

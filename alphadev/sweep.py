@@ -32,7 +32,6 @@ from typing import NamedTuple
 import pandas as pd
 
 from alphadev.comparison import (
-    COMPARISON,
     comparison_table,
     leaderboard,
     read_identities,
@@ -40,11 +39,10 @@ from alphadev.comparison import (
 )
 from alphadev.config import BacktestConfig
 from alphadev.job import LineDue, execute, progress_line
-from alphadev.results import ResultState, check_saved, load_result
+from alphadev.layout import ResultState, SweepDir
+from alphadev.results import load_result
 from alphadev.store import (
-    FAILED_DIR,
     append_error_log,
-    failure_marker,
     name_lock,
     notice_banner,
     read_json,
@@ -54,22 +52,14 @@ from alphadev.store import (
 
 log = logging.getLogger(__name__)
 
-ERRORS_LOG = "errors.log"
-SUMMARY_STAMP = ".summary.json"
 SUMMARY_LOCK = "~summary"  # '~' is in no config name
-PROGRESS = ".progress.json"
 PROGRESS_LOCK = "~progress"
 
 
 def config_state(config: BacktestConfig, save_dir: str | os.PathLike) -> ResultState:
-    """The folder's state (``check_saved``), or FAILED when the config is not done and
+    """``SweepDir.state``: the folder's state, or FAILED when the config is not done and
     its latest attempt failed."""
-    state = check_saved(config, save_dir).state
-    if state is ResultState.DONE:
-        return state
-    if _marker_path(save_dir, config.name).exists():
-        return ResultState.FAILED
-    return state
+    return SweepDir.of(save_dir).state(config)
 
 
 def run_config(
@@ -90,37 +80,30 @@ def record_failure(save_dir: str | os.PathLike, config: BacktestConfig, report: 
                    append_log: bool = True) -> None:
     """Append ``report`` to errors.log (unless the caller did) and mark the config's
     latest attempt as failed."""
-    root = Path(save_dir)
-    (root / FAILED_DIR).mkdir(parents=True, exist_ok=True)
+    root = SweepDir.of(save_dir)
+    root.failures.mkdir(parents=True, exist_ok=True)
     attempt = uuid.uuid4().hex
     if append_log:
-        append_error_log(root / ERRORS_LOG, report, header=f" attempt {attempt}")
-    write_json(_marker_path(root, config.name),
+        append_error_log(root.errors_log, report, header=f" attempt {attempt}")
+    write_json(root.failure(config.name),
                {"name": config.name, "attempt": attempt, "time": time.time(), "report": report})
 
 
 def clear_failures(save_dir: str | os.PathLike, names: Iterable[str]) -> None:
     """Forget the failed attempts of ``names`` (they are about to be retried)."""
+    root = SweepDir.of(save_dir)
     for name in names:
-        _marker_path(save_dir, name).unlink(missing_ok=True)
+        root.failure(name).unlink(missing_ok=True)
 
 
 def _any_failure(save_dir: str | os.PathLike) -> bool:
     """Whether some config's latest attempt failed (a failure marker exists)."""
-    try:
-        with os.scandir(Path(save_dir) / FAILED_DIR) as entries:
-            return any(entry.name.endswith(".json") for entry in entries)
-    except FileNotFoundError:
-        return False
-
-
-def _marker_path(save_dir: str | os.PathLike, name: str) -> Path:
-    return failure_marker(save_dir, name)
+    return next(SweepDir.of(save_dir).failed_names(), None) is not None
 
 
 def _attempt(save_dir: str | os.PathLike, name: str) -> str:
     try:
-        return read_json(_marker_path(save_dir, name)).get("attempt", "")
+        return read_json(SweepDir.of(save_dir).failure(name)).get("attempt", "")
     except (OSError, ValueError):
         return ""
 
@@ -134,17 +117,18 @@ class SweepSummary:
 
 def summarize(configs: Sequence[BacktestConfig], save_dir: str | os.PathLike) -> SweepSummary:
     """Write ``comparison.csv`` (one row per done config) and list the others."""
+    root = SweepDir.of(save_dir)
     done, failed, missing = [], [], []
     for config in configs:
-        state = config_state(config, save_dir)
+        state = root.state(config)
         if state is ResultState.DONE:
-            done.append(load_result(Path(save_dir) / config.name, config=config))
+            done.append(load_result(root.result(config.name).path, config=config))
         elif state is ResultState.FAILED:
             failed.append(config.name)
         else:
             missing.append(config.name)
     table = comparison_table(done, sort_by="sharpe" if done else None, n_trials=len(configs))
-    write_comparison(table, Path(save_dir) / COMPARISON)
+    write_comparison(table, root.comparison)
     return SweepSummary(table, failed, missing)
 
 
@@ -152,12 +136,13 @@ def comparison_is_current(configs: Sequence[BacktestConfig], save_dir: str | os.
                           require_all_done: bool = True) -> bool:
     """Whether ``comparison.csv``'s (name, fingerprint) rows are exactly the done
     configs' (and, with ``require_all_done``, every config is done)."""
-    table = read_identities(Path(save_dir) / COMPARISON)
+    root = SweepDir.of(save_dir)
+    table = read_identities(root.comparison)
     if table is None:
         return False
     current = set()
     for config in configs:
-        saved = check_saved(config, save_dir)
+        saved = root.saved(config)
         if saved.state is ResultState.DONE:
             current.add((config.name, saved.fingerprint))
         elif require_all_done:
@@ -178,14 +163,14 @@ def summarize_when_settled(
     """
     if not _any_failure(save_dir):  # the common case, in O(1): Sweep itself summarises
         return None
+    root = SweepDir.of(save_dir)
     for config in reversed(configs):
-        if not _marker_path(save_dir, config.name).exists() and (
-            check_saved(config, save_dir).state is not ResultState.DONE
+        if not root.failure(config.name).exists() and (
+            root.saved(config).state is not ResultState.DONE
         ):
             return None
-    root = Path(save_dir)
-    with name_lock(root, SUMMARY_LOCK):
-        states = {c.name: config_state(c, save_dir) for c in configs}
+    with name_lock(root.root, SUMMARY_LOCK):
+        states = {c.name: root.state(c) for c in configs}
         settled = (ResultState.DONE, ResultState.FAILED)
         if any(s not in settled for s in states.values()):
             return None
@@ -194,13 +179,13 @@ def summarize_when_settled(
             return None
         stamp = {"failed": {name: _attempt(save_dir, name) for name in failed}}
         try:
-            previous = read_json(root / SUMMARY_STAMP)
+            previous = read_json(root.summary_stamp)
         except (OSError, ValueError):
             previous = None
         if previous == stamp and comparison_is_current(configs, save_dir, False):
             return None
         summary = summarize(configs, save_dir)
-        write_json(root / SUMMARY_STAMP, stamp)
+        write_json(root.summary_stamp, stamp)
     return summary
 
 
@@ -215,7 +200,7 @@ def report(spec: str, save_dir: str | os.PathLike, n_configs: int, summary: Swee
     ]
     if summary.failed:
         lines.append(f"{len(summary.failed)} config(s) FAILED (tracebacks in "
-                     f"{os.path.join(save_dir, ERRORS_LOG)}): {_names(summary.failed)}")
+                     f"{SweepDir.of(save_dir).errors_log}): {_names(summary.failed)}")
         lines.append(
             f"Validate and Report wait for every config: they run once "
             f"{_names(summary.failed)} {'is' if len(summary.failed) == 1 else 'are'} done; "
@@ -251,7 +236,7 @@ def start_progress(save_dir: str | os.PathLike, total: int, done: int) -> None:
     with name_lock(Path(save_dir), PROGRESS_LOCK):
         if _progress_of_another_invocation(save_dir, total):
             return
-        write_json(Path(save_dir) / PROGRESS, {
+        write_json(SweepDir.of(save_dir).progress, {
             "total": total, "done": done, "failed": 0, "start_done": done,
             "started": now, "last_time": now, "last_finished": done, "pid": os.getpid(),
         })
@@ -261,7 +246,7 @@ def _progress_of_another_invocation(save_dir: str | os.PathLike, total: int) -> 
     """Whether the recorded progress is of ``total`` configs, unfinished, and started by
     another process that is still alive (on this machine)."""
     try:
-        state = read_json(Path(save_dir) / PROGRESS)
+        state = read_json(SweepDir.of(save_dir).progress)
         pid = state["pid"]
         if (pid == os.getpid() or state["total"] != total
                 or state["done"] + state["failed"] >= total):
@@ -279,7 +264,7 @@ def progress_settled_here(save_dir: str | os.PathLike) -> bool:
     finished: a new invocation in the same process (another ``luigi.build``) starts
     afresh."""
     try:
-        state = read_json(Path(save_dir) / PROGRESS)
+        state = read_json(SweepDir.of(save_dir).progress)
         return bool(state["pid"] == os.getpid()
                     and state["done"] + state["failed"] >= state["total"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -289,7 +274,7 @@ def progress_settled_here(save_dir: str | os.PathLike) -> bool:
 def count_finished(save_dir: str | os.PathLike, ok: bool, label: str) -> Tick | None:
     """Count one finished config (``ok``: done, else failed), from any process; None
     when no progress was started (a config run on its own)."""
-    path = Path(save_dir) / PROGRESS
+    path = SweepDir.of(save_dir).progress
     with name_lock(Path(save_dir), PROGRESS_LOCK):
         try:
             state = read_json(path)
@@ -317,7 +302,7 @@ def prepare(save_dir: str | os.PathLike) -> None:
 
 def read_comparison(save_dir: str | os.PathLike) -> pd.DataFrame:
     """``comparison.csv`` of a finished sweep, best Sharpe first."""
-    table = pd.read_csv(Path(save_dir) / COMPARISON)
+    table = pd.read_csv(SweepDir.of(save_dir).comparison)
     if "sharpe" not in table.columns:  # no completed config: identity columns only
         return table
     return table.sort_values("sharpe", ascending=False, na_position="last", kind="stable")

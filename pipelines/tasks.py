@@ -38,7 +38,7 @@ from alphadev.backtester import Backtester
 from alphadev.engine.simulate import warm_up
 from alphadev.errors import SpecError
 from alphadev.job import stage_count
-from alphadev.results import ResultState
+from alphadev.layout import ResultState, SweepDir
 from alphadev.spec import find_config, load_spec, spec_is_synthetic, spec_notice
 from alphadev.store import write_notice
 
@@ -148,7 +148,7 @@ class ResultTarget(luigi.Target):
     def __init__(self, config, save_dir: str) -> None:
         self.config = config
         self.save_dir = save_dir
-        self.path = os.path.join(save_dir, config.name, "sequences")
+        self.path = os.fspath(SweepDir.of(save_dir).result(config.name).sequences)
 
     def exists(self) -> bool:
         state = sweep.config_state(self.config, self.save_dir)
@@ -285,7 +285,7 @@ class Sweep(luigi.Task):
         return [BacktestTask(self.spec, c.name, self.save_dir) for c in pending]
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(os.path.join(self.save_dir, sweep.COMPARISON))
+        return luigi.LocalTarget(SweepDir.of(self.save_dir).comparison)
 
     def complete(self) -> bool:
         """Every config done and ``comparison.csv`` built from exactly these results."""
@@ -302,7 +302,7 @@ class Sweep(luigi.Task):
             sweep.clear_failures(self.save_dir, [c.name for c in configs])
             results = bt.run_all(
                 num_processes=self.num_processes, save_dir=self.save_dir,
-                err_path=os.path.join(self.save_dir, sweep.ERRORS_LOG),
+                err_path=SweepDir.of(self.save_dir).errors_log,
             )
             for config, result in zip(configs, results):
                 if result is None:
@@ -315,7 +315,7 @@ class Sweep(luigi.Task):
             names = summary.failed + summary.missing
             raise RuntimeError(
                 f"{len(names)} config(s) did not complete: {names[:10]}; tracebacks are in "
-                f"{os.path.join(self.save_dir, sweep.ERRORS_LOG)}. Rerun the same command "
+                f"{SweepDir.of(self.save_dir).errors_log}. Rerun the same command "
                 "to retry them; completed configs are skipped."
             )
 
@@ -466,7 +466,7 @@ class Report(luigi.Task):
         return Sweep(spec=self.spec, save_dir=self.save_dir)
 
     def output(self) -> luigi.LocalTarget:
-        return _ReportTarget(os.path.join(self.save_dir, "report.html"), self.top)
+        return _ReportTarget(os.fspath(SweepDir.of(self.save_dir).report), self.top)
 
     def complete(self) -> bool:
         """The report holds what this task adds, the sweep is complete, and the report
@@ -474,29 +474,22 @@ class Report(luigi.Task):
         Luigi never looks at ``Sweep`` while this task looks complete)."""
         if not self.output().exists() or not self.requires().complete():
             return False
-        comparison = os.path.join(self.save_dir, sweep.COMPARISON)
+        comparison = self.input().path
         return os.path.getmtime(self.output().path) >= os.path.getmtime(comparison)
 
     def run(self) -> None:
-        from alphadev.analysis import (
-            FACTOR_SEQUENCES_FILE,
-            IC_DECAY_FILE,
-            config_panel,
-            write_factor_sequences,
-            write_ic_decay,
-        )
+        from alphadev.analysis import config_panel, write_factor_sequences, write_ic_decay
         from alphadev.report import build_report
 
         by_name = {c.name: c for c in _configs(self.spec)}
         table = sweep.read_comparison(self.save_dir)
         for name in table["name"].head(self.top):
-            folder = os.path.join(self.save_dir, name)
-            if all(os.path.exists(os.path.join(folder, "sequences", file))
-                   for file in (IC_DECAY_FILE, FACTOR_SEQUENCES_FILE)):
+            folder = SweepDir.of(self.save_dir).result(name)
+            if folder.ic_decay.exists() and folder.factor_sequences.exists():
                 continue  # recorded by the run (docs/semantics.md#signal-series)
             self.set_status_message(f"IC decay and factor sequences of {name}")
             panel = config_panel(by_name[name])  # the alpha runs once for both files
-            write_ic_decay(folder, by_name[name], panel=panel)
-            write_factor_sequences(folder, by_name[name], panel=panel)
+            write_ic_decay(folder.path, by_name[name], panel=panel)
+            write_factor_sequences(folder.path, by_name[name], panel=panel)
         self.set_status_message("rendering the report")
         build_report(self.save_dir, top=self.top, out=self.output().path)

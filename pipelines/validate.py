@@ -12,21 +12,19 @@ backtest.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import luigi
 
 from alphadev.config import frequency_nanos
+from alphadev.layout import ResultState, SweepDir
 from alphadev.out_of_sample.files import (
-    VALIDATION_DIR,
     ValidationParameters,
     check_window_bars,
     validate_sweep,
     validation_is_current,
 )
 from alphadev.out_of_sample.summary import summary_text
-from alphadev.results import ResultState, check_saved
 from alphadev.validation import ParameterError
 from pipelines.tasks import Sweep, _bad_parameter, _configs
 
@@ -66,12 +64,12 @@ class Validate(luigi.Task):
         return Sweep(spec=self.spec, save_dir=self.save_dir)
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(os.path.join(self.save_dir, VALIDATION_DIR))
+        return luigi.LocalTarget(SweepDir.of(self.save_dir).validation.path)
 
     def _identities(self) -> set[tuple[str, str]]:
         current = set()
         for config in _configs(self.spec):
-            saved = check_saved(config, self.save_dir)
+            saved = SweepDir.of(self.save_dir).saved(config)
             if saved.state is ResultState.DONE and saved.fingerprint is not None:
                 current.add((config.name, saved.fingerprint))
         return current

@@ -14,8 +14,6 @@ import pytest
 from alphadev import BacktestConfig, CSVDataLoader
 from alphadev.alpha import Alpha
 from alphadev.analysis import (
-    IC_DECAY_FILE,
-    QUANTILE_RETURNS_FILE,
     ic_by_lag_from_arrays,
     ic_decay,
     ic_decay_from_arrays,
@@ -213,12 +211,12 @@ def test_config_level_ic_at_lag_one_is_the_backtest_ic(seed_config, tmp_path):
     assert both.quantile_returns.loc[3, 1] > both.quantile_returns.loc[1, 1]
 
     path = write_ic_decay(tmp_path, seed_config, max_lag=5, n_quantiles=3)
-    assert path == tmp_path / "sequences" / IC_DECAY_FILE
+    assert path == tmp_path / "sequences" / "ic_decay.parquet"
     saved = pd.read_parquet(path)
     assert list(saved.columns) == ["lag", "ic", "ic_std", "ic_count"]
     assert saved["ic"].to_numpy() == pytest.approx(decay.to_numpy())
     assert saved.loc[0, "ic_count"] == result.metrics["ic_count"]
-    quantiles = pd.read_parquet(tmp_path / "sequences" / QUANTILE_RETURNS_FILE)
+    quantiles = pd.read_parquet(tmp_path / "sequences" / "quantile_returns.parquet")
     assert list(quantiles.columns) == ["quantile", "mean_forward_return"]
     assert [p.name for p in (tmp_path / "sequences").iterdir() if p.name.startswith(".")] == []
 

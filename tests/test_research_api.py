@@ -26,7 +26,7 @@ from alphadev import (
     sweep,
 )
 from alphadev.analysis import config_panel, ic_by_lag_from_arrays, quantile_returns_from_arrays
-from alphadev.comparison import COMPARISON, read_comparison_table, write_comparison
+from alphadev.comparison import read_comparison_table, write_comparison
 from alphadev.data import files as parsed_files
 from alphadev.spec import load_spec
 from alphadev.stats import SWEEP_STATISTICS_COLUMNS
@@ -59,10 +59,10 @@ def test_load_equals_the_sweeps_comparison_csv(market: Path, tmp_path: Path) -> 
     assert isinstance(loaded, Backtester) and loaded.configs == []
     # same rows, same order, same numbers: written back it is the same file
     write_comparison(loaded.get_comparison_table(), tmp_path / "again.csv")
-    assert (tmp_path / "again.csv").read_bytes() == (save_dir / COMPARISON).read_bytes()
+    assert (tmp_path / "again.csv").read_bytes() == (save_dir / "comparison.csv").read_bytes()
     assert loaded.get_comparison_table()["n_trials"].unique().tolist() == [len(configs)]
     best = loaded.get_best_config("sharpe")
-    table = read_comparison_table(save_dir / COMPARISON)
+    table = read_comparison_table(save_dir / "comparison.csv")
     assert best.name == table.loc[table["sharpe"].idxmax(), "name"]
     assert len(loaded.results) == 4 and all(r.config is None for r in loaded.results)
     assert list(loaded.failures) == ["broken"]
@@ -265,7 +265,6 @@ def test_package_exports() -> None:
     for name in ("DataError", "AlphaError", "load_sweep", "signal_analysis", "SignalAnalysis"):
         assert name in alphadev.__all__ and hasattr(alphadev, name)
     assert alphadev.load_sweep is load_sweep
-    assert sweep.FAILED_DIR == alphadev.backtester.FAILED_DIR
 
 
 # ---------------------------------------------------------------------- loader check

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from alphadev import Backtester
+from alphadev.layout import TMP_PREFIX, TRASH_PREFIX, check_folder, saved_fingerprint
 from alphadev.results import DamagedResultError, load_result
 from alphadev.runner import run_backtest
-from alphadev.store import TMP_PREFIX, TRASH_PREFIX, check_folder, recover, saved_fingerprint
+from alphadev.store import recover
 from tests.conftest import make_config
 
 

@@ -22,9 +22,6 @@ from alphadev.engine.signal import (
     rank_autocorrelation,
 )
 from alphadev.signal_series import (
-    FACTOR_SEQUENCES_FILE,
-    IC_DECAY_FILE,
-    QUANTILE_RETURNS_FILE,
     SIGNAL_LAGS,
     SIGNAL_QUANTILES,
     SignalSeries,
@@ -93,7 +90,8 @@ def test_windows_continue_exactly(seed):
 
 def _files(folder: Path) -> list[pd.DataFrame]:
     return [pd.read_parquet(folder / "sequences" / name)
-            for name in (IC_DECAY_FILE, QUANTILE_RETURNS_FILE, FACTOR_SEQUENCES_FILE)]
+            for name in ("ic_decay.parquet", "quantile_returns.parquet",
+                         "factor_sequences.parquet")]
 
 
 @pytest.mark.parametrize("delay", [0, 2])

@@ -27,7 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alphadev.comparison import COMPARISON, read_identities
+from alphadev.comparison import read_identities
+from alphadev.layout import VALIDATION_NAME, ResultDir, SweepDir, ValidationDir
 from alphadev.metrics import (
     DAYS_PER_YEAR,
     NS_PER_DAY,
@@ -43,11 +44,10 @@ from alphadev.out_of_sample.pbo import (
     probability_of_overfitting,
 )
 from alphadev.out_of_sample.walk_forward import best_in_window, check_metric, walk_forward
-from alphadev.store import FAILED_DIR, atomic_write, check_folder, read_json, write_json
+from alphadev.store import atomic_write, read_json, write_json
 from alphadev.validation import ParameterError
 
 __all__ = [
-    "VALIDATION_DIR",
     "SweepReturns",
     "Validation",
     "ValidationParameters",
@@ -61,10 +61,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-VALIDATION_DIR = "validation"
-WALK_FORWARD_FILE = "walk_forward.parquet"
-FOLDS_FILE = "folds.csv"
-PBO_FILE = "pbo.json"
 FOLDS_COLUMNS = ("fold", "train_start", "train_end", "test_start", "test_end", "chosen",
                  "train_metric", "test_metric", "best_test_metric")
 FORMAT = 2
@@ -161,33 +157,31 @@ class SweepReturns(NamedTuple):
         return set(zip(self.names, self.fingerprints))
 
 
-def _whole_folders(root: Path, damaged: dict[str, str] | None = None
+def _whole_folders(root: SweepDir, damaged: dict[str, str] | None = None
                    ) -> dict[str, dict[str, Any]]:
     """name -> description of the whole result folders; the others' problems are
     logged and, given ``damaged``, put there."""
     found = {}
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_dir() or entry.name == VALIDATION_DIR:
-            continue
-        check = check_folder(entry.path)
+    for folder in root.result_folders():
+        check = folder.check()
         if check.problem is None and check.description is not None:
-            found[entry.name] = check.description
+            found[folder.name] = check.description
         elif check.problem is not None:
-            log.warning("validation skips %s: %s", entry.path, check.problem)
+            log.warning("validation skips %s: %s", folder.path, check.problem)
             if damaged is not None:
-                damaged[entry.name] = check.problem
+                damaged[folder.name] = check.problem
     return found
 
 
 def sweep_identities(save_dir: str | os.PathLike) -> set[tuple[str, str]]:
     """The (name, fingerprint) of the sweep's current results, from ``comparison.csv``
     (the sweep's record of them); every whole folder when there is no such table."""
-    root = Path(save_dir)
-    table = read_identities(root / COMPARISON)
+    root = SweepDir.of(save_dir)
+    table = read_identities(root.comparison)
     if table is not None:
         return table
     log.warning("%s has no readable %s: validating every whole result folder in it",
-                root, COMPARISON)
+                root, root.comparison.name)
     return {(name, str(d.get("fingerprint"))) for name, d in _whole_folders(root).items()}
 
 
@@ -198,9 +192,9 @@ def read_sweep_returns(
     ``identities`` (default ``sweep_identities``), on their union grid."""
     root = _sweep_folder(save_dir)
     wanted = sweep_identities(root) if identities is None else identities
-    if any(name == VALIDATION_DIR for name, _ in wanted):
+    if any(name == VALIDATION_NAME for name, _ in wanted):
         raise ParameterError(
-            f"a config of {str(root)!r} is named {VALIDATION_DIR!r}, the folder validation "
+            f"a config of {str(root)!r} is named {VALIDATION_NAME!r}, the folder validation "
             "writes to; rename that config"
         )
     damaged: dict[str, str] = {}
@@ -219,11 +213,11 @@ def read_sweep_returns(
     labels: dict[float, str] = {}
     series = []
     for name in chosen:
-        facts = read_json(root / name / "metrics.json")
+        facts = read_json(root.result(name).metrics)
         ppy = float(facts["periods_per_year"])
         frequencies.setdefault(ppy, []).append(name)
         labels[ppy] = str(facts.get("frequency"))
-        frame = pd.read_parquet(root / name / "sequences" / "returns.parquet", columns=["pnl"])
+        frame = pd.read_parquet(root.result(name).returns, columns=["pnl"])
         series.append(frame["pnl"])
     if len(frequencies) > 1:
         listing = "; ".join(f"{labels[p]}: {len(n)} configs (e.g. {n[0]})"
@@ -245,7 +239,7 @@ def read_sweep_returns(
                         labels[ppy], ppy, left_out)
 
 
-def _left_out(root: Path, wanted: set[tuple[str, str]], folders: dict[str, Any],
+def _left_out(root: SweepDir, wanted: set[tuple[str, str]], folders: dict[str, Any],
               chosen: list[str], from_table: bool) -> dict[str, str]:
     """The configs not validated, with the reason (also logged), so fewer configs never
     pass unnoticed: a latest run that failed (its failure marker), a folder missing,
@@ -269,31 +263,27 @@ def _left_out(root: Path, wanted: set[tuple[str, str]], folders: dict[str, Any],
     if unlisted:
         log.warning("validation of %s leaves out %d result folder(s) %s does not list: "
                     "%s; rerun the sweep to rebuild %s if they belong to it", root,
-                    len(unlisted), COMPARISON, ", ".join(unlisted), COMPARISON)
-        reasons.update((name, f"{COMPARISON} does not list it") for name in unlisted)
+                    len(unlisted), root.comparison.name, ", ".join(unlisted), root.comparison.name)
+        reasons.update((name, f"{root.comparison.name} does not list it") for name in unlisted)
     return dict(sorted(reasons.items()))
 
 
-def _failed_runs(root: Path, chosen: set[str]) -> dict[str, str]:
+def _failed_runs(root: SweepDir, chosen: set[str]) -> dict[str, str]:
     """name -> "its latest run failed (error line; ...)" for the sweep's failure markers
     of configs that are not validated."""
-    try:
-        markers = sorted(p for p in (root / FAILED_DIR).iterdir() if p.suffix == ".json")
-    except OSError:
-        return {}
     failed = {}
-    for marker in markers:
-        if marker.stem in chosen:
+    for name in root.failed_names():
+        if name in chosen:
             continue
         try:
-            report = str(read_json(marker).get("report", ""))
+            report = str(read_json(root.failure(name)).get("report", ""))
         except (OSError, ValueError, AttributeError):
             report = ""
         lines = [line.strip() for line in report.splitlines() if line.strip()]
         error = next((line.removeprefix("error: ") for line in lines
                       if line.startswith("error: ")), lines[-1] if lines else "")
         detail = f"{error[:200]}; " if error else ""
-        failed[marker.stem] = f"its latest run failed ({detail}traceback in errors.log)"
+        failed[name] = f"its latest run failed ({detail}traceback in errors.log)"
     return failed
 
 
@@ -310,11 +300,11 @@ class Validation:
     summary: dict[str, Any]
 
 
-def _next_bar(folder: Path) -> dict[str, Any]:
+def _next_bar(folder: ResultDir) -> dict[str, Any]:
     """A result's whole-period Sharpe, its Sharpe one bar later and whether that makes it
     fragile (docs/semantics.md#next-bar); None values when it was saved before the
     next-bar pass existed."""
-    metrics = read_json(folder / "metrics.json")
+    metrics = read_json(folder.metrics)
     sharpe, later = metrics["total"].get("sharpe"), metrics.get("sharpe_next_bar")
     known = "sharpe_next_bar" in metrics
     return {"sharpe": sharpe, "sharpe_next_bar": later,
@@ -345,15 +335,15 @@ def _market_setting(description: dict[str, Any]) -> dict[str, Any]:
             "funding": description.get("funding_loader") is not None}
 
 
-def _sweep_folder(save_dir: str | os.PathLike) -> Path:
-    root = Path(save_dir)
-    if not root.is_dir():
+def _sweep_folder(save_dir: str | os.PathLike) -> SweepDir:
+    root = SweepDir.of(save_dir)
+    if not root.root.is_dir():
         raise FileNotFoundError(f"save_dir {str(root)!r} is not a folder; pass the folder a "
                                 "sweep wrote its results to")
     return root
 
 
-def judged_realism(root: Path, identities: set[tuple[str, str]] | None) -> Realism:
+def judged_realism(root: SweepDir, identities: set[tuple[str, str]] | None) -> Realism:
     """Keep the configs at the sweep's most pessimistic market setting: the longest
     execution delay, then the highest fee plus slippage, then funding paid. Selecting
     over the market's own parameters would pick the friendliest market, not an alpha."""
@@ -361,7 +351,7 @@ def judged_realism(root: Path, identities: set[tuple[str, str]] | None) -> Reali
     settings: dict[tuple[str, str], dict[str, Any]] = {}
     for name, fingerprint in wanted:
         try:
-            settings[(name, fingerprint)] = _market_setting(read_json(root / name / "config.json"))
+            settings[(name, fingerprint)] = _market_setting(read_json(root.result(name).config))
         except (OSError, ValueError, TypeError, AttributeError):
             continue  # read_sweep_returns names what is wrong with it
     distinct = {tuple(v.values()): v for v in settings.values()}
@@ -409,9 +399,10 @@ def validate_sweep(
     ``identities``, default ``sweep_identities``) with ``parameters`` (default
     ``ValidationParameters()``); writes ``{save_dir}/validation/`` and returns it."""
     params = (parameters or ValidationParameters()).check()
-    realism = judged_realism(_sweep_folder(save_dir), identities)
+    root = _sweep_folder(save_dir)
+    realism = judged_realism(root, identities)
     chosen = identities if not realism.excluded else realism.identities
-    data, period = _common_period(Path(save_dir), read_sweep_returns(save_dir, chosen))
+    data, period = _common_period(root, read_sweep_returns(root, chosen))
     ts = data.timestamps.asi8
     bar_ns = bar_nanos(data.periods_per_year)
     windows = choose_windows(params, int(ts[-1] - ts[0]), bar_ns)
@@ -449,7 +440,7 @@ def validate_sweep(
         "in_sample_best_config": data.names[best],
         "windows": {"train": windows.train, "test": windows.test,
                     "chosen": params.train is None or params.test is None},
-        "in_sample_best_next_bar": _next_bar(Path(save_dir) / data.names[best]),
+        "in_sample_best_next_bar": _next_bar(root.result(data.names[best])),
         "walk_forward_start": str(stitched.index[0]),
         "walk_forward_end": str(stitched.index[-1]),
         "n_folds": len(folds),
@@ -460,11 +451,11 @@ def validate_sweep(
                     "configs_at_other_settings": sorted(n for n, _ in realism.excluded)},
         **period,
     }
-    return _write(Path(save_dir), stitched, folds, summary, params,
+    return _write(root.validation, stitched, folds, summary, params,
                   data.identities() | realism.excluded)
 
 
-def _common_period(root: Path, data: SweepReturns) -> tuple[SweepReturns, dict[str, Any]]:
+def _common_period(root: SweepDir, data: SweepReturns) -> tuple[SweepReturns, dict[str, Any]]:
     """The returns on the bars from the latest first bar to the earliest last bar of the
     configs (each compared on bars they all could have), and its record for pbo.json;
     no such bar is an error naming every config's period."""
@@ -572,31 +563,31 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write(root: Path, stitched: pd.DataFrame, folds: pd.DataFrame, summary: dict[str, Any],
-           params: ValidationParameters, identities: set[tuple[str, str]]) -> Validation:
-    folder = root / VALIDATION_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+def _write(folder: ValidationDir, stitched: pd.DataFrame, folds: pd.DataFrame,
+           summary: dict[str, Any], params: ValidationParameters,
+           identities: set[tuple[str, str]]) -> Validation:
+    folder.path.mkdir(parents=True, exist_ok=True)
     # Digests of the bytes this build wrote (not of what is on disk by pbo.json's turn,
     # which a concurrent build may have replaced): a mix of two builds then reads as damaged.
     digests = {}
-    with atomic_write(folder / WALK_FORWARD_FILE) as tmp:
+    with atomic_write(folder.walk_forward) as tmp:
         stitched.rename_axis("timestamp").to_parquet(tmp)
-        digests[WALK_FORWARD_FILE] = _sha256(tmp)
-    with atomic_write(folder / FOLDS_FILE) as tmp:
+        digests[folder.walk_forward.name] = _sha256(tmp)
+    with atomic_write(folder.folds) as tmp:
         folds.to_csv(tmp, index=False)
-        digests[FOLDS_FILE] = _sha256(tmp)
+        digests[folder.folds.name] = _sha256(tmp)
     record = {**json_safe(summary), "built_from": _built_from(params, identities),
               "sha256": digests}
-    write_json(folder / PBO_FILE, record)
+    write_json(folder.pbo, record)
     return Validation(stitched.rename_axis("timestamp"), folds, record)
 
 
-def _read_summary(folder: Path) -> dict[str, Any] | None:
+def _read_summary(folder: ValidationDir) -> dict[str, Any] | None:
     try:
-        summary = read_json(folder / PBO_FILE)
+        summary = read_json(folder.pbo)
         digests = summary["sha256"]
-        if any(_sha256(folder / name) != digests[name]
-               for name in (WALK_FORWARD_FILE, FOLDS_FILE)):
+        if any(_sha256(path) != digests[path.name]
+               for path in (folder.walk_forward, folder.folds)):
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -606,13 +597,13 @@ def _read_summary(folder: Path) -> dict[str, Any] | None:
 def read_validation(save_dir: str | os.PathLike) -> Validation | None:
     """``{save_dir}/validation/`` as written by one build; None when it is missing,
     damaged or half rebuilt (its files are not the ones pbo.json records)."""
-    folder = Path(save_dir) / VALIDATION_DIR
+    folder = SweepDir.of(save_dir).validation
     summary = _read_summary(folder)
     if summary is None:
         return None
     try:
-        stitched = pd.read_parquet(folder / WALK_FORWARD_FILE)
-        folds = pd.read_csv(folder / FOLDS_FILE, dtype={"chosen": str}, keep_default_na=False,
+        stitched = pd.read_parquet(folder.walk_forward)
+        folds = pd.read_csv(folder.folds, dtype={"chosen": str}, keep_default_na=False,
                             na_values={c: [""] for c in FOLDS_COLUMNS if c != "chosen"})
         for column in FOLDS_COLUMNS[1:5]:
             folds[column] = pd.to_datetime(folds[column], format="ISO8601")
@@ -628,7 +619,7 @@ def validation_is_current(
 ) -> bool:
     """Whether ``validation/`` is one whole build from exactly these results and
     parameters (else a rerun rebuilds it)."""
-    summary = _read_summary(Path(save_dir) / VALIDATION_DIR)
+    summary = _read_summary(SweepDir.of(save_dir).validation)
     if summary is None:
         return False
     try:

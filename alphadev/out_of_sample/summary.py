@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from alphadev.out_of_sample.files import DEFAULT_TEST, DEFAULT_TRAIN, VALIDATION_DIR, Validation
+from alphadev.layout import SweepDir
+from alphadev.out_of_sample.files import DEFAULT_TEST, DEFAULT_TRAIN, Validation
 from alphadev.store import read_notice
 
 OVERFIT_PBO = 0.5
@@ -143,7 +144,7 @@ def summary_text(validation: Validation, save_dir: str | os.PathLike) -> str:
     return "\n".join([
         *(f"NOTE: {line}" for line in (notice or "").splitlines()),
         f"alphadev validate: {len(s['built_from']['configs'])} configs "
-        f"({s['frequency']} bars), files in {os.path.join(save_dir, VALIDATION_DIR)}",
+        f"({s['frequency']} bars), files in {SweepDir.of(save_dir).validation.path}",
         *_left_out_lines(s),
         *_realism_lines(s),
         *_period_lines(s),

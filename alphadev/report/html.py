@@ -46,12 +46,12 @@ import numpy as np
 import pandas as pd
 
 from alphadev.comparison import (
-    COMPARISON,
     SETTING_COLUMNS,
     comparison_table,
     deflation,
     read_comparison_table,
 )
+from alphadev.layout import ResultDir, SweepDir, warn_damaged
 from alphadev.metrics import FRAGILE_RATIO, SHORT_SAMPLE_DAYS, is_short_sample
 from alphadev.out_of_sample.files import (
     FORMAT,
@@ -76,7 +76,6 @@ from alphadev.report.layout import (
     table,
 )
 from alphadev.report.tearsheet import (
-    TEAR_SHEET_NAME,
     ConfigView,
     config_dir_of,
     detail_panels,
@@ -87,13 +86,7 @@ from alphadev.report.tearsheet import (
     signal_panels,
 )
 from alphadev.results import BacktestResult, class_name, load_result
-from alphadev.store import (
-    atomic_write,
-    check_folder,
-    read_notice,
-    read_synthetic,
-    warn_damaged,
-)
+from alphadev.store import atomic_write, read_notice, read_synthetic
 from alphadev.validation import check_scalar
 from alphadev.version import __version__
 
@@ -101,7 +94,6 @@ log = logging.getLogger(__name__)
 
 MAX_HEATMAPS = 6
 DSR_CONFIDENCE = 0.95
-REPORT_NAME = "report.html"
 CONTENTS_META = "alphadev-report-contents"
 """``<meta>`` naming what the report holds (``top=5 detailed=5 ic-decay=5 factor=5``);
 the Luigi ``Report`` task is complete only when its report has the IC decay."""
@@ -116,14 +108,14 @@ SHORT_NAMES = {
 
 # ---------------------------------------------------------------------- reading
 def result_dirs(save_dir: str | os.PathLike) -> list[Path]:
-    """Result folders of a sweep: subfolders with ``sequences/``, hidden ones skipped."""
-    root = Path(save_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"results directory {str(root)!r} does not exist")
-    return sorted(
-        entry for entry in root.iterdir()
-        if entry.is_dir() and not entry.name.startswith(".") and (entry / "sequences").is_dir()
-    )
+    """Result folders of a sweep (``SweepDir.result_folders``), whole or not."""
+    return [folder.path for folder in _result_folders(SweepDir.of(save_dir))]
+
+
+def _result_folders(sweep_dir: SweepDir) -> list[ResultDir]:
+    if not sweep_dir.root.is_dir():
+        raise FileNotFoundError(f"results directory {str(sweep_dir)!r} does not exist")
+    return sweep_dir.result_folders()
 
 
 class SweepFolders(NamedTuple):
@@ -137,12 +129,12 @@ def read_sweep(save_dir: str | os.PathLike) -> SweepFolders:
     """Every whole result of ``save_dir`` (sequences are read lazily); a damaged folder
     is skipped with a warning, as ``Backtester.load`` and ``validate`` skip it."""
     results, damaged = [], []
-    for folder in result_dirs(save_dir):
-        problem = check_folder(folder).problem
+    for folder in _result_folders(SweepDir.of(save_dir)):
+        problem = folder.check().problem
         if problem is None:
-            results.append(load_result(folder))
+            results.append(load_result(folder.path))
         else:
-            warn_damaged(folder, problem, "skipped")
+            warn_damaged(folder.path, problem, "skipped")
             damaged.append((folder.name, problem))
     return SweepFolders(results, damaged)
 
@@ -266,11 +258,11 @@ def build_report(
             "config's folder holding config.json for its tear sheet"
             + (f"; damaged folders skipped: {[name for name, _ in damaged]}" if damaged else "")
         )
-    root = Path(save_dir)
-    target = Path(out) if out is not None else root / REPORT_NAME
+    root = SweepDir.of(save_dir)
+    target = Path(out) if out is not None else root.report
     document = render_report(
         results, top=top, source=str(save_dir),
-        comparison=read_comparison_table(root / COMPARISON), notice=read_notice(root),
+        comparison=read_comparison_table(root.comparison), notice=read_notice(root),
         validation=_current_validation(root), damaged=damaged,
         synthetic=read_synthetic(root),
     )
@@ -280,9 +272,10 @@ def build_report(
     return target
 
 
-def _current_validation(root: Path) -> Validation | None:
+def _current_validation(save_dir: SweepDir | Path) -> Validation | None:
     """``validation/`` when it was built from the sweep's current results; a stale one
     (a config recomputed or added since) is left out with a warning, never shown."""
+    root = SweepDir.of(save_dir)
     validation = read_validation(root)
     if validation is None:
         return None
@@ -290,13 +283,13 @@ def _current_validation(root: Path) -> Validation | None:
     if built_format != FORMAT:
         log.warning("%s is of format %s, not %d (format 1 ranked duplicate and never-trading "
                     "configs); the report leaves it out: run python -m alphadev validate %s "
-                    "again", root / "validation", built_format, FORMAT, root)
+                    "again", root.validation.path, built_format, FORMAT, root)
         return None
     built = {tuple(pair) for pair in validation.summary["built_from"]["configs"]}
     if built != sweep_identities(root):
         log.warning("%s was built from other results than the sweep's current ones; the "
                     "report leaves it out: run python -m alphadev validate %s again",
-                    root / "validation", root)
+                    root.validation.path, root)
         return None
     return validation
 
@@ -718,10 +711,11 @@ def build_tear_sheet(folder: str | os.PathLike, out: str | os.PathLike | None = 
             "sequences/ inside (pass the sweep's directory for the sweep report)"
         )
     result = load_result(root)
-    target = Path(out) if out is not None else root / TEAR_SHEET_NAME
-    comparison = read_comparison_table(root.parent / COMPARISON)
-    document = render_tear_sheet(result, comparison, read_notice(root.parent),
-                                 read_synthetic(root.parent))
+    target = Path(out) if out is not None else ResultDir(root).tear_sheet
+    sweep_dir = SweepDir(root.parent)
+    comparison = read_comparison_table(sweep_dir.comparison)
+    document = render_tear_sheet(result, comparison, read_notice(sweep_dir),
+                                 read_synthetic(sweep_dir))
     with atomic_write(target) as tmp:
         tmp.write_text(document, encoding="utf-8")
     return target

@@ -26,13 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alphadev.analysis import (
-    FACTOR_SEQUENCES_FILE,
-    IC_DECAY_FILE,
-    QUANTILE_RETURNS_FILE,
-    daily_returns,
-    monthly_table,
-)
+from alphadev.analysis import daily_returns, monthly_table
+from alphadev.layout import ResultDir
 from alphadev.metrics import (
     SHORT_SAMPLE_DAYS,
     beta,
@@ -55,10 +50,10 @@ from alphadev.report.layout import (
     table,
 )
 from alphadev.results import BacktestResult
-from alphadev.signal_series import BENCHMARK_FILE, EQUAL_WEIGHT
+from alphadev.signal_series import EQUAL_WEIGHT
 from alphadev.stats import norm_cdf, return_moments
 
-TEAR_SHEET_NAME = "tear_sheet.html"
+_RELATIVE = ResultDir(Path())  # file names as a config's folder sees them
 COST_COLUMNS = ("gross", "fees", "slippage", "funding")
 EDGE_IC_RATIO = 0.5
 """IC at horizon 2 below this share of IC at horizon 1 (itself > 0) is flagged."""
@@ -87,30 +82,33 @@ class ConfigView:
 
 def load_view(result: BacktestResult, label: str, signal_label: str | None = None) -> ConfigView:
     """Read a config's returns (missing cost columns as 0) and saved signal files."""
-    if result.path is not None:
-        frame = pd.read_parquet(result.path / "sequences" / "returns.parquet")
+    folder = None if result.path is None else ResultDir(result.path)
+    if folder is not None:
+        frame = pd.read_parquet(folder.returns)
     else:
         frame = result.sequences.copy()
     for column in ("slippage", "funding"):
         if column not in frame.columns:
             frame[column] = 0.0
 
-    def saved(name: str) -> pd.DataFrame | None:
-        if result.path is None or not (result.path / "sequences" / name).exists():
+    def saved(series: str) -> pd.DataFrame | None:
+        """A recorded signal series (a ``ResultDir`` property), None when absent."""
+        path = None if folder is None else getattr(folder, series)
+        if path is None or not path.exists():
             return None
-        return pd.read_parquet(result.path / "sequences" / name)
+        return pd.read_parquet(path)
 
-    quantiles = saved(QUANTILE_RETURNS_FILE)
+    quantiles = saved("quantile_returns")
     return ConfigView(
         label=label,
         signal_label=signal_label or label,
         result=result,
         returns=frame,
-        decay=saved(IC_DECAY_FILE),
+        decay=saved("ic_decay"),
         quantiles=None if quantiles is None
         else quantiles.set_index("quantile")["mean_forward_return"],
-        factor=saved(FACTOR_SEQUENCES_FILE),
-        benchmark=saved(BENCHMARK_FILE),
+        factor=saved("factor_sequences"),
+        benchmark=saved("benchmark"),
     )
 
 
@@ -409,8 +407,8 @@ def signal_panels(views: Sequence[ConfigView], plots: Any) -> str:
         parts.append(note(
             "IC decay, quantile returns, quantile equity and rank autocorrelation are "
             "recorded by the run; results saved by an alphadev older than that have none. "
-            f"Write <code>sequences/{IC_DECAY_FILE}</code> and "
-            f"<code>sequences/{FACTOR_SEQUENCES_FILE}</code> for them with "
+            f"Write <code>{_RELATIVE.ic_decay.as_posix()}</code> and "
+            f"<code>{_RELATIVE.factor_sequences.as_posix()}</code> for them with "
             "<code>alphadev.analysis.write_ic_decay(result_dir, config)</code> and "
             "<code>write_factor_sequences(result_dir, config)</code> (they run the alpha "
             "again), or run the Luigi <code>Report</code> task, which does both for the top "
@@ -457,7 +455,5 @@ def _duration(delta: pd.Timedelta) -> str:
 
 def config_dir_of(path: str | os.PathLike) -> Path | None:
     """``path`` when it is one config's results folder (``config.json`` + ``sequences/``)."""
-    folder = Path(path)
-    if (folder / "config.json").is_file() and (folder / "sequences").is_dir():
-        return folder
-    return None
+    folder = ResultDir(Path(path))
+    return folder.path if folder.is_result() else None

@@ -19,7 +19,7 @@ from alphadev import Backtester
 from alphadev import cache as panel_cache
 from alphadev.cache import panel_key
 from alphadev.data.loaders import day_bounds
-from alphadev.results import ResultState, check_saved
+from alphadev.layout import ResultState, SweepDir
 from alphadev.runner import run_backtest
 from tests.data.legacy_sweep import make as legacy
 
@@ -40,7 +40,7 @@ def legacy_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_saved_results_are_done_and_reload_unchanged(legacy_dir: Path) -> None:
     configs = legacy.configs()
     for config in configs:
-        assert check_saved(config, "results").state is ResultState.DONE, config.name
+        assert SweepDir.of("results").saved(config).state is ResultState.DONE, config.name
     bt = Backtester()
     for config in configs:
         bt.add_config(config)
@@ -98,6 +98,6 @@ def test_new_fields_change_fingerprint_and_panel_key(legacy_dir: Path) -> None:
     ):
         changed = config.replace(**change)
         assert changed.fingerprint() != config.fingerprint(), change
-        assert check_saved(changed, "results").state is ResultState.STALE, change
+        assert SweepDir.of("results").saved(changed).state is ResultState.STALE, change
         panel_changes = "slippage_rate" not in change
         assert (panel_key(changed, start, end) != key) == panel_changes, change

@@ -15,7 +15,7 @@ import pytest
 
 from alphadev import Backtester
 from alphadev.__main__ import main
-from alphadev.comparison import COMPARISON, comparison_table, write_comparison
+from alphadev.comparison import comparison_table, write_comparison
 from alphadev.metrics import return_metrics, sharpe_ratio
 from alphadev.out_of_sample.files import (
     ValidationParameters,
@@ -40,7 +40,7 @@ def _sweep(root: Path, market: Path, **grid) -> list:
                             param_grid={"scale": [1.0, -1.0, 0.5]},
                             setting_grid={"quantile": [(0.2, 0.2), (0.4, 0.4)], **grid})
     results = bt.run_all(verbose=False, save_dir=str(root))
-    write_comparison(comparison_table(results), root / COMPARISON)
+    write_comparison(comparison_table(results), root / "comparison.csv")
     return results
 
 
@@ -110,7 +110,7 @@ def _small_sweep(root: Path, market: Path, configs: list) -> Path:
     for config in configs:
         bt.add_config(config)
     write_comparison(comparison_table(bt.run_all(verbose=False, save_dir=str(root))),
-                     root / COMPARISON)
+                     root / "comparison.csv")
     return root
 
 
@@ -203,9 +203,9 @@ def test_staleness_and_damage(swept: Path) -> None:
 
 
 def test_only_the_sweeps_current_results_are_read(swept: Path, tmp_path: Path) -> None:
-    table = pd.read_csv(swept / COMPARISON)
+    table = pd.read_csv(swept / "comparison.csv")
     assert len(read_sweep_returns(swept).names) == 6
-    (tmp_path / COMPARISON).write_text(table.head(4).to_csv(index=False))
+    (tmp_path / "comparison.csv").write_text(table.head(4).to_csv(index=False))
     for folder in swept.iterdir():
         if not folder.name.startswith(".") and folder.is_dir() and folder.name != "validation":
             (tmp_path / folder.name).symlink_to(folder)
@@ -216,13 +216,13 @@ def test_configs_left_out_are_named(swept: Path, tmp_path: Path,
                                     caplog: pytest.LogCaptureFixture) -> None:
     """A stale comparison.csv (one result recomputed, one never listed) validates fewer
     configs: never silently."""
-    table = pd.read_csv(swept / COMPARISON, dtype={"fingerprint": str})
+    table = pd.read_csv(swept / "comparison.csv", dtype={"fingerprint": str})
     for folder in swept.iterdir():
         if not folder.name.startswith(".") and folder.is_dir() and folder.name != "validation":
             (tmp_path / folder.name).symlink_to(folder)
     names = sorted(table["name"])
     table.loc[table["name"] == names[0], "fingerprint"] = "recomputed-since"
-    table[table["name"] != names[1]].to_csv(tmp_path / COMPARISON, index=False)
+    table[table["name"] != names[1]].to_csv(tmp_path / "comparison.csv", index=False)
     with caplog.at_level("WARNING", logger="alphadev.out_of_sample.files"):
         assert read_sweep_returns(tmp_path).names == names[2:]
     text = caplog.text
@@ -260,7 +260,7 @@ def test_bad_sweeps(tmp_path: Path) -> None:
     bt = Backtester()
     bt.add_config(make_config(market, name="alone"))
     results = bt.run_all(verbose=False, save_dir=str(one))
-    write_comparison(comparison_table(results), one / COMPARISON)
+    write_comparison(comparison_table(results), one / "comparison.csv")
     with pytest.raises(ParameterError, match="at least 2 completed configs .* found 1; run"):
         validate_sweep(one, PARAMS)
     mixed = tmp_path / "mixed"
@@ -269,7 +269,7 @@ def test_bad_sweeps(tmp_path: Path) -> None:
         bt.add_config(make_config(market, name=name, frequency=frequency,
                                   end_date=pd.Timestamp("2024-01-04").date()))
     results = bt.run_all(verbose=False, save_dir=str(mixed))
-    write_comparison(comparison_table(results), mixed / COMPARISON)
+    write_comparison(comparison_table(results), mixed / "comparison.csv")
     with pytest.raises(ParameterError, match=r"mixed frequencies \(1h: 2 configs .*2h: 1 "
                        r"configs \(e.g. two_hourly\)\); validate one frequency at a time"):
         validate_sweep(mixed, PARAMS)

@@ -12,7 +12,7 @@ import pytest
 
 from alphadev import Backtester
 from alphadev.__main__ import main
-from alphadev.comparison import COMPARISON, comparison_table, write_comparison
+from alphadev.comparison import comparison_table, write_comparison
 from alphadev.out_of_sample.files import ValidationParameters, read_validation, validate_sweep
 from alphadev.validation import ParameterError
 from tests.conftest import make_config, write_market
@@ -36,7 +36,7 @@ def hourly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for k, scale in enumerate((1.0, -1.0, 0.5, 2.0)):
         bt.add_config(make_config(market, name=f"echo{k}", alpha_kwargs={"scale": scale}))
     results = bt.run_all(verbose=False, save_dir=str(root))
-    write_comparison(comparison_table(results), root / COMPARISON)
+    write_comparison(comparison_table(results), root / "comparison.csv")
     (base / "inputs_spec.py").write_text(SPEC.format(market=str(market)))
     return root
 
@@ -122,11 +122,11 @@ def test_configs_left_out_are_recorded_with_their_reason(hourly: Path, tmp_path:
                                                          capsys: pytest.CaptureFixture) -> None:
     """A result recomputed since comparison.csv, a folder it does not list and a
     damaged folder: each in pbo.json's configs_left_out and in the printed summary."""
-    table = pd.read_csv(hourly / COMPARISON, dtype={"fingerprint": str})
+    table = pd.read_csv(hourly / "comparison.csv", dtype={"fingerprint": str})
     for name in table["name"]:
         (tmp_path / name).symlink_to(hourly / name)
     table.loc[table["name"] == "echo0", "fingerprint"] = "recomputed-since"
-    table[table["name"] != "echo3"].to_csv(tmp_path / COMPARISON, index=False)
+    table[table["name"] != "echo3"].to_csv(tmp_path / "comparison.csv", index=False)
     (tmp_path / "echo4").mkdir()
     (tmp_path / "echo4" / "config.json").write_text("{")
     assert main(["validate", str(tmp_path), "--train", "2D", "--test", "1D",
@@ -153,7 +153,7 @@ def _dated_sweep(root: Path, market: Path, periods: dict[str, tuple[str, str]]) 
                                   start_date=pd.Timestamp(start).date(),
                                   end_date=pd.Timestamp(end).date()))
     results = bt.run_all(verbose=False, save_dir=str(root))
-    write_comparison(comparison_table(results), root / COMPARISON)
+    write_comparison(comparison_table(results), root / "comparison.csv")
     return root
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from alphadev.store import check_folder
+from alphadev.layout import check_folder
 from tests.conftest import write_market
 from tests.test_results import CORRUPTIONS
 

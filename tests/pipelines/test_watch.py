@@ -377,7 +377,7 @@ def test_damaged_progress_record_does_not_fail_the_config(tmp_path: Path, record
     exception (which would fail a config whose results were saved)."""
     from alphadev import sweep
 
-    (tmp_path / sweep.PROGRESS).write_text(record)
+    (tmp_path / ".progress.json").write_text(record)
     assert sweep.count_finished(tmp_path, True, "sweep x") is None
     sweep.start_progress(tmp_path, 5, 1)
     tick = sweep.count_finished(tmp_path, True, "sweep x")

@@ -21,7 +21,7 @@ from alphadev.metrics import (
 )
 from alphadev.report import build_report, load_sweep
 from alphadev.report.html import build_tear_sheet
-from alphadev.signal_series import BENCHMARK_FILE, benchmark_symbol
+from alphadev.signal_series import benchmark_symbol
 from tests.conftest import make_config, write_market
 
 pytest.importorskip("matplotlib")
@@ -76,7 +76,7 @@ def test_the_run_records_the_benchmark(coins):
     prices = pd.read_csv(market / "prices.csv", parse_dates=["timestamp"])
     close = prices.pivot(index="timestamp", columns="symbol", values="close")
     returns = close.pct_change()
-    recorded = pd.read_parquet(runs / "c__scale=1.0" / "sequences" / BENCHMARK_FILE)
+    recorded = pd.read_parquet(runs / "c__scale=1.0" / "sequences" / "benchmark.parquet")
     assert list(recorded.columns) == ["equal_weight", "BTCUSDT"]
     bars = recorded.index
     expected = returns["BTCUSDT"].reindex(bars)
@@ -84,7 +84,7 @@ def test_the_run_records_the_benchmark(coins):
     assert np.isnan(recorded["BTCUSDT"].iloc[0])  # no bar before the run's first
     np.testing.assert_allclose(recorded["equal_weight"].iloc[2:],
                                returns.reindex(bars).mean(axis=1).iloc[2:], rtol=1e-12)
-    streamed = pd.read_parquet(runs / "s" / "sequences" / BENCHMARK_FILE)
+    streamed = pd.read_parquet(runs / "s" / "sequences" / "benchmark.parquet")
     pd.testing.assert_frame_equal(streamed, recorded)
 
 
@@ -104,7 +104,7 @@ def test_the_report_has_the_new_panels(coins):
 def test_results_saved_without_a_benchmark_still_render(coins, tmp_path):
     _, runs = coins
     folder = runs / "c__scale=0.5"
-    saved = folder / "sequences" / BENCHMARK_FILE
+    saved = folder / "sequences" / "benchmark.parquet"
     kept = saved.read_bytes()
     saved.unlink()
     try:

@@ -12,7 +12,7 @@ from alphadev import Backtester, CSVDataLoader
 from alphadev.report import build_report
 from alphadev.report.html import build_tear_sheet
 from alphadev.spec import spec_is_synthetic
-from alphadev.store import SYNTHETIC_FILE, read_synthetic
+from alphadev.store import read_synthetic
 from alphadev.synthetic import SYNTHETIC_MARKER, data_are_synthetic, write_synthetic_market
 from alphadev.validation import ParameterError
 from tests.conftest import SYMBOLS, make_config, write_market
@@ -62,7 +62,7 @@ def test_synthetic_true_says_so_and_a_rerun_without_it_takes_it_back(
     assert SAYS_SYNTHETIC in sheet.split("<footer>")[1]
 
     _run(save_dir, Backtester(), market, capsys)
-    assert not (save_dir / SYNTHETIC_FILE).exists()
+    assert not (save_dir / "synthetic.txt").exists()
     verdict, footer = _verdict_and_footer(build_report(save_dir, top=2).read_text("utf-8"))
     assert "synthetic" not in verdict.lower() + footer.lower()
 
