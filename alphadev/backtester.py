@@ -15,7 +15,6 @@ data") is written to ``{save_dir}/notice.txt`` and printed above the closing sum
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,9 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from alphadev import job
 from alphadev._display import html_table
 from alphadev.comparison import (
     SETTING_COLUMNS,
@@ -37,18 +34,16 @@ from alphadev.comparison import (
     write_comparison,
 )
 from alphadev.config import BacktestConfig
-from alphadev.errors import BacktestError
 from alphadev.grid import expand_grid
-from alphadev.layout import ResultState, SweepDir, warn_damaged
-from alphadev.preflight import check_loaders
+from alphadev.layout import SweepDir, warn_damaged
+from alphadev.orchestrator import SweepRun, run_sweep, worker_count
+from alphadev.progress import SweepDisplay
 from alphadev.results import BacktestResult, load_result
 from alphadev.store import (
-    append_error_log,
     notice_banner,
     read_json,
     read_notice,
     read_synthetic,
-    recover,
     write_notice,
 )
 from alphadev.synthetic import data_are_synthetic
@@ -146,100 +141,72 @@ class Backtester:
         save_dir: str | os.PathLike | None = None,
         err_path: str | os.PathLike | None = None,
     ) -> list[BacktestResult | None]:
-        """Run every config; see the module docstring for what comes back."""
-        workers = _worker_count(num_processes)
+        """Run every config (``alphadev.orchestrator.run_sweep``).
+
+        Parameters
+        ----------
+        verbose
+            Progress on stderr (bars, or plain lines when stderr is not a terminal),
+            each failure's report, and a closing summary with a leaderboard on stdout.
+        stop_on_error
+            Raise ``BacktestError`` at the first failure instead of going on.
+        num_processes
+            None or 1: one config after another; N > 1: a pool of N processes; -1: one
+            per CPU.
+        save_dir
+            Save each result in ``{save_dir}/{name}/`` and load the configs done there
+            already instead of recomputing them; also writes ``comparison.csv``.
+        err_path
+            A file each failure's report is appended to.
+
+        Returns
+        -------
+        list of BacktestResult or None
+            Aligned with ``configs``; None for a config that failed (its report is in
+            ``failures``).
+        """
+        workers = worker_count(num_processes)
         configs = self.configs
-        results: list[BacktestResult | None] = [None] * len(configs)
         self.failures, self._n_trials, self.source = {}, None, None
-        if save_dir is not None:
-            recover(save_dir)
-            write_notice(save_dir, self.notice, self.is_synthetic())
-        todo = []
-        for index, config in enumerate(configs):
-            done = _load_if_done(config, save_dir)
-            if done is not None:
-                results[index] = done
-            else:
-                todo.append(index)
-        check_loaders([configs[i] for i in todo])  # one error, not one per config
+        sweep_dir = SweepDir.of(save_dir) if save_dir is not None else None
+        if sweep_dir is not None:
+            write_notice(sweep_dir, self.notice, self.is_synthetic())
+        display: SweepDisplay | None = None
 
-        plain = verbose and job.plain_output(sys.stderr)
-        bars = verbose and not plain
-        main = job.ProgressBar(
-            total=len(configs), position=0, desc="configs", disable=not bars,
-            dynamic_ncols=True,
-        )
-        main.update(len(configs) - len(todo))
-        lines = None
-        if plain:
-            lines = job.PlainProgress("configs", len(configs), len(configs) - len(todo),
-                                      sys.stderr)
-            lines.write(lines.started)
-        tracker = _Tracker(main, results, configs, err_path, verbose, stop_on_error, lines)
-        for loaded in results:
-            if loaded is not None:
-                tracker.best(loaded)
+        def show(total: int, done: int) -> SweepDisplay:
+            nonlocal display
+            display = SweepDisplay(total, done, verbose)
+            return display
+
+        run = SweepRun([])
         try:
-            if workers > 1 and len(todo) > 1:
-                from alphadev.pool import run_in_pool
-
-                check_picklable([configs[i] for i in todo])
-                run_in_pool(
-                    configs, todo, min(workers, len(todo)), save_dir, bars,
-                    self.slow_job_seconds, tracker,
-                )
-            else:
-                self._run_sequentially(configs, todo, save_dir, bars, tracker)
-        finally:
-            main.close()
-            self.results = results
-            self.failures = dict(tracker.errors)
-        if save_dir is not None and any(r is not None for r in results):
+            run_sweep(
+                configs, sweep_dir, workers, show,
+                Path(err_path) if err_path is not None else None, stop_on_error,
+                self.slow_job_seconds, record=run,
+            )
+        finally:  # also when stopped (stop_on_error, Ctrl-C): what was done is kept
+            self.results, self.failures = run.results, run.failures
+        if sweep_dir is not None and any(r is not None for r in run.results):
             # As the Luigi sweep does: validate and report read the sweep from it.
-            write_comparison(self.get_comparison_table(), SweepDir.of(save_dir).comparison)
+            write_comparison(self.get_comparison_table(), sweep_dir.comparison)
         if verbose:
-            self._print_summary(tracker, err_path)
-        return results
+            self._print_summary(display, err_path)
+        return run.results
 
-    def _print_summary(self, tracker: _Tracker, err_path: Any) -> None:
+    def _print_summary(self, display: SweepDisplay | None, err_path: Any) -> None:
         """The closing lines on stdout: the notice (if any), then what was done."""
         done = sum(r is not None for r in self.results)
         text = f"run_all: {done} of {len(self.results)} configs done"
-        if tracker.failures:
+        if self.failures:
             where = f"; tracebacks in {err_path}" if err_path is not None else ""
-            text += f", {tracker.failures} failed{where}"
-        if tracker.postfix:
-            text += f"; {tracker.postfix}"
+            text += f", {len(self.failures)} failed{where}"
+        if display is not None and display.postfix:
+            text += f"; {display.postfix}"
         if done:
             text += "\n" + leaderboard(self.get_comparison_table())
         sys.stdout.write(f"{notice_banner(self.notice, self.is_synthetic())}{text}\n")
         sys.stdout.flush()
-
-    def _run_sequentially(
-        self, configs: list[BacktestConfig], todo: list[int], save_dir: Any, bars: bool,
-        tracker: _Tracker,
-    ) -> None:
-        """One config after another; each result is saved while the next one runs.
-
-        At most one save is in flight, and it is always waited for, so a stop (an error
-        with ``stop_on_error``, Ctrl-C) never leaves a half-written result behind.
-        """
-        saving: tuple[int, Any] | None = None
-        try:
-            for index in todo:
-                computed, finish = job.start_watched(
-                    configs[index], 1 if bars else None, save_dir, self.slow_job_seconds
-                )
-                previous, saving = saving, (index, finish)
-                if previous is not None:
-                    tracker.record(previous[0], previous[1]())
-                if not computed:  # a failure is reported (and may stop the run) at once
-                    saving = None
-                    tracker.record(index, finish())
-        finally:
-            outcome = saving[1]() if saving is not None else None
-        if saving is not None and outcome is not None:
-            tracker.record(saving[0], outcome)
 
     # ------------------------------------------------------------------ comparing
     def get_comparison_table(
@@ -355,31 +322,6 @@ class Backtester:
 
 
 # ---------------------------------------------------------------------- helpers
-def _worker_count(num_processes: int | None) -> int:
-    if num_processes is None:
-        return 1
-    hint = "None or 1: sequential; N > 1: a pool of N processes; -1: one per CPU"
-    count = check_scalar("num_processes", num_processes, integer=True, low=-1, hint=hint)
-    if count == 0:
-        raise ParameterError(f"num_processes=0 is not allowed ({hint})")
-    return os.cpu_count() or 1 if count == -1 else count
-
-
-def _load_if_done(config: BacktestConfig, save_dir: Any) -> BacktestResult | None:
-    if save_dir is None:
-        return None
-    root = SweepDir.of(save_dir)
-    state = root.saved(config).state  # logs a damaged folder
-    if state is ResultState.STALE:
-        log.info("config %r: saved results are stale (fingerprint changed); recomputing",
-                 config.name)
-    if state is not ResultState.DONE:
-        return None
-    return load_result(root.result(config.name).path, config=config)
-
-
-
-
 def load_sweep(save_dir: str | os.PathLike) -> Backtester:
     """A finished sweep read from ``save_dir``, without running or rebuilding its configs.
 
@@ -432,98 +374,6 @@ def _failure_reports(root: SweepDir) -> dict[str, str]:
         except (OSError, ValueError) as exc:
             reports[name] = f"failure marker {str(marker)!r} cannot be read ({exc})"
     return reports
-
-
-def check_picklable(configs: Sequence[BacktestConfig]) -> None:
-    """Fail before a pool starts, naming the field that cannot be sent to a worker."""
-    import dataclasses
-    import pickle
-
-    for config in configs:
-        try:
-            pickle.dumps(config)
-            continue
-        except Exception as exc:  # noqa: BLE001 - pickling raises many types
-            first_error = exc
-        for field in dataclasses.fields(config):
-            value = getattr(config, field.name)
-            try:
-                pickle.dumps(value)
-            except Exception as exc:
-                raise TypeError(
-                    f"config {config.name!r}: field {field.name} = {value!r} cannot be "
-                    f"pickled for a process pool ({type(exc).__name__}: {exc}). Define alpha "
-                    "and loader classes at module level (not inside a function), use no "
-                    "lambdas or open files in parameters, or run with num_processes=1."
-                ) from exc
-        raise TypeError(
-            f"config {config.name!r} cannot be pickled for a process pool: {first_error}"
-        ) from first_error
-
-
-class _Tracker:
-    """Records outcomes: result list, progress bar (or plain lines), best-IC postfix and
-    error log.
-
-    The postfix names the best IC so far and the Sharpe *of that config*, which need
-    not be the best Sharpe; its label says so.
-    """
-
-    def __init__(
-        self,
-        bar: tqdm,
-        results: list[BacktestResult | None],
-        configs: list[BacktestConfig],
-        err_path: Any,
-        verbose: bool,
-        stop_on_error: bool,
-        lines: job.PlainProgress | None = None,
-    ) -> None:
-        self.bar = bar
-        self.lines = lines
-        self.postfix = ""
-        self.results = results
-        self.configs = configs
-        self.err_path = err_path
-        self.verbose = verbose
-        self.stop_on_error = stop_on_error
-        self.best_ic = -math.inf
-        self.failures = 0
-        self.errors: dict[str, str] = {}  # config name -> its failure report
-
-    def best(self, result: BacktestResult) -> None:
-        ic = result.metrics.get("ic_mean")
-        if ic is not None and ic > self.best_ic:
-            self.best_ic = ic
-            sharpe = result.metrics["total"].get("sharpe")
-            shown = "n/a" if sharpe is None else f"{sharpe:.2f}"
-            self.postfix = f"best IC {ic:.4f} (Sharpe of that config {shown})"
-            self.bar.set_postfix_str(self.postfix, refresh=False)
-            if self.lines is not None:
-                self.lines.note = f"; {self.postfix}"
-
-    def record(self, index: int, outcome: job.Outcome) -> None:
-        self.bar.update(1)
-        if outcome.result is not None:
-            outcome.result.config = self.configs[index]
-            self.results[index] = outcome.result
-            self.best(outcome.result)
-            if self.lines is not None:
-                self.lines.update(True)
-            return
-        if self.lines is not None:
-            self.lines.update(False)
-        payload = outcome.error or f"config {self.configs[index].name!r} failed"
-        self.failures += 1
-        self.errors[self.configs[index].name] = payload
-        if self.verbose:
-            tqdm.write(payload, file=sys.stderr)
-        logged = self.err_path is not None and append_error_log(self.err_path, payload)
-        if not self.verbose:  # quiet runs still name every failure
-            where = f"traceback in {self.err_path}" if logged else payload
-            log.warning("config %r failed: %s", self.configs[index].name, where)
-        if self.stop_on_error:
-            raise BacktestError(payload)
 
 
 def _parameter_columns(rows: Sequence[dict[str, Any]]) -> pd.MultiIndex:

@@ -8,21 +8,18 @@ parameters, exception and traceback).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import shutil
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, NamedTuple
-
-from tqdm.auto import tqdm
+from typing import Any, NamedTuple
 
 from alphadev import _threads
 from alphadev.config import BacktestConfig
 from alphadev.layout import SweepDir
+from alphadev.progress import ProgressBar
 from alphadev.results import BacktestResult
 
 log = logging.getLogger(__name__)
@@ -41,95 +38,6 @@ class Outcome(NamedTuple):
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-class ProgressBar(tqdm):
-    """tqdm without its monitor thread, which would make forking workers unsafe."""
-
-    monitor_interval = 0
-
-
-PROGRESS_EVERY_SECONDS = 300.0  # a plain progress line at least this often ...
-PROGRESS_STEPS = 20  # ... and every 1/20 of the configs
-
-
-def plain_output(stream: IO[str]) -> bool:
-    """Whether progress on ``stream`` must be plain lines: it is not a terminal (a file,
-    a pipe: nohup, cron) and not a notebook, so tqdm's cursor codes would be garbage."""
-    if any(cls.__name__ == "tqdm_notebook" for cls in ProgressBar.__mro__):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return not (isatty is not None and isatty())
-    except ValueError:  # a closed stream
-        return True
-
-
-def progress_line(label: str, done: int, failed: int, total: int, finished_here: int,
-                  elapsed: float) -> str:
-    """One self-contained progress line (readable in a terminal and in a log file):
-    ``[12:30:05] sweep runs/x: 120/200 done, 2 failed, 78 left, 3.1 configs/s,
-    ETA 0:00:25``.  The rate counts the ``finished_here`` configs this run finished
-    (done or failed) in ``elapsed`` seconds; configs done before it do not count."""
-    left = max(0, total - done - failed)
-    text = f"{label}: {done}/{total} done, {failed} failed, {left} left"
-    if finished_here > 0 and elapsed > 0:
-        rate = finished_here / elapsed
-        speed = f"{rate:.3g} configs/s" if rate >= 1 else f"{1 / rate:.3g} s/config"
-        eta = dt.timedelta(seconds=round(left / rate))
-        text += f", {speed}, ETA {eta}"
-    else:
-        text += ", ETA unknown"
-    return f"[{dt.datetime.now():%H:%M:%S}] {text}"
-
-
-class LineDue:
-    """When the next plain progress line is due: every ``1/PROGRESS_STEPS`` of the
-    configs, every ``PROGRESS_EVERY_SECONDS``, and at the end."""
-
-    def __init__(self, total: int, every_seconds: float = PROGRESS_EVERY_SECONDS) -> None:
-        self.total = total
-        self.step = max(1, -(-total // PROGRESS_STEPS))
-        self.every_seconds = every_seconds
-
-    def __call__(self, finished: int, last_finished: int, last_time: float,
-                 now: float) -> bool:
-        if finished >= self.total:
-            return finished != last_finished
-        if finished // self.step > last_finished // self.step:
-            return True
-        return finished > last_finished and now - last_time >= self.every_seconds
-
-
-class PlainProgress:
-    """Periodic plain progress lines for ``run_all`` when its output is not a terminal."""
-
-    def __init__(self, label: str, total: int, done: int, stream: IO[str]) -> None:
-        self.label, self.total, self.stream = label, total, stream
-        self.done, self.failed = done, 0
-        self.start_done = done
-        self.started = self.last_time = time.monotonic()
-        self.last_finished = done
-        self.due = LineDue(total)
-        self.note = ""
-
-    def update(self, ok: bool) -> None:
-        """One more config finished (``ok``: done, else failed); print a line if due."""
-        if ok:
-            self.done += 1
-        else:
-            self.failed += 1
-        now = time.monotonic()
-        finished = self.done + self.failed
-        if self.due(finished, self.last_finished, self.last_time, now):
-            self.last_finished, self.last_time = finished, now
-            self.write(now)
-
-    def write(self, now: float) -> None:
-        line = progress_line(self.label, self.done, self.failed, self.total,
-                             self.done + self.failed - self.start_done, now - self.started)
-        self.stream.write(f"{line}{self.note}\n")
-        self.stream.flush()
 
 
 def describe_failure(config: BacktestConfig, exc: BaseException) -> str:
@@ -201,14 +109,21 @@ def run_with_bar(
         bar.close()
 
 
+Finish = Callable[[], Outcome]
+
+
 def start_watched(
-    config: BacktestConfig, position: int | None, save_dir: Any, slow_after: float
-) -> tuple[bool, Callable[[], Outcome]]:
-    """``start`` a config, warning once if running it takes longer than ``slow_after``."""
+    config: BacktestConfig, position: int | None, save_dir: Any, slow_after: float,
+    on_stage: Progress | None = None,
+) -> tuple[bool, Finish]:
+    """``start`` a config, warning once if running it takes longer than ``slow_after``;
+    without a bar (``position`` None) its stages go to ``on_stage``."""
     timer = threading.Timer(slow_after, warn_slow, args=(config.name, slow_after))
     timer.daemon = True
     timer.start()
     try:
+        if position is None:
+            return start(config, save_dir, on_stage)
         return run_with_bar(config, position, save_dir, start)
     finally:
         timer.cancel()

@@ -24,7 +24,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -38,8 +38,8 @@ from alphadev.comparison import (
     write_comparison,
 )
 from alphadev.config import BacktestConfig
-from alphadev.job import LineDue, execute, progress_line
 from alphadev.layout import ResultState, SweepDir
+from alphadev.progress import LineDue, progress_line
 from alphadev.results import load_result
 from alphadev.store import (
     append_error_log,
@@ -62,31 +62,18 @@ def config_state(config: BacktestConfig, save_dir: str | os.PathLike) -> ResultS
     return SweepDir.of(save_dir).state(config)
 
 
-def run_config(
-    config: BacktestConfig,
-    save_dir: str | os.PathLike,
-    progress: Callable[[str], None] | None = None,
-) -> str | None:
-    """Run and save one config; on failure record it and return the report."""
-    clear_failures(save_dir, [config.name])  # a new attempt: the old failure is history
-    outcome = execute(config, save_dir, progress)
-    if outcome.error is None:
-        return None
-    record_failure(save_dir, config, outcome.error)
-    return outcome.error
-
-
 def record_failure(save_dir: str | os.PathLike, config: BacktestConfig, report: str,
-                   append_log: bool = True) -> None:
-    """Append ``report`` to errors.log (unless the caller did) and mark the config's
-    latest attempt as failed."""
+                   errors_log: Path | None) -> bool:
+    """Append ``report`` to ``errors_log`` (None: the caller logs it) and mark the
+    config's latest attempt as failed; whether the log holds the report."""
     root = SweepDir.of(save_dir)
     root.failures.mkdir(parents=True, exist_ok=True)
     attempt = uuid.uuid4().hex
-    if append_log:
-        append_error_log(root.errors_log, report, header=f" attempt {attempt}")
+    logged = errors_log is not None and append_error_log(
+        errors_log, report, header=f" attempt {attempt}")
     write_json(root.failure(config.name),
                {"name": config.name, "attempt": attempt, "time": time.time(), "report": report})
+    return logged
 
 
 def clear_failures(save_dir: str | os.PathLike, names: Iterable[str]) -> None:
@@ -300,9 +287,10 @@ def prepare(save_dir: str | os.PathLike) -> None:
     recover(save_dir)
 
 
-def read_comparison(save_dir: str | os.PathLike) -> pd.DataFrame:
-    """``comparison.csv`` of a finished sweep, best Sharpe first."""
-    table = pd.read_csv(SweepDir.of(save_dir).comparison)
+def read_comparison(path: str | os.PathLike) -> pd.DataFrame:
+    """A finished sweep's ``comparison.csv`` (``SweepDir.comparison``), best Sharpe
+    first."""
+    table = pd.read_csv(path)
     if "sharpe" not in table.columns:  # no completed config: identity columns only
         return table
     return table.sort_values("sharpe", ascending=False, na_position="last", kind="stable")

@@ -32,80 +32,19 @@ import sys
 
 import luigi
 import luigi.cmdline_parser
+from luigi.util import inherits
 
 from alphadev import sweep
-from alphadev.backtester import Backtester
 from alphadev.engine.simulate import warm_up
 from alphadev.errors import SpecError
 from alphadev.job import stage_count
 from alphadev.layout import ResultState, SweepDir
+from alphadev.orchestrator import run_config, run_sweep, worker_count
+from alphadev.progress import SweepDisplay
 from alphadev.spec import find_config, load_spec, spec_is_synthetic, spec_notice
 from alphadev.store import write_notice
 
 logger = logging.getLogger("luigi-interface")
-
-# Luigi exits 0 even when tasks fail.  These defaults apply wherever the sweep runs
-# (not only beside this repository's luigi.cfg); a user's own [retcode] settings win.
-# already_running: the same command is running already (luigi's lock), or, with a
-# central scheduler, another worker ran some of the tasks (central.cfg sets it to 0).
-# not_run: the sweep did not finish for another reason (central.cfg: 0 as well).
-RETCODE_DEFAULTS = {
-    "already_running": "10",
-    "missing_data": "20",
-    "not_run": "25",
-    "task_failed": "30",
-    "scheduling_error": "35",
-    "unhandled_exception": "40",
-}
-
-
-def _set_retcode_defaults() -> None:
-    config = luigi.configuration.get_config()
-    if not config.has_section("retcode"):
-        config.add_section("retcode")
-    for key, value in RETCODE_DEFAULTS.items():
-        if not config.has_option("retcode", key):
-            config.set("retcode", key, value)
-
-
-_set_retcode_defaults()
-
-# Luigi's per-task INFO lines, demoted to DEBUG (about four per config otherwise).
-PER_TASK_LINES = (
-    "Informed scheduler that task",
-    "[pid %s] Worker %s running",
-    "[pid %s] Worker %s done",
-    "[pid %s] Worker %s new requirements",
-    "Did not schedule %s",
-)
-
-
-class PerTaskLinesToDebug(logging.Filter):
-    """Luigi's per-task chatter becomes DEBUG, so handlers at INFO drop it and an
-    overnight sweep logs about one line per config (ours)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if (record.levelno == logging.INFO and isinstance(record.msg, str)
-                and record.msg.startswith(PER_TASK_LINES)):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return True
-
-
-def _set_logging_defaults() -> None:
-    """INFO (not Luigi's DEBUG) where no config chooses the logging, plus the filter."""
-    config = luigi.configuration.get_config()
-    chosen = any(config.has_option("core", key) for key in ("log_level", "logging_conf_file"))
-    if not chosen and not config.has_section("logging"):
-        if not config.has_section("core"):
-            config.add_section("core")
-        config.set("core", "log_level", "INFO")
-    chatty = logging.getLogger("luigi-interface")
-    if not any(isinstance(f, PerTaskLinesToDebug) for f in chatty.filters):
-        chatty.addFilter(PerTaskLinesToDebug())
-
-
-_set_logging_defaults()
-
 
 def _configs(spec: str):
     """The spec's configs; a bad spec ends the process with its one clear message."""
@@ -160,15 +99,28 @@ class ResultTarget(luigi.Target):
         return state is ResultState.DONE
 
 
-class BacktestTask(luigi.Task):
-    """One config of a spec."""
-
-    priority = 10  # run configs before opening the next wave
+class SweepFolder(luigi.Task):
+    """The parameters every task of a sweep shares, declared once (``@inherits``);
+    never scheduled itself."""
 
     spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
                            "(a package must be importable: PYTHONPATH=. or pip install -e .)")
-    name = luigi.Parameter(description="config name")
     save_dir = luigi.Parameter(description="folder holding one results folder per config")
+
+
+LEADERBOARD_ROWS = 10
+
+
+@inherits(SweepFolder)
+class BacktestTask(luigi.Task):
+    """One config of a spec."""
+
+    spec: str  # inherited parameters, typed for mypy (inherits adds them at class creation)
+    save_dir: str
+
+    priority = 10  # run configs before opening the next wave
+
+    name = luigi.Parameter(description="config name")
 
     def config(self):
         try:
@@ -195,8 +147,8 @@ class BacktestTask(luigi.Task):
             self.set_status_message(f"{self.name}: {stage}")
             self.set_progress_percentage(min(99, int(100 * done / total)))
 
-        sweep.prepare(self.save_dir)
-        report = sweep.run_config(config, self.save_dir, progress)
+        run = run_config(config, SweepDir.of(self.save_dir), progress)
+        report = run.failures.get(config.name)
         if report is not None:
             self._count(False)
             raise ConfigFailed(report)
@@ -239,17 +191,19 @@ class BacktestTask(luigi.Task):
             _print_report(self.spec, self.save_dir, len(configs), summary, 10)
 
 
+@inherits(SweepFolder)
 class Sweep(luigi.Task):
     """Every config of a spec, then ``comparison.csv`` and a leaderboard."""
 
-    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
-                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
-    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+    spec: str  # inherited parameters, typed for mypy (inherits adds them at class creation)
+    save_dir: str
+
     num_processes = luigi.OptionalIntParameter(
         default=None,
         description="run the configs in this task's own process pool instead of Luigi workers",
     )
-    top = luigi.IntParameter(default=10, description="rows in the printed leaderboard")
+    top = luigi.IntParameter(default=LEADERBOARD_ROWS, description="rows in the printed "
+                             "leaderboard")
     wave_size = luigi.IntParameter(
         default=500,
         description="with the local scheduler, configs are handed to Luigi in waves of "
@@ -277,12 +231,12 @@ class Sweep(luigi.Task):
         _start_progress(self.save_dir, len(configs), len(configs) - len(pending))
         if _local_scheduler() and len(pending) > self.wave_size:
             n_waves = -(-len(configs) // self.wave_size)
-            waves = [SweepWave(self.spec, self.save_dir, k, self.wave_size)
+            waves = [self.clone(SweepWave, index=k, size=self.wave_size)
                      for k in range(n_waves)]
             return [w for w in waves if not w.complete()]
         # Only unfinished configs: a finished sweep of thousands schedules nothing.
         # With a central scheduler every machine must know every config, so no waves.
-        return [BacktestTask(self.spec, c.name, self.save_dir) for c in pending]
+        return [self.clone(BacktestTask, name=c.name) for c in pending]
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(SweepDir.of(self.save_dir).comparison)
@@ -293,21 +247,12 @@ class Sweep(luigi.Task):
 
     def run(self) -> None:
         configs = _configs(self.spec)
-        sweep.prepare(self.save_dir)
+        sweep_dir = SweepDir.of(self.save_dir)
+        sweep.prepare(sweep_dir)
         if self.num_processes is not None:
             self.set_status_message(f"running {len(configs)} configs in a pool")
-            bt = Backtester()
-            for config in configs:
-                bt.add_config(config)
-            sweep.clear_failures(self.save_dir, [c.name for c in configs])
-            results = bt.run_all(
-                num_processes=self.num_processes, save_dir=self.save_dir,
-                err_path=SweepDir.of(self.save_dir).errors_log,
-            )
-            for config, result in zip(configs, results):
-                if result is None:
-                    sweep.record_failure(self.save_dir, config, "see the traceback above it "
-                                         "in errors.log", append_log=False)
+            run_sweep(configs, sweep_dir, worker_count(self.num_processes),
+                      functools.partial(SweepDisplay, verbose=True), sweep_dir.errors_log)
         summary = sweep.summarize(configs, self.save_dir)
         self.set_progress_percentage(100)
         _print_report(self.spec, self.save_dir, len(configs), summary, self.top)
@@ -320,6 +265,7 @@ class Sweep(luigi.Task):
             )
 
 
+@inherits(SweepFolder)
 class SweepWave(luigi.Task):
     """Configs ``[index * size, (index + 1) * size)`` of a spec, yielded when this runs.
 
@@ -329,8 +275,9 @@ class SweepWave(luigi.Task):
     when no config is left to run.
     """
 
-    spec = luigi.Parameter()
-    save_dir = luigi.Parameter()
+    spec: str  # inherited parameters, typed for mypy (inherits adds them at class creation)
+    save_dir: str
+
     index = luigi.IntParameter()
     size = luigi.IntParameter()
     priority = 0
@@ -343,7 +290,7 @@ class SweepWave(luigi.Task):
 
     def run(self):
         pending = [c for c in self._configs() if not _done(c, self.save_dir)]
-        yield [BacktestTask(self.spec, c.name, self.save_dir) for c in pending]
+        yield [self.clone(BacktestTask, name=c.name) for c in pending]
 
 
 @Sweep.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
@@ -370,7 +317,7 @@ def _already_done(task: Sweep) -> None:
     """A rerun with every config done runs nothing; it still shows the leaderboard."""
     try:
         configs = _configs(task.spec)
-        summary = sweep.SweepSummary(sweep.read_comparison(task.save_dir), [], [])
+        summary = sweep.SweepSummary(sweep.read_comparison(task.output().path), [], [])
     except Exception:
         logger.exception("alphadev: reading the finished sweep's comparison.csv failed")
         return
@@ -384,8 +331,9 @@ def _config_process_died(task: BacktestTask, error: str) -> None:
     scheduling process sees this, the dead process could not count it.  Its failure is
     recorded too, so the config that finishes last still writes the summary."""
     try:
-        sweep.record_failure(task.save_dir, task.config(),
-                             f"config {task.name!r} failed: {error}")
+        sweep_dir = SweepDir.of(task.save_dir)
+        sweep.record_failure(sweep_dir, task.config(), f"config {task.name!r} failed: {error}",
+                             sweep_dir.errors_log)
     except OSError:
         logger.exception("alphadev: cannot record the failure of %s", task.name)
     tick = _count_finished(task.save_dir, False)
@@ -453,17 +401,19 @@ class _ReportTarget(luigi.LocalTarget):
         )
 
 
+@inherits(Sweep)
 class Report(luigi.Task):
     """The sweep, then ``{save_dir}/report.html`` with IC decay, quantile returns and
     factor sequences for the top configs (see ``_ReportTarget`` for completeness)."""
 
-    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
-                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
-    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+    spec: str  # inherited parameters, typed for mypy (inherits adds them at class creation)
+    save_dir: str
+
     top = luigi.IntParameter(default=5, description="configs plotted in detail")
 
     def requires(self) -> Sweep:
-        return Sweep(spec=self.spec, save_dir=self.save_dir)
+        # This task's ``top`` is how many configs it details, not the sweep's leaderboard.
+        return self.clone(Sweep, top=LEADERBOARD_ROWS)
 
     def output(self) -> luigi.LocalTarget:
         return _ReportTarget(os.fspath(SweepDir.of(self.save_dir).report), self.top)
@@ -482,7 +432,7 @@ class Report(luigi.Task):
         from alphadev.report import build_report
 
         by_name = {c.name: c for c in _configs(self.spec)}
-        table = sweep.read_comparison(self.save_dir)
+        table = sweep.read_comparison(self.input().path)
         for name in table["name"].head(self.top):
             folder = SweepDir.of(self.save_dir).result(name)
             if folder.ic_decay.exists() and folder.factor_sequences.exists():

@@ -15,6 +15,7 @@ import logging
 import sys
 
 import luigi
+from luigi.util import inherits
 
 from alphadev.config import frequency_nanos
 from alphadev.layout import ResultState, SweepDir
@@ -31,11 +32,13 @@ from pipelines.tasks import Sweep, _bad_parameter, _configs
 logger = logging.getLogger("luigi-interface")
 
 
+@inherits(Sweep)
 class Validate(luigi.Task):
     """Walk-forward selection and PBO of a finished sweep."""
 
-    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name")
-    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+    spec: str  # inherited parameters, typed for mypy (inherits adds them at class creation)
+    save_dir: str
+
     train = luigi.OptionalParameter(
         default=None, description="walk-forward train window (default: 60D or half the span)")
     test = luigi.OptionalParameter(
@@ -61,7 +64,7 @@ class Validate(luigi.Task):
                                     self.blocks)
 
     def requires(self):
-        return Sweep(spec=self.spec, save_dir=self.save_dir)
+        return self.clone(Sweep)
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(SweepDir.of(self.save_dir).validation.path)

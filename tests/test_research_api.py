@@ -28,6 +28,7 @@ from alphadev import (
 from alphadev.analysis import config_panel, ic_by_lag_from_arrays, quantile_returns_from_arrays
 from alphadev.comparison import read_comparison_table, write_comparison
 from alphadev.data import files as parsed_files
+from alphadev.orchestrator import run_config
 from alphadev.spec import load_spec
 from alphadev.stats import SWEEP_STATISTICS_COLUMNS
 from tests.alphas import CountingAlpha, EchoAlpha, FailingAlpha, RollingMeanAlpha
@@ -45,7 +46,7 @@ def _sweep(market: Path, save_dir: Path) -> list:
     bt.add_config(make_config(market, name="broken", alpha_class=FailingAlpha))
     sweep.prepare(save_dir)
     for config in bt.configs:
-        sweep.run_config(config, save_dir)
+        run_config(config, save_dir)
     never_run = make_config(market, name="later")
     sweep.summarize([*bt.configs, never_run], save_dir)
     return [*bt.configs, never_run]
@@ -76,7 +77,7 @@ def test_load_without_comparison_csv_and_a_failed_rerun(market: Path, tmp_path: 
     bt.run_all(verbose=False, save_dir=tmp_path / "out")
     expected = bt.get_comparison_table().sort_values("name").reset_index(drop=True)
     # a later attempt of m__scale=2.0 failed: its older folder is not a result any more
-    sweep.record_failure(tmp_path / "out", bt.configs[1], "boom report", append_log=False)
+    sweep.record_failure(tmp_path / "out", bt.configs[1], "boom report", None)
     (tmp_path / "out" / "not_a_result").mkdir()
     loaded = Backtester.load(tmp_path / "out")
     assert [r.name for r in loaded.results] == ["m__scale=1.0", "m__scale=3.0"]
@@ -115,7 +116,7 @@ def test_load_never_imports_user_code(market: Path, tmp_path: Path) -> None:
     try:
         from secret_sweep_alpha import SecretAlpha  # type: ignore[import-not-found]
 
-        _ = [sweep.run_config(c, tmp_path / "out") for c in Backtester().add_multiple_configs(
+        _ = [run_config(c, tmp_path / "out") for c in Backtester().add_multiple_configs(
             make_config(market, name="s", alpha_class=SecretAlpha), {"scale": [1.0, 2.0]})]
         sweep.summarize([], tmp_path / "out")
     finally:

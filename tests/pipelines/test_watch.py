@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from alphadev import Backtester
-from alphadev.job import LineDue, progress_line
+from alphadev.progress import LineDue, progress_line
 from alphadev.validation import ParameterError
 from tests.conftest import write_market
 

@@ -24,6 +24,7 @@ from alphadev import sweep as sweeps
 from alphadev.alpha import Alpha
 from alphadev.analysis import write_factor_sequences, write_ic_decay
 from alphadev.comparison import read_comparison_table
+from alphadev.orchestrator import run_config
 from alphadev.out_of_sample.files import ValidationParameters, validate_sweep
 from alphadev.report import (
     build_report,
@@ -215,7 +216,7 @@ def test_report_shows_the_dsr_of_comparison_csv(tmp_path):
     save_dir = tmp_path / "runs"
     sweeps.prepare(save_dir)
     for config in configs:
-        sweeps.run_config(config, save_dir)
+        run_config(config, save_dir)
     assert sweeps.summarize(configs, save_dir).failed == ["broken"]
     written = pd.read_csv(save_dir / "comparison.csv").set_index("name")
     assert (written["n_trials"] == 4).all()
