@@ -418,6 +418,13 @@ def saved_fingerprint(folder: str | os.PathLike[str]) -> str | None:
     return check_folder(folder).fingerprint
 
 
+def log_stale(name: str, logger: logging.Logger = log) -> None:
+    """The one line for a config whose saved result has another fingerprint (a Luigi
+    task logs it through Luigi's logger, which its command line shows)."""
+    logger.info("config %s: saved results have another fingerprint (config, data or alpha "
+             "code changed); recomputing", name)
+
+
 _warned: set[tuple[str, str]] = set()
 
 

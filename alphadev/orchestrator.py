@@ -22,7 +22,7 @@ from pathlib import Path
 from alphadev import job
 from alphadev.config import BacktestConfig
 from alphadev.errors import BacktestError
-from alphadev.layout import ResultState, SweepDir
+from alphadev.layout import ResultState, SweepDir, log_stale
 from alphadev.preflight import check_loaders
 from alphadev.progress import SweepDisplay
 from alphadev.results import BacktestResult, load_result
@@ -131,8 +131,7 @@ def _load_if_done(config: BacktestConfig, sweep_dir: SweepDir | None) -> Backtes
         return None
     state = sweep_dir.saved(config).state  # logs a damaged folder
     if state is ResultState.STALE:
-        log.info("config %r: saved results are stale (fingerprint changed); recomputing",
-                 config.name)
+        log_stale(config.name)
     if state is not ResultState.DONE:
         return None
     return load_result(sweep_dir.result(config.name).path, config=config)

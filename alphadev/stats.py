@@ -19,7 +19,7 @@ Conventions (all fixed here so numbers are comparable across sweeps):
   ``SR0 = sqrt(V) * ((1 - g) * Phi^-1(1 - 1/N) + g * Phi^-1(1 - 1/(N e)))``, g the
   Euler-Mascheroni constant.  N is the *effective* number of trials: configs whose
   returns are near-duplicates (fee variants of one alpha) form one cluster and count
-  once (``alphadev.out_of_sample.trials``), and V is the variance (ddof=1) across the
+  once (``alphadev.trials``), and V is the variance (ddof=1) across the
   clusters of their mean per-period Sharpe ratio.  For N = 1 there is no selection and
   SR0 = 0, so DSR equals PSR(0).
 * Break-even fee: the fee rate f at which ``prod(1 + gross - f * 2 * turnover) = 1``
@@ -43,6 +43,7 @@ import pandas as pd
 
 from alphadev.layout import ResultDir
 from alphadev.metrics import finite_or_none, sample_std
+from alphadev.trials import cluster_trials
 from alphadev.validation import check_scalar
 
 if TYPE_CHECKING:
@@ -308,7 +309,7 @@ def sweep_statistics(
 
     ``psr`` is PSR(0); ``dsr`` deflates by the effective number of trials: the results
     are clustered on the correlation of their ``pnl`` (``trial_cluster``, see
-    ``alphadev.out_of_sample.trials``), ``n_trials`` (default: the number of results
+    ``alphadev.trials``), ``n_trials`` (default: the number of results
     given, ``None`` entries skipped) counts every config and ``effective_trials`` turns
     it into N_eff.  Rows keep the order of ``results``; undefined values are NaN (as
     elsewhere in the comparison table).  The frame's ``attrs`` hold ``n_trials``,
@@ -316,7 +317,6 @@ def sweep_statistics(
     ``expected_max_sharpe`` (per period).  Only ``pnl``, ``gross`` and ``turnover`` are
     read from each saved result.
     """
-    from alphadev.out_of_sample.trials import cluster_trials
 
     rows: list[dict[str, Any]] = []
     n_obs: list[int] = []

@@ -396,8 +396,8 @@ def bench_oos(repeats: int) -> list[tuple[str, str, str]]:
     import numpy as np
 
     from alphadev.out_of_sample.pbo import probability_of_overfitting
-    from alphadev.out_of_sample.trials import cluster_trials
     from alphadev.out_of_sample.walk_forward import walk_forward
+    from alphadev.trials import cluster_trials
 
     n_bars, n_configs = 8760, 1000
     rng = np.random.default_rng(0)

@@ -38,7 +38,7 @@ from alphadev import sweep
 from alphadev.engine.simulate import warm_up
 from alphadev.errors import SpecError
 from alphadev.job import stage_count
-from alphadev.layout import ResultState, SweepDir
+from alphadev.layout import ResultState, SweepDir, log_stale
 from alphadev.orchestrator import run_config, run_sweep, worker_count
 from alphadev.progress import SweepDisplay
 from alphadev.spec import find_config, load_spec, spec_is_synthetic, spec_notice
@@ -92,10 +92,7 @@ class ResultTarget(luigi.Target):
     def exists(self) -> bool:
         state = sweep.config_state(self.config, self.save_dir)
         if state is ResultState.STALE:
-            logger.info(
-                "config %s: saved results have another fingerprint (config, data or alpha "
-                "code changed); recomputing", self.config.name,
-            )
+            log_stale(self.config.name, logger)
         return state is ResultState.DONE
 
 

@@ -54,6 +54,22 @@ def make_config(folder: Path, name: str = "base", alpha_class=EchoAlpha, **overr
     return BacktestConfig(**fields)
 
 
+ECHO_SPEC = """
+from pathlib import Path
+from tests.conftest import make_config
+
+configs = [make_config(Path({market!r}), name=f"echo{{k}}", alpha_kwargs={{"scale": s}})
+           for k, s in enumerate({scales!r})]
+"""
+
+
+def write_echo_spec(path: Path, market: Path, scales: list[float]) -> Path:
+    """A sweep spec file of EchoAlpha configs ``echo0``, ``echo1``, ... on ``market``,
+    one per scale (a negative scale is a config that fails)."""
+    path.write_text(ECHO_SPEC.format(market=str(market), scales=list(scales)))
+    return path
+
+
 @pytest.fixture
 def market(tmp_path: Path) -> Path:
     return write_market(tmp_path / "data")

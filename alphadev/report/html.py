@@ -73,6 +73,7 @@ from alphadev.report.layout import (
     plain,
     section,
     short_sample_note,
+    stamp,
     table,
 )
 from alphadev.report.tearsheet import (
@@ -429,8 +430,8 @@ def _folds_table(folds: pd.DataFrame) -> str:
     rows = []
     for _, fold in folds.iterrows():
         rows.append([
-            str(fold["fold"]), f"{_stamp(fold['train_start'])} .. {_stamp(fold['train_end'])}",
-            f"{_stamp(fold['test_start'])} .. {_stamp(fold['test_end'])}",
+            str(fold["fold"]), f"{stamp(fold['train_start'])} .. {stamp(fold['train_end'])}",
+            f"{stamp(fold['test_start'])} .. {stamp(fold['test_end'])}",
             name(str(fold["chosen"])),
             num(fold["train_metric"], 3), num(fold["test_metric"], 3),
             num(fold["best_test_metric"], 3),
@@ -439,9 +440,6 @@ def _folds_table(folds: pd.DataFrame) -> str:
         ["fold", "train", "test", "chosen", "train metric", "test metric", "best test metric"],
         rows, css="board folds") + note("Windows: start included, end excluded (UTC).")
 
-
-def _stamp(value: Any) -> str:
-    return html.escape(pd.Timestamp(value).strftime("%Y-%m-%d %H:%M"))
 
 
 def _pbo_summary(pbo: dict[str, Any]) -> str:

@@ -178,6 +178,13 @@ def short_sample_note(days: float) -> str:
                 "Calmar ratio extrapolates a few weeks to a year and says little about one.")
 
 
+def stamp(value: Any) -> str:
+    """A timestamp as ``2024-03-01 14:00``, escaped for HTML."""
+    import pandas as pd
+
+    return html.escape(pd.Timestamp(value).strftime("%Y-%m-%d %H:%M"))
+
+
 def plain(value: Any) -> str:
     if isinstance(value, (float, np.floating)) and finite(value):
         return f"{float(value):g}"

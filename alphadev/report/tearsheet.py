@@ -47,6 +47,7 @@ from alphadev.report.layout import (
     num,
     pct,
     short_sample_note,
+    stamp,
     table,
 )
 from alphadev.results import BacktestResult
@@ -254,8 +255,8 @@ def drawdown_table(view: ConfigView) -> str:
         end = index[period.recovery] if period.recovery is not None else None
         length = (end if end is not None else index[-1]) - peak
         rows.append([
-            str(k), _stamp(peak), _stamp(index[period.trough]),
-            _stamp(end) if end is not None else "<b class='bad'>not recovered</b>",
+            str(k), stamp(peak), stamp(index[period.trough]),
+            stamp(end) if end is not None else "<b class='bad'>not recovered</b>",
             pct(period.depth), _duration(length),
         ])
     if not rows:
@@ -442,10 +443,6 @@ def detail_panels(view: ConfigView, plots: Any) -> str:
                             alt="cumulative returns per alpha quantile"))
     return "\n".join(parts)
 
-
-def _stamp(value: Any) -> str:
-    stamp = pd.Timestamp(value)
-    return stamp.strftime("%Y-%m-%d %H:%M")
 
 
 def _duration(delta: pd.Timedelta) -> str:

@@ -1,4 +1,4 @@
-"""Slow, literal implementations of SPEC §11 / docs/semantics.md#validating-a-sweep:
+"""Slow, literal implementations of docs/semantics.md#validating-a-sweep:
 plain Python loops over timestamps, configs, folds and combinations, written from the
 text and nothing else, to check the fast array versions against.
 

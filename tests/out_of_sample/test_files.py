@@ -27,7 +27,7 @@ from alphadev.out_of_sample.files import (
 from alphadev.out_of_sample.summary import summary_text, verdict
 from alphadev.validation import ParameterError
 from tests.alphas import IdleAlpha
-from tests.conftest import make_config, write_market
+from tests.conftest import make_config, write_echo_spec, write_market
 
 PARAMS = ValidationParameters(train="2D", test="1D", blocks=8)
 PBO_KEYS = {"pbo", "n_combinations", "blocks", "n_configs", "lambdas", "probability_of_loss",
@@ -277,15 +277,6 @@ def test_bad_sweeps(tmp_path: Path) -> None:
         validate_sweep(tmp_path / "nothing", PARAMS)
 
 
-SPEC = '''
-from tests.conftest import make_config
-from pathlib import Path
-
-MARKET = Path({market!r})
-SCALES = {scales!r}
-configs = [make_config(MARKET, name=f"echo{{k}}", alpha_kwargs={{"scale": s}})
-           for k, s in enumerate(SCALES)]
-'''
 
 
 def test_the_luigi_task_validates_and_rebuilds_when_stale(tmp_path: Path) -> None:
@@ -293,7 +284,7 @@ def test_the_luigi_task_validates_and_rebuilds_when_stale(tmp_path: Path) -> Non
 
     market = write_market(tmp_path / "data", days=10)
     spec = tmp_path / "spec.py"
-    spec.write_text(SPEC.format(market=str(market), scales=[1.0, -1.0, 0.5]))
+    write_echo_spec(spec, market, [1.0, -1.0, 0.5])
     save_dir = str(tmp_path / "runs")
     task = pipelines.Validate(spec=str(spec), save_dir=save_dir, train="2D", test="1D",
                               blocks=8)
@@ -303,12 +294,12 @@ def test_the_luigi_task_validates_and_rebuilds_when_stale(tmp_path: Path) -> Non
     assert first["n_configs"] == 3 and task.complete()
     assert not pipelines.Validate(spec=str(spec), save_dir=save_dir, train="3D", test="1D",
                                   blocks=8).complete()
-    spec.write_text(SPEC.format(market=str(market), scales=[1.0, -1.0, 0.25]))
+    write_echo_spec(spec, market, [1.0, -1.0, 0.25])
     assert not task.complete()  # echo2 changed: the validation is stale
     assert luigi.build([task], local_scheduler=True)
     second = json.loads(summary.read_text())
     assert second["built_from"] != first["built_from"] and task.complete()
-    spec.write_text(SPEC.format(market=str(market), scales=[1.0, -1.0, 0.25, 2.0]))
+    write_echo_spec(spec, market, [1.0, -1.0, 0.25, 2.0])
     assert not task.complete()  # echo3 added: the sweep must run it first
     assert luigi.build([task], local_scheduler=True)
     assert json.loads(summary.read_text())["n_configs"] == 4 and task.complete()

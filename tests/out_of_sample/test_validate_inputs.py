@@ -15,15 +15,7 @@ from alphadev.__main__ import main
 from alphadev.comparison import comparison_table, write_comparison
 from alphadev.out_of_sample.files import ValidationParameters, read_validation, validate_sweep
 from alphadev.validation import ParameterError
-from tests.conftest import make_config, write_market
-
-SPEC = '''
-from pathlib import Path
-from tests.conftest import make_config
-
-configs = [make_config(Path({market!r}), name=f"echo{{k}}", alpha_kwargs={{"scale": s}})
-           for k, s in enumerate([1.0, -1.0, 0.5])]
-'''
+from tests.conftest import make_config, write_echo_spec, write_market
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +29,7 @@ def hourly(tmp_path_factory: pytest.TempPathFactory) -> Path:
         bt.add_config(make_config(market, name=f"echo{k}", alpha_kwargs={"scale": scale}))
     results = bt.run_all(verbose=False, save_dir=str(root))
     write_comparison(comparison_table(results), root / "comparison.csv")
-    (base / "inputs_spec.py").write_text(SPEC.format(market=str(market)))
+    write_echo_spec(base / "inputs_spec.py", market, [1.0, -1.0, 0.5])
     return root
 
 

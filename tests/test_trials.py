@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphadev.out_of_sample.trials import cluster_trials, correlation_matrix
 from alphadev.results import BacktestResult, Sequences
 from alphadev.stats import expected_max_sharpe, sweep_statistics
+from alphadev.trials import cluster_trials, correlation_matrix
 from alphadev.validation import ParameterError
 from tests.out_of_sample import literal
 
