@@ -34,8 +34,14 @@ from alphadev.data.coverage import (
     funding_coverage,
 )
 from alphadev.data.loaders import day_bounds
-from alphadev.engine.kernel import BookChanges, book_changes
-from alphadev.engine.simulate import BookSettings, PreviousBar, next_bar_book, simulate_arrays
+from alphadev.engine.kernel import (
+    BookChanges,
+    BookSettings,
+    PreviousBar,
+    book_changes,
+    cost_settings,
+)
+from alphadev.engine.simulate import next_bar_book, simulate_arrays
 from alphadev.errors import DataError
 from alphadev.layout import sequence_file
 from alphadev.metrics import FRAGILE_RATIO, compute_metrics, is_fragile
@@ -74,13 +80,13 @@ class _Part(NamedTuple):
 
 def book_settings(config: BacktestConfig) -> BookSettings:
     """The config's portfolio settings, as the engine takes them."""
-    rates = np.array(config.slippage_rates(config.sorted_symbols), dtype=np.float64)
+    symbols = config.sorted_symbols
     return BookSettings(
         open_quantile=config.open_quantile,
         close_quantile=config.close_quantile,
         gross_exposure=config.gross_exposure,
-        fee_rate=config.trading_fee_rate,
-        slippage_rates=rates if rates.any() else None,
+        costs=cost_settings(config.trading_fee_rate, config.slippage_rates(symbols),
+                            len(symbols)),
     )
 
 

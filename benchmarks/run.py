@@ -56,7 +56,8 @@ def run_python(code: str, cwd: Path | None = None, env: dict | None = None) -> d
 def bench_kernel(repeats: int) -> list[tuple[str, str, str]]:
     import numpy as np
 
-    from alphadev.engine.simulate import BookSettings, PreviousBar, simulate_arrays
+    from alphadev.engine.kernel import BookSettings, PreviousBar, cost_settings
+    from alphadev.engine.simulate import simulate_arrays
 
     n_bars, n_sym = 8760, 200
     rng = np.random.default_rng(0)
@@ -69,9 +70,8 @@ def bench_kernel(repeats: int) -> list[tuple[str, str, str]]:
     universe = np.ones((n_bars, n_sym), dtype=bool)
     beta = rng.uniform(0.5, 1.5, n_sym)
     previous = PreviousBar.start(n_sym)
-    settings = BookSettings(
-        open_quantile=0.2, close_quantile=0.2, gross_exposure=1.0, fee_rate=4.5e-4
-    )
+    settings = BookSettings(open_quantile=0.2, close_quantile=0.2, gross_exposure=1.0,
+                            costs=cost_settings(4.5e-4, None, n_sym))
 
     rows = []
     for label, alpha in (("AR(1) alpha", persistent), ("i.i.d. alpha, worst case", noise)):

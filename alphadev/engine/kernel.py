@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 
 class KernelOutput(NamedTuple):
@@ -32,6 +33,159 @@ class KernelOutput(NamedTuple):
     short_return: np.ndarray  # (T,)
     forced_closes: int
     ruined_at: int  # row of the bar whose net return took equity to <= 0; -1: none here
+
+
+class CostSettings(NamedTuple):
+    """The trading costs the loop charges, normalised once by ``cost_settings``
+    (docs/semantics.md#execution-and-costs)."""
+
+    fee_rate: float
+    slippage_rates: np.ndarray  # (N,) float64, contiguous; all zero when not has_slippage
+    has_slippage: bool
+
+
+def cost_settings(
+    fee_rate: float, slippage_rates: npt.ArrayLike | None, n_sym: int
+) -> CostSettings:
+    """The one place that decides "no slippage": rates None or all zero."""
+    rates = (np.zeros(n_sym) if slippage_rates is None
+             else np.ascontiguousarray(slippage_rates, dtype=np.float64))
+    has_slippage = bool(np.any(rates))
+    return CostSettings(float(fee_rate), rates if has_slippage else np.zeros(n_sym),
+                        has_slippage)
+
+
+class BookSettings(NamedTuple):
+    """The portfolio settings the per-bar book uses (docs/semantics.md#per-bar-book)."""
+
+    open_quantile: float
+    close_quantile: float
+    gross_exposure: float
+    costs: CostSettings
+
+
+class PreviousBar(NamedTuple):
+    """The rows of bar t = -1: what a stretch of bars continues from."""
+
+    prices: np.ndarray  # (N,) NaN at the start of a backtest
+    weights: np.ndarray  # (N,) zero at the start
+    alpha: np.ndarray  # (N,) NaN at the start
+    universe: np.ndarray  # (N,) bool, False at the start
+    ruined: bool = False  # equity reached 0 at or before this bar: the book stays flat
+
+    @classmethod
+    def start(cls, n_sym: int) -> PreviousBar:
+        """Before the first bar: no prices, no positions, no alpha, nothing in the universe."""
+        return cls(
+            prices=np.full(n_sym, np.nan),
+            weights=np.zeros(n_sym),
+            alpha=np.full(n_sym, np.nan),
+            universe=np.zeros(n_sym, dtype=bool),
+        )
+
+
+class BookArrays(NamedTuple):
+    """One stretch of aligned bars: what the book is computed from.
+
+    ``beta`` is one row per symbol, or one per bar and symbol (betas that change over
+    time); ``funding`` (T, N) the summed funding rates of the events inside each bar, or
+    None; ``alpha_before`` (d, N), the alpha of the d bars before the first (d =
+    ``execution_delay``), makes the book at bar t trade on the alpha of bar t - d (the
+    loop reads those rows where they are: no shifted copy of the panel).
+    """
+
+    prices: np.ndarray
+    alpha: np.ndarray
+    universe: np.ndarray
+    beta: np.ndarray
+    funding: np.ndarray | None = None
+    alpha_before: np.ndarray | None = None
+
+
+class Prepared(NamedTuple):
+    """Values of the arrays alone that a caller may have already: ``alpha_argsort`` of
+    ``alpha`` and of ``alpha_before``, and ``chained_returns``."""
+
+    alpha_order: np.ndarray | None = None
+    returns: np.ndarray | None = None
+    order_before: np.ndarray | None = None
+
+
+def run_book(
+    arrays: BookArrays, previous: PreviousBar, settings: BookSettings,
+    prepared: Prepared | None = None,
+) -> KernelOutput:
+    """Simulate the long/short book bar by bar.
+
+    ``previous`` describes bar t = -1: NaN prices and zero weights at the start of a
+    backtest, the last processed bar's values when a streaming chunk continues a
+    previous one.  Ruin (docs/semantics.md#ruin): at the first bar whose net return is
+    <= -1 the book is closed and stays flat; ``previous.ruined`` says an earlier chunk
+    was already ruined, so every bar here is flat.
+    """
+    prices = np.ascontiguousarray(arrays.prices, dtype=np.float64)
+    alpha = np.ascontiguousarray(arrays.alpha, dtype=np.float64)
+    n_sym = prices.shape[1]
+    alpha_order, returns, order_before = prepared if prepared is not None else Prepared()
+    if returns is None:
+        returns = chained_returns(prices, np.asarray(previous.prices, dtype=np.float64))
+    if alpha_order is None:
+        alpha_order = alpha_argsort(alpha)
+    alpha_before = arrays.alpha_before
+    if alpha_before is None:
+        alpha_before = np.zeros((0, n_sym))
+    alpha_before = np.ascontiguousarray(alpha_before, dtype=np.float64)
+    if order_before is None:
+        order_before = alpha_argsort(alpha_before)
+    order_before = np.ascontiguousarray(order_before, dtype=alpha_order.dtype)
+    beta = np.asarray(arrays.beta, dtype=np.float64)
+    beta = np.ascontiguousarray(beta.reshape(1, n_sym) if beta.ndim == 1 else beta)
+    costs = settings.costs
+    has_funding = arrays.funding is not None
+    funding_rates = (
+        np.ascontiguousarray(arrays.funding, dtype=np.float64) if has_funding
+        else np.zeros((0, n_sym))
+    )
+    _check_shapes(prices.shape, alpha=alpha, universe=arrays.universe, beta=beta,
+                  returns=returns, alpha_order=alpha_order,
+                  funding=funding_rates if has_funding else None,
+                  slippage_rates=costs.slippage_rates, prev_weights=previous.weights,
+                  alpha_before=alpha_before, order_before=order_before)
+    (weights, gross, fees, slippage, paid, turnover, pnl, long_return, short_return,
+     forced, ruined_at) = _run_kernel_nb(
+        prices,
+        alpha,
+        np.ascontiguousarray(arrays.universe, dtype=np.bool_),
+        beta,
+        returns,
+        np.ascontiguousarray(alpha_order),
+        np.ascontiguousarray(previous.weights, dtype=np.float64),
+        float(settings.open_quantile),
+        float(settings.close_quantile),
+        float(settings.gross_exposure),
+        costs.fee_rate,
+        costs.slippage_rates,
+        costs.has_slippage,
+        funding_rates,
+        has_funding,
+        alpha_before,
+        order_before,
+        bool(previous.ruined),
+    )
+    return KernelOutput(
+        weights=weights,
+        returns=returns,
+        gross=gross,
+        fees=fees,
+        slippage=slippage,
+        funding=paid,
+        turnover=turnover,
+        pnl=pnl,
+        long_return=long_return,
+        short_return=short_return,
+        forced_closes=int(forced),
+        ruined_at=int(ruined_at),
+    )
 
 
 def run_kernel(
@@ -53,88 +207,15 @@ def run_kernel(
     order_before: np.ndarray | None = None,
     ruined: bool = False,
 ) -> KernelOutput:
-    """Simulate the long/short book bar by bar.
-
-    ``prev_prices`` and ``prev_weights`` describe bar t = -1: NaN prices and zero
-    weights at the start of a backtest, the last processed bar's values when a
-    streaming chunk continues a previous one.  ``alpha_order`` (``argsort(alpha,
-    axis=1)``) and ``returns`` (``chained_returns``) may be passed when the caller has them.
-    ``beta`` is one row per symbol, or one per bar and symbol (betas that change over
-    time).  ``slippage_rates`` (N,) and ``funding`` (T, N), the summed funding rates of
-    the events inside each bar, default to no slippage and no funding
-    (docs/semantics.md#execution-and-costs).  ``alpha_before`` (d, N), the alpha of the
-    d bars before the first (d = ``execution_delay``), makes the book at bar t trade on
-    the alpha of bar t - d; the loop reads those rows where they are (no shifted copy of
-    the panel).  ``order_before`` is its ``alpha_argsort``.
-
-    Ruin (docs/semantics.md#ruin): at the first bar whose net return is <= -1 the book
-    is closed and stays flat; ``ruined`` says an earlier chunk was already ruined, so
-    every bar here is flat.
-    """
-    prices = np.ascontiguousarray(prices, dtype=np.float64)
-    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
-    n_sym = prices.shape[1]
-    if returns is None:
-        returns = chained_returns(prices, np.asarray(prev_prices, dtype=np.float64))
-    if alpha_order is None:
-        alpha_order = alpha_argsort(alpha)
-    if alpha_before is None:
-        alpha_before = np.zeros((0, n_sym))
-    alpha_before = np.ascontiguousarray(alpha_before, dtype=np.float64)
-    if order_before is None:
-        order_before = alpha_argsort(alpha_before)
-    order_before = np.ascontiguousarray(order_before, dtype=alpha_order.dtype)
-    beta = np.asarray(beta, dtype=np.float64)
-    beta = np.ascontiguousarray(beta.reshape(1, n_sym) if beta.ndim == 1 else beta)
-    has_slippage = slippage_rates is not None and bool(np.any(slippage_rates))
-    rates = (
-        np.ascontiguousarray(slippage_rates, dtype=np.float64) if has_slippage
-        else np.zeros(n_sym)
-    )
-    has_funding = funding is not None
-    funding_rates = (
-        np.ascontiguousarray(funding, dtype=np.float64) if has_funding
-        else np.zeros((0, n_sym))
-    )
-    _check_shapes(prices.shape, alpha=alpha, universe=universe, beta=beta, returns=returns,
-                  alpha_order=alpha_order, funding=funding_rates if has_funding else None,
-                  slippage_rates=rates, prev_weights=prev_weights, alpha_before=alpha_before,
-                  order_before=order_before)
-    (weights, gross, fees, slippage, paid, turnover, pnl, long_return, short_return,
-     forced, ruined_at) = _run_kernel_nb(
-        prices,
-        alpha,
-        np.ascontiguousarray(universe, dtype=np.bool_),
-        beta,
-        returns,
-        np.ascontiguousarray(alpha_order),
-        np.ascontiguousarray(prev_weights, dtype=np.float64),
-        float(open_quantile),
-        float(close_quantile),
-        float(gross_exposure),
-        float(fee_rate),
-        rates,
-        has_slippage,
-        funding_rates,
-        has_funding,
-        alpha_before,
-        order_before,
-        bool(ruined),
-    )
-    return KernelOutput(
-        weights=weights,
-        returns=returns,
-        gross=gross,
-        fees=fees,
-        slippage=slippage,
-        funding=paid,
-        turnover=turnover,
-        pnl=pnl,
-        long_return=long_return,
-        short_return=short_return,
-        forced_closes=int(forced),
-        ruined_at=int(ruined_at),
-    )
+    """``run_book`` from loose arrays and numbers, for array-level callers (tests,
+    research); the library builds the records once and calls ``run_book``."""
+    n_sym = np.shape(prices)[1]
+    previous = PreviousBar(np.asarray(prev_prices), np.asarray(prev_weights),
+                           np.full(n_sym, np.nan), np.zeros(n_sym, dtype=bool), ruined)
+    settings = BookSettings(open_quantile, close_quantile, gross_exposure,
+                            cost_settings(fee_rate, slippage_rates, n_sym))
+    return run_book(BookArrays(prices, alpha, universe, beta, funding, alpha_before),
+                    previous, settings, Prepared(alpha_order, returns, order_before))
 
 
 def _check_shapes(shape: tuple[int, ...], **named: np.ndarray | None) -> None:

@@ -13,40 +13,17 @@ import numpy as np
 
 from alphadev import _threads
 from alphadev.engine.ic import rank_ic
-from alphadev.engine.kernel import KernelOutput, alpha_argsort, chained_returns, run_kernel
-
-
-class BookSettings(NamedTuple):
-    """The portfolio settings the per-bar book uses (docs/semantics.md#per-bar-book).
-
-    ``slippage_rates`` holds one rate per symbol; None means no slippage.
-    """
-
-    open_quantile: float
-    close_quantile: float
-    gross_exposure: float
-    fee_rate: float
-    slippage_rates: np.ndarray | None = None
-
-
-class PreviousBar(NamedTuple):
-    """The rows of bar t = -1: what a stretch of bars continues from."""
-
-    prices: np.ndarray  # (N,) NaN at the start of a backtest
-    weights: np.ndarray  # (N,) zero at the start
-    alpha: np.ndarray  # (N,) NaN at the start
-    universe: np.ndarray  # (N,) bool, False at the start
-    ruined: bool = False  # equity reached 0 at or before this bar: the book stays flat
-
-    @classmethod
-    def start(cls, n_sym: int) -> PreviousBar:
-        """Before the first bar: no prices, no positions, no alpha, nothing in the universe."""
-        return cls(
-            prices=np.full(n_sym, np.nan),
-            weights=np.zeros(n_sym),
-            alpha=np.full(n_sym, np.nan),
-            universe=np.zeros(n_sym, dtype=bool),
-        )
+from alphadev.engine.kernel import (
+    BookArrays,
+    BookSettings,
+    KernelOutput,
+    Prepared,
+    PreviousBar,
+    alpha_argsort,
+    chained_returns,
+    run_book,
+    run_kernel,
+)
 
 
 class PanelDerived(NamedTuple):
@@ -101,13 +78,8 @@ def simulate_arrays(
             returns_order,
         )
         order_before = alpha_argsort(alpha_before) if alpha_before is not None else None
-    book = run_kernel(
-        prices, alpha, universe, betas, previous.prices, previous.weights,
-        settings.open_quantile, settings.close_quantile, settings.gross_exposure,
-        settings.fee_rate, alpha_order=order, returns=returns,
-        slippage_rates=settings.slippage_rates, funding=funding, alpha_before=alpha_before,
-        order_before=order_before, ruined=previous.ruined,
-    )
+    book = run_book(BookArrays(prices, alpha, universe, betas, funding, alpha_before),
+                    previous, settings, Prepared(order, returns, order_before))
     if ic_result is not None:
         ic = ic_result()
     return Simulated(book, PanelDerived(order, returns, ic, order_before, returns_order))
@@ -131,13 +103,8 @@ def next_bar_book(
     (its weights and ruin differ from the main book's).  The order and returns come
     from ``derived``: only the small order of ``alpha_before`` is computed here.
     """
-    return run_kernel(
-        prices, alpha, universe, betas, previous.prices, previous.weights,
-        settings.open_quantile, settings.close_quantile, settings.gross_exposure,
-        settings.fee_rate, alpha_order=derived.order, returns=derived.returns,
-        slippage_rates=settings.slippage_rates, funding=funding, alpha_before=alpha_before,
-        ruined=previous.ruined,
-    )
+    return run_book(BookArrays(prices, alpha, universe, betas, funding, alpha_before),
+                    previous, settings, Prepared(derived.order, derived.returns))
 
 
 def warm_up() -> None:
