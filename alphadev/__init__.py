@@ -1,11 +1,12 @@
 """alphadev: backtest cross-sectional long/short alphas and sweep their parameters."""
 
 from alphadev.alpha import Alpha
-from alphadev.analysis import SignalAnalysis, signal_analysis
+from alphadev.analysis import SignalAnalysis
 from alphadev.backtester import Backtester, load_sweep
 from alphadev.config import BacktestConfig
 from alphadev.data import CompositeDataLoader, CSVDataLoader, DataLoader, ParquetDataLoader
 from alphadev.errors import AlphaError, BacktestError, DataError, SpecError
+from alphadev.research import signal_analysis
 from alphadev.results import BacktestResult
 from alphadev.version import __version__
 

@@ -1,13 +1,12 @@
 """Signal analysis: IC by horizon (IC decay), quantile returns, rank autocorrelation.
 
-They are computed **on demand**, either from a BacktestConfig (its alpha is run over
-its whole period once, ``alphadev.panel.build_panel``, as a batch backtest would) or,
-alphalens style, from a factor on a (timestamp, symbol) index and a frame of close
-prices (``signal_analysis(factor, prices)``; no config, no universe, no filling: the
-prices' rows are the bars).  The statistics come from the (bars x symbols) arrays in
-vectorised numpy; nothing is simulated.  The
-array-level functions (``*_from_arrays``) are pure and take (T, N) arrays of alpha,
-close prices and universe flags, bars in time order, symbols in any fixed order.
+Pure statistics, as alphalens keeps ``performance.py``: the ``*_from_arrays`` functions
+take (T, N) arrays of alpha, close prices and universe flags (bars in time order,
+symbols in any fixed order) in vectorised numpy; nothing is simulated, run or
+written.  ``factor_arrays`` turns an alphalens-style factor on a (timestamp, symbol)
+index and a frame of close prices into those arrays (no universe, no filling: the
+prices' rows are the bars).  Running a config's alpha for them, and writing files, is
+``alphadev.research``'s.
 
 Definitions (T bars t = 0..T-1, symbols i):
 
@@ -30,45 +29,34 @@ Definitions (T bars t = 0..T-1, symbols i):
   is the equal-weighted mean of its symbols' forward returns; the result is the mean
   of those bar values over the bars where the bucket is not empty (ties can empty
   a bucket).  This is the per-bar return of an equal-weighted portfolio per bucket.
-
-Streaming configs are analysed as one batch window (identical for any alpha whose
-output depends only on data within its lookback).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alphadev.config import BacktestConfig
-from alphadev.data.loaders import day_bounds
 from alphadev.errors import DataError
-from alphadev.layout import ResultDir
-from alphadev.panel import Panel, bar_ceil, build_panel
 from alphadev.signal_series import decay_frame
-from alphadev.store import atomic_write
 from alphadev.validation import check_scalar
 
 __all__ = [
     "SignalAnalysis",
-    "config_panel",
+    "daily_returns",
+    "factor_arrays",
     "ic_by_lag_from_arrays",
-    "ic_decay",
     "ic_decay_from_arrays",
+    "monthly_table",
     "panel_returns",
-    "quantile_returns",
+    "quantile_returns_by_bar_from_arrays",
     "quantile_returns_from_arrays",
     "rank_autocorrelation_from_arrays",
-    "signal_analysis",
-    "write_ic_decay",
+    "signal_analysis_from_arrays",
 ]
-
 
 
 DEFAULT_HORIZONS = (1, 2, 4, 8, 24)
@@ -238,61 +226,20 @@ def quantile_returns_from_arrays(
     return pd.Series(means, index=index, name="mean_forward_return")
 
 
-# ---------------------------------------------------------------------- configs
-def config_panel(config: BacktestConfig) -> Panel:
-    """The config's panel over its whole period, trimmed to the backtest's bar grid."""
-    if not isinstance(config, BacktestConfig):
-        raise TypeError(f"expected a BacktestConfig, got {type(config).__name__}")
-    start, end = day_bounds(config.start_date, config.end_date)
-    start = bar_ceil(start, config.bar_nanos)
-    alpha = config.alpha_class(**config.alpha_kwargs)
-    panel = build_panel(config, alpha, start, end)
-    seen = np.flatnonzero(panel.observed.any(axis=1))
-    if seen.size == 0:
-        raise DataError(
-            f"config {config.name!r}: no price rows between {config.start_date} and "
-            f"{config.end_date}; check the dates, symbols and price_loader"
-        )
-    rows = slice(int(seen[0]), int(seen[-1]) + 1)
-    return Panel(
-        bars=panel.bars[rows],
-        prices=panel.prices[rows],
-        alpha=panel.alpha[rows],
-        universe=panel.universe[rows],
-        observed=panel.observed[rows],
-    )
-
-
-def signal_analysis(
-    source: BacktestConfig | pd.Series | pd.DataFrame,
-    prices: pd.DataFrame | pd.Series | None = None,
+def signal_analysis_from_arrays(
+    bars: pd.DatetimeIndex,
+    alpha: npt.ArrayLike,
+    prices: npt.ArrayLike,
+    universe: npt.ArrayLike | None,
     horizons: Sequence[int] = DEFAULT_HORIZONS,
     quantiles: int = 5,
 ) -> SignalAnalysis:
-    """IC per horizon, its summary, quantile returns and rank autocorrelation of a signal.
-
-    ``source`` is a factor on a ``(timestamp, symbol)`` index (a Series, or a frame with
-    one column such as an alpha's ``alpha``) together with ``prices`` (close prices:
-    a frame with one column per symbol, or long on a ``(timestamp, symbol)`` index), as
-    alphalens takes them; no config is built.  Or it is a BacktestConfig (``prices``
-    None): its alpha is run over its panel as a batch backtest would, universe included.
-    Bars are the prices' timestamps; factor values at other timestamps are ignored.
-    Definitions are in the module docstring (the return at horizon h is the one-bar
-    return h bars ahead, so horizon 1 is the backtest's IC).
-    """
+    """``signal_analysis`` of (T, N) arrays on the bars ``bars``: IC per horizon, its
+    summary, quantile returns and rank autocorrelation (definitions in the module
+    docstring)."""
     steps = _horizons(horizons)
     quantiles = check_scalar("quantiles", quantiles, integer=True, low=1)
-    if isinstance(source, BacktestConfig):
-        if prices is not None:
-            raise TypeError("signal_analysis(config) reads prices from the config; "
-                            "pass prices only with a factor Series")
-        panel = config_panel(source)
-        bars = pd.DatetimeIndex(pd.to_datetime(panel.bars, utc=True)).as_unit("ns")
-        alpha, close, universe = panel.alpha, panel.prices, panel.universe
-    else:
-        bars, alpha, close = _factor_arrays(source, prices)
-        universe = None
-    by_lag = ic_by_lag_from_arrays(alpha, close, universe, max(steps))
+    by_lag = ic_by_lag_from_arrays(alpha, prices, universe, max(steps))
     index = pd.DatetimeIndex(bars, name="timestamp")
     columns = pd.Index(steps, name="horizon")
     ic = pd.DataFrame({h: by_lag[h - 1] for h in steps}, index=index, columns=columns)
@@ -307,7 +254,7 @@ def signal_analysis(
         }
     ).set_axis(columns, axis=0)
     by_quantile = pd.DataFrame(
-        {h: quantile_returns_from_arrays(alpha, close, universe, quantiles, h) for h in steps},
+        {h: quantile_returns_from_arrays(alpha, prices, universe, quantiles, h) for h in steps},
         columns=columns,
     )
     return SignalAnalysis(
@@ -361,7 +308,7 @@ def _utc(index: pd.Index, what: str) -> pd.DatetimeIndex:
     return stamps
 
 
-def _factor_arrays(
+def factor_arrays(
     factor: pd.Series | pd.DataFrame, prices: pd.DataFrame | pd.Series | None
 ) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
     """(bars, factor (T, N), close (T, N)) on the prices' bars and symbols (sorted)."""
@@ -436,59 +383,7 @@ def _wide_prices(prices: pd.DataFrame | pd.Series) -> pd.DataFrame:
     return wide.apply(pd.to_numeric, errors="coerce").astype(np.float64)
 
 
-def ic_decay(config: BacktestConfig, max_lag: int = 24) -> pd.Series:
-    """Mean rank IC at lags 1..max_lag (see the module docstring); index ``lag``."""
-    panel = config_panel(config)
-    return ic_decay_from_arrays(panel.alpha, panel.prices, panel.universe, max_lag)
-
-
-def quantile_returns(
-    config: BacktestConfig, n_quantiles: int = 5, horizon: int = 1
-) -> pd.Series:
-    """Mean lag-``horizon`` forward return per alpha bucket; index ``quantile`` 1..Q."""
-    panel = config_panel(config)
-    return quantile_returns_from_arrays(
-        panel.alpha, panel.prices, panel.universe, n_quantiles, horizon
-    )
-
-
-def write_ic_decay(
-    result_dir: str | os.PathLike,
-    config: BacktestConfig,
-    max_lag: int = 24,
-    n_quantiles: int | None = 5,
-    panel: Panel | None = None,
-) -> Path:
-    """Write ``{result_dir}/sequences/ic_decay.parquet`` (and quantile returns).
-
-    ``ic_decay.parquet``: columns ``lag, ic, ic_std, ic_count`` (one row per lag).
-    With ``n_quantiles``, also ``quantile_returns.parquet``: ``quantile,
-    mean_forward_return`` at horizon 1.  Each file is written to a temporary name and
-    renamed, so a reader never sees half a file.  ``result_dir`` can be a results
-    folder being built (before it is published) or a published one.  Returns the
-    path of ``ic_decay.parquet``.  ``panel`` is ``config_panel(config)`` when the caller
-    has it (it runs the alpha).
-    """
-    folder = ResultDir(Path(result_dir))
-    folder.sequences.mkdir(parents=True, exist_ok=True)
-    panel = config_panel(config) if panel is None else panel
-    by_lag = ic_by_lag_from_arrays(panel.alpha, panel.prices, panel.universe, max_lag)
-    decay = decay_frame(by_lag, range(1, by_lag.shape[0] + 1))
-    target = folder.ic_decay
-    _write_parquet(decay, target)
-    if n_quantiles is not None:
-        qr = quantile_returns_from_arrays(panel.alpha, panel.prices, panel.universe, n_quantiles)
-        _write_parquet(qr.reset_index(), folder.quantile_returns)
-    return target
-
-
-def _write_parquet(frame: pd.DataFrame, target: Path) -> None:
-    with atomic_write(target) as tmp:
-        frame.to_parquet(tmp, index=False)
-
-
 # ---------------------------------------------------------------------- factor sequences
-
 def quantile_returns_by_bar_from_arrays(
     alpha: npt.ArrayLike,
     prices: npt.ArrayLike,
@@ -517,39 +412,6 @@ def quantile_returns_by_bar_from_arrays(
         with np.errstate(invalid="ignore", divide="ignore"):
             out[1:, k - 1] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return out
-
-
-def write_factor_sequences(
-    result_dir: str | os.PathLike, config: BacktestConfig, n_quantiles: int = 5,
-    panel: Panel | None = None,
-) -> Path:
-    """Write ``{result_dir}/sequences/factor_sequences.parquet`` for the tear sheet.
-
-    Index ``timestamp`` (the config's bars, UTC); columns ``quantile_1`` ..
-    ``quantile_Q`` (``quantile_returns_by_bar_from_arrays``: bar returns of equal-weighted
-    alpha buckets, 1 = lowest alpha) and ``rank_autocorrelation`` (lag 1).  Like
-    ``write_ic_decay`` it needs the alpha and prices: it runs the config's alpha once,
-    unless ``panel`` (``config_panel(config)``) is given.
-    """
-    folder = ResultDir(Path(result_dir))
-    folder.sequences.mkdir(parents=True, exist_ok=True)
-    panel = config_panel(config) if panel is None else panel
-    by_bar = quantile_returns_by_bar_from_arrays(
-        panel.alpha, panel.prices, panel.universe, n_quantiles
-    )
-    frame = pd.DataFrame(
-        by_bar, columns=[f"quantile_{k}" for k in range(1, by_bar.shape[1] + 1)],
-        index=pd.DatetimeIndex(pd.to_datetime(panel.bars, utc=True), name="timestamp"),
-    )
-    frame["rank_autocorrelation"] = rank_autocorrelation_from_arrays(panel.alpha, panel.universe)
-    from alphadev.engine.signal import quantile_turnover  # numba, as the run uses it
-
-    turnover = quantile_turnover(panel.alpha, panel.universe, 0, n_quantiles)
-    frame["turnover_bottom"], frame["turnover_top"] = turnover[:, 0], turnover[:, 1]
-    target = folder.factor_sequences
-    with atomic_write(target) as tmp:
-        frame.to_parquet(tmp)
-    return target
 
 
 def daily_returns(pnl: pd.Series) -> pd.Series:

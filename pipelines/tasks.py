@@ -425,8 +425,8 @@ class Report(luigi.Task):
         return os.path.getmtime(self.output().path) >= os.path.getmtime(comparison)
 
     def run(self) -> None:
-        from alphadev.analysis import config_panel, write_factor_sequences, write_ic_decay
         from alphadev.report import build_report
+        from alphadev.research import config_panel, write_factor_sequences, write_ic_decay
 
         by_name = {c.name: c for c in _configs(self.spec)}
         table = sweep.read_comparison(self.input().path)

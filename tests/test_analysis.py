@@ -15,14 +15,11 @@ from alphadev import BacktestConfig, CSVDataLoader
 from alphadev.alpha import Alpha
 from alphadev.analysis import (
     ic_by_lag_from_arrays,
-    ic_decay,
     ic_decay_from_arrays,
     panel_returns,
-    quantile_returns,
     quantile_returns_from_arrays,
-    signal_analysis,
-    write_ic_decay,
 )
+from alphadev.research import ic_decay, quantile_returns, signal_analysis, write_ic_decay
 from alphadev.runner import run_backtest
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,10 +25,11 @@ from alphadev import (
     signal_analysis,
     sweep,
 )
-from alphadev.analysis import config_panel, ic_by_lag_from_arrays, quantile_returns_from_arrays
+from alphadev.analysis import ic_by_lag_from_arrays, quantile_returns_from_arrays
 from alphadev.comparison import read_comparison_table, write_comparison
 from alphadev.data import files as parsed_files
 from alphadev.orchestrator import run_config
+from alphadev.research import config_panel
 from alphadev.spec import load_spec
 from alphadev.stats import SWEEP_STATISTICS_COLUMNS
 from tests.alphas import CountingAlpha, EchoAlpha, FailingAlpha, RollingMeanAlpha

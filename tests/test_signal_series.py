@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 
 from alphadev import Backtester
-from alphadev.analysis import ic_decay, quantile_returns, write_factor_sequences
 from alphadev.engine.signal import (
     lagged_rank_ic,
     quantile_bar_returns,
     quantile_turnover,
     rank_autocorrelation,
 )
+from alphadev.research import ic_decay, quantile_returns, write_factor_sequences
 from alphadev.signal_series import (
     SIGNAL_LAGS,
     SIGNAL_QUANTILES,

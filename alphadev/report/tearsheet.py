@@ -6,7 +6,7 @@ The sweep report uses these panels for its top configs; ``build_tear_sheet(folde
 results folder: ``metrics.json``, ``config.json``, ``sequences/returns.parquet`` and
 the signal series the run recorded, ``sequences/ic_decay.parquet``,
 ``quantile_returns.parquet`` and ``factor_sequences.parquet``
-(``alphadev.signal_series``; for older results ``alphadev.analysis.write_ic_decay`` /
+(``alphadev.signal_series``; for older results ``alphadev.research.write_ic_decay`` /
 ``write_factor_sequences`` write them by running the alpha again).
 
 Results written before slippage and funding existed have no such columns: they count
@@ -410,7 +410,7 @@ def signal_panels(views: Sequence[ConfigView], plots: Any) -> str:
             "recorded by the run; results saved by an alphadev older than that have none. "
             f"Write <code>{_RELATIVE.ic_decay.as_posix()}</code> and "
             f"<code>{_RELATIVE.factor_sequences.as_posix()}</code> for them with "
-            "<code>alphadev.analysis.write_ic_decay(result_dir, config)</code> and "
+            "<code>alphadev.research.write_ic_decay(result_dir, config)</code> and "
             "<code>write_factor_sequences(result_dir, config)</code> (they run the alpha "
             "again), or run the Luigi <code>Report</code> task, which does both for the top "
             "configs."

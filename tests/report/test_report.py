@@ -22,7 +22,6 @@ import pytest
 from alphadev import BacktestConfig, Backtester, CSVDataLoader
 from alphadev import sweep as sweeps
 from alphadev.alpha import Alpha
-from alphadev.analysis import write_factor_sequences, write_ic_decay
 from alphadev.comparison import read_comparison_table
 from alphadev.orchestrator import run_config
 from alphadev.out_of_sample.files import ValidationParameters, validate_sweep
@@ -34,6 +33,7 @@ from alphadev.report import (
     result_dirs,
     sweep_table,
 )
+from alphadev.research import write_factor_sequences, write_ic_decay
 from alphadev.store import write_notice
 
 PER_CONFIG_PANELS = (
