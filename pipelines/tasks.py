@@ -225,7 +225,6 @@ class Sweep(luigi.Task):
             return []
         configs = _configs(self.spec)
         pending = [c for c in configs if not _done(c, self.save_dir)]
-        _start_progress(self.save_dir, len(configs), len(configs) - len(pending))
         if _local_scheduler() and len(pending) > self.wave_size:
             n_waves = -(-len(configs) // self.wave_size)
             waves = [self.clone(SweepWave, index=k, size=self.wave_size)
@@ -299,6 +298,8 @@ def _configs_scheduled(task: luigi.Task, dependency: luigi.Task) -> None:
     summary waits for these attempts; and the kernels are loaded once here, before Luigi
     forks the task processes that inherit them.
     """
+    if isinstance(task, Sweep):
+        _start_progress(task)
     if isinstance(dependency, BacktestTask):
         names = [dependency.name]
     elif isinstance(dependency, SweepWave):  # a done config's marker is gone already
@@ -342,16 +343,20 @@ def _config_process_died(task: BacktestTask, error: str) -> None:
 _PROGRESS_STARTED: set[str] = set()
 
 
-def _start_progress(save_dir: str, total: int, done: int) -> None:
-    """Reset the sweep's progress once per invocation, in the scheduling process (the
-    forked task processes inherit the record that it was done; a later invocation in
-    this process finds the recorded one settled)."""
+def _start_progress(task: Sweep) -> None:
+    """Reset the sweep's progress once per invocation, in the scheduling process, when
+    its first configs are handed to Luigi (not in ``requires``, which has no side
+    effects); the forked task processes inherit the record that it was done, and a
+    later invocation in this process finds the recorded one settled."""
+    save_dir = task.save_dir
     key = os.path.abspath(save_dir)
     if key in _PROGRESS_STARTED and not sweep.progress_settled_here(save_dir):
         return
     _PROGRESS_STARTED.add(key)
+    configs = _configs(task.spec)
+    done = sum(_done(c, save_dir) for c in configs)
     try:
-        sweep.start_progress(save_dir, total, done)
+        sweep.start_progress(save_dir, len(configs), done)
     except OSError:
         logger.exception("alphadev: cannot record the sweep's progress in %s", save_dir)
 
