@@ -325,13 +325,23 @@ class Backtester:
 def load_sweep(save_dir: str | os.PathLike) -> Backtester:
     """A finished sweep read from ``save_dir``, without running or rebuilding its configs.
 
-    ``results`` are the whole results folders (in ``comparison.csv``'s order, then by
-    name), ``failures`` the configs whose latest attempt failed (the sweep's markers in
-    ``.failed/``; such a config's older folder is left out, as the sweep's table does),
-    and ``get_comparison_table`` deflates the DSR over the sweep's ``n_trials`` as
-    recorded in ``comparison.csv``.  Nothing is imported: ``result.config`` is None and
-    ``config_dict`` names the alpha class as text, so a sweep someone else ran opens
-    without their code.  ``configs`` is empty.
+    Nothing is imported: ``result.config`` is None and ``config_dict`` names the alpha
+    class as text, so a sweep someone else ran opens without their code.
+
+    Parameters
+    ----------
+    save_dir
+        The folder a Luigi sweep or ``run_all(save_dir=...)`` wrote.
+
+    Returns
+    -------
+    Backtester
+        ``results``: the whole results folders, in ``comparison.csv``'s order, then by
+        name (damaged ones are logged and left out); ``failures``: the configs whose
+        latest attempt failed (their markers; such a config's older folder is left
+        out, as the sweep's table does); ``get_comparison_table`` deflates the DSR over
+        the sweep's ``n_trials`` as ``comparison.csv`` recorded it.  ``configs`` is
+        empty.
     """
     root = SweepDir.of(save_dir)
     if not root.root.is_dir():

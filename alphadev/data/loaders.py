@@ -319,26 +319,54 @@ class _FileLoader(DataLoader):
 class CSVDataLoader(_FileLoader):
     """Long-format CSV: one row per (timestamp, symbol), a column per value.
 
-    ``file_pattern`` is a path, a glob (``data/*.csv``) or a pattern with ``{symbol}``
-    (one file per symbol; such files may omit the symbol column).  Timestamps are ISO
-    8601 text (naive means UTC) or epoch numbers; anything else needs
-    ``timestamp_format``, a strptime format such as ``'%d/%m/%Y %H:%M'``, because
-    guessing the convention silently swaps day and month.
+    Parameters
+    ----------
+    file_pattern
+        A path, a glob (``data/*.csv``) or a pattern with ``{symbol}`` (one file per
+        symbol; such files may omit the symbol column).
+    column_name
+        The column this loader provides (``close`` for a price loader).
+    timestamp_col, symbol_col
+        The file's timestamp and symbol columns.
+    timestamp_format
+        A strptime format such as ``'%d/%m/%Y %H:%M'`` for timestamps that are neither
+        ISO 8601 text (naive means UTC) nor epoch numbers: guessing the convention
+        silently swaps day and month.
+    source_column
+        Read this column of the file under ``column_name`` (an exchange's ``Close`` as
+        ``close``).
+    column_names
+        The columns of files without a header row, in order (Binance klines, see the
+        README's recipe).
 
-    ``source_column`` reads another column of the file under ``column_name`` (an
-    exchange's ``Close`` as ``close``); ``column_names`` names the columns of files
-    without a header row, in order (Binance klines, see the README's recipe).
+    Notes
+    -----
+    ``load(start, end, symbols)`` returns a frame on a ``(timestamp, symbol)`` index
+    with the one column ``column_name``; each file is parsed once per process.
     """
 
 
 class ParquetDataLoader(_FileLoader):
-    """The same as :class:`CSVDataLoader` for Parquet files (recommended for big data)."""
+    """The same as :class:`CSVDataLoader` for Parquet files (recommended for big data).
+
+    Parameters
+    ----------
+    file_pattern, column_name, timestamp_col, symbol_col, timestamp_format, source_column
+        As for :class:`CSVDataLoader` (``column_names`` applies to CSV only).
+    """
 
     _format = "parquet"
 
 
 class CompositeDataLoader(DataLoader):
-    """Outer join of several loaders; each distinct loader is read once."""
+    """Outer join of several loaders; each distinct loader is read once.
+
+    Parameters
+    ----------
+    loaders
+        DataLoaders whose columns differ (a column provided twice is an error naming
+        both loaders).
+    """
 
     def __init__(self, loaders: Sequence[DataLoader]) -> None:
         unique: list[DataLoader] = []

@@ -56,14 +56,33 @@ def simulate_arrays(
 ) -> Simulated:
     """Kernel and IC on aligned arrays.
 
-    ``derived`` holds the values computed before for the same arrays from the same
-    ``previous`` rows; without it they are computed here.  Then the two row-wise sorts,
-    and then IC and the kernel, run on two threads (all release the GIL), so a single
-    backtest uses two cores.  ``alpha_before`` holds the alpha rows of the d bars before
-    the first one (d = ``execution_delay``): the book then trades on the alpha of d bars
-    earlier (the kernel reads row t - d of ``alpha`` and of its order); IC keeps
-    measuring ``alpha``.  ``betas`` is (N,) or (T, N); ``funding`` (T, N) the funding rates per
-    bar, or None.
+    The two row-wise sorts, and then IC and the kernel, run on two threads (all release
+    the GIL), so a single backtest uses two cores.
+
+    Parameters
+    ----------
+    prices, alpha, universe
+        (T, N) close prices, alpha values and universe flags; bars in time order,
+        symbols sorted by name.
+    betas
+        (N,) or (T, N) betas for the leg sizing.
+    previous
+        The rows of bar t = -1 (``PreviousBar.start`` for a new backtest).
+    settings
+        Quantiles, gross exposure and costs (``BookSettings``).
+    derived
+        Values computed before for the same arrays from the same ``previous`` rows
+        (shared across configs); computed here when None.
+    alpha_before
+        The alpha rows of the d bars before the first one (d = ``execution_delay``):
+        the book trades on the alpha of d bars earlier; IC keeps measuring ``alpha``.
+    funding
+        (T, N) funding rates per bar, or None.
+
+    Returns
+    -------
+    Simulated
+        The book (``KernelOutput``) and the settings-free values it used.
     """
     if derived is not None:
         order, returns, ic, order_before, returns_order = derived
