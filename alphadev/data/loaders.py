@@ -341,8 +341,9 @@ class CSVDataLoader(_FileLoader):
 
     Notes
     -----
-    ``load(start, end, symbols)`` returns a frame on a ``(timestamp, symbol)`` index
-    with the one column ``column_name``; each file is parsed once per process.
+    ``load_date_range(start_date, end_date, symbols)`` returns a frame on a
+    ``(timestamp, symbol)`` index with the one column ``column_name``; each file is
+    parsed once per process.
     """
 
 
