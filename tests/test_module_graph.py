@@ -157,3 +157,49 @@ def test_a_subpackage_cycle_is_seen() -> None:
     assert find_cycle(graph) is None
     assert find_cycle(subpackage_graph(graph)) == ["p.comparison", "p.stats", "p.sub",
                                                    "p.comparison"]
+
+
+def architecture_rows() -> dict[str, int]:
+    """module -> row of the picture in docs/architecture.md (``engine/`` stands for the
+    whole subpackage; the top-level package ``alphadev`` is the row of ``__main__``)."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    picture = text.split("```", 2)[1]
+    rows: dict[str, int] = {}
+    modules = import_graph()
+    row = 0
+    for line in picture.splitlines():
+        head = line.split(" ..")[0].strip()
+        if not head or line.startswith("  "):
+            continue
+        row += 1
+        for item in head.replace("(", ",").replace(")", "").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if item.endswith("/"):
+                package = item[:-1] if item.startswith("pipelines") else f"alphadev.{item[:-1]}"
+                rows.update({m: row for m in modules if m == package or
+                             m.startswith(f"{package}.")})
+            elif item == "__main__":
+                rows.update({"alphadev.__main__": row, "alphadev": row})
+            elif f"alphadev.{item}" in modules:
+                rows[f"alphadev.{item}"] = row
+            elif f"alphadev.engine.{item}" in modules or f"alphadev.data.{item}" in modules \
+                    or f"pipelines.{item}" in modules:
+                continue  # a subpackage's members, listed after it
+            else:
+                raise AssertionError(f"docs/architecture.md names {item!r}, not a module")
+    return rows
+
+
+def test_the_architecture_picture_is_the_import_graph() -> None:
+    rows = architecture_rows()
+    graph = import_graph()
+    private = {m for m in graph
+               if m.rpartition(".")[2].startswith("_") and m != "alphadev.__main__"}
+    missing = sorted(set(graph) - set(rows) - private)
+    assert not missing, f"docs/architecture.md does not place {missing}"
+    against = sorted(f"{m} (row {rows[m]}) imports {t} (row {rows[t]})"
+                     for m, targets in graph.items() if m in rows
+                     for t in targets if t in rows and rows[t] > rows[m])
+    assert not against, "\n".join(against)
