@@ -298,10 +298,8 @@ class Backtester:
 
     def _best_line(self) -> str:
         """The best Sharpe among the results, from their metrics (no sequences read)."""
-        scored = [
-            (r.metrics["total"].get("sharpe"), r.name) for r in self.results if r is not None
-        ]
-        scored = [(s, n) for s, n in scored if s is not None]
+        scored = [(sharpe, r.name) for r in self.results
+                  if r is not None and (sharpe := r.metrics["total"].get("sharpe")) is not None]
         if not scored:
             return ""
         sharpe, name = max(scored, key=lambda pair: pair[0])  # the first best, as get_best_config

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypedDict, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,9 @@ __all__ = [
     "annualized_volatility",
     "calmar_ratio",
     "compute_metrics",
+    "CostBreakdown",
+    "Metrics",
+    "ReturnMetrics",
     "cum_returns",
     "cumulative_return",
     "drawdown",
@@ -247,7 +250,61 @@ def hit_rate(pnl: npt.ArrayLike) -> float | None:
 
 
 @_quiet
-def return_metrics(pnl: npt.ArrayLike, periods_per_year: float) -> dict[str, float | None]:
+class ReturnMetrics(TypedDict):
+    """The return metrics of one pnl sequence (``metrics.json``'s ``total``, ``long``,
+    ``short``); None where undefined."""
+
+    cumulative_return: float | None
+    annualized_return: float | None
+    annualized_volatility: float | None
+    sharpe: float | None
+    sortino: float | None
+    max_drawdown: float | None
+    calmar: float | None
+    hit_rate: float | None
+    num_periods: int
+
+
+class CostBreakdown(TypedDict):
+    """Sums of the per-bar returns: what ate the gross return (funding: + received)."""
+
+    gross: float | None
+    fees: float | None
+    slippage: float | None
+    funding: float | None
+
+
+class ICMetrics(TypedDict):
+    """The rank IC's summary (``ic_metrics``)."""
+
+    ic_mean: float | None
+    ic_std: float | None
+    ic_ir: float | None
+    ic_count: int
+
+
+class _MetricsAlways(ICMetrics):
+    total: ReturnMetrics
+    long: ReturnMetrics
+    short: ReturnMetrics
+    avg_turnover: float | None
+    total_fees: float | None
+    frequency: str
+    periods_per_year: float
+
+
+class Metrics(_MetricsAlways, total=False):
+    """``metrics.json`` (docs/semantics.md#metrics) as it passes between modules; the
+    keys of this class are absent from results saved before they existed."""
+
+    total_slippage: float | None
+    total_funding: float | None
+    sharpe_next_bar: float | None
+    total_return_next_bar: float | None
+    cost_breakdown: CostBreakdown
+
+
+def return_metrics(pnl: npt.ArrayLike, periods_per_year: float) -> ReturnMetrics:
     """All return metrics of one pnl sequence, keyed as in metrics.json."""
     x = _as_1d(pnl)
     return {
@@ -264,7 +321,7 @@ def return_metrics(pnl: npt.ArrayLike, periods_per_year: float) -> dict[str, flo
 
 
 @_quiet
-def ic_metrics(ic: npt.ArrayLike) -> dict[str, float | None]:
+def ic_metrics(ic: npt.ArrayLike) -> ICMetrics:
     """ic_mean, ic_std (ddof=1), ic_ir = ic_mean / ic_std and ic_count.
 
     Computed over the finite entries only (NaN marks a bar with no IC).  ic_mean is
@@ -285,7 +342,7 @@ def ic_metrics(ic: npt.ArrayLike) -> dict[str, float | None]:
 
 def compute_metrics(
     returns: Any, frequency_ns: int, frequency: str, pnl_next_bar: npt.ArrayLike
-) -> dict[str, Any]:
+) -> Metrics:
     """The full metrics dict (docs/semantics.md#metrics) from a result's returns frame.
 
     ``pnl_next_bar`` is the net return per bar of the same book traded one bar later
@@ -294,10 +351,10 @@ def compute_metrics(
     ppy = periods_per_year(frequency_ns)
     later = _as_1d(pnl_next_bar)
     turnover = np.asarray(returns["turnover"], dtype=np.float64)
-    totals = {
-        name: finite_or_none(np.asarray(returns[name], dtype=np.float64).sum())
-        for name in ("gross", "fees", "slippage", "funding")
-    }
+    sums = {name: finite_or_none(np.asarray(returns[name], dtype=np.float64).sum())
+            for name in ("gross", "fees", "slippage", "funding")}
+    totals = CostBreakdown(gross=sums["gross"], fees=sums["fees"], slippage=sums["slippage"],
+                           funding=sums["funding"])
     return {
         "total": return_metrics(returns["pnl"].to_numpy(), ppy),
         "long": return_metrics(returns["long_return"].to_numpy(), ppy),

@@ -12,9 +12,12 @@ import datetime as dt
 import math
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:  # annotations only: the display stays a leaf
+    from alphadev.metrics import Metrics
 
 
 class ProgressBar(tqdm):
@@ -129,7 +132,7 @@ class SweepDisplay:
         self.postfix = ""
         self.best_ic = -math.inf
 
-    def best(self, metrics: dict[str, Any]) -> None:
+    def best(self, metrics: Metrics) -> None:
         """A config done (run now or loaded): the postfix names the best IC so far."""
         ic = metrics.get("ic_mean")
         if ic is not None and ic > self.best_ic:
@@ -141,7 +144,7 @@ class SweepDisplay:
             if self.lines is not None:
                 self.lines.note = f"; {self.postfix}"
 
-    def finished(self, metrics: dict[str, Any] | None, report: str | None) -> None:
+    def finished(self, metrics: Metrics | None, report: str | None) -> None:
         """One config finished: done (its ``metrics``) or failed (its ``report``)."""
         self.bar.update(1)
         if metrics is not None:

@@ -12,7 +12,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -20,12 +20,26 @@ import pandas as pd
 from alphadev import _threads
 from alphadev._display import html_table
 from alphadev.layout import ResultDir, SweepDir, check_folder, with_manifest
-from alphadev.metrics import is_fragile
+from alphadev.metrics import CostBreakdown, Metrics, is_fragile
 from alphadev.store import building_dir, publish_dir, read_json, write_bytes, write_json
 
 if TYPE_CHECKING:
     from alphadev.config import BacktestConfig
     from alphadev.signal_series import SignalSeries
+
+
+class Metadata(TypedDict, total=False):
+    """``metadata.json``: how the run went (docs/semantics.md#results-on-disk); every
+    key may be absent from results saved before it existed."""
+
+    forced_closes: int
+    symbols_without_data: list[str]
+    symbols_without_funding: list[str]
+    symbols_without_beta: list[str]
+    num_bars: int
+    ruined_at: str | None
+    runtime_seconds: float
+    warnings: list[str]
 
 
 @dataclass
@@ -96,7 +110,7 @@ def result_row(result: BacktestResult) -> dict[str, Any]:
     return row
 
 
-def cost_share(breakdown: dict[str, Any] | None) -> float | None:
+def cost_share(breakdown: CostBreakdown | None) -> float | None:
     """The share of the gross return eaten by costs: (fees + slippage - funding) / gross.
 
     None when the gross return is not positive (there is nothing to share), unknown
@@ -105,7 +119,8 @@ def cost_share(breakdown: dict[str, Any] | None) -> float | None:
     """
     if not breakdown:
         return None
-    values = [breakdown.get(k) for k in ("gross", "fees", "slippage", "funding")]
+    values = (breakdown.get("gross"), breakdown.get("fees"), breakdown.get("slippage"),
+              breakdown.get("funding"))
     if any(v is None for v in values):
         return None
     gross, fees, slippage, funding = (float(v) for v in values if v is not None)
@@ -124,15 +139,15 @@ class BacktestResult:
     def __init__(
         self,
         config: BacktestConfig | None,
-        metrics: dict[str, Any],
-        metadata: dict[str, Any] | None = None,
+        metrics: Metrics,
+        metadata: Metadata | None = None,
         sequences: Sequences | None = None,
         path: str | os.PathLike | None = None,
         config_dict: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
-        self.metadata = metadata or {}
+        self.metadata = metadata if metadata is not None else Metadata()
         self._sequences = sequences
         self.path = Path(path) if path is not None else None
         if config_dict is None:

@@ -46,7 +46,7 @@ from alphadev.errors import DataError
 from alphadev.layout import sequence_file
 from alphadev.metrics import FRAGILE_RATIO, compute_metrics, is_fragile
 from alphadev.panel import Panel, bar_ceil, build_panel
-from alphadev.results import BacktestResult, Sequences
+from alphadev.results import BacktestResult, Metadata, Sequences
 from alphadev.signal_series import SignalSeries, SignalTail, benchmark_symbol
 
 log = logging.getLogger(__name__)
@@ -237,15 +237,15 @@ def _run(
                "the data" if config.execution_delay else "")
         )
         log.warning("%s", warnings[-1])
-    metadata = {
-        "forced_closes": forced,
-        "symbols_without_data": missing,
-        **{key: uncovered.symbols for key, uncovered in side_data.items()},
-        "num_bars": len(sequences.returns),
-        "ruined_at": ruined_at,
-        "runtime_seconds": time.perf_counter() - began,
-        "warnings": warnings,
-    }
+    metadata = Metadata(forced_closes=forced, symbols_without_data=missing)
+    if "symbols_without_funding" in side_data:
+        metadata["symbols_without_funding"] = side_data["symbols_without_funding"].symbols
+    if "symbols_without_beta" in side_data:
+        metadata["symbols_without_beta"] = side_data["symbols_without_beta"].symbols
+    metadata["num_bars"] = len(sequences.returns)
+    metadata["ruined_at"] = ruined_at
+    metadata["runtime_seconds"] = time.perf_counter() - began
+    metadata["warnings"] = warnings
     return BacktestResult(config=config, metrics=metrics, metadata=metadata, sequences=sequences)
 
 

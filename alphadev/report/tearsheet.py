@@ -177,9 +177,12 @@ def ic_table(views: Sequence[ConfigView]) -> str:
 def cost_breakdown(view: ConfigView) -> dict[str, float]:
     """gross, fees, slippage, funding as sums of per-bar returns (``metrics.json``'s
     ``cost_breakdown`` when present, else summed from ``returns.parquet``)."""
-    saved = view.result.metrics.get("cost_breakdown") or {}
+    recorded = view.result.metrics.get("cost_breakdown")
+    saved: dict[str, float | None] = {} if not recorded else {
+        "gross": recorded.get("gross"), "fees": recorded.get("fees"),
+        "slippage": recorded.get("slippage"), "funding": recorded.get("funding")}
     return {
-        key: float(saved[key]) if saved.get(key) is not None
+        key: float(value) if (value := saved.get(key)) is not None
         else float(view.returns[key].fillna(0.0).sum())
         for key in COST_COLUMNS
     }
