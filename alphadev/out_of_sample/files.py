@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,7 @@ from alphadev.layout import VALIDATION_NAME, ResultDir, SweepDir, ValidationDir
 from alphadev.metrics import (
     DAYS_PER_YEAR,
     NS_PER_DAY,
+    ReturnMetrics,
     is_fragile,
     json_safe,
     return_metrics,
@@ -287,6 +288,45 @@ def _failed_runs(root: SweepDir, chosen: set[str]) -> dict[str, str]:
     return failed
 
 
+class ValidationSummary(TypedDict, total=False):
+    """``pbo.json`` (docs/semantics.md#validating-a-sweep) as it passes to the printed
+    summary and the report; plain JSON on disk, so a value is what JSON gives back
+    (lists, ``None`` for undefined numbers)."""
+
+    pbo: float | None
+    pbo_undefined_reason: str | None
+    pbo_from_ties: float | None
+    n_trials: int
+    configs_left_out_of_pbo: list[str]
+    configs_undefined_in_pbo: list[str]
+    duplicate_configs_in_pbo: dict[str, str]
+    n_combinations: int
+    blocks: int
+    n_configs: int
+    lambdas: list[float]
+    probability_of_loss: float | None
+    degradation: dict[str, float | None]
+    in_sample_sharpe: list[float | None]
+    out_of_sample_sharpe: list[float | None]
+    walk_forward: ReturnMetrics
+    in_sample_best: ReturnMetrics
+    in_sample_best_config: str
+    windows: dict[str, Any]
+    in_sample_best_next_bar: dict[str, Any]
+    walk_forward_start: str
+    walk_forward_end: str
+    n_folds: int
+    frequency: str
+    periods_per_year: float
+    configs_left_out: list[dict[str, str]]
+    realism: dict[str, Any]
+    period: dict[str, str]
+    whole_period: dict[str, str]
+    configs_not_covering_whole_period: list[dict[str, str]]
+    built_from: dict[str, Any]
+    sha256: dict[str, str]
+
+
 @dataclass
 class Validation:
     """What ``validation/`` holds: the stitched walk-forward series (index
@@ -297,7 +337,7 @@ class Validation:
 
     walk_forward: pd.DataFrame
     folds: pd.DataFrame
-    summary: dict[str, Any]
+    summary: ValidationSummary
 
 
 def _next_bar(folder: ResultDir) -> dict[str, Any]:
@@ -579,10 +619,11 @@ def _write(folder: ValidationDir, stitched: pd.DataFrame, folds: pd.DataFrame,
     record = {**json_safe(summary), "built_from": _built_from(params, identities),
               "sha256": digests}
     write_json(folder.pbo, record)
-    return Validation(stitched.rename_axis("timestamp"), folds, record)
+    return Validation(stitched.rename_axis("timestamp"), folds,
+                      cast(ValidationSummary, record))  # the JSON edge
 
 
-def _read_summary(folder: ValidationDir) -> dict[str, Any] | None:
+def _read_summary(folder: ValidationDir) -> ValidationSummary | None:
     try:
         summary = read_json(folder.pbo)
         digests = summary["sha256"]
@@ -591,7 +632,7 @@ def _read_summary(folder: ValidationDir) -> dict[str, Any] | None:
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return summary if isinstance(summary, dict) else None
+    return cast(ValidationSummary, summary) if isinstance(summary, dict) else None
 
 
 def read_validation(save_dir: str | os.PathLike) -> Validation | None:

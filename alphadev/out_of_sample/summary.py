@@ -6,7 +6,12 @@ import os
 from typing import Any
 
 from alphadev.layout import SweepDir
-from alphadev.out_of_sample.files import DEFAULT_TEST, DEFAULT_TRAIN, Validation
+from alphadev.out_of_sample.files import (
+    DEFAULT_TEST,
+    DEFAULT_TRAIN,
+    Validation,
+    ValidationSummary,
+)
 from alphadev.store import read_notice
 
 OVERFIT_PBO = 0.5
@@ -28,7 +33,7 @@ def _band(pbo: float) -> int:
     return 2 if pbo >= OVERFIT_PBO else 1 if pbo >= ROBUST_PBO else 0
 
 
-def verdict(summary: dict[str, Any]) -> str:
+def verdict(summary: ValidationSummary) -> str:
     """One sentence on what PBO, the probability of loss and the walk-forward say about
     the sweep's selection.  Splits counted in PBO only because of a tie out of sample
     (``pbo_from_ties``) never make it "overfit"; an undefined PBO says why."""
@@ -76,7 +81,7 @@ def verdict(summary: dict[str, Any]) -> str:
     return head
 
 
-def _realism_lines(summary: dict[str, Any]) -> list[str]:
+def _realism_lines(summary: ValidationSummary) -> list[str]:
     """The market setting the selection was judged at."""
     realism = summary.get("realism") or {}
     setting = realism.get("setting")
@@ -93,7 +98,7 @@ def _realism_lines(summary: dict[str, Any]) -> list[str]:
             "selected over (the market is not a parameter to choose)"]
 
 
-def _left_out_lines(summary: dict[str, Any]) -> list[str]:
+def _left_out_lines(summary: ValidationSummary) -> list[str]:
     """The configs of the sweep that were not validated, each with the reason."""
     left_out = summary.get("configs_left_out") or []
     if not left_out:
@@ -102,7 +107,7 @@ def _left_out_lines(summary: dict[str, Any]) -> list[str]:
             *(f"  {c['name']}: {c['reason']}" for c in left_out)]
 
 
-def _period_lines(summary: dict[str, Any]) -> list[str]:
+def _period_lines(summary: ValidationSummary) -> list[str]:
     """The common period, when some config does not cover the whole one."""
     partial = summary.get("configs_not_covering_whole_period") or []
     if not partial:
@@ -114,7 +119,7 @@ def _period_lines(summary: dict[str, Any]) -> list[str]:
             *(f"  {c['name']}: {c['start']} to {c['end']}" for c in partial)]
 
 
-def _trials(summary: dict[str, Any]) -> str:
+def _trials(summary: ValidationSummary) -> str:
     """How many distinct trials PBO ranked, and which configs it did not."""
     n = summary["n_trials"]
     parts = [f"{n} distinct trial{'' if n == 1 else 's'} of {summary['n_configs']} configs"]

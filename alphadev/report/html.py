@@ -56,6 +56,7 @@ from alphadev.metrics import FRAGILE_RATIO, SHORT_SAMPLE_DAYS, is_short_sample
 from alphadev.out_of_sample.files import (
     FORMAT,
     Validation,
+    ValidationSummary,
     read_validation,
     sweep_identities,
 )
@@ -419,7 +420,7 @@ def _validation_section(
     return section("Out-of-sample validation", "\n".join(parts))
 
 
-def _in_sample_name(pbo: dict[str, Any], table: pd.DataFrame) -> str:
+def _in_sample_name(pbo: ValidationSummary, table: pd.DataFrame) -> str:
     """The whole-period best config (``in_sample_best_config`` of pbo.json; without it,
     the best Sharpe of the leaderboard, the default selection metric)."""
     name = pbo.get("in_sample_best_config")
@@ -442,7 +443,7 @@ def _folds_table(folds: pd.DataFrame) -> str:
 
 
 
-def _pbo_summary(pbo: dict[str, Any]) -> str:
+def _pbo_summary(pbo: ValidationSummary) -> str:
     rows = [
         ["probability of backtest overfitting (PBO)", pct(pbo.get("pbo"), 1).lstrip("+")],
         ["probability of loss (winner's OOS Sharpe < 0)",
@@ -460,8 +461,8 @@ def _pbo_summary(pbo: dict[str, Any]) -> str:
     if duplicates:
         rows.append(["not ranked: same pnl as (one trial)",
                      ", ".join(f"{name(a)} = {name(b)}" for a, b in duplicates.items())])
-    for key, title in (("walk_forward", "walk-forward"), ("in_sample_best", "in-sample best")):
-        metrics = pbo.get(key) or {}
+    for title, metrics in (("walk-forward", pbo.get("walk_forward")),
+                           ("in-sample best", pbo.get("in_sample_best"))):
         if metrics:
             rows.append([f"{title}: Sharpe / ann. return / max DD",
                          f"{num(metrics.get('sharpe'), 2)} / "
