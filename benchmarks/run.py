@@ -89,7 +89,7 @@ def bench_kernel(repeats: int) -> list[tuple[str, str, str]]:
     funding = np.zeros((n_bars, n_sym))
     funding[::8] = rng.normal(1e-4, 1e-4, (len(funding[::8]), n_sym))
     betas = np.repeat(rng.uniform(0.5, 1.5, (n_bars // 24 + 1, n_sym)), 24, axis=0)[:n_bars]
-    costed = settings._replace(slippage_rates=rng.uniform(1e-4, 5e-4, n_sym))
+    costed = settings._replace(costs=cost_settings(4.5e-4, rng.uniform(1e-4, 5e-4, n_sym), n_sym))
 
     def with_costs() -> None:
         simulate_arrays(prices, persistent, universe, betas, previous, costed,
