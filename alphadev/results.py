@@ -389,7 +389,7 @@ def load_result(path: str | os.PathLike, config: BacktestConfig | None = None) -
     """A saved result; sequences are read from Parquet when first used.
 
     Raises ``DamagedResultError`` (naming the folder and what is wrong) when the folder
-    is not whole; see ``alphadev.store.check_folder``.
+    is not whole; see ``alphadev.layout.check_folder``.
     """
     folder = Path(path)
     check = check_folder(folder)

@@ -1,9 +1,10 @@
-"""Sweep bookkeeping shared by the Luigi tasks: state of a config, failures, summary.
+"""A sweep's records: failure markers, the summary, a Luigi sweep's progress counters.
 
 A config is *done* when ``{save_dir}/{name}`` is a whole results folder (see
-``alphadev.store.check_folder``) with the config's current fingerprint; nothing else
-counts as done.  A config whose latest attempt failed is recorded in
-``{save_dir}/errors.log`` and in a marker ``{save_dir}/.failed/{name}.json``.  The
+``alphadev.layout.check_folder``) with the config's current fingerprint; nothing else
+counts as done (``SweepDir.state``).  A config whose latest attempt failed (in
+``run_sweep``, whoever called it) is recorded in the errors log and in a marker
+``{save_dir}/.failed/{name}.json``.  The
 marker does not make the config complete: every new invocation retries it.  It only
 tells the summary that the config's latest attempt is over: a new attempt removes it
 when it is scheduled or starts.
@@ -54,12 +55,6 @@ log = logging.getLogger(__name__)
 
 SUMMARY_LOCK = "~summary"  # '~' is in no config name
 PROGRESS_LOCK = "~progress"
-
-
-def config_state(config: BacktestConfig, save_dir: str | os.PathLike) -> ResultState:
-    """``SweepDir.state``: the folder's state, or FAILED when the config is not done and
-    its latest attempt failed."""
-    return SweepDir.of(save_dir).state(config)
 
 
 def record_failure(save_dir: str | os.PathLike, config: BacktestConfig, report: str,

@@ -55,7 +55,7 @@ def _configs(spec: str):
 
 
 def _done(config, save_dir: str) -> bool:
-    return sweep.config_state(config, save_dir) is ResultState.DONE
+    return SweepDir.of(save_dir).state(config) is ResultState.DONE
 
 
 class ConfigFailed(RuntimeError):
@@ -90,7 +90,7 @@ class ResultTarget(luigi.Target):
         self.path = os.fspath(SweepDir.of(save_dir).result(config.name).sequences)
 
     def exists(self) -> bool:
-        state = sweep.config_state(self.config, self.save_dir)
+        state = SweepDir.of(self.save_dir).state(self.config)
         if state is ResultState.STALE:
             log_stale(self.config.name, logger)
         return state is ResultState.DONE

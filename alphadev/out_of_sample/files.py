@@ -1,7 +1,7 @@
 """The disk edge of out-of-sample validation: a sweep's saved returns in, and
 ``{save_dir}/validation/`` out and back (docs/semantics.md#validating-a-sweep).
 
-Only whole result folders are read (``alphadev.store.check_folder``), and only
+Only whole result folders are read (``alphadev.layout.check_folder``), and only
 ``config.json``, ``metrics.json`` and ``sequences/returns.parquet``'s ``pnl``: no user
 code is imported and nothing is re-run.  Which folders are the sweep's current results
 is given by the caller (``pipelines.Validate`` knows the spec) or, from the command
