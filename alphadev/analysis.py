@@ -46,6 +46,7 @@ from alphadev.validation import check_scalar
 
 __all__ = [
     "SignalAnalysis",
+    "check_horizons",
     "daily_returns",
     "factor_arrays",
     "ic_by_lag_from_arrays",
@@ -237,7 +238,7 @@ def signal_analysis_from_arrays(
     """``signal_analysis`` of (T, N) arrays on the bars ``bars``: IC per horizon, its
     summary, quantile returns and rank autocorrelation (definitions in the module
     docstring)."""
-    steps = _horizons(horizons)
+    steps = check_horizons(horizons)
     quantiles = check_scalar("quantiles", quantiles, integer=True, low=1)
     by_lag = ic_by_lag_from_arrays(alpha, prices, universe, max(steps))
     index = pd.DatetimeIndex(bars, name="timestamp")
@@ -285,7 +286,8 @@ def rank_autocorrelation_from_arrays(
     return out
 
 
-def _horizons(horizons: Sequence[int]) -> tuple[int, ...]:
+def check_horizons(horizons: Sequence[int]) -> tuple[int, ...]:
+    """Forward horizons as sorted distinct bar counts >= 1 (a clear error otherwise)."""
     if isinstance(horizons, (int, np.integer)):
         horizons = (int(horizons),)
     if isinstance(horizons, (str, bytes)) or not isinstance(horizons, Iterable):

@@ -186,7 +186,8 @@ class Backtester:
                 self.slow_job_seconds, record=run,
             )
         finally:  # also when stopped (stop_on_error, Ctrl-C): what was done is kept
-            self.results, self.failures = run.results, run.failures
+            if run.started:  # a preflight error leaves the previous run's results
+                self.results, self.failures = run.results, run.failures
         if sweep_dir is not None and any(r is not None for r in run.results):
             # As the Luigi sweep does: validate and report read the sweep from it.
             write_comparison(self.get_comparison_table(), sweep_dir.comparison)

@@ -255,11 +255,19 @@ class SweepDir:
         """Names of the configs whose latest attempt failed (their markers)."""
         try:
             entries = sorted(os.listdir(self.failures))
-        except FileNotFoundError:
+        except OSError:  # none yet, or unreadable: no marker can be read either
             return
         for entry in entries:
             if entry.endswith(".json"):
                 yield entry[: -len(".json")]
+
+    def has_failures(self) -> bool:
+        """Whether some config's latest attempt failed (stops at the first marker)."""
+        try:
+            with os.scandir(self.failures) as entries:
+                return any(entry.name.endswith(".json") for entry in entries)
+        except OSError:
+            return False
 
     def saved(self, config: BacktestConfig) -> SavedState:
         """The state of ``config``'s folder alone (see ``SavedState``), FAILED aside.

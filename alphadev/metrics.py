@@ -249,7 +249,6 @@ def hit_rate(pnl: npt.ArrayLike) -> float | None:
     return int(np.count_nonzero(x > 0.0)) / active
 
 
-@_quiet
 class ReturnMetrics(TypedDict):
     """The return metrics of one pnl sequence (``metrics.json``'s ``total``, ``long``,
     ``short``); None where undefined."""
@@ -304,6 +303,7 @@ class Metrics(_MetricsAlways, total=False):
     cost_breakdown: CostBreakdown
 
 
+@_quiet
 def return_metrics(pnl: npt.ArrayLike, periods_per_year: float) -> ReturnMetrics:
     """All return metrics of one pnl sequence, keyed as in metrics.json."""
     x = _as_1d(pnl)

@@ -40,6 +40,7 @@ class SweepRun:
     results: list[BacktestResult | None]
     failures: dict[str, str] = field(default_factory=dict)
     loaded: int = 0
+    started: bool = False  # past the preflight: results hold this run's configs
 
 
 def run_sweep(
@@ -102,9 +103,9 @@ def run_sweep(
             todo.append(index)
     if preflight:
         check_loaders([configs[i] for i in todo])  # one error, not one per config
-    run.results[:], run.loaded = results, len(configs) - len(todo)
-    if sweep_dir is not None:
-        clear_failures(sweep_dir, [configs[i].name for i in todo])  # new attempts
+    run.results[:], run.loaded, run.started = results, len(configs) - len(todo), True
+    if sweep_dir is not None:  # new attempts, and done configs whose marker is stale
+        clear_failures(sweep_dir, [config.name for config in configs])
     shown = display(len(configs), len(configs) - len(todo)) if display is not None else None
     recorder = _Recorder(configs, run, sweep_dir, errors_log, shown, stop_on_error)
     for loaded in run.results:

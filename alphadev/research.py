@@ -19,6 +19,7 @@ import pandas as pd
 from alphadev.analysis import (
     DEFAULT_HORIZONS,
     SignalAnalysis,
+    check_horizons,
     factor_arrays,
     ic_by_lag_from_arrays,
     ic_decay_from_arrays,
@@ -34,6 +35,7 @@ from alphadev.layout import ResultDir
 from alphadev.panel import Panel, bar_ceil, build_panel
 from alphadev.signal_series import decay_frame
 from alphadev.store import atomic_write
+from alphadev.validation import check_scalar
 
 __all__ = [
     "config_panel",
@@ -76,6 +78,8 @@ def signal_analysis(
     -------
     SignalAnalysis
     """
+    check_horizons(horizons)  # before the alpha runs: a bad argument fails at once
+    check_scalar("quantiles", quantiles, integer=True, low=1)
     if isinstance(source, BacktestConfig):
         if prices is not None:
             raise TypeError("signal_analysis(config) reads prices from the config; "

@@ -80,7 +80,7 @@ def clear_failures(save_dir: str | os.PathLike, names: Iterable[str]) -> None:
 
 def _any_failure(save_dir: str | os.PathLike) -> bool:
     """Whether some config's latest attempt failed (a failure marker exists)."""
-    return next(SweepDir.of(save_dir).failed_names(), None) is not None
+    return SweepDir.of(save_dir).has_failures()
 
 
 def _attempt(save_dir: str | os.PathLike, name: str) -> str:

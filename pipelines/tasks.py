@@ -96,13 +96,21 @@ class ResultTarget(luigi.Target):
         return state is ResultState.DONE
 
 
+# Luigi orders a task's parameters by creation, and positional arguments follow that
+# order: created here as spec, name, save_dir, so BacktestTask(spec, name, save_dir)
+# and every other task's (spec, save_dir, ...) keep their order.
+_SPEC = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
+                        "(a package must be importable: PYTHONPATH=. or pip install -e .)")
+_CONFIG_NAME = luigi.Parameter(description="config name")
+_SAVE_DIR = luigi.Parameter(description="folder holding one results folder per config")
+
+
 class SweepFolder(luigi.Task):
     """The parameters every task of a sweep shares, declared once (``@inherits``);
     never scheduled itself."""
 
-    spec = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
-                           "(a package must be importable: PYTHONPATH=. or pip install -e .)")
-    save_dir = luigi.Parameter(description="folder holding one results folder per config")
+    spec = _SPEC
+    save_dir = _SAVE_DIR
 
 
 LEADERBOARD_ROWS = 10
@@ -117,7 +125,7 @@ class BacktestTask(luigi.Task):
 
     priority = 10  # run configs before opening the next wave
 
-    name = luigi.Parameter(description="config name")
+    name = _CONFIG_NAME
 
     def config(self):
         try:
@@ -403,7 +411,7 @@ class _ReportTarget(luigi.LocalTarget):
         )
 
 
-@inherits(Sweep)
+@inherits(SweepFolder)
 class Report(luigi.Task):
     """The sweep, then ``{save_dir}/report.html`` with IC decay, quantile returns and
     factor sequences for the top configs (see ``_ReportTarget`` for completeness)."""

@@ -27,12 +27,12 @@ from alphadev.out_of_sample.files import (
 )
 from alphadev.out_of_sample.summary import summary_text
 from alphadev.validation import ParameterError
-from pipelines.tasks import Sweep, _bad_parameter, _configs
+from pipelines.tasks import Sweep, SweepFolder, _bad_parameter, _configs
 
 logger = logging.getLogger("luigi-interface")
 
 
-@inherits(Sweep)
+@inherits(SweepFolder)
 class Validate(luigi.Task):
     """Walk-forward selection and PBO of a finished sweep."""
 

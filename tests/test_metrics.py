@@ -400,3 +400,14 @@ def test_rolling_sharpe_and_volatility_match_the_window_metrics():
         assert vol[end - 1] == pytest.approx(m.annualized_volatility(window, 8760.0), rel=1e-12)
     flat = m.rolling_sharpe(np.full(5, 0.01), 3, 1.0)
     assert np.isnan(flat).all()  # std 0: undefined, not inf
+
+
+def test_the_metric_records_are_typed_dicts() -> None:
+    """metrics.json's parts are TypedDicts (mypy checks the modules that pass them)."""
+    import typing
+
+    from alphadev.metrics import CostBreakdown, ICMetrics, Metrics, ReturnMetrics
+
+    for record in (Metrics, ReturnMetrics, ICMetrics, CostBreakdown):
+        assert typing.is_typeddict(record), record
+    assert typing.get_type_hints(Metrics)["total"] is ReturnMetrics
