@@ -3,10 +3,11 @@
 A panel (prices, alpha, universe on the bar grid) depends on the data files, the
 loaders, the alpha class with its parameters and code (the fingerprint's code identity,
 ``alphadev.identity``: inherited methods, helpers and constants too), the dates, the
-frequency, ``max_fill_bars`` and ``execution_delay`` (and, when set, ``funding_loader``
-and ``beta_loader``) -- not on quantiles, fees, slippage or gross exposure.  Its key hashes exactly
-those, so the configs of a setting grid share one panel, and any change to a data file
-(size or mtime) or to the alpha gives a new key.
+frequency, ``max_fill_bars`` and ``execution_delay`` (and, when set, ``funding_loader``,
+``beta_loader``, and ``volume_loader`` with ``impact_window``) -- not on quantiles, fees,
+slippage, impact coefficient, capital or gross exposure.  Its key hashes exactly those,
+so the configs of a setting grid share one panel, and any change to a data file (size or
+mtime) or to the alpha gives a new key.
 
 Two levels: the last few panels in memory (per process), and with a cache folder
 (``{save_dir}/.cache/panels``) ``.npz`` files that every process and machine sharing
@@ -40,7 +41,8 @@ MEMORY_SLOTS = 2
 _MEMORY: OrderedDict[str, Panel] = OrderedDict()
 STATS = {"memory_hits": 0, "disk_hits": 0, "computed": 0}  # per process, read by tests
 _FIELDS = ("bars", "prices", "alpha", "universe", "observed")
-_OPTIONAL_FIELDS = ("alpha_before", "funding", "betas")  # stored only when not None
+# Stored only when not None.
+_OPTIONAL_FIELDS = ("alpha_before", "funding", "betas", "volume", "impact_scale")
 
 
 def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) -> str:
@@ -65,9 +67,11 @@ def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) ->
     # Panels hold the d + 1 alpha rows before their first bar (docs/semantics.md#next-bar);
     # the count is in the key, so a panel cached before it held the extra row is not read.
     payload["alpha_rows_before"] = config.execution_delay + 1
-    for field in ("funding_loader", "beta_loader"):
+    for field in ("funding_loader", "beta_loader", "volume_loader"):
         if field in described:
             payload[field] = described[field]
+    if config.volume_loader is not None:
+        payload["impact_window_bars"] = config.impact_window_bars
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 

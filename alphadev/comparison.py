@@ -35,8 +35,10 @@ __all__ = [
 ]
 _LEADERBOARD_COLUMNS = (
     "name", "sharpe", "sharpe_next_bar", "fragile", "dsr", "annualized_return",
-    "max_drawdown", "ic_mean", "avg_turnover", "total_funding", "cost_share",
+    "max_drawdown", "ic_mean", "avg_turnover", "total_funding", "cost_share", "capacity",
 )
+# Shown only where some row has a value (a book without volume_loader has no size).
+_OPTIONAL_LEADERBOARD_COLUMNS = ("capacity",)
 
 
 def comparison_table(
@@ -84,7 +86,8 @@ def comparison_table(
 
 def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
     """The best ``top`` configs by (net) Sharpe with their Sharpe one bar later, IC,
-    turnover and what costs took (``cost_share``), then one line per warning.
+    turnover, what costs took (``cost_share``) and, for books with a size, their
+    ``capacity`` (docs/semantics.md#capacity), then one line per warning.
 
     Column ``fragile`` marks ``!`` on a config whose Sharpe falls by more than half (or
     changes sign) one bar later, ``?`` where that is unknown (saved by an older
@@ -99,7 +102,8 @@ def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
     unknown = pd.Series([f is None for f in flags])
     if "fragile" in best.columns:
         best["fragile"] = ["!" if f else "?" if f is None else "" for f in flags]
-    cols = [c for c in _LEADERBOARD_COLUMNS if c in best.columns]
+    cols = [c for c in _LEADERBOARD_COLUMNS if c in best.columns
+            and not (c in _OPTIONAL_LEADERBOARD_COLUMNS and best[c].isna().all())]
     lines = [best[cols].to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4g}")]
     if fragile.any():
         lines.append(

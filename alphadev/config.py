@@ -93,6 +93,10 @@ def _to_date(field: str, value: Any) -> dt.date:
 
 
 EARLIEST_DELAYED = "1900-01-01"  # no execution_delay reaches before it
+# docs/semantics.md#market-impact: the book's size and the square-root impact law.
+DEFAULT_CAPITAL = 1_000_000.0
+DEFAULT_IMPACT_WINDOW = pd.Timedelta(days=20)
+DEFAULT_MAX_PARTICIPATION = 0.1
 
 
 @dataclasses.dataclass(frozen=True, eq=True)
@@ -120,6 +124,11 @@ class BacktestConfig:
     slippage_rate: float | Mapping[str, float] = 0.0
     funding_loader: DataLoader | None = None
     beta_loader: DataLoader | None = None
+    volume_loader: DataLoader | None = None
+    capital: float = DEFAULT_CAPITAL
+    impact_coefficient: float = 0.0
+    impact_window: Any = DEFAULT_IMPACT_WINDOW
+    max_participation: float = DEFAULT_MAX_PARTICIPATION
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -218,6 +227,7 @@ class BacktestConfig:
         self._validate_portfolio()
         self._validate_mode()
         self._validate_costs()
+        self._validate_impact()
 
     def _validate_portfolio(self) -> None:
         q = self.quantile
@@ -356,6 +366,62 @@ class BacktestConfig:
                 "change over time, beta_csv_path for one beta per symbol)"
             )
 
+    def _validate_impact(self) -> None:
+        """The size of the book and its market impact (docs/semantics.md#market-impact)."""
+        loader = self.volume_loader
+        if loader is not None and not isinstance(loader, DataLoader):
+            raise TypeError(
+                f"volume_loader={loader!r} must be a DataLoader of one column (the traded "
+                "volume in quote currency), e.g. CSVDataLoader(path, column_name='quote_volume')"
+            )
+        if loader is not None and len(loader.get_columns()) != 1:
+            raise ValueError(
+                f"volume_loader={loader!r} must provide exactly one column (the traded volume "
+                f"in quote currency), it provides {loader.get_columns()}"
+            )
+        self._set("capital", check_scalar(
+            "capital", self.capital, low=0.0, low_open=True,
+            hint="the book's notional at gross exposure 1, in quote currency, e.g. 1e6"))
+        self._set("impact_coefficient", check_scalar(
+            "impact_coefficient", self.impact_coefficient, low=0.0, high=100.0,
+            hint="Y of the square-root law; 0 = no impact, about 0.5-1 for crypto futures"))
+        if self.impact_coefficient > 0 and loader is None:
+            raise ValueError(
+                f"impact_coefficient={self.impact_coefficient} needs volume_loader (the "
+                "traded volume the impact is measured against); give volume_loader, or set "
+                "impact_coefficient=0"
+            )
+        self._set("max_participation", check_scalar(
+            "max_participation", self.max_participation, low=0.0, low_open=True,
+            hint="the share of a bar's volume above which a trade is warned about, e.g. 0.1"))
+        window = self.impact_window
+        hint = ("a duration of at least one day and a whole number of bars, such as '20D' "
+                "or pandas.Timedelta(days=20)")
+        try:
+            if isinstance(window, bool) or not isinstance(
+                window, (str, dt.timedelta, pd.Timedelta)
+            ):
+                raise ValueError
+            parsed = pd.Timedelta(window)
+        except (ValueError, TypeError):
+            raise ValueError(f"impact_window={window!r} must be {hint}") from None
+        # Only a config that reads volumes uses the window: the default need not fit
+        # every bar length ('7h' bars do not divide 20 days).
+        if loader is not None and (parsed < pd.Timedelta(days=1)
+                                   or parsed.value % self.bar_nanos):
+            raise ValueError(f"impact_window={window!r} must be {hint}")
+        if loader is not None and parsed.value // self.bar_nanos < 2:
+            raise ValueError(
+                f"impact_window={window!r} holds one {self.frequency!r} bar: a volatility "
+                "needs at least two returns; use a longer window"
+            )
+        self._set("impact_window", parsed)
+
+    @property
+    def impact_window_bars(self) -> int:
+        """Bars in ``impact_window``: the trailing window of the ADV and volatility."""
+        return int(pd.Timedelta(self.impact_window).value // self.bar_nanos)
+
     def slippage_rates(self, symbols: Sequence[str]) -> list[float]:
         """The slippage rate of each of ``symbols``."""
         if isinstance(self.slippage_rate, Mapping):
@@ -432,16 +498,25 @@ class BacktestConfig:
                 {s: self.slippage_rate[s] for s in sorted(self.symbols)}
                 if isinstance(self.slippage_rate, Mapping) else self.slippage_rate
             )
-        for field in ("funding_loader", "beta_loader"):
+        for field in ("funding_loader", "beta_loader", "volume_loader"):
             loader = getattr(self, field)
             if loader is not None:
                 fields[field] = loader.to_dict()
+        if self.capital != DEFAULT_CAPITAL:
+            fields["capital"] = self.capital
+        if self.impact_coefficient != 0.0:
+            fields["impact_coefficient"] = self.impact_coefficient
+        if self.impact_window != DEFAULT_IMPACT_WINDOW:
+            fields["impact_window"] = pd.Timedelta(self.impact_window).isoformat()
+        if self.max_participation != DEFAULT_MAX_PARTICIPATION:
+            fields["max_participation"] = self.max_participation
         return fields
 
     def data_files(self) -> list[tuple[str, int, int]]:
         """(path as configured, size, mtime_ns) of every file the config reads."""
         loaders = [self.price_loader, *self.alpha_loaders]
-        for extra in (self.universe_loader, self.funding_loader, self.beta_loader):
+        for extra in (self.universe_loader, self.funding_loader, self.beta_loader,
+                      self.volume_loader):
             if extra is not None:
                 loaders.append(extra)
         owner = f"BacktestConfig {self.name!r}"
@@ -515,13 +590,19 @@ class BacktestConfig:
             parts.append("funding")
         if self.beta_loader is not None:
             parts.append("betas by bar")
+        if self.volume_loader is not None:
+            parts.append(f"capital={self.capital:g}")
+        if self.impact_coefficient:
+            parts.append(f"impact={self.impact_coefficient:g}")
+        if self.impact_window != DEFAULT_IMPACT_WINDOW:
+            parts.append(f"impact_window={pd.Timedelta(self.impact_window)}")
         return "".join(f", {part}" for part in parts)
 
     def _repr_html_(self) -> str:
         """A small field/value table for notebooks (names and values escaped)."""
         loaders = [self.price_loader, *self.alpha_loaders]
-        loaders += [x for x in (self.universe_loader, self.funding_loader, self.beta_loader)
-                    if x is not None]
+        loaders += [x for x in (self.universe_loader, self.funding_loader, self.beta_loader,
+                                self.volume_loader) if x is not None]
         rows = [
             ("alpha", f"{self.alpha_class.__name__}"
                       f"({', '.join(f'{k}={v!r}' for k, v in self.alpha_kwargs.items())})"),
@@ -532,6 +613,8 @@ class BacktestConfig:
             ("fee rate", str(self.trading_fee_rate)),
             ("execution delay (bars)", str(self.execution_delay)),
             ("slippage rate", str(self.slippage_rate)),
+            ("capital", f"{self.capital:g}"),
+            ("impact coefficient", str(self.impact_coefficient)),
             ("mode", self.mode if self.chunk_days is None
              else f"{self.mode} (chunk_days={self.chunk_days})"),
             ("loaders", "; ".join(repr(x) for x in loaders)),

@@ -264,13 +264,27 @@ class ReturnMetrics(TypedDict):
     num_periods: int
 
 
-class CostBreakdown(TypedDict):
-    """Sums of the per-bar returns: what ate the gross return (funding: + received)."""
-
+class _CostBreakdownAlways(TypedDict):
     gross: float | None
     fees: float | None
     slippage: float | None
     funding: float | None
+
+
+class CostBreakdown(_CostBreakdownAlways, total=False):
+    """Sums of the per-bar returns: what ate the gross return (funding: + received);
+    ``impact`` is absent from results saved before impact existed."""
+
+    impact: float | None
+
+
+class ParticipationMetrics(TypedDict):
+    """|dw| * capital / bar volume over the trades (docs/semantics.md#market-impact)."""
+
+    mean: float | None
+    max: float | None
+    trades: int  # trades at bars with a positive volume
+    trades_without_volume: int
 
 
 class ICMetrics(TypedDict):
@@ -301,6 +315,10 @@ class Metrics(_MetricsAlways, total=False):
     sharpe_next_bar: float | None
     total_return_next_bar: float | None
     cost_breakdown: CostBreakdown
+    total_impact: float | None
+    participation: ParticipationMetrics  # with volume_loader only
+    capacity: float | None  # with volume_loader only (docs/semantics.md#capacity)
+    capacity_curve: Any  # alphadev.capacity.CapacityCurve, or None for a ruined book
 
 
 @_quiet
@@ -352,9 +370,9 @@ def compute_metrics(
     later = _as_1d(pnl_next_bar)
     turnover = np.asarray(returns["turnover"], dtype=np.float64)
     sums = {name: finite_or_none(np.asarray(returns[name], dtype=np.float64).sum())
-            for name in ("gross", "fees", "slippage", "funding")}
+            for name in ("gross", "fees", "slippage", "funding", "impact")}
     totals = CostBreakdown(gross=sums["gross"], fees=sums["fees"], slippage=sums["slippage"],
-                           funding=sums["funding"])
+                           funding=sums["funding"], impact=sums["impact"])
     return {
         "total": return_metrics(returns["pnl"].to_numpy(), ppy),
         "long": return_metrics(returns["long_return"].to_numpy(), ppy),
@@ -364,6 +382,7 @@ def compute_metrics(
         "total_fees": totals["fees"],
         "total_slippage": totals["slippage"],
         "total_funding": totals["funding"],
+        "total_impact": totals["impact"],
         "sharpe_next_bar": sharpe_ratio(later, ppy),
         "total_return_next_bar": cumulative_return(later),
         # What ate the gross return: sums of per-bar returns (funding: + received).

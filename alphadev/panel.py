@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from alphadev.alpha import Alpha, lookback_timedelta
-from alphadev.config import BacktestConfig
+from alphadev.config import DAY_NS, BacktestConfig
 from alphadev.data.loaders import CompositeDataLoader, load_range, normalize_frame
+from alphadev.engine.impact import impact_estimates
 from alphadev.errors import AlphaError, DataError
 
 if TYPE_CHECKING:  # the engine loads numba: not imported just to build a panel
@@ -42,6 +43,10 @@ class Panel:
     alpha_before: np.ndarray | None = None
     funding: np.ndarray | None = None  # (B, N) funding rates of the events inside the bar
     betas: np.ndarray | None = None  # (B, N) beta_loader's beta held at each bar
+    # docs/semantics.md#market-impact, with volume_loader: each bar's summed volume (NaN
+    # without rows) and sigma / sqrt(ADV) of the window before it (NaN: undefined).
+    volume: np.ndarray | None = None
+    impact_scale: np.ndarray | None = None
     # Values derived from the panel alone (returns, alpha order, IC), shared by every
     # config that uses this panel; filled by alphadev.runner, keyed by (first, stop) row.
     derived: dict[tuple[int, int], PanelDerived] = field(
@@ -68,6 +73,8 @@ def history_needed(config: BacktestConfig, alpha: Alpha) -> pd.Timedelta:
     lookback = lookback_timedelta(alpha)
     _warn_short_int_lookback(alpha, lookback, config)
     bars = config.max_fill_bars + 2 + config.execution_delay
+    if config.volume_loader is not None:  # the impact estimates' trailing window
+        bars += config.impact_window_bars
     return lookback + pd.Timedelta(bars * config.bar_nanos, "ns")
 
 
@@ -134,6 +141,9 @@ def build_panel(
 
     delay = config.execution_delay  # history_needed makes skip > delay + 1
     bars = load_start.value + bar_ns * np.arange(skip, n_all, dtype=np.int64)
+    volume = scale = None
+    if config.volume_loader is not None:
+        volume, scale = _impact_inputs(config, symbols, load_start, end, n_all, prices, skip)
     return Panel(
         bars=bars,
         prices=prices[skip:],
@@ -144,7 +154,43 @@ def build_panel(
         funding=_funding(config, symbols, start, bars, bar_ns),
         betas=_betas(config, symbols, load_start, end, n_all)[skip:]
         if config.beta_loader is not None else None,
+        volume=volume,
+        impact_scale=scale,
     )
+
+
+def _impact_inputs(
+    config: BacktestConfig, symbols: list[str], load_start: pd.Timestamp, end: pd.Timestamp,
+    n_bars: int, prices: np.ndarray, skip: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bar volumes and impact scales of rows ``skip`` onwards (docs/semantics.md#market-impact)."""
+    loader = config.volume_loader
+    assert loader is not None  # called only for configs that have one
+    rows = load_range(loader, load_start, end, symbols)[loader.get_columns()[0]]
+    values = rows.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isinf(values) | (values < 0)
+    if bad.any():
+        _raise_bad_row(rows, config, "volume_loader", int(np.flatnonzero(bad)[0]),
+                       int(bad.sum()), "volumes must be finite and >= 0 (leave the cell "
+                       "empty for 'no observation')")
+    volume = np.zeros((n_bars, len(symbols)))
+    counted = np.zeros((n_bars, len(symbols)), dtype=bool)
+    if values.size:
+        index = rows.index
+        stamps = index.get_level_values(0).as_unit("ns").asi8
+        column_of = pd.Index(symbols).get_indexer(index.get_level_values(1))
+        bar = (stamps - load_start.value) // config.bar_nanos
+        keep = (column_of >= 0) & (bar >= 0) & (bar < n_bars) & ~np.isnan(values)
+        np.add.at(volume, (bar[keep], column_of[keep]), values[keep])
+        counted[bar[keep], column_of[keep]] = True
+    volume[~counted] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.full(prices.shape, np.nan)
+        returns[1:] = prices[1:] / prices[:-1] - 1.0
+    returns[~np.isfinite(returns)] = np.nan
+    bars_per_day = DAY_NS / config.bar_nanos
+    estimates = impact_estimates(volume, returns, config.impact_window_bars, bars_per_day, skip)
+    return volume[skip:], estimates.scale
 
 
 def to_bars(

@@ -19,6 +19,7 @@ import pandas as pd
 
 from alphadev import _threads
 from alphadev._display import html_table
+from alphadev.config import DEFAULT_CAPITAL
 from alphadev.layout import ResultDir, SweepDir, check_folder, with_manifest
 from alphadev.metrics import CostBreakdown, Metrics, is_fragile
 from alphadev.store import building_dir, publish_dir, read_json, write_bytes, write_json
@@ -51,7 +52,7 @@ class Sequences:
     """
 
     RETURN_COLUMNS = (
-        "pnl", "gross", "fees", "slippage", "funding", "turnover", "long_return",
+        "pnl", "gross", "fees", "slippage", "impact", "funding", "turnover", "long_return",
         "short_return", "ic", "equity",
     )
 
@@ -66,10 +67,11 @@ class Sequences:
 SETTING_COLUMNS = (
     "start_date", "end_date", "open_quantile", "close_quantile", "gross_exposure",
     "frequency", "trading_fee_rate", "mode", "chunk_days", "max_fill_bars",
-    "execution_delay", "slippage_rate",
+    "execution_delay", "slippage_rate", "capital", "impact_coefficient",
 )
 # Settings a config description leaves out at their default (alphadev.config).
-_SETTING_DEFAULTS = {"execution_delay": 0, "slippage_rate": 0.0}
+_SETTING_DEFAULTS = {"execution_delay": 0, "slippage_rate": 0.0,
+                     "capital": DEFAULT_CAPITAL, "impact_coefficient": 0.0}
 IDENTITY_COLUMNS = ("name", "alpha_class", "fingerprint")
 
 
@@ -94,11 +96,17 @@ def result_row(result: BacktestResult) -> dict[str, Any]:
     row.update(metrics["total"])
     for leg in ("long", "short"):
         row.update({f"{leg}_{k}": v for k, v in metrics[leg].items()})
-    skip = ("total", "long", "short", "frequency", "cost_breakdown")
+    skip = ("total", "long", "short", "frequency", "cost_breakdown", "participation",
+            "capacity_curve")
     row.update({k: v for k, v in metrics.items() if k not in skip})
-    # Results saved before slippage and funding existed paid neither.
+    # Results saved before slippage, funding and impact existed paid none of them.
     row.setdefault("total_slippage", 0.0)
     row.setdefault("total_funding", 0.0)
+    row.setdefault("total_impact", 0.0)
+    # Without volume_loader a book has no size: no capacity, no participation.
+    row.setdefault("capacity", None)
+    participation = metrics.get("participation")
+    row["participation_max"] = participation["max"] if participation else None
     row["cost_share"] = cost_share(metrics.get("cost_breakdown"))
     # Results saved before the next-bar pass existed: unknown, neither True nor False.
     row.setdefault("sharpe_next_bar", None)
@@ -111,7 +119,8 @@ def result_row(result: BacktestResult) -> dict[str, Any]:
 
 
 def cost_share(breakdown: CostBreakdown | None) -> float | None:
-    """The share of the gross return eaten by costs: (fees + slippage - funding) / gross.
+    """The share of the gross return eaten by costs:
+    (fees + slippage + impact - funding) / gross.
 
     None when the gross return is not positive (there is nothing to share), unknown
     (results saved before the breakdown existed), or so small that the share overflows.
@@ -124,7 +133,8 @@ def cost_share(breakdown: CostBreakdown | None) -> float | None:
     if any(v is None for v in values):
         return None
     gross, fees, slippage, funding = (float(v) for v in values if v is not None)
-    share = (fees + slippage - funding) / gross if gross > 0 else math.inf
+    impact = float(breakdown.get("impact") or 0.0)
+    share = (fees + slippage + impact - funding) / gross if gross > 0 else math.inf
     return share if math.isfinite(share) else None
 
 
@@ -309,6 +319,9 @@ class BacktestResult:
             ("total slippage", _fmt(m.get("total_slippage", 0.0), "{:.4f}")),
             ("total funding", _fmt(m.get("total_funding", 0.0), "{:+.4f}")),
         ]
+        if "capacity" in m:
+            rows += [("total impact", _fmt(m.get("total_impact", 0.0), "{:.4f}")),
+                     ("capacity", _fmt(m["capacity"], "{:.3g}"))]
         header = [
             f"Backtest {self.name}",
             f"  alpha      {cfg['alpha_class']} {cfg['alpha_kwargs']}",
@@ -377,11 +390,10 @@ def _write_signal(signal: SignalSeries, index: pd.Index, folder: ResultDir) -> N
 
 
 def _with_cost_columns(returns: pd.DataFrame) -> pd.DataFrame:
-    """Results saved before slippage and funding existed had none: zero columns."""
-    for column in ("slippage", "funding"):
+    """Results saved before slippage, impact and funding existed had none: zero columns."""
+    for column, after in (("slippage", "fees"), ("impact", "slippage"), ("funding", "impact")):
         if column not in returns.columns:
-            returns.insert(returns.columns.get_loc("fees") + 1 if column == "slippage"
-                           else returns.columns.get_loc("slippage") + 1, column, 0.0)
+            returns.insert(returns.columns.get_loc(after) + 1, column, 0.0)
     return returns
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from alphadev.cache import cached_panel
+from alphadev.capacity import capacity_curve
 from alphadev.config import BacktestConfig
 from alphadev.data.beta import load_betas
 from alphadev.data.coverage import (
@@ -35,8 +36,10 @@ from alphadev.data.coverage import (
 )
 from alphadev.data.loaders import day_bounds
 from alphadev.engine.kernel import (
+    NO_PARTICIPATION,
     BookChanges,
     BookSettings,
+    Participation,
     PreviousBar,
     book_changes,
     cost_settings,
@@ -44,7 +47,13 @@ from alphadev.engine.kernel import (
 from alphadev.engine.simulate import next_bar_book, simulate_arrays
 from alphadev.errors import DataError
 from alphadev.layout import sequence_file
-from alphadev.metrics import FRAGILE_RATIO, compute_metrics, is_fragile
+from alphadev.metrics import (
+    FRAGILE_RATIO,
+    Metrics,
+    ParticipationMetrics,
+    compute_metrics,
+    is_fragile,
+)
 from alphadev.panel import Panel, bar_ceil, build_panel
 from alphadev.results import BacktestResult, Metadata, Sequences
 from alphadev.signal_series import SignalSeries, SignalTail, benchmark_symbol
@@ -76,6 +85,7 @@ class _Part(NamedTuple):
     forced_closes: int
     pnl_next_bar: np.ndarray  # (T,) net return of the book traded one bar later
     signal: SignalSeries
+    participation: Participation
 
 
 def book_settings(config: BacktestConfig) -> BookSettings:
@@ -86,7 +96,7 @@ def book_settings(config: BacktestConfig) -> BookSettings:
         close_quantile=config.close_quantile,
         gross_exposure=config.gross_exposure,
         costs=cost_settings(config.trading_fee_rate, config.slippage_rates(symbols),
-                            len(symbols)),
+                            len(symbols), config.impact_coefficient, config.capital),
     )
 
 
@@ -149,6 +159,7 @@ def _run(
     trades = _TableSink(sequence_file(spill, "trades") if spill else None)
     seen = np.zeros(len(symbols), dtype=bool)
     forced = 0
+    participation = NO_PARTICIPATION
 
     next_bar = None  # first bar not yet simulated
     for lo, hi in windows(config):
@@ -176,6 +187,7 @@ def _run(
         trades.add(_trades_frame(part.book, symbols))
         parts.append(part.columns)
         forced += part.forced_closes
+        participation = participation.joined(part.participation)
         seen |= panel.observed[first:stop].any(axis=0)
         next_bar = pd.Timestamp(int(panel.bars[stop - 1]) + config.bar_nanos, tz="UTC")
 
@@ -217,6 +229,9 @@ def _run(
         sequences.returns, config.bar_nanos, config.frequency,
         pnl_next_bar=np.concatenate(next_bar_parts),
     )
+    if config.volume_loader is not None:
+        warnings += _size_metrics(config, metrics, sequences.returns, participation,
+                                  ruined=carry.ruined_at is not None)
     if is_fragile(metrics["total"]["sharpe"], metrics["sharpe_next_bar"]):
         warnings.append(
             f"config {config.name!r} is fragile: its Sharpe {metrics['total']['sharpe']:.2f} "
@@ -247,6 +262,40 @@ def _run(
     metadata["runtime_seconds"] = time.perf_counter() - began
     metadata["warnings"] = warnings
     return BacktestResult(config=config, metrics=metrics, metadata=metadata, sequences=sequences)
+
+
+def _size_metrics(
+    config: BacktestConfig, metrics: Metrics, returns: pd.DataFrame,
+    participation: Participation, ruined: bool,
+) -> list[str]:
+    """Participation and the capacity curve into ``metrics``; the warnings they raise
+    (docs/semantics.md#market-impact, #capacity)."""
+    mean = participation.total / participation.trades if participation.trades else None
+    metrics["participation"] = ParticipationMetrics(
+        mean=mean, max=participation.largest if participation.trades else None,
+        trades=participation.trades, trades_without_volume=participation.without_volume,
+    )
+    warnings = []
+    if participation.trades and participation.largest > config.max_participation:
+        warnings.append(
+            f"config {config.name!r} trades up to {participation.largest:.1%} of a bar's "
+            f"volume (mean {mean:.2%}) at capital={config.capital:g}, above "
+            f"max_participation={config.max_participation:g}: a book of this size could not "
+            "trade these weights at these prices. Lower capital, or read the capacity curve"
+        )
+        log.warning("%s", warnings[-1])
+    if ruined:
+        metrics["capacity"] = None
+        metrics["capacity_curve"] = None
+        return warnings
+    column = {name: returns[name].to_numpy() for name in
+              ("gross", "fees", "slippage", "funding", "impact")}
+    base = column["gross"] - column["fees"] - column["slippage"] + column["funding"]
+    unit = column["impact"] / np.sqrt(config.capital)
+    curve = capacity_curve(base, unit, metrics["periods_per_year"])
+    metrics["capacity"] = curve["capacity"]
+    metrics["capacity_curve"] = curve
+    return warnings
 
 
 def side_data_coverage(config: BacktestConfig) -> dict[str, Uncovered]:
@@ -283,6 +332,8 @@ def _simulate(
     prices, alpha, universe = panel.prices[seg], panel.alpha[seg], panel.universe[seg]
     betas = betas if panel.betas is None else panel.betas[seg]
     funding = None if panel.funding is None else panel.funding[seg]
+    impact_scale = None if panel.impact_scale is None else panel.impact_scale[seg]
+    volume = None if panel.volume is None else panel.volume[seg]
     # Returns, alpha order and IC do not depend on portfolio settings: from a fresh
     # start they are computed once per panel and shared by every config using it.
     key = (first, stop)
@@ -290,12 +341,13 @@ def _simulate(
     simulated = simulate_arrays(
         prices, alpha, universe, betas, carry.previous, settings, shared,
         alpha_before=_rows_before(panel, first, delay) if delay else None, funding=funding,
+        impact_scale=impact_scale, volume=volume,
     )
     if not carry.started:
         panel.derived[key] = simulated.derived
     later = next_bar_book(
         prices, alpha, universe, betas, carry.next_bar, settings, simulated.derived,
-        _rows_before(panel, first, delay + 1), funding,
+        _rows_before(panel, first, delay + 1), funding, impact_scale, volume,
     )
     signal = panel.signal.get(key) if not carry.started else None
     if signal is None:
@@ -308,6 +360,7 @@ def _simulate(
     carry.next_bar = PreviousBar(
         prices=prices[-1], weights=later.weights[-1].copy(), alpha=alpha[-1],
         universe=universe[-1], ruined=carry.next_bar.ruined or later.ruined_at >= 0,
+        impact_scale=later.impact_scale,
     )
     out = simulated.book
     pnl = out.pnl
@@ -322,6 +375,7 @@ def _simulate(
         alpha=alpha[-1].copy(),
         universe=universe[-1].copy(),
         ruined=carry.ruined_at is not None,
+        impact_scale=out.impact_scale,
     )
     carry.equity = float(equity[-1])
     carry.started = True
@@ -332,6 +386,7 @@ def _simulate(
         "gross": out.gross,
         "fees": out.fees,
         "slippage": out.slippage,
+        "impact": out.impact,
         "funding": out.funding,
         "turnover": out.turnover,
         "long_return": out.long_return,
@@ -339,7 +394,7 @@ def _simulate(
         "ic": simulated.derived.ic,
         "equity": equity,
     }
-    return _Part(columns, book, out.forced_closes, later.pnl, signal)
+    return _Part(columns, book, out.forced_closes, later.pnl, signal, out.participation)
 
 
 def _rows_before(panel: Panel, first: int, count: int) -> np.ndarray:

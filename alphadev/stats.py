@@ -291,11 +291,13 @@ def _returns_columns(result: BacktestResult, columns: Sequence[str]) -> pd.DataF
 
 
 def _before_fees(frame: pd.DataFrame) -> pd.Series:
-    """The per-bar return before exchange fees: gross less slippage plus funding, so the
-    break-even fee is the fee at which the book, with its other costs, breaks even."""
+    """The per-bar return before exchange fees: gross less slippage and impact plus
+    funding, so the break-even fee is the fee at which the book, with its other costs,
+    breaks even."""
     before = frame["gross"]
-    if "slippage" in frame.columns:
-        before = before - frame["slippage"]
+    for cost in ("slippage", "impact"):
+        if cost in frame.columns:
+            before = before - frame[cost]
     if "funding" in frame.columns:
         before = before + frame["funding"]
     return before
@@ -324,7 +326,9 @@ def sweep_statistics(
     for result in results:
         if result is None:
             continue
-        frame = _returns_columns(result, ("pnl", "gross", "turnover", "slippage", "funding"))
+        frame = _returns_columns(
+            result, ("pnl", "gross", "turnover", "slippage", "impact", "funding")
+        )
         sharpe, skew, kurt = return_moments(frame["pnl"].to_numpy(dtype=np.float64))
         rows.append(
             {

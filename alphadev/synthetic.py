@@ -29,9 +29,13 @@ def synthetic_market(
     n_symbols: int, days: int, seed: int = 0, start: str = "2024-01-01", freq: str = "1h",
     momentum: float = 0.05, signal_noise: float = 25.0, symbols: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Long-format frame: timestamp, symbol, close, value.
+    """Long-format frame: timestamp, symbol, close, value, quote_volume.
 
     Symbols are ``S000USDT``, ``S001USDT``, ... unless ``symbols`` names them.
+    ``quote_volume`` (traded volume in quote currency per bar) has a level per symbol
+    spread over three orders of magnitude (1e7 to 1e10 a day, as between small and large
+    perpetuals), grows with the bar's absolute return and is noisy; it is drawn from its
+    own generator, so the prices and values of a seed do not depend on it.
     """
     if symbols is not None and len(symbols) != n_symbols:
         raise ValueError(f"symbols={list(symbols)!r} must name exactly n_symbols={n_symbols}")
@@ -47,6 +51,11 @@ def synthetic_market(
     close = 100.0 * np.exp(np.cumsum(returns, axis=0)) * rng.uniform(0.5, 2.0, n_symbols)
     upcoming = np.vstack([returns[1:], np.zeros((1, n_symbols))])
     value = upcoming + rng.normal(0.0, 0.01 * signal_noise, (n_bars, n_symbols))
+    volume_rng = np.random.default_rng(seed + 3)
+    daily = 10.0 ** volume_rng.uniform(7.0, 10.0, n_symbols)
+    per_bar = daily * (pd.Timedelta(freq) / pd.Timedelta("1D"))
+    volume = per_bar * (1.0 + 50.0 * np.abs(returns)) * volume_rng.lognormal(
+        -0.125, 0.5, (n_bars, n_symbols))
     if symbols is None:
         symbols = [f"S{k:03d}USDT" for k in range(n_symbols)]
     return pd.DataFrame(
@@ -55,6 +64,7 @@ def synthetic_market(
             "symbol": np.tile(symbols, n_bars),
             "close": close.ravel().round(8),
             "value": value.ravel().round(8),
+            "quote_volume": volume.ravel().round(2),
         }
     )
 
@@ -113,8 +123,8 @@ def write_synthetic_market(
     fmt: str = "csv", symbols: Sequence[str] | None = None, start: str = "2024-01-01",
     signal_noise: float = 25.0, momentum: float = 0.05,
 ) -> dict[str, Path]:
-    """prices.<ext>, values.<ext>, funding.<ext> and beta.csv in ``folder`` (created if
-    missing).
+    """prices.<ext>, values.<ext>, volume.<ext> (quote_volume), funding.<ext> and beta.csv
+    in ``folder`` (created if missing).
 
     ``symbols`` names the symbols (then ``n_symbols`` is their number); ``signal_noise``
     is how much noise hides the next bar's return in 'value' (more: a weaker signal),
@@ -131,6 +141,7 @@ def write_synthetic_market(
         "values": folder / f"values.{ext}",
         "beta": folder / "beta.csv",
         "funding": folder / f"funding.{ext}",
+        "volume": folder / f"volume.{ext}",
     }
     if all(p.exists() for p in paths.values()):
         return paths
@@ -141,6 +152,7 @@ def write_synthetic_market(
     week = n_symbols * 24 * 7
     publish_once(market[["timestamp", "symbol", "close"]], paths["prices"], fmt, week)
     publish_once(market[["timestamp", "symbol", "value"]], paths["values"], fmt, week)
+    publish_once(market[["timestamp", "symbol", "quote_volume"]], paths["volume"], fmt, week)
     rng = np.random.default_rng(seed + 1)
     symbols = sorted(market["symbol"].unique())
     betas = pd.DataFrame(

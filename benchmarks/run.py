@@ -4,6 +4,7 @@
     python benchmarks/run.py --only kernel import
     python benchmarks/run.py --only oos          # validation of a 1,000-config sweep
     python benchmarks/run.py --only nextbar      # the next-bar pass against the commit before
+    python benchmarks/run.py --only impact       # market impact and capacity, on vs off
     python benchmarks/run.py --only signal       # recorded signal series, the same way
     python benchmarks/run.py --luigi-10k     # adds the 10,000 tiny configs (slow)
 
@@ -171,6 +172,72 @@ def bench_sweep(repeats: int) -> list[tuple[str, str, str]]:
          f"{per_config * 1000:.0f} ms per config", "<= 200 ms per config"),
         ("same sweep, second run (all complete)", f"{statistics.median(second):.2f} s",
          "<= 1 s"),
+    ]
+
+
+IMPACT_FIELDS = ('volume_loader=ParquetDataLoader(paths["volume"], "quote_volume"), '
+                 'impact_coefficient=0.7,')
+
+
+def bench_impact(repeats: int) -> list[tuple[str, str, str]]:
+    """Market impact, participation and the capacity curve on, against the same sweep
+    without them, interleaved in one invocation (docs/semantics.md#market-impact)."""
+    import numpy as np
+
+    from alphadev.engine.impact import impact_estimates
+    from alphadev.engine.kernel import BookSettings, PreviousBar, cost_settings
+    from alphadev.engine.simulate import simulate_arrays
+
+    n_bars, n_sym = 8760, 200
+    rng = np.random.default_rng(0)
+    returns = rng.normal(0, 0.01, (n_bars, n_sym))
+    prices = 100 * np.exp(np.cumsum(returns, axis=0))
+    alpha = np.empty_like(returns)
+    alpha[0] = returns[0]
+    for t in range(1, n_bars):
+        alpha[t] = 0.95 * alpha[t - 1] + 0.3 * rng.normal(size=n_sym)
+    volume = 10.0 ** rng.uniform(5.0, 8.0, n_sym) * rng.lognormal(0, 0.5, (n_bars, n_sym))
+    universe = np.ones((n_bars, n_sym), dtype=bool)
+    beta = np.ones(n_sym)
+    previous = PreviousBar.start(n_sym)
+    plain = BookSettings(0.2, 0.2, 1.0, cost_settings(4.5e-4, None, n_sym))
+    sized = plain._replace(costs=cost_settings(4.5e-4, None, n_sym, 0.7, 1e6))
+    scale = impact_estimates(volume, returns, 480, 24.0, 0).scale
+
+    def with_impact() -> None:
+        simulate_arrays(prices, alpha, universe, beta, previous, sized,
+                        impact_scale=scale, volume=volume)
+
+    def without() -> None:
+        simulate_arrays(prices, alpha, universe, beta, previous, plain)
+
+    with_impact()
+    costly, cheap = [], []
+    for _ in range(repeats):
+        costly.append(median_time(with_impact, 1))
+        cheap.append(median_time(without, 1))
+    kernel_ratio = statistics.median(costly) / statistics.median(cheap)
+    estimate = median_time(lambda: impact_estimates(volume, returns, 480, 24.0, 0), repeats)
+
+    paths = _market(200, 366, "parquet")
+    sized_runs, plain_runs = [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as save_dir:
+            sized_runs.append(_sweep_once(paths, save_dir, extra=IMPACT_FIELDS)["seconds"])
+        with tempfile.TemporaryDirectory() as save_dir:
+            plain_runs.append(_sweep_once(paths, save_dir)["seconds"])
+    sized_s, plain_s = statistics.median(sized_runs), statistics.median(plain_runs)
+    return [
+        ("kernel + IC, 200 symbols x 8,760 bars, AR(1) alpha, impact and participation on, "
+         "interleaved with the same run without",
+         f"{statistics.median(costly) * 1000:.0f} ms = {kernel_ratio:.2f}x without",
+         "<= 1.3x without"),
+        ("impact estimates (ADV, sigma, 20-day window), 200 symbols x 8,760 bars, once per "
+         "panel", f"{estimate * 1000:.0f} ms", "shared by a grid's configs"),
+        ("12-config sweep, 200 symbols x 1 year, Parquet, fresh process, with volume_loader, "
+         "impact, participation and capacity curves, interleaved with the same sweep without",
+         f"{sized_s / 12 * 1000:.0f} ms per config = {sized_s / plain_s:.2f}x without",
+         "<= 1.3x without"),
     ]
 
 
@@ -427,6 +494,7 @@ def bench_oos(repeats: int) -> list[tuple[str, str, str]]:
 
 WORKLOADS = {
     "kernel": bench_kernel,
+    "impact": bench_impact,
     "sweep": bench_sweep,
     "nextbar": bench_next_bar,
     "signal": bench_signal,

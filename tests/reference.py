@@ -13,13 +13,15 @@ Two entry points:
   fill, bar grid, universe, beta) from raw long-format frames, then the book and accounting.
 
 Both take the execution and cost settings (docs/semantics.md#execution-and-costs):
-execution delay, slippage rates, funding events and betas that change over time.
+execution delay, slippage rates, funding events and betas that change over time, and
+the square-root market impact with its ADV and volatility (docs/semantics.md#market-impact).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import statistics
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,17 +151,24 @@ class ReferenceRun:
     forced_closes: int
     n_eligible: list = field(default_factory=list)
     ruined_at: int | None = None  # the bar whose net return took equity to <= 0
+    impact: np.ndarray | None = None
+    participation: list = field(default_factory=list)  # |dw| capital / V per trade, V > 0
+    trades_without_volume: int = 0
 
 
 def reference_weights_and_accounting(
     prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate,
     traded_alpha=None, slippage_rates=None, funding=None,
+    impact_coefficient=0.0, capital=1.0, adv=None, sigma=None, volume=None,
 ) -> ReferenceRun:
     """The book and accounting on (T, N) arrays, starting flat (w[-1] = 0, r[0] missing).
 
     ``traded_alpha``: the alpha the book is decided from (A[t - delay]); ``alpha`` is
     what IC measures. ``beta``: one per symbol, or (T, N). ``slippage_rates``: one per
     symbol. ``funding``: (T, N) summed funding rates of the events inside each bar.
+    ``adv``, ``sigma``: (T, N) the impact estimates of each bar (NaN: undefined; with a
+    positive ``impact_coefficient`` the symbol cannot be traded into); ``volume``: (T, N)
+    each bar's volume (NaN: no rows), for participation.
     """
     prices = np.asarray(prices, dtype=float)
     alpha = np.asarray(alpha, dtype=float)
@@ -172,6 +181,12 @@ def reference_weights_and_accounting(
     funding = np.zeros((n_bars, n_sym)) if funding is None else np.asarray(funding, float)
     slippage = np.zeros(n_bars)
     funding_paid = np.zeros(n_bars)
+    impact = np.zeros(n_bars)
+    participation = []
+    trades_without_volume = 0
+    impact_on = impact_coefficient > 0
+    last_adv = [math.nan] * n_sym  # the last bar's defined estimates, per symbol
+    last_sigma = [math.nan] * n_sym
 
     weights = np.zeros((n_bars, n_sym))
     returns = np.full((n_bars, n_sym), np.nan)
@@ -203,8 +218,16 @@ def reference_weights_and_accounting(
             n_eligible.append(0)
             continue
 
+        # with impact on, a symbol without both estimates at bar t is not tradable
+        book_universe = [bool(universe[t, i]) for i in range(n_sym)]
+        if impact_on:
+            for i in range(n_sym):
+                if _finite(adv[t, i]) and _finite(sigma[t, i]):
+                    last_adv[i], last_sigma[i] = float(adv[t, i]), float(sigma[t, i])
+                else:
+                    book_universe[i] = False
         w, n = target_weights(
-            prices[t], book_alpha[t], universe[t], betas[t], prev_w, open_q, close_q,
+            prices[t], book_alpha[t], book_universe, betas[t], prev_w, open_q, close_q,
             gross_exposure,
         )
         n_eligible.append(n)
@@ -244,7 +267,28 @@ def reference_weights_and_accounting(
         short_fund = -sum(prev_w[i] * funding[t, i] for i in range(n_sym) if prev_w[i] < 0)
         funding_paid[t] = long_fund + short_fund
 
-        pnl[t] = gross[t] - fees[t] - slippage[t] + funding_paid[t]
+        # impact: Y sigma sqrt(|dw| capital / ADV) |dw| per symbol, split by leg in
+        # proportion to what each leg traded of that symbol
+        long_imp = 0.0
+        short_imp = 0.0
+        for i in range(n_sym):
+            dw = abs(w[i] - prev_w[i])
+            if dw == 0:
+                continue
+            if volume is not None:
+                if _finite(volume[t, i]) and volume[t, i] > 0:
+                    participation.append(dw * capital / volume[t, i])
+                else:
+                    trades_without_volume += 1
+            if not impact_on:
+                continue
+            cost = impact_coefficient * last_sigma[i] * math.sqrt(
+                dw * capital / last_adv[i]) * dw
+            impact[t] += cost
+            long_imp += cost * abs(max(w[i], 0.0) - max(prev_w[i], 0.0)) / dw
+            short_imp += cost * abs(min(w[i], 0.0) - min(prev_w[i], 0.0)) / dw
+
+        pnl[t] = gross[t] - fees[t] - slippage[t] - impact[t] + funding_paid[t]
         equity[t] = prev_equity * (1 + pnl[t])
         prev_equity = equity[t]
 
@@ -255,15 +299,15 @@ def reference_weights_and_accounting(
         short_after = sum(-x for x in w if x < 0)
         n_long = long_before if long_before != 0 else long_after
         n_short = short_before if short_before != 0 else short_after
-        long_net = long_pnl - long_fees[t] - long_slip + long_fund
-        short_net = short_pnl - short_fees[t] - short_slip + short_fund
+        long_net = long_pnl - long_fees[t] - long_slip - long_imp + long_fund
+        short_net = short_pnl - short_fees[t] - short_slip - short_imp + short_fund
         long_return[t] = long_net / n_long if n_long != 0 else 0.0
         short_return[t] = short_net / n_short if n_short != 0 else 0.0
 
         ic[t] = _reference_ic(alpha, universe, returns, t)
 
         # forced closes: a held symbol closed because it left E, or because n < 2
-        elig = set(eligible_symbols(prices[t], book_alpha[t], universe[t]))
+        elig = set(eligible_symbols(prices[t], book_alpha[t], book_universe))
         for i in range(n_sym):
             if prev_w[i] != 0 and w[i] == 0 and (i not in elig or n < 2):
                 forced_closes += 1
@@ -295,6 +339,9 @@ def reference_weights_and_accounting(
         forced_closes=forced_closes,
         n_eligible=n_eligible,
         ruined_at=ruined_at,
+        impact=impact,
+        participation=participation,
+        trades_without_volume=trades_without_volume,
     )
 
 
@@ -489,6 +536,53 @@ def bar_grid(price_frame, column, symbols, start_date, end_date, freq_ns) -> lis
     return list(range(min(seen), max(seen) + freq_ns, freq_ns))
 
 
+def bar_volumes(frame, column, symbols, bars_ns, freq_ns) -> np.ndarray:
+    """The sum of each bar's non-missing volume rows (bar <= ts < bar + freq); NaN
+    where the bar has none."""
+    out = np.full((len(bars_ns), len(symbols)), np.nan)
+    for j, sym in enumerate(symbols):
+        for ts, value in _observations(frame, column, sym):
+            for t, bar in enumerate(bars_ns):
+                if bar <= ts < bar + freq_ns:
+                    out[t, j] = value if math.isnan(out[t, j]) else out[t, j] + value
+    return out
+
+
+def impact_estimates(price_frame, price_column, volume_frame, volume_column, symbols,
+                     bars_ns, freq_ns, max_fill_bars, window):
+    """ADV and sigma of each bar from the ``window`` bars strictly before it.
+
+    ADV = mean of the window's bar volumes (bars with rows) x bars per day, defined with
+    at least max(2, bars per day) such bars and ADV > 0; sigma = sample std of the
+    window's bar returns (filled prices) x sqrt(bars per day), with as many returns.
+    """
+    per_day = 86_400 * 10**9 / freq_ns
+    needed = max(2, math.ceil(per_day - 1e-9))
+    first = bars_ns[0] - (window + 1) * freq_ns
+    extended = list(range(first, bars_ns[0], freq_ns)) + list(bars_ns)
+    offset = window + 1
+    prices = resample_and_fill(price_frame, price_column, symbols, extended, freq_ns,
+                               max_fill_bars)
+    volumes = bar_volumes(volume_frame, volume_column, symbols, extended, freq_ns)
+    adv = np.full((len(bars_ns), len(symbols)), np.nan)
+    sigma = np.full((len(bars_ns), len(symbols)), np.nan)
+    for t in range(len(bars_ns)):
+        rows = range(offset + t - window, offset + t)
+        for j in range(len(symbols)):
+            vols = [volumes[s, j] for s in rows if not math.isnan(volumes[s, j])]
+            rets = []
+            for s in rows:
+                if _finite(prices[s, j]) and _finite(prices[s - 1, j]):
+                    r = prices[s, j] / prices[s - 1, j] - 1
+                    if math.isfinite(r):
+                        rets.append(r)
+            if len(vols) >= needed and statistics.fmean(vols) > 0:
+                adv[t, j] = statistics.fmean(vols) * per_day
+            if len(rets) >= needed:
+                sigma[t, j] = statistics.stdev(rets) * math.sqrt(per_day)
+    return adv, sigma, volumes[offset:]
+
+
 @dataclass
 class ReferenceBacktest:
     timestamps: pd.DatetimeIndex
@@ -523,6 +617,10 @@ def reference_backtest(
     slippage_rate=0.0,
     funding_df=None,
     beta_df=None,
+    volume_df=None,
+    impact_coefficient=0.0,
+    capital=1.0,
+    impact_window_bars=None,
 ) -> ReferenceBacktest:
     """Data conventions, then the book and accounting, from raw long-format frames.
 
@@ -532,6 +630,8 @@ def reference_backtest(
     ``beta_frame``: the beta CSV as a frame (symbol, beta, status) or None.
     ``slippage_rate``: a number or a dict symbol -> rate; ``funding_df``: timestamp,
     symbol, rate (or None); ``beta_df``: time-varying betas, timestamp, symbol, beta.
+    ``volume_df``: timestamp, symbol, volume, with ``impact_coefficient``, ``capital``
+    and ``impact_window_bars`` (docs/semantics.md#market-impact).
     """
     symbols = sorted(symbols)
     freq_ns = int(pd.Timedelta(frequency).value)
@@ -555,9 +655,17 @@ def reference_backtest(
         rates = [slippage_rate] * len(symbols)
     funding = None if funding_df is None else funding_panel(funding_df, symbols, bars_ns, freq_ns)
 
+    adv = sigma = volume = None
+    if volume_df is not None:
+        adv, sigma, volume = impact_estimates(
+            raw_price_df, price_column, volume_df, "volume", symbols, bars_ns, freq_ns,
+            max_fill_bars, impact_window_bars,
+        )
     run = reference_weights_and_accounting(
         prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate,
         traded_alpha=traded_alpha, slippage_rates=rates, funding=funding,
+        impact_coefficient=impact_coefficient, capital=capital, adv=adv, sigma=sigma,
+        volume=volume,
     )
     timestamps = pd.DatetimeIndex(pd.to_datetime(bars_ns, unit="ns", utc=True), name="timestamp")
     sequences = pd.DataFrame(
@@ -566,6 +674,7 @@ def reference_backtest(
             "gross": run.gross,
             "fees": run.fees,
             "slippage": run.slippage,
+            "impact": run.impact,
             "funding": run.funding,
             "turnover": run.turnover,
             "long_return": run.long_return,

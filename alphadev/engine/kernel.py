@@ -28,11 +28,32 @@ class KernelOutput(NamedTuple):
     slippage: np.ndarray  # (T,) sum_i slippage_rate_i |w[t, i] - w[t-1, i]|
     funding: np.ndarray  # (T,) -sum_i w[t-1, i] F[t, i]: received (+) or paid (-)
     turnover: np.ndarray  # (T,)
-    pnl: np.ndarray  # (T,) gross - fees [- slippage] [+ funding]; -1 at the ruin bar
+    pnl: np.ndarray  # (T,) gross - fees [- slippage] [- impact] [+ funding]; -1 at ruin
     long_return: np.ndarray  # (T,)
     short_return: np.ndarray  # (T,)
     forced_closes: int
     ruined_at: int  # row of the bar whose net return took equity to <= 0; -1: none here
+    impact: np.ndarray  # (T,) sum_i Y sigma_i sqrt(|dw_i| capital / ADV_i) |dw_i|
+    participation: Participation  # |dw| * capital / bar volume over the trades
+    impact_scale: np.ndarray  # (N,) each symbol's last defined sigma / sqrt(ADV)
+
+
+class Participation(NamedTuple):
+    """|dw| * capital / V[t, i] summed over the trades of bars with a positive volume."""
+
+    total: float
+    trades: int
+    largest: float  # 0 without such trades
+    without_volume: int  # trades at bars with no (or zero) volume
+
+    def joined(self, other: Participation) -> Participation:
+        """Two stretches of bars as one (streaming chunks)."""
+        return Participation(self.total + other.total, self.trades + other.trades,
+                             max(self.largest, other.largest),
+                             self.without_volume + other.without_volume)
+
+
+NO_PARTICIPATION = Participation(0.0, 0, 0.0, 0)
 
 
 class CostSettings(NamedTuple):
@@ -42,17 +63,24 @@ class CostSettings(NamedTuple):
     fee_rate: float
     slippage_rates: np.ndarray  # (N,) float64, contiguous; all zero when not has_slippage
     has_slippage: bool
+    impact_factor: float = 0.0  # Y * sqrt(capital); 0 when not has_impact
+    has_impact: bool = False
+    capital: float = 1.0  # the book's notional at gross 1 (participation)
 
 
 def cost_settings(
-    fee_rate: float, slippage_rates: npt.ArrayLike | None, n_sym: int
+    fee_rate: float, slippage_rates: npt.ArrayLike | None, n_sym: int,
+    impact_coefficient: float = 0.0, capital: float = 1.0,
 ) -> CostSettings:
-    """The one place that decides "no slippage": rates None or all zero."""
+    """The one place that decides "no slippage" (rates None or all zero) and "no
+    impact" (a zero coefficient)."""
     rates = (np.zeros(n_sym) if slippage_rates is None
              else np.ascontiguousarray(slippage_rates, dtype=np.float64))
     has_slippage = bool(np.any(rates))
+    has_impact = float(impact_coefficient) > 0.0
+    factor = float(impact_coefficient) * float(np.sqrt(capital)) if has_impact else 0.0
     return CostSettings(float(fee_rate), rates if has_slippage else np.zeros(n_sym),
-                        has_slippage)
+                        has_slippage, factor, has_impact, float(capital))
 
 
 class BookSettings(NamedTuple):
@@ -72,6 +100,7 @@ class PreviousBar(NamedTuple):
     alpha: np.ndarray  # (N,) NaN at the start
     universe: np.ndarray  # (N,) bool, False at the start
     ruined: bool = False  # equity reached 0 at or before this bar: the book stays flat
+    impact_scale: np.ndarray | None = None  # (N,) last defined sigma / sqrt(ADV); None: NaN
 
     @classmethod
     def start(cls, n_sym: int) -> PreviousBar:
@@ -92,6 +121,9 @@ class BookArrays(NamedTuple):
     None; ``alpha_before`` (d, N), the alpha of the d bars before the first (d =
     ``execution_delay``), makes the book at bar t trade on the alpha of bar t - d (the
     loop reads those rows where they are: no shifted copy of the panel).
+    ``impact_scale`` (T, N) sigma / sqrt(ADV) of the trailing window, NaN where either is
+    undefined (the symbol cannot be traded into); ``volume`` (T, N) each bar's traded
+    volume, NaN without rows (docs/semantics.md#market-impact).
     """
 
     prices: np.ndarray
@@ -100,6 +132,8 @@ class BookArrays(NamedTuple):
     beta: np.ndarray
     funding: np.ndarray | None = None
     alpha_before: np.ndarray | None = None
+    impact_scale: np.ndarray | None = None
+    volume: np.ndarray | None = None
 
 
 class Prepared(NamedTuple):
@@ -146,13 +180,23 @@ def run_book(
         np.ascontiguousarray(arrays.funding, dtype=np.float64) if has_funding
         else np.zeros((0, n_sym))
     )
+    has_impact = costs.has_impact
+    if has_impact and arrays.impact_scale is None:
+        raise ValueError("run_kernel: impact is on (impact_factor > 0) but impact_scale is None")
+    scale = _optional_rows(arrays.impact_scale if has_impact else None, n_sym)
+    has_volume = arrays.volume is not None
+    volume = _optional_rows(arrays.volume, n_sym)
+    prev_scale = (np.full(n_sym, np.nan) if previous.impact_scale is None
+                  else np.ascontiguousarray(previous.impact_scale, dtype=np.float64))
     _check_shapes(prices.shape, alpha=alpha, universe=arrays.universe, beta=beta,
                   returns=returns, alpha_order=alpha_order,
                   funding=funding_rates if has_funding else None,
                   slippage_rates=costs.slippage_rates, prev_weights=previous.weights,
-                  alpha_before=alpha_before, order_before=order_before)
+                  alpha_before=alpha_before, order_before=order_before,
+                  impact_scale=scale if has_impact else None,
+                  volume=volume if has_volume else None, prev_scale=prev_scale)
     (weights, gross, fees, slippage, paid, turnover, pnl, long_return, short_return,
-     forced, ruined_at) = _run_kernel_nb(
+     forced, ruined_at, impact, participation, last_scale) = _run_kernel_nb(
         prices,
         alpha,
         np.ascontiguousarray(arrays.universe, dtype=np.bool_),
@@ -171,6 +215,13 @@ def run_book(
         alpha_before,
         order_before,
         bool(previous.ruined),
+        scale,
+        has_impact,
+        costs.impact_factor,
+        prev_scale,
+        volume,
+        has_volume,
+        costs.capital,
     )
     return KernelOutput(
         weights=weights,
@@ -185,7 +236,18 @@ def run_book(
         short_return=short_return,
         forced_closes=int(forced),
         ruined_at=int(ruined_at),
+        impact=impact,
+        participation=Participation(float(participation[0]), int(participation[1]),
+                                    float(participation[2]), int(participation[3])),
+        impact_scale=last_scale,
     )
+
+
+def _optional_rows(values: np.ndarray | None, n_sym: int) -> np.ndarray:
+    """A (T, N) float array, or an empty (0, N) one standing for "not given"."""
+    if values is None:
+        return np.zeros((0, n_sym))
+    return np.ascontiguousarray(values, dtype=np.float64)
 
 
 def run_kernel(
@@ -206,16 +268,24 @@ def run_kernel(
     alpha_before: np.ndarray | None = None,
     order_before: np.ndarray | None = None,
     ruined: bool = False,
+    impact_coefficient: float = 0.0,
+    capital: float = 1.0,
+    impact_scale: np.ndarray | None = None,
+    volume: np.ndarray | None = None,
+    prev_scale: np.ndarray | None = None,
 ) -> KernelOutput:
     """``run_book`` from loose arrays and numbers, for array-level callers (tests,
     research); the library builds the records once and calls ``run_book``."""
     n_sym = np.shape(prices)[1]
     previous = PreviousBar(np.asarray(prev_prices), np.asarray(prev_weights),
-                           np.full(n_sym, np.nan), np.zeros(n_sym, dtype=bool), ruined)
+                           np.full(n_sym, np.nan), np.zeros(n_sym, dtype=bool), ruined,
+                           prev_scale)
     settings = BookSettings(open_quantile, close_quantile, gross_exposure,
-                            cost_settings(fee_rate, slippage_rates, n_sym))
-    return run_book(BookArrays(prices, alpha, universe, beta, funding, alpha_before),
-                    previous, settings, Prepared(alpha_order, returns, order_before))
+                            cost_settings(fee_rate, slippage_rates, n_sym,
+                                          impact_coefficient, capital))
+    arrays = BookArrays(prices, alpha, universe, beta, funding, alpha_before, impact_scale,
+                        volume)
+    return run_book(arrays, previous, settings, Prepared(alpha_order, returns, order_before))
 
 
 def _check_shapes(shape: tuple[int, ...], **named: np.ndarray | None) -> None:
@@ -224,6 +294,7 @@ def _check_shapes(shape: tuple[int, ...], **named: np.ndarray | None) -> None:
     wanted = {
         "alpha": shape, "universe": shape, "returns": shape, "alpha_order": shape,
         "funding": shape, "slippage_rates": (n_sym,), "prev_weights": (n_sym,),
+        "impact_scale": shape, "volume": shape, "prev_scale": (n_sym,),
     }
     for name, array in named.items():
         if array is None:
@@ -288,8 +359,9 @@ def _sort_ties_by_index_nb(members, values, m):
 
 
 @numba.njit(cache=True)
-def _eligible_by_alpha_nb(p_row, a_row, u_row, order_row, by_alpha):
-    """Step 1 and the sort of step 3: E in ascending alpha, ties in symbol order.
+def _eligible_by_alpha_nb(p_row, a_row, u_row, order_row, by_alpha, s_row, has_impact):
+    """Step 1 and the sort of step 3: E in ascending alpha, ties in symbol order; with
+    impact on, a symbol also needs a defined impact scale ``s_row``.
 
     Fills ``by_alpha[:n]`` and returns n = |E|.
     """
@@ -298,7 +370,7 @@ def _eligible_by_alpha_nb(p_row, a_row, u_row, order_row, by_alpha):
         i = order_row[k]
         if not np.isfinite(a_row[i]):
             break  # NaN alphas sort last: nobody after this is eligible
-        if np.isfinite(p_row[i]) and u_row[i]:
+        if np.isfinite(p_row[i]) and u_row[i] and (not has_impact or np.isfinite(s_row[i])):
             by_alpha[n] = i
             n += 1
     _sort_ties_by_index_nb(by_alpha, a_row, n)
@@ -393,7 +465,7 @@ def _run_kernel_nb(
     prices, alpha, universe, beta, returns, alpha_order, prev_weights,
     open_q, close_q, gross_exposure, fee_rate,
     slippage_rates, has_slippage, funding_rates, has_funding, alpha_before, order_before,
-    ruined,
+    ruined, impact_scale, has_impact, impact_factor, prev_scale, volume, has_volume, capital,
 ):
     n_bars, n_sym = prices.shape
     delay = alpha_before.shape[0]
@@ -409,9 +481,13 @@ def _run_kernel_nb(
     short_return = np.zeros(n_bars)
     forced_closes = 0
     ruined_at = -1
+    impact = np.zeros(n_bars)
+    # participation: sum, count, max, trades without volume
+    participation = np.zeros(4)
+    last_scale = prev_scale.copy()
     if ruined:
         return (weights, gross, fees, slippage, funding, turnover, pnl, long_return,
-                short_return, forced_closes, ruined_at)
+                short_return, forced_closes, ruined_at, impact, participation, last_scale)
 
     held = prev_weights.copy()
     by_alpha = np.empty(n_sym, dtype=alpha_order.dtype)
@@ -433,6 +509,15 @@ def _run_kernel_nb(
                 long_funding -= max(held[i], 0.0) * funding_rates[t, i]
                 short_funding -= min(held[i], 0.0) * funding_rates[t, i]
 
+        # The impact scale a trade of bar t pays: the last one defined (a held symbol
+        # whose window lost its data still closes at a cost, never at zero).
+        s_row = prices[t]
+        if has_impact:
+            s_row = impact_scale[t]
+            for i in range(n_sym):
+                if np.isfinite(s_row[i]):
+                    last_scale[i] = s_row[i]
+
         # Steps 1-6: the new book (flat when fewer than two symbols are eligible).
         side[:] = 0
         if t < delay:  # the alpha of bar t - delay, before the panel's first bar
@@ -441,7 +526,8 @@ def _run_kernel_nb(
         else:
             alpha_row = alpha[t - delay]
             order_row = alpha_order[t - delay]
-        n = _eligible_by_alpha_nb(prices[t], alpha_row, universe[t], order_row, by_alpha)
+        n = _eligible_by_alpha_nb(prices[t], alpha_row, universe[t], order_row, by_alpha,
+                                  s_row, has_impact)
         long_weight = 0.0
         short_weight = 0.0
         if n >= 2:
@@ -460,6 +546,9 @@ def _run_kernel_nb(
         slipped = 0.0
         long_slipped = 0.0
         short_slipped = 0.0
+        impacted = 0.0
+        long_impacted = 0.0
+        short_impacted = 0.0
         long_before = 0.0
         short_before = 0.0
         long_after = 0.0
@@ -467,9 +556,27 @@ def _run_kernel_nb(
         for i in range(n_sym):
             before = held[i]
             after = long_weight if side[i] > 0 else short_weight if side[i] < 0 else 0.0
-            traded += abs(after - before)
-            long_traded += abs(max(after, 0.0) - max(before, 0.0))
-            short_traded += abs(min(after, 0.0) - min(before, 0.0))
+            change = abs(after - before)
+            long_change = abs(max(after, 0.0) - max(before, 0.0))
+            short_change = abs(min(after, 0.0) - min(before, 0.0))
+            traded += change
+            long_traded += long_change
+            short_traded += short_change
+            if change > 0.0:
+                if has_impact:
+                    # The symbol's impact, split by leg in proportion to what each traded.
+                    cost = impact_factor * last_scale[i] * change * np.sqrt(change)
+                    impacted += cost
+                    long_impacted += cost * (long_change / change)
+                    short_impacted += cost * (short_change / change)
+                if has_volume:
+                    if volume[t, i] > 0.0:
+                        share = change * capital / volume[t, i]
+                        participation[0] += share
+                        participation[1] += 1.0
+                        participation[2] = max(participation[2], share)
+                    else:
+                        participation[3] += 1.0
             if has_slippage:
                 slipped += slippage_rates[i] * abs(after - before)
                 long_slipped += slippage_rates[i] * abs(max(after, 0.0) - max(before, 0.0))
@@ -480,6 +587,7 @@ def _run_kernel_nb(
             short_after -= min(after, 0.0)
             eligible = (
                 np.isfinite(prices[t, i]) & np.isfinite(alpha_row[i]) & universe[t, i] & (n >= 2)
+                & (not has_impact or np.isfinite(s_row[i]))
             )
             forced_closes += (before != 0.0) & (after == 0.0) & ~eligible
             weights[t, i] = after
@@ -496,6 +604,10 @@ def _run_kernel_nb(
             slippage[t] = slipped
             long_net -= long_slipped
             short_net -= short_slipped
+        if has_impact:
+            impact[t] = impacted
+            long_net -= long_impacted
+            short_net -= short_impacted
         if has_funding:
             funding[t] = long_funding + short_funding
             long_net += long_funding
@@ -512,6 +624,8 @@ def _run_kernel_nb(
         net = gross[t] - fees[t]
         if has_slippage:
             net -= slippage[t]
+        if has_impact:
+            net -= impact[t]
         if has_funding:
             net += funding[t]
         pnl[t] = net
@@ -523,7 +637,7 @@ def _run_kernel_nb(
             break
 
     return (weights, gross, fees, slippage, funding, turnover, pnl, long_return, short_return,
-            forced_closes, ruined_at)
+            forced_closes, ruined_at, impact, participation, last_scale)
 
 
 class BookChanges(NamedTuple):

@@ -53,6 +53,8 @@ def simulate_arrays(
     derived: PanelDerived | None = None,
     alpha_before: np.ndarray | None = None,
     funding: np.ndarray | None = None,
+    impact_scale: np.ndarray | None = None,
+    volume: np.ndarray | None = None,
 ) -> Simulated:
     """Kernel and IC on aligned arrays.
 
@@ -78,6 +80,8 @@ def simulate_arrays(
         the book trades on the alpha of d bars earlier; IC keeps measuring ``alpha``.
     funding
         (T, N) funding rates per bar, or None.
+    impact_scale, volume
+        (T, N) sigma / sqrt(ADV) and bar volumes (``BookArrays``), or None.
 
     Returns
     -------
@@ -97,8 +101,9 @@ def simulate_arrays(
             returns_order,
         )
         order_before = alpha_argsort(alpha_before) if alpha_before is not None else None
-    book = run_book(BookArrays(prices, alpha, universe, betas, funding, alpha_before),
-                    previous, settings, Prepared(order, returns, order_before))
+    arrays = BookArrays(prices, alpha, universe, betas, funding, alpha_before, impact_scale,
+                        volume)
+    book = run_book(arrays, previous, settings, Prepared(order, returns, order_before))
     if ic_result is not None:
         ic = ic_result()
     return Simulated(book, PanelDerived(order, returns, ic, order_before, returns_order))
@@ -114,6 +119,8 @@ def next_bar_book(
     derived: PanelDerived,
     alpha_before: np.ndarray,
     funding: np.ndarray | None = None,
+    impact_scale: np.ndarray | None = None,
+    volume: np.ndarray | None = None,
 ) -> KernelOutput:
     """The same book traded one bar later (docs/semantics.md#next-bar).
 
@@ -122,8 +129,9 @@ def next_bar_book(
     (its weights and ruin differ from the main book's).  The order and returns come
     from ``derived``: only the small order of ``alpha_before`` is computed here.
     """
-    return run_book(BookArrays(prices, alpha, universe, betas, funding, alpha_before),
-                    previous, settings, Prepared(derived.order, derived.returns))
+    arrays = BookArrays(prices, alpha, universe, betas, funding, alpha_before, impact_scale,
+                        volume)
+    return run_book(arrays, previous, settings, Prepared(derived.order, derived.returns))
 
 
 def warm_up() -> None:

@@ -622,13 +622,15 @@ LEADERBOARD_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("cost_share", "costs / gross", pct),
     ("avg_turnover", "turnover /bar", lambda v: num(v, 4)),
     ("breakeven_fee", "break-even fee (bp)", lambda v: num(v * 1e4 if finite(v) else v, 2)),
+    ("capacity", "capacity (quote)", lambda v: f"{v:.3g}" if finite(v) else num(v, 0)),
     ("long_sharpe", "long Sharpe", lambda v: num(v, 2)),
     ("short_sharpe", "short Sharpe", lambda v: num(v, 2)),
 ]
 
 
 def _leaderboard(table: pd.DataFrame, groups: dict[str, list[str]], top: int) -> str:
-    columns = [c for c in LEADERBOARD_COLUMNS if c[0] in table.columns]
+    columns = [c for c in LEADERBOARD_COLUMNS if c[0] in table.columns
+               and not (c[0] == "capacity" and table[c[0]].isna().all())]
     head = ["#", "config"] + [html.escape(dim_title(d, p)) for d, p in groups.items()]
     head += [title for _, title, _ in columns]
     lines = ["<div class='scroll'><table class='board leader'><thead><tr>"]

@@ -17,7 +17,7 @@ import io
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -479,29 +479,30 @@ def returns_histogram(pnl: Mapping[str, pd.Series]) -> Figure:
     return fig
 
 
-COST_STEPS = ("gross", "fees", "slippage", "funding")
+COST_STEPS = ("gross", "fees", "slippage", "impact", "funding")
 
 
 def cost_waterfalls(breakdowns: Mapping[str, Mapping[str, float]]) -> Figure:
-    """Per config: gross -> fees -> slippage -> funding -> net, as sums of per-bar returns
-    (in % of notional).  Fees and slippage step down, funding up or down."""
+    """Per config: gross -> fees -> slippage -> impact -> funding -> net, as sums of
+    per-bar returns (in % of notional).  Costs step down, funding up or down."""
     n = max(1, len(breakdowns))
     ncols = min(n, 5)
     nrows = math.ceil(n / ncols)
     fig, axes = new_figure(3.2 * nrows, ncols=ncols, nrows=nrows)
     for ax, (label, parts) in zip(axes, breakdowns.items()):
-        steps = [parts["gross"], -parts["fees"], -parts["slippage"], parts["funding"]]
+        steps = [parts["gross"], -parts["fees"], -parts["slippage"], -parts.get("impact", 0.0),
+                 parts["funding"]]
         heights = np.array([*steps, sum(steps)]) * 100
         bottoms = np.append(np.concatenate([[0.0], np.cumsum(steps)[:-1]]), 0.0) * 100
         colours = ["C0"] + ["C2" if v >= 0 else "C3" for v in steps[1:]] + ["C1"]
-        x = np.arange(5)
+        x = np.arange(len(steps) + 1)
         ax.bar(x, heights, bottom=bottoms, color=colours, width=0.7)
         ends = np.concatenate([bottoms, bottoms + heights])
         low, high = min(0.0, float(ends.min())), max(0.0, float(ends.max()))
         pad = 0.08 * ((high - low) or 1.0)
         ax.set_ylim(low - (pad if low < 0 else 0.0), high + pad)
         ax.axhline(0.0, color="0.4", lw=0.8)
-        names = ["gross", "fees", "slip.", "fund.", "net"]
+        names = ["gross", "fees", "slip.", "imp.", "fund.", "net"]
         ax.set_xticks(x, [f"{step}\n{_signed(v)}" for step, v in zip(names, heights)],
                       fontsize="x-small")
         ax.set_title(textwrap.fill(label, 24), fontsize="small")
@@ -510,6 +511,25 @@ def cost_waterfalls(breakdowns: Mapping[str, Mapping[str, float]]) -> Figure:
     for ax in axes[len(breakdowns):]:
         ax.set_visible(False)
     fig.suptitle("Cost waterfall: sums of per-bar returns, % of notional")
+    return fig
+
+
+def capacity_curves(curves: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """Net Sharpe against the book's capital (log axis), one line per config, with each
+    config's capacity marked (docs/semantics.md#capacity)."""
+    fig, (ax,) = new_figure(4.0)
+    for k, (label, curve) in enumerate(curves.items()):
+        sharpe = np.array([np.nan if v is None else v for v in curve["sharpe"]], dtype=float)
+        ax.plot(curve["capital"], sharpe, color=f"C{k % 10}", lw=1.4, label=label)
+        if curve.get("capacity") is not None:
+            ax.axvline(curve["capacity"], color=f"C{k % 10}", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.axhline(0.0, color="0.4", lw=0.8)
+    ax.set_xlabel("capital (quote currency)")
+    ax.set_ylabel("net Sharpe")
+    ax.set_title("Sharpe by book size; dashed: capacity (half the zero-impact Sharpe)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="x-small")
     return fig
 
 

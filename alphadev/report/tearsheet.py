@@ -55,7 +55,7 @@ from alphadev.signal_series import EQUAL_WEIGHT
 from alphadev.stats import norm_cdf, return_moments
 
 _RELATIVE = ResultDir(Path())  # file names as a config's folder sees them
-COST_COLUMNS = ("gross", "fees", "slippage", "funding")
+COST_COLUMNS = ("gross", "fees", "slippage", "impact", "funding")
 EDGE_IC_RATIO = 0.5
 """IC at horizon 2 below this share of IC at horizon 1 (itself > 0) is flagged."""
 WORST_DRAWDOWNS = 5
@@ -88,7 +88,7 @@ def load_view(result: BacktestResult, label: str, signal_label: str | None = Non
         frame = pd.read_parquet(folder.returns)
     else:
         frame = result.sequences.copy()
-    for column in ("slippage", "funding"):
+    for column in ("slippage", "impact", "funding"):
         if column not in frame.columns:
             frame[column] = 0.0
 
@@ -175,12 +175,14 @@ def ic_table(views: Sequence[ConfigView]) -> str:
 
 
 def cost_breakdown(view: ConfigView) -> dict[str, float]:
-    """gross, fees, slippage, funding as sums of per-bar returns (``metrics.json``'s
-    ``cost_breakdown`` when present, else summed from ``returns.parquet``)."""
+    """gross, fees, slippage, impact, funding as sums of per-bar returns
+    (``metrics.json``'s ``cost_breakdown`` when present, else summed from
+    ``returns.parquet``)."""
     recorded = view.result.metrics.get("cost_breakdown")
     saved: dict[str, float | None] = {} if not recorded else {
         "gross": recorded.get("gross"), "fees": recorded.get("fees"),
-        "slippage": recorded.get("slippage"), "funding": recorded.get("funding")}
+        "slippage": recorded.get("slippage"), "impact": recorded.get("impact"),
+        "funding": recorded.get("funding")}
     return {
         key: float(value) if (value := saved.get(key)) is not None
         else float(view.returns[key].fillna(0.0).sum())
@@ -240,6 +242,7 @@ def key_metrics(views: Sequence[ConfigView]) -> str:
     rows.append(["gross return (sum)"] + [pct(b["gross"]) for b in breakdowns])
     rows.append(["fees (sum)"] + [pct(-b["fees"]) for b in breakdowns])
     rows.append(["slippage (sum)"] + [pct(-b["slippage"]) for b in breakdowns])
+    rows.append(["impact (sum)"] + [pct(-b["impact"]) for b in breakdowns])
     rows.append(["funding (sum)"] + [pct(b["funding"]) for b in breakdowns])
     rows.append(["bars"] + [num(v.result.metrics["total"].get("num_periods"), 0) for v in views])
     rows += tail_rows(views)
@@ -303,8 +306,8 @@ def edge_warnings(view: ConfigView, delayed_sharpe: float | None = None) -> list
 
 # ---------------------------------------------------------------------- panels
 def performance_panels(views: Sequence[ConfigView], plots: Any) -> str:
-    """Equity (net, and gross vs net), drawdown, legs, rolling Sharpe and volatility,
-    returns histogram and the cost waterfall of each config."""
+    """Equity (net, and gross vs net), drawdown, legs, Sharpe by capital (books with a
+    size), rolling Sharpe and volatility, returns histogram and the cost waterfall."""
     returns = {v.label: v.returns for v in views}
     parts = [
         figure(plots.equity_curves, {k: f["equity"] for k, f in returns.items()},
@@ -318,6 +321,10 @@ def performance_panels(views: Sequence[ConfigView], plots: Any) -> str:
         figure(plots.leg_curves, {k: f[["long_return", "short_return"]]
                                   for k, f in returns.items()}, alt="long and short leg"),
     ]
+    curves = {v.label: curve for v in views
+              if (curve := v.result.metrics.get("capacity_curve"))}
+    if curves:
+        parts.append(figure(plots.capacity_curves, curves, alt="Sharpe by capital"))
     ppy = {v.periods_per_year for v in views}
     index = views[0].returns.index
     window, label = rolling_window(index)

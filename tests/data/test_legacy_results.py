@@ -64,8 +64,9 @@ def test_rerun_gives_the_saved_numbers_bit_for_bit(legacy_dir: Path) -> None:
         )
         new_keys = {
             "total_slippage", "total_funding", "cost_breakdown",
-            "sharpe_next_bar", "total_return_next_bar",
+            "sharpe_next_bar", "total_return_next_bar", "total_impact",
         }
+        assert (fresh.sequences["impact"] == 0.0).all()
         assert {k: v for k, v in fresh.metrics.items() if k not in new_keys} == saved_metrics
 
 
