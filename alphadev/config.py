@@ -502,6 +502,8 @@ class BacktestConfig:
             loader = getattr(self, field)
             if loader is not None:
                 fields[field] = loader.to_dict()
+        if self.volume_loader is None:  # the book has no size: these change nothing
+            return fields
         if self.capital != DEFAULT_CAPITAL:
             fields["capital"] = self.capital
         if self.impact_coefficient != 0.0:
@@ -592,9 +594,11 @@ class BacktestConfig:
             parts.append("betas by bar")
         if self.volume_loader is not None:
             parts.append(f"capital={self.capital:g}")
+            if self.max_participation != DEFAULT_MAX_PARTICIPATION:
+                parts.append(f"max_participation={self.max_participation:g}")
         if self.impact_coefficient:
             parts.append(f"impact={self.impact_coefficient:g}")
-        if self.impact_window != DEFAULT_IMPACT_WINDOW:
+        if self.volume_loader is not None and self.impact_window != DEFAULT_IMPACT_WINDOW:
             parts.append(f"impact_window={pd.Timedelta(self.impact_window)}")
         return "".join(f", {part}" for part in parts)
 

@@ -19,7 +19,6 @@ import pandas as pd
 from alphadev.alpha import Alpha, lookback_timedelta
 from alphadev.config import DAY_NS, BacktestConfig
 from alphadev.data.loaders import CompositeDataLoader, load_range, normalize_frame
-from alphadev.engine.impact import impact_estimates
 from alphadev.errors import AlphaError, DataError
 
 if TYPE_CHECKING:  # the engine loads numba: not imported just to build a panel
@@ -173,23 +172,16 @@ def _impact_inputs(
         _raise_bad_row(rows, config, "volume_loader", int(np.flatnonzero(bad)[0]),
                        int(bad.sum()), "volumes must be finite and >= 0 (leave the cell "
                        "empty for 'no observation')")
-    volume = np.zeros((n_bars, len(symbols)))
-    counted = np.zeros((n_bars, len(symbols)), dtype=bool)
-    if values.size:
-        index = rows.index
-        stamps = index.get_level_values(0).as_unit("ns").asi8
-        column_of = pd.Index(symbols).get_indexer(index.get_level_values(1))
-        bar = (stamps - load_start.value) // config.bar_nanos
-        keep = (column_of >= 0) & (bar >= 0) & (bar < n_bars) & ~np.isnan(values)
-        np.add.at(volume, (bar[keep], column_of[keep]), values[keep])
-        counted[bar[keep], column_of[keep]] = True
-    volume[~counted] = np.nan
+    volume = _bar_sums(rows, values, symbols, load_start.value, n_bars, config.bar_nanos)
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = np.full(prices.shape, np.nan)
         returns[1:] = prices[1:] / prices[:-1] - 1.0
     returns[~np.isfinite(returns)] = np.nan
+    from alphadev.engine.impact import impact_estimates  # numba: only configs with volumes
+
     bars_per_day = DAY_NS / config.bar_nanos
-    estimates = impact_estimates(volume, returns, config.impact_window_bars, bars_per_day, skip)
+    estimates = impact_estimates(volume, returns, config.impact_window_bars, bars_per_day, skip,
+                                 origin=load_start.value // config.bar_nanos)
     return volume[skip:], estimates.scale
 
 
@@ -224,6 +216,28 @@ def to_bars(
     values.flat[key[last]] = vals[last]
     observed.flat[key[last]] = True
     return values, observed
+
+
+def _bar_sums(
+    rows: pd.Series, values: np.ndarray, symbols: list[str], bar0_ns: int, n_bars: int,
+    bar_ns: int,
+) -> np.ndarray:
+    """(n_bars, N) sum of each bar's non-missing values; NaN for a bar without any."""
+    n_sym = len(symbols)
+    if not values.size:
+        return np.full((n_bars, n_sym), np.nan)
+    index = rows.index
+    ts_codes = np.asarray(index.codes[0])
+    sym_codes = np.asarray(index.codes[1])
+    stamps = index.levels[0].as_unit("ns").asi8[np.maximum(ts_codes, 0)]
+    position = pd.Index(symbols).get_indexer(index.levels[1])
+    column = np.where((sym_codes >= 0) & (ts_codes >= 0), position[np.maximum(sym_codes, 0)], -1)
+    bar = (stamps - bar0_ns) // bar_ns
+    keep = (column >= 0) & (bar >= 0) & (bar < n_bars) & ~np.isnan(values)
+    key = bar[keep] * n_sym + column[keep]
+    sums = np.bincount(key, weights=values[keep], minlength=n_bars * n_sym)
+    seen = np.bincount(key, minlength=n_bars * n_sym) > 0
+    return np.where(seen, sums, np.nan).reshape(n_bars, n_sym)
 
 
 def fill_forward(values: np.ndarray, observed: np.ndarray, limit: int | None) -> np.ndarray:

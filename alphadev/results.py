@@ -37,6 +37,7 @@ class Metadata(TypedDict, total=False):
     symbols_without_data: list[str]
     symbols_without_funding: list[str]
     symbols_without_beta: list[str]
+    symbols_without_volume: list[str]
     num_bars: int
     ruined_at: str | None
     runtime_seconds: float
@@ -218,6 +219,11 @@ class BacktestResult:
     @property
     def slippage(self) -> pd.Series:
         return self.sequences["slippage"]
+
+    @property
+    def impact(self) -> pd.Series:
+        """Market impact paid per bar (docs/semantics.md#market-impact), a return on equity."""
+        return self.sequences["impact"]
 
     @property
     def funding(self) -> pd.Series:

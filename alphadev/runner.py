@@ -33,6 +33,7 @@ from alphadev.data.coverage import (
     beta_file_coverage,
     beta_loader_coverage,
     funding_coverage,
+    volume_coverage,
 )
 from alphadev.data.loaders import day_bounds
 from alphadev.engine.kernel import (
@@ -257,6 +258,8 @@ def _run(
         metadata["symbols_without_funding"] = side_data["symbols_without_funding"].symbols
     if "symbols_without_beta" in side_data:
         metadata["symbols_without_beta"] = side_data["symbols_without_beta"].symbols
+    if "symbols_without_volume" in side_data:
+        metadata["symbols_without_volume"] = side_data["symbols_without_volume"].symbols
     metadata["num_bars"] = len(sequences.returns)
     metadata["ruined_at"] = ruined_at
     metadata["runtime_seconds"] = time.perf_counter() - began
@@ -313,6 +316,9 @@ def side_data_coverage(config: BacktestConfig) -> dict[str, Uncovered]:
         )
     if config.beta_loader is not None:
         found["symbols_without_beta"] = beta_loader_coverage(config.beta_loader, symbols, end)
+    if config.volume_loader is not None:
+        found["symbols_without_volume"] = volume_coverage(config.volume_loader, symbols,
+                                                          start, end)
     if config.beta_csv_path is not None:
         found["symbols_without_beta"] = beta_file_coverage(config.beta_csv_path, symbols)
     return found

@@ -200,3 +200,55 @@ def test_a_book_ruined_by_its_impact_has_no_capacity_curve(tmp_path):
     assert result.metadata["ruined_at"] == (DAY1 + pd.Timedelta(hours=25)).isoformat()
     assert result.sequences["impact"].max() > 1.0
     assert result.metrics["capacity"] is None and result.metrics["capacity_curve"] is None
+
+
+def test_a_volume_file_without_the_configured_symbols_is_an_error(tmp_path):
+    paths = _market(tmp_path)
+    volume = pd.read_csv(paths["volume"])
+    volume["symbol"] = volume["symbol"].str.replace("USDT", "-USDT")
+    volume.to_csv(paths["volume"], index=False)
+    with pytest.raises(DataError, match=r"volume_loader .* holds symbols .* none of the "
+                                        r"configured symbols.*'A-USDT' for 'AUSDT'"):
+        run_backtest(_config(paths))
+
+
+def test_a_symbol_missing_from_the_volume_file_is_named(tmp_path):
+    paths = _market(tmp_path)
+    volume = pd.read_csv(paths["volume"])
+    volume[volume["symbol"] == "AUSDT"].to_csv(paths["volume"], index=False)
+    result = run_backtest(_config(paths, impact_coefficient=0.0))
+    assert result.metadata["symbols_without_volume"] == ["BUSDT"]
+    assert any("has no volume for ['BUSDT']" in w for w in result.metadata["warnings"])
+
+
+def test_validation_judges_the_largest_book(tmp_path):
+    from alphadev.out_of_sample.files import _market_setting
+
+    small = _config(_market(tmp_path)).describe()
+    large = _config(_market(tmp_path), capital=4e6).describe()
+    assert _market_setting(large)["impact"] == pytest.approx(0.8 * 2000.0)
+    assert _market_setting(small)["impact"] < _market_setting(large)["impact"]
+    assert _market_setting({"trading_fee_rate": 0.0})["impact"] == 0.0
+
+
+def test_estimates_ignore_an_extreme_bar_once_it_leaves_the_window_and_any_start_agrees():
+    """A bad tick (a return of 1e6) early in the loaded rows: later windows are exact,
+    and rows loaded from another start (a streaming chunk) give the same bits."""
+    from alphadev.engine.impact import impact_estimates
+
+    rng = np.random.default_rng(1)
+    returns = rng.normal(0, 0.005, (2000, 3))
+    returns[30, 1] = 1e6
+    volume = rng.lognormal(10, 1, (2000, 3))
+    window, first = 480, 600
+    whole = impact_estimates(volume, returns, window, 24.0, first, origin=7)
+    later = impact_estimates(volume[100:], returns[100:], window, 24.0, first - 100,
+                             origin=107)
+    np.testing.assert_array_equal(whole.sigma, later.sigma)
+    np.testing.assert_array_equal(whole.adv, later.adv)
+    for t in (first, first + 333, 1999):
+        rows = returns[t - window:t, 1]
+        expected = statistics.stdev(rows) * math.sqrt(24)
+        assert whole.sigma[t - first, 1] == pytest.approx(expected, rel=1e-12)
+        assert whole.adv[t - first, 1] == pytest.approx(
+            statistics.fmean(volume[t - window:t, 1]) * 24, rel=1e-12)

@@ -128,6 +128,25 @@ def funding_coverage(
     ))
 
 
+def volume_coverage(
+    loader: DataLoader, symbols: Sequence[str], start: pd.Timestamp, end: pd.Timestamp
+) -> Uncovered:
+    """Symbols without a volume row in [start, end): with impact on, never tradable."""
+    contents = file_contents(loader, symbols)
+    if contents is not None:
+        check_matches("volume_loader", repr(loader), contents.symbols, symbols)
+    rows = load_range(loader, start, end, symbols)
+    missing = without_rows(symbols, rows.index.get_level_values(1).unique())
+    if not missing:
+        return Uncovered([], "")
+    return Uncovered(missing, (
+        f"volume_loader {loader!r} has no volume for {_quote(missing)} between {start} and "
+        f"{end}: they have no size, so with impact on they are never traded and their "
+        "trades count as without volume" + spelling_hint(
+            contents.symbols if contents else [], missing)
+    ))
+
+
 def beta_loader_coverage(
     loader: DataLoader, symbols: Sequence[str], end: pd.Timestamp
 ) -> Uncovered:

@@ -359,9 +359,8 @@ def _sort_ties_by_index_nb(members, values, m):
 
 
 @numba.njit(cache=True)
-def _eligible_by_alpha_nb(p_row, a_row, u_row, order_row, by_alpha, s_row, has_impact):
-    """Step 1 and the sort of step 3: E in ascending alpha, ties in symbol order; with
-    impact on, a symbol also needs a defined impact scale ``s_row``.
+def _eligible_by_alpha_nb(p_row, a_row, u_row, order_row, by_alpha):
+    """Step 1 and the sort of step 3: E in ascending alpha, ties in symbol order.
 
     Fills ``by_alpha[:n]`` and returns n = |E|.
     """
@@ -370,7 +369,7 @@ def _eligible_by_alpha_nb(p_row, a_row, u_row, order_row, by_alpha, s_row, has_i
         i = order_row[k]
         if not np.isfinite(a_row[i]):
             break  # NaN alphas sort last: nobody after this is eligible
-        if np.isfinite(p_row[i]) and u_row[i] and (not has_impact or np.isfinite(s_row[i])):
+        if np.isfinite(p_row[i]) and u_row[i]:
             by_alpha[n] = i
             n += 1
     _sort_ties_by_index_nb(by_alpha, a_row, n)
@@ -490,6 +489,7 @@ def _run_kernel_nb(
                 short_return, forced_closes, ruined_at, impact, participation, last_scale)
 
     held = prev_weights.copy()
+    tradable = np.zeros(n_sym, dtype=np.bool_)
     by_alpha = np.empty(n_sym, dtype=alpha_order.dtype)
     side = np.zeros(n_sym, dtype=np.int8)
 
@@ -510,13 +510,15 @@ def _run_kernel_nb(
                 short_funding -= min(held[i], 0.0) * funding_rates[t, i]
 
         # The impact scale a trade of bar t pays: the last one defined (a held symbol
-        # whose window lost its data still closes at a cost, never at zero).
-        s_row = prices[t]
+        # whose window lost its data still closes at a cost, never at zero); with impact
+        # on, a symbol without one at bar t is not in the book's universe.
+        u_row = universe[t]
         if has_impact:
-            s_row = impact_scale[t]
             for i in range(n_sym):
-                if np.isfinite(s_row[i]):
-                    last_scale[i] = s_row[i]
+                defined = np.isfinite(impact_scale[t, i])
+                last_scale[i] = impact_scale[t, i] if defined else last_scale[i]
+                tradable[i] = universe[t, i] & defined
+            u_row = tradable
 
         # Steps 1-6: the new book (flat when fewer than two symbols are eligible).
         side[:] = 0
@@ -526,8 +528,7 @@ def _run_kernel_nb(
         else:
             alpha_row = alpha[t - delay]
             order_row = alpha_order[t - delay]
-        n = _eligible_by_alpha_nb(prices[t], alpha_row, universe[t], order_row, by_alpha,
-                                  s_row, has_impact)
+        n = _eligible_by_alpha_nb(prices[t], alpha_row, u_row, order_row, by_alpha)
         long_weight = 0.0
         short_weight = 0.0
         if n >= 2:
@@ -586,8 +587,7 @@ def _run_kernel_nb(
             long_after += max(after, 0.0)
             short_after -= min(after, 0.0)
             eligible = (
-                np.isfinite(prices[t, i]) & np.isfinite(alpha_row[i]) & universe[t, i] & (n >= 2)
-                & (not has_impact or np.isfinite(s_row[i]))
+                np.isfinite(prices[t, i]) & np.isfinite(alpha_row[i]) & u_row[i] & (n >= 2)
             )
             forced_closes += (before != 0.0) & (after == 0.0) & ~eligible
             weights[t, i] = after

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from alphadev.comparison import read_identities
+from alphadev.config import DEFAULT_CAPITAL
 from alphadev.layout import VALIDATION_NAME, ResultDir, SweepDir, ValidationDir
 from alphadev.metrics import (
     DAYS_PER_YEAR,
@@ -369,10 +371,15 @@ def _market_setting(description: dict[str, Any]) -> dict[str, Any]:
     slippage = description.get("slippage_rate", 0.0) or 0.0
     level = (sum(slippage.values()) / len(slippage) if slippage else 0.0) if isinstance(
         slippage, dict) else float(slippage)
+    # The book's impact per unit of sqrt(traded notional): Y * sqrt(capital); a bigger
+    # book or a larger coefficient is the harsher market (docs/semantics.md#market-impact).
+    impact = float(description.get("impact_coefficient", 0.0) or 0.0) * math.sqrt(
+        float(description.get("capital", DEFAULT_CAPITAL) or DEFAULT_CAPITAL))
     return {"execution_delay": int(description.get("execution_delay", 0) or 0),
             "trading_fee_rate": float(description.get("trading_fee_rate", 0.0)),
             "slippage_rate": level,
-            "funding": description.get("funding_loader") is not None}
+            "funding": description.get("funding_loader") is not None,
+            "impact": impact}
 
 
 def _sweep_folder(save_dir: str | os.PathLike) -> SweepDir:
@@ -385,7 +392,8 @@ def _sweep_folder(save_dir: str | os.PathLike) -> SweepDir:
 
 def judged_realism(root: SweepDir, identities: set[tuple[str, str]] | None) -> Realism:
     """Keep the configs at the sweep's most pessimistic market setting: the longest
-    execution delay, then the highest fee plus slippage, then funding paid. Selecting
+    execution delay, then the highest fee plus slippage, then the largest impact
+    (``impact_coefficient * sqrt(capital)``), then funding paid. Selecting
     over the market's own parameters would pick the friendliest market, not an alpha."""
     wanted = sweep_identities(root) if identities is None else identities
     settings: dict[tuple[str, str], dict[str, Any]] = {}
@@ -398,7 +406,8 @@ def judged_realism(root: SweepDir, identities: set[tuple[str, str]] | None) -> R
     if not distinct:
         return Realism(set(wanted), set(), {}, 0)
     worst = max(distinct.values(), key=lambda v: (
-        v["execution_delay"], v["trading_fee_rate"] + v["slippage_rate"], v["funding"]))
+        v["execution_delay"], v["trading_fee_rate"] + v["slippage_rate"], v["impact"],
+        v["funding"]))
     excluded = {key for key, v in settings.items() if v != worst}
     return Realism(set(wanted) - excluded, excluded, worst, len(distinct))
 

@@ -89,7 +89,9 @@ def _realism_lines(summary: ValidationSummary) -> list[str]:
         return []
     text = (f"execution_delay={setting['execution_delay']}, trading_fee_rate="
             f"{setting['trading_fee_rate']:g}, slippage_rate={setting['slippage_rate']:g}, "
-            f"funding {'paid' if setting['funding'] else 'not modelled'}")
+            f"funding {'paid' if setting['funding'] else 'not modelled'}"
+            + (f", impact_coefficient * sqrt(capital)={setting['impact']:.4g}"
+               if setting.get("impact") else ""))
     others = realism.get("configs_at_other_settings") or []
     if not others:
         return [f"market setting: {text}"]

@@ -125,7 +125,7 @@ def draw_lines(ax: Axes, series: Mapping[str, pd.Series], title: str, ylabel: st
 
 
 def equity_curves(equity: Mapping[str, pd.Series]) -> Figure:
-    """Equity (net of fees, slippage and funding, starting at 1) of each config."""
+    """Equity (net of fees, slippage, impact and funding, starting at 1) of each config."""
     fig, (ax,) = new_figure(4.2)
     draw_lines(ax, equity, "Equity curves (net of costs)", "equity", baseline=1.0, lw=1.2)
     return fig
@@ -422,7 +422,7 @@ def gross_net_equity(frames: Mapping[str, pd.DataFrame]) -> Figure:
     """Equity before costs (dashed) and after them (solid), one colour per config.
 
     Each frame has columns ``gross`` and ``pnl`` (per-bar returns); the gap between the
-    two curves is what fees, slippage and funding took.
+    two curves is what fees, slippage, impact and funding took.
     """
     fig, (ax,) = new_figure(4.0)
     for colour, (label, frame) in enumerate(frames.items()):
