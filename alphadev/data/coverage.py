@@ -131,17 +131,21 @@ def funding_coverage(
 def volume_coverage(
     loader: DataLoader, symbols: Sequence[str], start: pd.Timestamp, end: pd.Timestamp
 ) -> Uncovered:
-    """Symbols without a volume row in [start, end): with impact on, never tradable."""
+    """Symbols without any volume row (in [start, end) for a loader whose files cannot
+    be listed): with impact on, never tradable.  A built-in loader's files are listed,
+    not loaded: a year of 5-minute volumes is not read again for every config."""
     contents = file_contents(loader, symbols)
     if contents is not None:
         check_matches("volume_loader", repr(loader), contents.symbols, symbols)
-    rows = load_range(loader, start, end, symbols)
-    missing = without_rows(symbols, rows.index.get_level_values(1).unique())
+        held = contents.symbols
+    else:
+        held = list(load_range(loader, start, end, symbols).index.get_level_values(1).unique())
+    missing = without_rows(symbols, held)
     if not missing:
         return Uncovered([], "")
     return Uncovered(missing, (
-        f"volume_loader {loader!r} has no volume for {_quote(missing)} between {start} and "
-        f"{end}: they have no size, so with impact on they are never traded and their "
+        f"volume_loader {loader!r} has no volume for {_quote(missing)}: they have no size, "
+        "so with impact on they are never traded and their "
         "trades count as without volume" + spelling_hint(
             contents.symbols if contents else [], missing)
     ))
