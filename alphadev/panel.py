@@ -194,19 +194,10 @@ def to_bars(
     observed = np.zeros((n_bars, n_sym), dtype=bool)
     if len(series) == 0:
         return values, observed
-    index = series.index
-    level_ts = index.levels[0].as_unit("ns").asi8
-    position = pd.Index(symbols).get_indexer(index.levels[1])
-    ts_codes = np.asarray(index.codes[0])
-    sym_codes = np.asarray(index.codes[1])
-    ts = level_ts[np.maximum(ts_codes, 0)]
-    codes = np.where((sym_codes >= 0) & (ts_codes >= 0), position[np.maximum(sym_codes, 0)], -1)
     vals = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    bar = (ts - bar0_ns) // bar_ns
-    keep = (codes >= 0) & ~np.isnan(vals) & (bar >= 0) & (bar < n_bars)
+    ts, key, keep = _cells(series.index, vals, symbols, bar0_ns, n_bars, bar_ns)
     if not keep.any():
         return values, observed
-    key = bar[keep] * n_sym + codes[keep]
     ts, vals = ts[keep], vals[keep]
     step = np.diff(key)
     if np.any(step < 0) or np.any((step == 0) & (ts[1:] < ts[:-1])):
@@ -218,6 +209,23 @@ def to_bars(
     return values, observed
 
 
+def _cells(
+    index: pd.MultiIndex, vals: np.ndarray, symbols: list[str], bar0_ns: int, n_bars: int,
+    bar_ns: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's timestamp (ns), its flat (bar, symbol) cell among ``n_bars`` bars (kept
+    rows only) and whether it is kept: a configured symbol, a value, a bar in range.
+    Read from the index's codes, without materialising its levels per row."""
+    ts_codes = np.asarray(index.codes[0])
+    sym_codes = np.asarray(index.codes[1])
+    ts = index.levels[0].as_unit("ns").asi8[np.maximum(ts_codes, 0)]
+    position = pd.Index(symbols).get_indexer(index.levels[1])
+    column = np.where((sym_codes >= 0) & (ts_codes >= 0), position[np.maximum(sym_codes, 0)], -1)
+    bar = (ts - bar0_ns) // bar_ns
+    keep = (column >= 0) & ~np.isnan(vals) & (bar >= 0) & (bar < n_bars)
+    return ts, bar[keep] * len(symbols) + column[keep], keep
+
+
 def _bar_sums(
     rows: pd.Series, values: np.ndarray, symbols: list[str], bar0_ns: int, n_bars: int,
     bar_ns: int,
@@ -226,15 +234,7 @@ def _bar_sums(
     n_sym = len(symbols)
     if not values.size:
         return np.full((n_bars, n_sym), np.nan)
-    index = rows.index
-    ts_codes = np.asarray(index.codes[0])
-    sym_codes = np.asarray(index.codes[1])
-    stamps = index.levels[0].as_unit("ns").asi8[np.maximum(ts_codes, 0)]
-    position = pd.Index(symbols).get_indexer(index.levels[1])
-    column = np.where((sym_codes >= 0) & (ts_codes >= 0), position[np.maximum(sym_codes, 0)], -1)
-    bar = (stamps - bar0_ns) // bar_ns
-    keep = (column >= 0) & (bar >= 0) & (bar < n_bars) & ~np.isnan(values)
-    key = bar[keep] * n_sym + column[keep]
+    _, key, keep = _cells(rows.index, values, symbols, bar0_ns, n_bars, bar_ns)
     sums = np.bincount(key, weights=values[keep], minlength=n_bars * n_sym)
     seen = np.bincount(key, minlength=n_bars * n_sym) > 0
     return np.where(seen, sums, np.nan).reshape(n_bars, n_sym)
