@@ -30,7 +30,7 @@ import pandas as pd
 
 from alphadev._jsonable import jsonable
 from alphadev.alpha import Alpha
-from alphadev.config import BacktestConfig
+from alphadev.config import NO_LAG, BacktestConfig
 from alphadev.identity import code_digest
 from alphadev.layout import panel_file
 from alphadev.panel import Panel, build_panel
@@ -42,7 +42,8 @@ _MEMORY: OrderedDict[str, Panel] = OrderedDict()
 STATS = {"memory_hits": 0, "disk_hits": 0, "computed": 0}  # per process, read by tests
 _FIELDS = ("bars", "prices", "alpha", "universe", "observed")
 # Stored only when not None.
-_OPTIONAL_FIELDS = ("alpha_before", "funding", "betas", "volume", "impact_scale")
+_OPTIONAL_FIELDS = ("alpha_before", "funding", "betas", "volume", "impact_scale",
+                   "trade_prices")
 
 
 def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) -> str:
@@ -72,6 +73,8 @@ def panel_key(config: BacktestConfig, start: pd.Timestamp, end: pd.Timestamp) ->
             payload[field] = described[field]
     if config.volume_loader is not None:
         payload["impact_window_bars"] = config.impact_window_bars
+    if config.execution_lag != NO_LAG:  # the traded prices and the funding intervals move
+        payload["execution_lag_ns"] = pd.Timedelta(config.execution_lag).value
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 

@@ -64,6 +64,15 @@ def frequency_nanos(frequency: str) -> int:
     return int(nanos)
 
 
+def lag_text(lag: Any) -> str:
+    """An ``execution_lag`` as the short text of tables and names: '5min', '90s', '0s'."""
+    parsed = pd.Timedelta(lag)
+    if parsed == pd.Timedelta(0):
+        return "0s"
+    text = str(to_offset(parsed).freqstr)
+    return text if text[0].isdigit() else f"1{text}"
+
+
 def check_name(name: Any) -> None:
     """A name is used as one directory name on Linux, macOS and Windows."""
     if not isinstance(name, str) or not name:
@@ -97,6 +106,7 @@ EARLIEST_DELAYED = "1900-01-01"  # no execution_delay reaches before it
 DEFAULT_CAPITAL = 1_000_000.0
 DEFAULT_IMPACT_WINDOW = pd.Timedelta(days=20)
 DEFAULT_MAX_PARTICIPATION = 0.1
+NO_LAG = pd.Timedelta(0)  # docs/semantics.md#execution-lag: trade at the deciding close
 
 
 @dataclasses.dataclass(frozen=True, eq=True)
@@ -121,6 +131,7 @@ class BacktestConfig:
     chunk_days: int | None = None
     max_fill_bars: int = 3
     execution_delay: int = 0
+    execution_lag: Any = NO_LAG
     slippage_rate: float | Mapping[str, float] = 0.0
     funding_loader: DataLoader | None = None
     beta_loader: DataLoader | None = None
@@ -319,6 +330,7 @@ class BacktestConfig:
                               "close that defines the signal; the delayed alpha cannot "
                               f"lie before {EARLIEST_DELAYED}"),
         )
+        self._set("execution_lag", self._checked_lag())
         slip = self.slippage_rate
         hint = "a fraction of traded notional: 2e-4 is 2 bps"
         if isinstance(slip, Mapping):
@@ -365,6 +377,28 @@ class BacktestConfig:
                 f"{self.beta_csv_path!r} are given; keep one (beta_loader for betas that "
                 "change over time, beta_csv_path for one beta per symbol)"
             )
+
+    def _checked_lag(self) -> pd.Timedelta:
+        """``execution_lag`` as a Timedelta in [0, one bar) (docs/semantics.md#execution-lag)."""
+        lag = self.execution_lag
+        hint = (f"a duration shorter than one {self.frequency!r} bar, such as '5min' or "
+                "pandas.Timedelta(minutes=5); 0 trades at the close that decides the book")
+        if isinstance(lag, bool):
+            raise ValueError(f"execution_lag={lag!r} must be {hint}")
+        if isinstance(lag, (int, float)) and not isinstance(lag, bool) and lag == 0:
+            return NO_LAG
+        try:
+            if not isinstance(lag, (str, dt.timedelta, pd.Timedelta)):
+                raise ValueError
+            parsed = pd.Timedelta(lag)
+        except (ValueError, TypeError):
+            raise ValueError(f"execution_lag={lag!r} must be {hint}") from None
+        if pd.isna(parsed) or parsed < NO_LAG or parsed.value >= self.bar_nanos:
+            raise ValueError(
+                f"execution_lag={lag!r} must be {hint}; whole bars of delay are "
+                "execution_delay"
+            )
+        return parsed
 
     def _validate_impact(self) -> None:
         """The size of the book and its market impact (docs/semantics.md#market-impact)."""
@@ -491,6 +525,8 @@ class BacktestConfig:
         fields: dict[str, Any] = {}
         if self.execution_delay != 0:
             fields["execution_delay"] = self.execution_delay
+        if self.execution_lag != NO_LAG:
+            fields["execution_lag"] = pd.Timedelta(self.execution_lag).isoformat()
         if isinstance(self.slippage_rate, Mapping) or self.slippage_rate != 0.0:
             # Per symbol: only the configured ones, so a shared table of rates for a
             # wider universe does not tie the identity to symbols the config does not trade.
@@ -586,6 +622,8 @@ class BacktestConfig:
         parts = []
         if self.execution_delay:
             parts.append(f"delay={self.execution_delay}")
+        if self.execution_lag != NO_LAG:
+            parts.append(f"lag={lag_text(self.execution_lag)}")
         if isinstance(self.slippage_rate, Mapping) or self.slippage_rate:
             parts.append(f"slippage={self.slippage_rate!r}")
         if self.funding_loader is not None:
@@ -616,6 +654,7 @@ class BacktestConfig:
             ("gross exposure", str(self.gross_exposure)),
             ("fee rate", str(self.trading_fee_rate)),
             ("execution delay (bars)", str(self.execution_delay)),
+            ("execution lag", lag_text(self.execution_lag)),
             ("slippage rate", str(self.slippage_rate)),
             ("capital", f"{self.capital:g}"),
             ("impact coefficient", str(self.impact_coefficient)),

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alphadev.alpha import Alpha, lookback_timedelta
-from alphadev.config import DAY_NS, BacktestConfig
+from alphadev.config import DAY_NS, NO_LAG, BacktestConfig, lag_text
 from alphadev.data.loaders import CompositeDataLoader, load_range, normalize_frame
 from alphadev.errors import AlphaError, DataError
 
@@ -46,6 +46,9 @@ class Panel:
     # without rows) and sigma / sqrt(ADV) of the window before it (NaN: undefined).
     volume: np.ndarray | None = None
     impact_scale: np.ndarray | None = None
+    # docs/semantics.md#execution-lag, with execution_lag > 0: the price each bar's book
+    # trades at, the last one at close + lag (the close rule on a grid shifted by the lag).
+    trade_prices: np.ndarray | None = None
     # Values derived from the panel alone (returns, alpha order, IC), shared by every
     # config that uses this panel; filled by alphadev.runner, keyed by (first, stop) row.
     derived: dict[tuple[int, int], PanelDerived] = field(
@@ -121,6 +124,9 @@ def build_panel(
     # Everything the engine needs from ``data`` is copied out before the alpha sees it:
     # compute() may edit its input freely without touching the prices traded on.
     prices, observed = to_bars(data["close"], symbols, load_start.value, n_all, bar_ns)
+    trade_prices = None
+    if config.execution_lag != NO_LAG:
+        trade_prices = _lagged_prices(config, data["close"], symbols, load_start, end, n_all)
 
     if progress:
         progress("compute alpha")
@@ -150,12 +156,55 @@ def build_panel(
         universe=universe[skip:],
         observed=observed[skip:],
         alpha_before=alpha_values[skip - delay - 1:skip],
-        funding=_funding(config, symbols, start, bars, bar_ns),
+        funding=_funding(config, symbols, start, bars, bar_ns,
+                         pd.Timedelta(config.execution_lag).value),
         betas=_betas(config, symbols, load_start, end, n_all)[skip:]
         if config.beta_loader is not None else None,
         volume=volume,
         impact_scale=scale,
+        trade_prices=None if trade_prices is None else trade_prices[skip:],
     )
+
+
+def _lagged_prices(
+    config: BacktestConfig, close: pd.Series, symbols: list[str], load_start: pd.Timestamp,
+    end: pd.Timestamp, n_bars: int,
+) -> np.ndarray:
+    """The filled price at close + ``execution_lag`` of each bar: the last price row in
+    [label + lag, label + bar + lag), with the rows after ``end`` the lag reaches into."""
+    lag = pd.Timedelta(config.execution_lag)
+    _check_lag_resolution(config, close, lag)
+    after = load_range(config.price_loader, end, end + lag, symbols)[["close"]]
+    check_values(config, after)
+    rows = pd.concat([close, after["close"]]) if len(after) else close
+    values, seen = to_bars(rows, symbols, load_start.value + lag.value, n_bars,
+                           config.bar_nanos)
+    return fill_forward(values, seen, config.max_fill_bars)
+
+
+def _check_lag_resolution(config: BacktestConfig, close: pd.Series, lag: pd.Timedelta) -> None:
+    """Rows further apart than the lag would trade a whole row later than asked: with
+    hourly rows, a 5-minute lag would be a one-hour delay."""
+    rows = close.dropna()
+    if len(rows) < 2:
+        return
+    index = rows.index
+    stamps = index.levels[0].as_unit("ns").asi8[np.asarray(index.codes[0])]
+    symbol = np.asarray(index.codes[1])
+    order = np.lexsort((stamps, symbol))
+    steps = np.diff(stamps[order])
+    steps = steps[(symbol[order][1:] == symbol[order][:-1]) & (steps > 0)]
+    if not steps.size:
+        return
+    spacing = pd.Timedelta(int(np.median(steps)), "ns")
+    if spacing > lag:
+        raise DataError(
+            f"config {config.name!r}: execution_lag={lag_text(lag)} is shorter than the "
+            f"spacing of price_loader {config.price_loader!r}'s rows ({spacing}, the median "
+            "step between one symbol's rows): the price at close + lag would come from the "
+            f"next row, {spacing} after the close. Load prices at {lag_text(lag)} or finer, "
+            f"or set execution_lag to at least {spacing}"
+        )
 
 
 def _impact_inputs(
@@ -348,14 +397,16 @@ def _betas(
 
 def _funding(
     config: BacktestConfig, symbols: list[str], start: pd.Timestamp, bars: np.ndarray,
-    bar_ns: int,
+    bar_ns: int, lag_ns: int = 0,
 ) -> np.ndarray | None:
-    """F[t, i]: the rates of every funding event with label <= timestamp < label + bar."""
+    """F[t, i]: the rates of every funding event with label + lag <= timestamp < label +
+    bar + lag (the book traded at close + lag holds through that interval)."""
     loader = config.funding_loader
     if loader is None:
         return None
     column = loader.get_columns()[0]
-    end = pd.Timestamp(int(bars[-1]) + bar_ns, tz="UTC") if bars.size else start
+    start = start + pd.Timedelta(lag_ns, "ns")
+    end = pd.Timestamp(int(bars[-1]) + bar_ns + lag_ns, tz="UTC") if bars.size else start
     rows = load_range(loader, start, end, symbols)[column]
     values = rows.to_numpy(dtype=np.float64, na_value=np.nan)
     missing = np.isnan(values)

@@ -340,6 +340,7 @@ def _simulate(
     funding = None if panel.funding is None else panel.funding[seg]
     impact_scale = None if panel.impact_scale is None else panel.impact_scale[seg]
     volume = None if panel.volume is None else panel.volume[seg]
+    trade_prices = None if panel.trade_prices is None else panel.trade_prices[seg]
     # Returns, alpha order and IC do not depend on portfolio settings: from a fresh
     # start they are computed once per panel and shared by every config using it.
     key = (first, stop)
@@ -347,7 +348,7 @@ def _simulate(
     simulated = simulate_arrays(
         prices, alpha, universe, betas, carry.previous, settings, shared,
         alpha_before=_rows_before(panel, first, delay) if delay else None, funding=funding,
-        impact_scale=impact_scale, volume=volume,
+        impact_scale=impact_scale, volume=volume, trade_prices=trade_prices,
     )
     if not carry.started:
         panel.derived[key] = simulated.derived
@@ -367,6 +368,7 @@ def _simulate(
         prices=prices[-1], weights=later.weights[-1].copy(), alpha=alpha[-1],
         universe=universe[-1], ruined=carry.next_bar.ruined or later.ruined_at >= 0,
         impact_scale=later.impact_scale,
+        trade_prices=None if trade_prices is None else trade_prices[-1].copy(),
     )
     out = simulated.book
     pnl = out.pnl
@@ -382,6 +384,7 @@ def _simulate(
         universe=universe[-1].copy(),
         ruined=carry.ruined_at is not None,
         impact_scale=out.impact_scale,
+        trade_prices=None if trade_prices is None else trade_prices[-1].copy(),
     )
     carry.equity = float(equity[-1])
     carry.started = True

@@ -160,6 +160,7 @@ def reference_weights_and_accounting(
     prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate,
     traded_alpha=None, slippage_rates=None, funding=None,
     impact_coefficient=0.0, capital=1.0, adv=None, sigma=None, volume=None,
+    trade_prices=None,
 ) -> ReferenceRun:
     """The book and accounting on (T, N) arrays, starting flat (w[-1] = 0, r[0] missing).
 
@@ -168,7 +169,9 @@ def reference_weights_and_accounting(
     symbol. ``funding``: (T, N) summed funding rates of the events inside each bar.
     ``adv``, ``sigma``: (T, N) the impact estimates of each bar (NaN: undefined; with a
     positive ``impact_coefficient`` the symbol cannot be traded into); ``volume``: (T, N)
-    each bar's volume (NaN: no rows), for participation.
+    each bar's volume (NaN: no rows), for participation. ``trade_prices``: (T, N) the
+    prices the book trades at (an execution lag); the book earns their returns, IC keeps
+    measuring the returns of ``prices``.
     """
     prices = np.asarray(prices, dtype=float)
     alpha = np.asarray(alpha, dtype=float)
@@ -190,6 +193,8 @@ def reference_weights_and_accounting(
 
     weights = np.zeros((n_bars, n_sym))
     returns = np.full((n_bars, n_sym), np.nan)
+    traded_at = prices if trade_prices is None else np.asarray(trade_prices, dtype=float)
+    book_returns = np.full((n_bars, n_sym), np.nan)
     gross = np.zeros(n_bars)
     fees = np.zeros(n_bars)
     long_fees = np.zeros(n_bars)
@@ -212,6 +217,8 @@ def reference_weights_and_accounting(
             for i in range(n_sym):
                 if _finite(prices[t, i]) and _finite(prices[t - 1, i]):
                     returns[t, i] = prices[t, i] / prices[t - 1, i] - 1
+                if _finite(traded_at[t, i]) and _finite(traded_at[t - 1, i]):
+                    book_returns[t, i] = traded_at[t, i] / traded_at[t - 1, i] - 1
         if ruined_at is not None:
             # after ruin the book is flat and every column is 0; IC still measures alpha
             ic[t] = _reference_ic(alpha, universe, returns, t)
@@ -238,7 +245,7 @@ def reference_weights_and_accounting(
         long_pnl = 0.0
         short_pnl = 0.0
         for i in range(n_sym):
-            r = returns[t, i] if _finite(returns[t, i]) else 0.0
+            r = book_returns[t, i] if _finite(book_returns[t, i]) else 0.0
             g += prev_w[i] * r
             if prev_w[i] > 0:
                 long_pnl += prev_w[i] * r
@@ -466,6 +473,25 @@ def resample_and_fill(frame, column, symbols, bars_ns, freq_ns, max_fill_bars) -
     return out
 
 
+def lagged_prices(frame, column, symbols, bars_ns, freq_ns, max_fill_bars, lag_ns) -> np.ndarray:
+    """The price each bar's book trades at with an execution lag: the last observation
+    stamped before bar + freq + lag (the close rule with every bar moved later by the
+    lag), if the moved bar holding it is at most ``max_fill_bars`` bars old; else NaN."""
+    out = np.full((len(bars_ns), len(symbols)), np.nan)
+    for j, sym in enumerate(symbols):
+        obs = _observations(frame, column, sym)
+        times = [ts for ts, _ in obs]
+        for t, bar in enumerate(bars_ns):
+            k = bisect.bisect_left(times, bar + freq_ns + lag_ns) - 1
+            if k < 0:
+                continue
+            ts, value = obs[k]
+            moved_bar = _bar_of(ts - lag_ns, freq_ns) + lag_ns
+            if (bar + lag_ns - moved_bar) // freq_ns <= max_fill_bars:
+                out[t, j] = value
+    return out
+
+
 def universe_panel(frame, symbols, bars_ns, freq_ns) -> np.ndarray:
     """Last universe observation before the bar's end, at any age; none -> False."""
     out = np.zeros((len(bars_ns), len(symbols)), dtype=bool)
@@ -508,15 +534,16 @@ def beta_panel(frame, symbols, bars_ns, freq_ns) -> np.ndarray:
     return out
 
 
-def funding_panel(frame, symbols, bars_ns, freq_ns) -> np.ndarray:
-    """F[t, i]: the sum of the rates of symbol i's events with bar <= ts < bar + freq."""
+def funding_panel(frame, symbols, bars_ns, freq_ns, lag_ns=0) -> np.ndarray:
+    """F[t, i]: the sum of the rates of symbol i's events with bar + lag <= ts < bar +
+    freq + lag (the interval the book of an execution lag holds w[t-1] through)."""
     out = np.zeros((len(bars_ns), len(symbols)))
     for _, row in frame.iterrows():
         if row["symbol"] not in symbols:
             continue
         ts = _ns(row["timestamp"])
         for t, bar in enumerate(bars_ns):
-            if bar <= ts < bar + freq_ns:
+            if bar + lag_ns <= ts < bar + freq_ns + lag_ns:
                 out[t, symbols.index(row["symbol"])] += float(row["rate"])
     return out
 
@@ -621,6 +648,7 @@ def reference_backtest(
     impact_coefficient=0.0,
     capital=1.0,
     impact_window_bars=None,
+    execution_lag=None,
 ) -> ReferenceBacktest:
     """Data conventions, then the book and accounting, from raw long-format frames.
 
@@ -631,7 +659,8 @@ def reference_backtest(
     ``slippage_rate``: a number or a dict symbol -> rate; ``funding_df``: timestamp,
     symbol, rate (or None); ``beta_df``: time-varying betas, timestamp, symbol, beta.
     ``volume_df``: timestamp, symbol, volume, with ``impact_coefficient``, ``capital``
-    and ``impact_window_bars`` (docs/semantics.md#market-impact).
+    and ``impact_window_bars`` (docs/semantics.md#market-impact). ``execution_lag``: a
+    duration shorter than a bar (docs/semantics.md#execution-lag).
     """
     symbols = sorted(symbols)
     freq_ns = int(pd.Timedelta(frequency).value)
@@ -653,7 +682,11 @@ def reference_backtest(
         rates = [slippage_rate[s] for s in symbols]
     else:
         rates = [slippage_rate] * len(symbols)
-    funding = None if funding_df is None else funding_panel(funding_df, symbols, bars_ns, freq_ns)
+    lag_ns = 0 if execution_lag is None else int(pd.Timedelta(execution_lag).value)
+    funding = None if funding_df is None else funding_panel(
+        funding_df, symbols, bars_ns, freq_ns, lag_ns)
+    trade_prices = None if not lag_ns else lagged_prices(
+        raw_price_df, price_column, symbols, bars_ns, freq_ns, max_fill_bars, lag_ns)
 
     adv = sigma = volume = None
     if volume_df is not None:
@@ -665,7 +698,7 @@ def reference_backtest(
         prices, alpha, universe, beta, open_q, close_q, gross_exposure, fee_rate,
         traded_alpha=traded_alpha, slippage_rates=rates, funding=funding,
         impact_coefficient=impact_coefficient, capital=capital, adv=adv, sigma=sigma,
-        volume=volume,
+        volume=volume, trade_prices=trade_prices,
     )
     timestamps = pd.DatetimeIndex(pd.to_datetime(bars_ns, unit="ns", utc=True), name="timestamp")
     sequences = pd.DataFrame(

@@ -101,6 +101,7 @@ class PreviousBar(NamedTuple):
     universe: np.ndarray  # (N,) bool, False at the start
     ruined: bool = False  # equity reached 0 at or before this bar: the book stays flat
     impact_scale: np.ndarray | None = None  # (N,) last defined sigma / sqrt(ADV); None: NaN
+    trade_prices: np.ndarray | None = None  # (N,) last price at close + lag; None: NaN
 
     @classmethod
     def start(cls, n_sym: int) -> PreviousBar:

@@ -34,6 +34,13 @@ class PanelDerived(NamedTuple):
     ic: np.ndarray  # (T,) rank IC
     order_before: np.ndarray | None = None  # alpha_argsort(alpha_before), when delayed
     returns_order: np.ndarray | None = None  # (T, N) np.argsort(returns, axis=1)
+    # (T, N) the book's returns between prices at close + lag (docs/semantics.md#execution-lag);
+    # None: the book earns ``returns``.
+    trade_returns: np.ndarray | None = None
+
+    @property
+    def book_returns(self) -> np.ndarray:
+        return self.returns if self.trade_returns is None else self.trade_returns
 
 
 class Simulated(NamedTuple):
@@ -55,6 +62,7 @@ def simulate_arrays(
     funding: np.ndarray | None = None,
     impact_scale: np.ndarray | None = None,
     volume: np.ndarray | None = None,
+    trade_prices: np.ndarray | None = None,
 ) -> Simulated:
     """Kernel and IC on aligned arrays.
 
@@ -82,6 +90,10 @@ def simulate_arrays(
         (T, N) funding rates per bar, or None.
     impact_scale, volume
         (T, N) sigma / sqrt(ADV) and bar volumes (``BookArrays``), or None.
+    trade_prices
+        (T, N) the prices the book trades at when they are not the closes (an
+        ``execution_lag``), chained from ``previous.trade_prices``; the book earns their
+        returns, IC keeps the closes'.
 
     Returns
     -------
@@ -89,7 +101,9 @@ def simulate_arrays(
         The book (``KernelOutput``) and the settings-free values it used.
     """
     if derived is not None:
-        order, returns, ic, order_before, returns_order = derived
+        order, returns, ic, order_before = derived.order, derived.returns, derived.ic, \
+            derived.order_before
+        returns_order, trade_returns = derived.returns_order, derived.trade_returns
         ic_result = None
     else:
         returns = chained_returns(prices, previous.prices)
@@ -101,12 +115,19 @@ def simulate_arrays(
             returns_order,
         )
         order_before = alpha_argsort(alpha_before) if alpha_before is not None else None
+        trade_returns = None
+        if trade_prices is not None:
+            before = (np.full(prices.shape[1], np.nan) if previous.trade_prices is None
+                      else previous.trade_prices)
+            trade_returns = chained_returns(trade_prices, before)
     arrays = BookArrays(prices, alpha, universe, betas, funding, alpha_before, impact_scale,
                         volume)
-    book = run_book(arrays, previous, settings, Prepared(order, returns, order_before))
+    book_returns = returns if trade_returns is None else trade_returns
+    book = run_book(arrays, previous, settings, Prepared(order, book_returns, order_before))
     if ic_result is not None:
         ic = ic_result()
-    return Simulated(book, PanelDerived(order, returns, ic, order_before, returns_order))
+    return Simulated(book, PanelDerived(order, returns, ic, order_before, returns_order,
+                                        trade_returns))
 
 
 def next_bar_book(
@@ -131,7 +152,7 @@ def next_bar_book(
     """
     arrays = BookArrays(prices, alpha, universe, betas, funding, alpha_before, impact_scale,
                         volume)
-    return run_book(arrays, previous, settings, Prepared(derived.order, derived.returns))
+    return run_book(arrays, previous, settings, Prepared(derived.order, derived.book_returns))
 
 
 def warm_up() -> None:
