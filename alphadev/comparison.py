@@ -31,7 +31,7 @@ from alphadev.store import atomic_write
 __all__ = [
     "IDENTITY_COLUMNS", "SETTING_COLUMNS", "comparison_table", "cost_share",
     "deflation", "leaderboard", "read_comparison_table", "read_identities", "result_row",
-    "write_comparison",
+    "write_comparison", "sharpe_at_lags", "lag_fragile", "lags_text",
 ]
 _LEADERBOARD_COLUMNS = (
     "name", "sharpe", "sharpe_next_bar", "fragile", "dsr", "annualized_return",
@@ -84,6 +84,47 @@ def comparison_table(
     return table
 
 
+def sharpe_at_lags(table: pd.DataFrame) -> pd.DataFrame | None:
+    """Each row's Sharpe at every ``execution_lag`` of the sweep, read from its siblings
+    (the rows that differ from it in the lag alone), then one full bar later (the
+    lag-0 sibling's ``sharpe_next_bar``), one column per lag in time order and a last
+    column ``1 bar``; None when the table has fewer than two lags
+    (docs/semantics.md#execution-lag)."""
+    if "execution_lag" not in table.columns:
+        return None
+    lags = table["execution_lag"].fillna("0s").astype(str)
+    order = sorted(set(lags), key=pd.Timedelta)
+    if len(order) < 2:
+        return None
+    same = [c for c in table.columns if c != "execution_lag" and (
+        c == "alpha_class" or c.startswith("alpha.") or c in SETTING_COLUMNS)]
+    group = table[same].astype(str).agg("|".join, axis=1) if same else pd.Series(
+        "", index=table.index)
+    sharpe = pd.to_numeric(table["sharpe"], errors="coerce")
+    later = pd.to_numeric(table.get("sharpe_next_bar", pd.Series(None, index=table.index)),
+                          errors="coerce")
+    found = pd.DataFrame({"group": group, "lag": lags, "sharpe": sharpe, "later": later})
+    found = found.drop_duplicates(["group", "lag"])
+    wide = found.pivot(index="group", columns="lag", values="sharpe").reindex(columns=order)
+    wide["1 bar"] = found[found["lag"] == order[0]].set_index("group")["later"]
+    out = wide.reindex(group.to_numpy())
+    out.index = table.index
+    return out
+
+
+def lag_fragile(at_lags: pd.DataFrame) -> pd.Series:
+    """True where the Sharpe at the smallest lag is > 0 and the next lag keeps less than
+    ``FRAGILE_RATIO`` of it (or changes sign): the edge dies inside one bar."""
+    first, second = at_lags.iloc[:, 0], at_lags.iloc[:, 1]
+    return (first > 0) & (second < FRAGILE_RATIO * first)
+
+
+def lags_text(at_lags: pd.DataFrame) -> list[str]:
+    """One cell per row: '0s 1.60 | 5min 1.21 | 1 bar 0.40' ('-' for a missing sibling)."""
+    return [" | ".join(f"{lag} {value:.2f}" if pd.notna(value) else f"{lag} -"
+                       for lag, value in row.items()) for _, row in at_lags.iterrows()]
+
+
 def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
     """The best ``top`` configs by (net) Sharpe with their Sharpe one bar later, IC,
     turnover, what costs took (``cost_share``) and, for books with a size, their
@@ -104,6 +145,12 @@ def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
         best["fragile"] = ["!" if f else "?" if f is None else "" for f in flags]
     cols = [c for c in _LEADERBOARD_COLUMNS if c in best.columns
             and not (c in _OPTIONAL_LEADERBOARD_COLUMNS and best[c].isna().all())]
+    at_lags = sharpe_at_lags(table)
+    if at_lags is not None:
+        at_lags = at_lags.loc[best.index]
+        best["sharpe_by_lag"] = lags_text(at_lags)
+        cols.insert(cols.index("sharpe_next_bar") + 1 if "sharpe_next_bar" in cols else 2,
+                    "sharpe_by_lag")
     lines = [best[cols].to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4g}")]
     if fragile.any():
         lines.append(
@@ -111,6 +158,14 @@ def leaderboard(table: pd.DataFrame, top: int = 10) -> str:
             f"{1 - FRAGILE_RATIO:.0%} of their Sharpe one bar later (sharpe_next_bar, "
             "execution_delay + 1): their edge does not survive one bar of delay "
             "(docs/semantics.md#next-bar)"
+        )
+    if at_lags is not None and lag_fragile(at_lags).any():
+        first, second = at_lags.columns[:2]
+        lines.append(
+            f"! {int(lag_fragile(at_lags).sum())} of the top {len(best)} configs keep less "
+            f"than {FRAGILE_RATIO:.0%} of their Sharpe at execution_lag={first} when traded "
+            f"at execution_lag={second} (sharpe_by_lag): their edge dies inside one bar "
+            "(docs/semantics.md#execution-lag)"
         )
     if "fragile" in table.columns and unknown.any():
         lines.append(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from alphadev import _threads
 from alphadev._display import html_table
-from alphadev.config import DEFAULT_CAPITAL
+from alphadev.config import DEFAULT_CAPITAL, lag_text
 from alphadev.layout import ResultDir, SweepDir, check_folder, with_manifest
 from alphadev.metrics import CostBreakdown, Metrics, is_fragile
 from alphadev.store import building_dir, publish_dir, read_json, write_bytes, write_json
@@ -68,10 +68,10 @@ class Sequences:
 SETTING_COLUMNS = (
     "start_date", "end_date", "open_quantile", "close_quantile", "gross_exposure",
     "frequency", "trading_fee_rate", "mode", "chunk_days", "max_fill_bars",
-    "execution_delay", "slippage_rate", "capital", "impact_coefficient",
+    "execution_delay", "execution_lag", "slippage_rate", "capital", "impact_coefficient",
 )
 # Settings a config description leaves out at their default (alphadev.config).
-_SETTING_DEFAULTS = {"execution_delay": 0, "slippage_rate": 0.0,
+_SETTING_DEFAULTS = {"execution_delay": 0, "execution_lag": "0s", "slippage_rate": 0.0,
                      "capital": DEFAULT_CAPITAL, "impact_coefficient": 0.0}
 IDENTITY_COLUMNS = ("name", "alpha_class", "fingerprint")
 
@@ -92,6 +92,7 @@ def result_row(result: BacktestResult) -> dict[str, Any]:
         settings["slippage_rate"] = ", ".join(
             f"{symbol}:{rate:g}" for symbol, rate in settings["slippage_rate"].items()
         )
+    settings["execution_lag"] = lag_text(settings["execution_lag"])  # '5min', not ISO 8601
     row.update({key: settings[key] for key in SETTING_COLUMNS})
     metrics = result.metrics
     row.update(metrics["total"])

@@ -29,7 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from alphadev.comparison import read_identities
-from alphadev.config import DEFAULT_CAPITAL
+from alphadev.config import DEFAULT_CAPITAL, lag_text
 from alphadev.layout import VALIDATION_NAME, ResultDir, SweepDir, ValidationDir
 from alphadev.metrics import (
     DAYS_PER_YEAR,
@@ -376,6 +376,7 @@ def _market_setting(description: dict[str, Any]) -> dict[str, Any]:
     impact = float(description.get("impact_coefficient", 0.0) or 0.0) * math.sqrt(
         float(description.get("capital", DEFAULT_CAPITAL) or DEFAULT_CAPITAL))
     return {"execution_delay": int(description.get("execution_delay", 0) or 0),
+            "execution_lag": lag_text(description.get("execution_lag", 0) or 0),
             "trading_fee_rate": float(description.get("trading_fee_rate", 0.0)),
             "slippage_rate": level,
             "funding": description.get("funding_loader") is not None,
@@ -392,8 +393,9 @@ def _sweep_folder(save_dir: str | os.PathLike) -> SweepDir:
 
 def judged_realism(root: SweepDir, identities: set[tuple[str, str]] | None) -> Realism:
     """Keep the configs at the sweep's most pessimistic market setting: the longest
-    execution delay, then the highest fee plus slippage, then the largest impact
-    (``impact_coefficient * sqrt(capital)``), then funding paid. Selecting
+    execution delay, then the longest execution lag, then the highest fee plus
+    slippage, then the largest impact (``impact_coefficient * sqrt(capital)``), then
+    funding paid. Selecting
     over the market's own parameters would pick the friendliest market, not an alpha."""
     wanted = sweep_identities(root) if identities is None else identities
     settings: dict[tuple[str, str], dict[str, Any]] = {}
@@ -406,8 +408,8 @@ def judged_realism(root: SweepDir, identities: set[tuple[str, str]] | None) -> R
     if not distinct:
         return Realism(set(wanted), set(), {}, 0)
     worst = max(distinct.values(), key=lambda v: (
-        v["execution_delay"], v["trading_fee_rate"] + v["slippage_rate"], v["impact"],
-        v["funding"]))
+        v["execution_delay"], pd.Timedelta(v["execution_lag"]),
+        v["trading_fee_rate"] + v["slippage_rate"], v["impact"], v["funding"]))
     excluded = {key for key, v in settings.items() if v != worst}
     return Realism(set(wanted) - excluded, excluded, worst, len(distinct))
 

@@ -87,7 +87,9 @@ def _realism_lines(summary: ValidationSummary) -> list[str]:
     setting = realism.get("setting")
     if not setting:
         return []
-    text = (f"execution_delay={setting['execution_delay']}, trading_fee_rate="
+    lag = setting.get("execution_lag", "0s")
+    text = (f"execution_delay={setting['execution_delay']}"
+            + (f", execution_lag={lag}" if lag != "0s" else "") + ", trading_fee_rate="
             f"{setting['trading_fee_rate']:g}, slippage_rate={setting['slippage_rate']:g}, "
             f"funding {'paid' if setting['funding'] else 'not modelled'}"
             + (f", impact_coefficient * sqrt(capital)={setting['impact']:.4g}"

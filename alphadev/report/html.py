@@ -49,8 +49,12 @@ from alphadev.comparison import (
     SETTING_COLUMNS,
     comparison_table,
     deflation,
+    lag_fragile,
+    lags_text,
     read_comparison_table,
+    sharpe_at_lags,
 )
+from alphadev.config import lag_text
 from alphadev.layout import ResultDir, SweepDir, warn_damaged
 from alphadev.metrics import FRAGILE_RATIO, SHORT_SAMPLE_DAYS, is_short_sample
 from alphadev.out_of_sample.files import (
@@ -99,11 +103,12 @@ DSR_CONFIDENCE = 0.95
 CONTENTS_META = "alphadev-report-contents"
 """``<meta>`` naming what the report holds (``top=5 detailed=5 ic-decay=5 factor=5``);
 the Luigi ``Report`` task is complete only when its report has the IC decay."""
-EXTRA_SETTINGS = ("execution_delay", "slippage_rate")
+EXTRA_SETTINGS = ("execution_delay", "execution_lag", "slippage_rate")
 """Config fields read from ``config.json`` when the comparison table lacks them
 (results written before they existed count as 0)."""
 SHORT_NAMES = {
-    "trading_fee_rate": "fee", "execution_delay": "delay", "slippage_rate": "slippage",
+    "trading_fee_rate": "fee", "execution_delay": "delay", "execution_lag": "lag",
+    "slippage_rate": "slippage",
     "gross_exposure": "exposure",
 }
 
@@ -203,7 +208,8 @@ def sweep_table(
     by_name = {r.name: r.config_dict for r in results}
     for field in EXTRA_SETTINGS:
         if field not in table.columns:
-            table[field] = [_setting(by_name[name].get(field, 0)) for name in table["name"]]
+            table[field] = [_setting(field, by_name[name].get(field, 0))
+                            for name in table["name"]]
     table["sharpe"] = pd.to_numeric(table["sharpe"], errors="coerce")
     table["alpha"] = [class_name(str(c)) for c in table["alpha_class"]]
     table = table.sort_values(["sharpe", "name"], ascending=[False, True], na_position="last",
@@ -214,7 +220,10 @@ def sweep_table(
     return table
 
 
-def _setting(value: Any) -> Any:
+def _setting(field: str, value: Any) -> Any:
+    """A config.json setting as the comparison table shows it."""
+    if field == "execution_lag":
+        return lag_text(value)
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
 
 
@@ -583,7 +592,30 @@ def _summary(table: pd.DataFrame, source: str, top: int, synthetic: bool,
 
 
 def _fragility_verdict(table: pd.DataFrame, top: int) -> str:
-    """First words of the verdict: whether the best configs survive one bar of delay."""
+    """First words of the verdict: whether the best configs survive one bar of delay,
+    and (a sweep over ``execution_lag``) the next lag inside the bar."""
+    return _delay_verdict(table, top) + _lag_verdict(table, top)
+
+
+def _lag_verdict(table: pd.DataFrame, top: int) -> str:
+    at_lags = sharpe_at_lags(table)
+    if at_lags is None:
+        return ""
+    fragile = lag_fragile(at_lags.head(top))
+    if not fragile.any():
+        return ""
+    first, second = at_lags.columns[:2]
+    best = at_lags.iloc[0]
+    lead = (f"The best config keeps {num(best[second], 2)} of its Sharpe "
+            f"{num(best[first], 2)} at execution_lag={html.escape(str(second))} "
+            f"(against {html.escape(str(first))}): its edge dies inside one bar. "
+            if fragile.iloc[0] else "")
+    return (f"<b class='bad'>{lead}{int(fragile.sum())} of the top {len(fragile)} configs "
+            f"keep less than {FRAGILE_RATIO:.0%} of their Sharpe at execution_lag="
+            f"{html.escape(str(second))}.</b> ")
+
+
+def _delay_verdict(table: pd.DataFrame, top: int) -> str:
     if "fragile" not in table.columns:
         return ""
     flags = [str(v).strip().lower() in ("true", "1", "1.0") for v in table["fragile"].head(top)]
@@ -631,6 +663,11 @@ LEADERBOARD_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
 def _leaderboard(table: pd.DataFrame, groups: dict[str, list[str]], top: int) -> str:
     columns = [c for c in LEADERBOARD_COLUMNS if c[0] in table.columns
                and not (c[0] == "capacity" and table[c[0]].isna().all())]
+    at_lags = sharpe_at_lags(table)
+    if at_lags is not None:  # docs/semantics.md#execution-lag
+        table = table.assign(sharpe_by_lag=lags_text(at_lags))
+        at = next((k + 1 for k, c in enumerate(columns) if c[0] == "sharpe_next_bar"), 1)
+        columns.insert(at, ("sharpe_by_lag", "Sharpe by execution lag", html.escape))
     head = ["#", "config"] + [html.escape(dim_title(d, p)) for d, p in groups.items()]
     head += [title for _, title, _ in columns]
     lines = ["<div class='scroll'><table class='board leader'><thead><tr>"]
@@ -730,7 +767,8 @@ def render_tear_sheet(result: BacktestResult, comparison: pd.DataFrame | None = 
     view = load_view(result, result.name)
     config = result.config_dict
     settings = {k: config[k] for k in ("quantile", *SETTING_COLUMNS) if k in config}
-    settings.update({k: config.get(k, 0) for k in EXTRA_SETTINGS})  # saved only when not 0
+    settings.update({k: _setting(k, config.get(k, 0))
+                     for k in EXTRA_SETTINGS})  # saved only when not 0
     items = [("config", name(result.name)),
              ("alpha", html.escape(f"{class_name(str(config.get('alpha_class')))}"
                                    f"({config.get('alpha_kwargs')})")),
