@@ -98,8 +98,8 @@ def sharpe_at_lags(table: pd.DataFrame) -> pd.DataFrame | None:
         return None
     same = [c for c in table.columns if c != "execution_lag" and (
         c == "alpha_class" or c.startswith("alpha.") or c in SETTING_COLUMNS)]
-    group = table[same].astype(str).agg("|".join, axis=1) if same else pd.Series(
-        "", index=table.index)
+    group = pd.Series([repr(tuple(str(v) for v in row))
+                       for row in table[same].itertuples(index=False)], index=table.index)
     sharpe = pd.to_numeric(table["sharpe"], errors="coerce")
     later = pd.to_numeric(table.get("sharpe_next_bar", pd.Series(None, index=table.index)),
                           errors="coerce")

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import inspect
 import json
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -385,7 +386,7 @@ class BacktestConfig:
                 "pandas.Timedelta(minutes=5); 0 trades at the close that decides the book")
         if isinstance(lag, bool):
             raise ValueError(f"execution_lag={lag!r} must be {hint}")
-        if isinstance(lag, (int, float)) and not isinstance(lag, bool) and lag == 0:
+        if isinstance(lag, numbers.Real) and lag == 0:  # bool is refused above
             return NO_LAG
         try:
             if not isinstance(lag, (str, dt.timedelta, pd.Timedelta)):
