@@ -104,7 +104,10 @@ def sharpe_at_lags(table: pd.DataFrame) -> pd.DataFrame | None:
     later = pd.to_numeric(table.get("sharpe_next_bar", pd.Series(None, index=table.index)),
                           errors="coerce")
     found = pd.DataFrame({"group": group, "lag": lags, "sharpe": sharpe, "later": later})
-    found = found.drop_duplicates(["group", "lag"])
+    # Two rows at one lag that the columns cannot tell apart (they differ in a field the
+    # table does not show): their siblings are unknown, not the first row's.
+    ambiguous = found.loc[found.duplicated(["group", "lag"], keep=False), "group"].unique()
+    found = found[~found["group"].isin(ambiguous)]
     wide = found.pivot(index="group", columns="lag", values="sharpe").reindex(columns=order)
     wide["1 bar"] = found[found["lag"] == order[0]].set_index("group")["later"]
     out = wide.reindex(group.to_numpy())

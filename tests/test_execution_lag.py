@@ -227,3 +227,17 @@ def test_report_of_a_lag_sweep_shows_the_sharpe_by_lag(tmp_path):
     assert "its edge dies inside one bar" in verdict
     assert "3 of the top 3 configs keep less than 50% of their Sharpe at " \
         "execution_lag=5min" in verdict
+
+
+def test_rows_the_table_cannot_tell_apart_have_no_siblings():
+    """Two configs at lag 0 that differ only in a field the table does not show: which
+    one the 5-minute row belongs to is unknown, so none of them gets a Sharpe by lag."""
+    table = pd.DataFrame({
+        "name": ["a", "b", "c", "d"], "alpha_class": ["X"] * 4, "alpha.k": [1, 1, 1, 2],
+        "execution_lag": ["0s", "0s", "5min", "0s"], "sharpe": [2.0, 1.0, 0.5, 3.0],
+        "sharpe_next_bar": [0.1, 0.2, 0.3, 0.4],
+    })
+    at_lags = sharpe_at_lags(table)
+    assert at_lags.iloc[:3].isna().all().all()
+    assert at_lags.iloc[3].tolist()[0] == 3.0 and math.isnan(at_lags.iloc[3]["5min"])
+    assert at_lags.iloc[3]["1 bar"] == 0.4
