@@ -39,6 +39,16 @@ from alphadev.layout import SweepDir, warn_damaged
 from alphadev.orchestrator import SweepRun, run_sweep, worker_count
 from alphadev.progress import SweepDisplay
 from alphadev.results import BacktestResult, load_result
+from alphadev.search import (
+    DEFAULT_HOLDOUT,
+    SearchSpec,
+    SearchStudy,
+    SearchSummary,
+    check_n_trials,
+    results_of,
+    run_search,
+    summary_lines,
+)
 from alphadev.store import (
     notice_banner,
     read_json,
@@ -194,6 +204,53 @@ class Backtester:
         if verbose:
             self._print_summary(display, err_path)
         return run.results
+
+    def search(
+        self,
+        base: BacktestConfig,
+        space: Mapping[str, Any],
+        n_trials: int,
+        metric: str = "sharpe",
+        sampler: str = "tpe",
+        seed: int | None = None,
+        *,
+        direction: str = "maximize",
+        holdout: float = DEFAULT_HOLDOUT,
+        save_dir: str | os.PathLike | None = None,
+        storage: str | None = None,
+        verbose: bool = True,
+    ) -> SearchSummary:
+        """Adaptive search (Optuna, ``pip install 'alphadev[search]'``): ``n_trials``
+        trials in total, each a config like any other (docs/semantics.md#adaptive-search).
+
+        ``space`` maps alpha parameters and settings to ``IntRange``, ``FloatRange`` or
+        ``Choice`` (``alphadev.search``).  The sampler sees ``metric`` on the first
+        ``1 - holdout`` of the period only.  With ``save_dir`` the study is a journal
+        file there: rerunning continues to ``n_trials`` in total, and configs done
+        already are read back.  Afterwards ``results`` holds every distinct trial
+        config's result, and ``get_comparison_table`` deflates the DSR over all of them.
+        """
+        spec = SearchSpec(base, space, metric=metric, direction=direction, sampler=sampler,
+                          seed=seed, holdout=holdout)
+        n_trials = check_n_trials(n_trials)
+        study = SearchStudy(spec, save_dir, storage)
+        if save_dir is not None:
+            write_notice(save_dir, self.notice, self.is_synthetic() or data_are_synthetic([base]))
+        summary = run_search(study, n_trials, verbose)
+        self._configs = list(summary.configs)
+        results = results_of(study, summary)
+        self.results = list(results)
+        done = {r.name for r in results}
+        self.failures = {c.name: "failed (see errors.log)" for c in summary.configs
+                         if c.name not in done}
+        self._n_trials, self.source = len(summary.configs), None
+        if verbose:
+            lines = summary_lines(summary.record(), save_dir or "memory")
+            board = leaderboard(self.get_comparison_table()) if self.results else ""
+            banner = notice_banner(self.notice, self.is_synthetic())
+            sys.stdout.write(f"{banner}{chr(10).join(lines)}\n{board}\n")
+            sys.stdout.flush()
+        return summary
 
     def _print_summary(self, display: SweepDisplay | None, err_path: Any) -> None:
         """The closing lines on stdout: the notice (if any), then what was done."""

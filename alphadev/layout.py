@@ -16,6 +16,8 @@ file is one property here (docs/architecture.md).
         .summary.json           what the last failure summary was written for
         notice.txt              the sweep's notice; synthetic.txt: its data are synthetic
         validation/             walk_forward.parquet, folds.csv, pbo.json
+        search/                 an adaptive search: search.json (its definition), the
+                                Optuna journal, trials.csv and summary.json
         report.html             the sweep's report
         .cache/panels/          the panel cache shared by processes and machines
         .locks/{name}.lock      per-name publisher locks
@@ -54,6 +56,7 @@ SEQUENCE_KINDS = ("returns", "positions", "trades")
 PARQUET_FILES = tuple(f"sequences/{kind}.parquet" for kind in SEQUENCE_KINDS)
 HASHED_FILES = ("metrics.json", "metadata.json")
 VALIDATION_NAME = "validation"  # a config must not be called this (validation's folder)
+SEARCH_NAME = "search"  # an adaptive search's records (a trial's name always has '__')
 
 
 def owner_tag() -> str:
@@ -142,6 +145,31 @@ class ResultDir:
 
 # ---------------------------------------------------------------------- the sweep
 @dataclass(frozen=True)
+class SearchDir:
+    """``{save_dir}/search``: an adaptive search's study and its records."""
+
+    path: Path
+
+    @property
+    def definition(self) -> Path:
+        """What was searched (space, metric, held-out share, base config's fingerprint)."""
+        return self.path / "search.json"
+
+    @property
+    def journal(self) -> Path:
+        """Optuna's journal storage: the study, shared by every process of the search."""
+        return self.path / "journal.log"
+
+    @property
+    def trials(self) -> Path:
+        return self.path / "trials.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+
+@dataclass(frozen=True)
 class ValidationDir:
     """``{save_dir}/validation``: walk-forward selection and PBO of the sweep."""
 
@@ -217,6 +245,10 @@ class SweepDir:
         return ValidationDir(self.root / VALIDATION_NAME)
 
     @property
+    def search(self) -> SearchDir:
+        return SearchDir(self.root / SEARCH_NAME)
+
+    @property
     def report(self) -> Path:
         return self.root / "report.html"
 
@@ -242,13 +274,14 @@ class SweepDir:
 
     def result_folders(self) -> list[ResultDir]:
         """The folders meant as results (``ResultDir.looks_like_result``), by name;
-        hidden folders (temporaries, records) and ``validation/`` are not."""
+        hidden folders (temporaries, records), ``validation/`` and ``search/`` are not."""
         try:
             entries = sorted(os.scandir(self.root), key=lambda e: e.name)
         except FileNotFoundError:
             return []
         folders = (ResultDir(Path(e.path)) for e in entries
-                   if e.is_dir() and not e.name.startswith(".") and e.name != VALIDATION_NAME)
+                   if e.is_dir() and not e.name.startswith(".")
+                   and e.name not in (VALIDATION_NAME, SEARCH_NAME))
         return [folder for folder in folders if folder.looks_like_result()]
 
     def failed_names(self) -> Iterator[str]:

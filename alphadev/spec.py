@@ -31,6 +31,7 @@ from alphadev.config import BacktestConfig
 from alphadev.errors import DataError, SpecError
 from alphadev.identity import code_digest
 from alphadev.preflight import check_loaders
+from alphadev.search import SearchSpec
 from alphadev.spec_files import exec_spec_file, register
 from alphadev.synthetic import data_are_synthetic
 
@@ -86,6 +87,51 @@ def _load(spec: str) -> tuple[list[BacktestConfig], tuple]:
         code_digest(alpha_class)
     _LOADED[key], _NOTICES[key] = configs, notice
     return configs, key
+
+
+SEARCH_ATTRIBUTE = "search"
+_SEARCHES: dict[tuple, SearchSpec] = {}
+
+
+def load_search(spec: str) -> SearchSpec:
+    """The SearchSpec a spec file defines (object ``search``, or ``file.py:name``),
+    cached per process until the file changes; its data loaders are checked once."""
+    target, attribute = _split(spec)
+    is_file = target.endswith(".py") or os.sep in target or "/" in target
+    key: tuple = ("search", spec, os.getcwd())
+    if is_file:
+        path = Path(target)
+        if not path.is_file():
+            raise SpecError(
+                f"search spec file {target!r} does not exist (working directory "
+                f"{os.getcwd()!r}); pass a path to a .py file that defines "
+                f"{SEARCH_ATTRIBUTE} = SearchSpec(...)"
+            )
+        st = path.stat()
+        key += (st.st_size, st.st_mtime_ns)
+    if key in _SEARCHES:
+        return _SEARCHES[key]
+    module = _import_file(Path(target), spec) if is_file else _import_module(target, spec)
+    name = attribute or SEARCH_ATTRIBUTE
+    found = getattr(module, name, None)
+    if callable(found) and not isinstance(found, SearchSpec):
+        try:
+            found = found()
+        except Exception as exc:
+            raise SpecError(f"spec {spec!r}: calling {name!r} failed:\n"
+                            f"{traceback.format_exc()}") from exc
+    if not isinstance(found, SearchSpec):
+        raise SpecError(
+            f"spec {spec!r} defines no search: define {name} = SearchSpec(base, space, ...) "
+            f"(alphadev.search), got {type(found).__name__}"
+        )
+    try:
+        check_loaders([found.base])
+    except DataError as exc:
+        raise SpecError(f"spec {spec!r}: {exc}") from None
+    code_digest(found.base.alpha_class)
+    _SEARCHES[key] = found
+    return found
 
 
 def find_config(spec: str, name: str) -> BacktestConfig:

@@ -40,6 +40,8 @@ except ImportError:  # Windows: renames are still atomic, writers are not serial
 
 log = logging.getLogger(__name__)
 
+RUN_LOCK_SUFFIX = "~run"  # '~' is in no config name: never another name's lock
+
 # ---------------------------------------------------------------------- single files
 @contextlib.contextmanager
 def atomic_write(target: str | os.PathLike, first_wins: bool = False) -> Iterator[Path]:
@@ -143,6 +145,31 @@ def name_lock(save_dir: Path, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def run_lock(save_dir: Path, name: str) -> Iterator[None]:
+    """Held while a process computes ``name``: a second process waits, then finds the
+    result done instead of computing it again.  The kernel drops the lock when the
+    holder dies, even by ``kill -9``."""
+    with name_lock(save_dir, f"{name}{RUN_LOCK_SUFFIX}"):
+        yield
+
+
+def is_running(save_dir: Path, name: str) -> bool:
+    """Whether some live process holds ``name``'s run lock right now."""
+    if fcntl is None:
+        return False
+    path = SweepDir(Path(save_dir)).lock(f"{name}{RUN_LOCK_SUFFIX}")
+    if not path.exists():
+        return False
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return False
 
 
 def publish_dir(tmp: Path, final: Path, fingerprint: str) -> bool:

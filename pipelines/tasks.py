@@ -29,6 +29,7 @@ import functools
 import logging
 import os
 import sys
+from pathlib import Path
 
 import luigi
 import luigi.cmdline_parser
@@ -42,7 +43,7 @@ from alphadev.layout import ResultState, SweepDir, log_stale
 from alphadev.orchestrator import run_config, run_sweep, worker_count
 from alphadev.progress import SweepDisplay
 from alphadev.spec import find_config, load_spec, spec_is_synthetic, spec_notice
-from alphadev.store import write_notice
+from alphadev.store import run_lock, write_notice
 
 logger = logging.getLogger("luigi-interface")
 
@@ -139,6 +140,12 @@ class BacktestTask(luigi.Task):
     def run(self) -> None:
         self._counted = False  # luigi reuses task instances across invocations
         config = self.config()
+        # Another process computing this config (no shared scheduler) holds its run lock:
+        # wait for it, then find the config done instead of computing it twice.
+        with run_lock(Path(self.save_dir), config.name):
+            self._run(config)
+
+    def _run(self, config) -> None:
         if _done(config, self.save_dir):  # another invocation did it (and counted it)
             self._counted = True
             logger.info("alphadev: config %s was done meanwhile; not run again", self.name)

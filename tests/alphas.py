@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from alphadev.alpha import Alpha
@@ -96,3 +97,31 @@ class IdleAlpha(EchoAlpha):
 
     def compute(self, data: pd.DataFrame) -> pd.DataFrame:
         return (data[["value"]] * float("nan")).rename(columns={"value": "alpha"})
+
+
+class PlantedOptimumAlpha(Alpha):
+    """A planted optimum for searches: the 'value' signal weighted by how close
+    (``a``, ``b``) lie to (0.7, 0.3), plus fixed pseudo-noise, so the Sharpe peaks
+    there.  With ``log_path`` each compute() appends ``a b`` to that file."""
+
+    lookback = 60
+    OPTIMUM = (0.7, 0.3)
+
+    def __init__(self, a: float = 0.5, b: float = 0.5, log_path: str | None = None) -> None:
+        self.a, self.b, self.log_path = a, b, log_path
+
+    def reset(self) -> None:
+        pass
+
+    def compute(self, data: pd.DataFrame) -> pd.DataFrame:
+        if self.log_path is not None:
+            with open(self.log_path, "a") as fh:
+                fh.write(f"{self.a!r} {self.b!r}\n")
+        distance2 = (self.a - self.OPTIMUM[0]) ** 2 + (self.b - self.OPTIMUM[1]) ** 2
+        weight = float(np.exp(-distance2 / 0.02))
+        stamps = data.index.get_level_values("timestamp").asi8 / 3.6e12
+        codes = pd.factorize(data.index.get_level_values("symbol"), sort=True)[0]
+        noise = np.modf(np.abs(np.sin(stamps * 12.9898 + codes * 78.233)) * 43758.5453)[0]
+        scale = float(np.nanstd(data["value"].to_numpy())) or 1.0
+        alpha = weight * data["value"] + (1 - weight) * (noise - 0.5) * 3 * scale
+        return alpha.rename("alpha").to_frame()
