@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -592,7 +593,9 @@ class SearchStudy:
         if len(complete) < 3:
             return {}
         try:
-            found = optuna.importance.get_param_importances(self.study)
+            with warnings.catch_warnings():  # "importances will be equal": shown as such
+                warnings.simplefilter("ignore", UserWarning)
+                found = optuna.importance.get_param_importances(self.study)
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:
             log.info("parameter importances are not available: %s", exc)
             return {}
