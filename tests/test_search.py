@@ -271,3 +271,39 @@ def test_searched_settings_but_not_realism_by_default(planted) -> None:
     config = spec.config_for({"a": 0.1, "b": 0.2})
     assert config.execution_delay == 1 and config.trading_fee_rate == 1e-3
     assert "execution_delay" not in spec.definition()["space"]
+
+
+def test_validate_and_report_on_a_search_folder(planted, tmp_path: Path) -> None:
+    from alphadev.out_of_sample.files import validate_sweep
+    from alphadev.report import build_report
+
+    save = tmp_path / "out"
+    summary = Backtester().search(planted, PLANE, n_trials=12, seed=4, save_dir=save,
+                                  verbose=False)
+    validation = validate_sweep(save)
+    configs = {tuple(pair) for pair in validation.summary["built_from"]["configs"]}
+    assert {name for name, _ in configs} == {c.name for c in summary.configs}
+    page = build_report(save, top=3).read_text()
+    assert "<h2>Adaptive search</h2>" in page
+    assert "12 trials (12 distinct configs, 0 failed" in page
+    assert "alt='objective by trial'" in page and "alt='parameter importances'" in page
+    best = summary.best
+    assert f"{best['in_sample']:.2f}" in page and f"{best['held_out']:.2f}" in page
+    assert "The chosen trial holds up on the held-out part" in page
+    assert "<h2>Out-of-sample validation</h2>" in page
+
+
+def test_report_says_when_the_choice_does_not_hold_up(tmp_path: Path) -> None:
+    from alphadev.report import build_report
+
+    market = write_market(tmp_path / "market", days=20)
+    values = pd.read_csv(market / "values.csv")
+    later = pd.to_datetime(values["timestamp"]) >= pd.Timestamp("2024-01-11", tz="UTC")
+    values.loc[later, "value"] *= -1
+    values.to_csv(market / "values.csv", index=False)
+    base = make_config(market, name="flip", end_date=dt.date(2024, 1, 19))
+    save = tmp_path / "out"
+    Backtester().search(base, {"scale": FloatRange(0.5, 2.0)}, n_trials=3, seed=1,
+                        save_dir=save, verbose=False)
+    page = build_report(save, top=2).read_text()
+    assert "The chosen trial does not hold up on the held-out part" in page

@@ -92,6 +92,8 @@ from alphadev.report.tearsheet import (
     signal_panels,
 )
 from alphadev.results import BacktestResult, class_name, load_result
+from alphadev.search import read_summary as read_search_summary
+from alphadev.search import read_trials as read_search_trials
 from alphadev.store import atomic_write, read_notice, read_synthetic
 from alphadev.validation import check_scalar
 from alphadev.version import __version__
@@ -275,12 +277,78 @@ def build_report(
         results, top=top, source=str(save_dir),
         comparison=read_comparison_table(root.comparison), notice=read_notice(root),
         validation=_current_validation(root), damaged=damaged,
-        synthetic=read_synthetic(root),
+        synthetic=read_synthetic(root), search=_search_records(root),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(target) as tmp:
         tmp.write_text(document, encoding="utf-8")
     return target
+
+
+class SearchRecords(NamedTuple):
+    """An adaptive search's ``summary.json`` and ``trials.csv``."""
+
+    summary: dict[str, Any]
+    trials: pd.DataFrame
+
+
+def _search_records(root: SweepDir) -> SearchRecords | None:
+    summary, trials = read_search_summary(root), read_search_trials(root)
+    if summary is None or trials is None:
+        return None
+    return SearchRecords(summary, trials)
+
+
+def _search_section(search: SearchRecords | None, plots: Any) -> str:
+    """The trials of an adaptive search: objective by trial with the best so far, the
+    chosen trial in-sample and held out, and the parameter importances."""
+    if search is None:
+        return ""
+    record, trials = search
+    metric, holdout = record["metric"], float(record["holdout"])
+    split = pd.Timestamp(record["split"])
+    best = record.get("best") or {}
+    parts = [note(
+        f"{record['n_trials']} trials ({record['n_configs']} distinct configs, "
+        f"{record['failed']} failed; every one counts in the DSR and the validation), "
+        f"sampler {html.escape(str(record['sampler']))}. The sampler saw the {metric} of "
+        f"the bars before {split:%Y-%m-%d %H:%M} only; the last {holdout:.0%} of the "
+        "period is held out.")]
+    if best:
+        inside, outside = best.get("in_sample"), best.get("held_out")
+        parts.append(note(_held_out_verdict(metric, inside, outside, holdout)))
+        parts.append(table(
+            ["chosen trial", "config", f"in-sample {metric}", f"held-out {metric}"],
+            [[str(best["trial"]), name(str(best["config"])), num(inside, 2),
+              num(outside, 2) if holdout > 0 else "no held-out part"]]))
+    parts.append(figure(plots.search_history, trials, metric, record["direction"],
+                        alt="objective by trial"))
+    importances = record.get("importances") or {}
+    if importances:
+        parts.append(figure(plots.parameter_importances, importances,
+                            alt="parameter importances"))
+    return section("Adaptive search", "\n".join(parts), anchor="search")
+
+
+RATIO_METRICS = ("sharpe", "sortino", "calmar", "ic_mean", "ic_ir", "annualized_return")
+"""Search metrics where 0 is no edge, so "less than half of it held out" means decay."""
+
+
+def _held_out_verdict(metric: str, inside: Any, outside: Any, holdout: float) -> str:
+    """Whether the chosen trial's edge survives the part the sampler never saw."""
+    if holdout <= 0:
+        return "No part of the period was held out (holdout=0): the choice is in-sample only."
+    if not (finite(inside) and finite(outside)):
+        return "The chosen trial's held-out result is undefined."
+    if metric not in RATIO_METRICS:
+        return f"The chosen trial: {num(inside, 3)} in-sample, {num(outside, 3)} held out."
+    if inside <= 0:
+        return f"Even the chosen trial has no edge in-sample ({metric} {num(inside, 2)})."
+    if outside <= 0 or outside < FRAGILE_RATIO * inside:
+        return (f"The chosen trial does not hold up on the held-out part: {num(inside, 2)} "
+                f"in-sample, {num(outside, 2)} held out.")
+    return (f"The chosen trial holds up on the held-out part: {num(inside, 2)} in-sample, "
+            f"{num(outside, 2)} held out.")
 
 
 def _current_validation(save_dir: SweepDir | Path) -> Validation | None:
@@ -309,12 +377,13 @@ def render_report(
     results: Sequence[BacktestResult], top: int = 5, source: str = "",
     comparison: pd.DataFrame | None = None, notice: str | None = None,
     validation: Validation | None = None, damaged: Sequence[tuple[str, str]] = (),
-    synthetic: bool = False,
+    synthetic: bool = False, search: SearchRecords | None = None,
 ) -> str:
     """The report as an HTML string (see the module docstring and ``sweep_table``);
     ``validation`` is ``alphadev.out_of_sample.files.read_validation(save_dir)``,
     ``damaged`` the (folder, problem) pairs ``read_sweep`` skipped, ``synthetic``
-    whether the sweep's data are synthetic (``read_synthetic``)."""
+    whether the sweep's data are synthetic (``read_synthetic``), ``search`` an adaptive
+    search's summary and trials."""
     from alphadev.report import plots
 
     table = sweep_table(results, comparison)
@@ -334,6 +403,7 @@ def render_report(
     sections = [
         banner(notice) if notice else "",
         _summary(table, source, top, synthetic, damaged),
+        _search_section(search, plots),
         section("Leaderboard", _leaderboard(table, groups, top)),
         _top_sections(table, views, groups, plots),
         section(f"Best config in detail: {views[0].label}",

@@ -674,3 +674,46 @@ def degradation_scatter(in_sample: Sequence[float], out_of_sample: Sequence[floa
     ax.set_ylabel("out-of-sample Sharpe (per bar)")
     ax.grid(True, alpha=0.3)
     return fig
+
+
+def search_history(trials: pd.DataFrame, metric: str, direction: str) -> Figure:
+    """A search's in-sample objective by trial, the best so far, and the held-out
+    objective of the trial that was best so far (what the choice would have earned on
+    data the sampler never saw)."""
+    fig, (ax,) = new_figure(3.6)
+    inside = pd.to_numeric(trials[f"in_sample_{metric}"], errors="coerce").to_numpy()
+    outside = pd.to_numeric(trials[f"held_out_{metric}"], errors="coerce").to_numpy()
+    number = trials["trial"].to_numpy()
+    sign = 1.0 if direction == "maximize" else -1.0
+    scored = np.where(np.isfinite(inside), sign * inside, -np.inf)
+    best_at = np.empty(len(scored), dtype=np.int64)  # the first best trial so far
+    current, best = -1, -np.inf
+    for k, value in enumerate(scored):
+        if value > best:
+            current, best = k, value
+        best_at[k] = current
+    defined = np.isfinite(inside)
+    ax.plot(number[defined], inside[defined], "o", ms=3.5, color="0.55",
+            label=f"trial (in-sample {metric})")
+    running = best_at >= 0
+    ax.step(number[running], inside[best_at][running], where="post", color="C0", lw=1.6,
+            label="best so far (in-sample)")
+    ax.step(number[running], outside[best_at][running], where="post", color="C3", lw=1.2,
+            ls="--", label="that trial held out (never shown to the sampler)")
+    ax.set_title(f"Objective by trial: {metric} ({direction})")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def parameter_importances(importances: Mapping[str, float]) -> Figure:
+    """Optuna's parameter importances (they sum to 1), largest on top."""
+    ranked = sorted(importances.items(), key=lambda kv: kv[1])
+    fig, (ax,) = new_figure(max(1.6, 0.45 * len(ranked) + 1.0))
+    ax.barh([k for k, _ in ranked], [v for _, v in ranked], color="C0", alpha=0.85)
+    ax.set_xlim(0, 1)
+    ax.set_title("Parameter importances (Optuna, PED-ANOVA)")
+    ax.set_xlabel("share of the objective's variation")
+    ax.grid(True, axis="x", alpha=0.3)
+    return fig
