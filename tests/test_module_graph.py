@@ -8,6 +8,7 @@ that imports names from its own package's ``__init__`` while that ``__init__`` i
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -172,21 +173,22 @@ def architecture_rows() -> dict[str, int]:
         if not head or line.startswith("  "):
             continue
         row += 1
-        for item in head.replace("(", ",").replace(")", "").split(","):
+        for item, members in re.findall(r"([^,(]+)(?:\(([^)]*)\))?", head):
             item = item.strip()
             if not item:
                 continue
+            package = item[:-1] if item.startswith("pipelines") else f"alphadev.{item[:-1]}"
+            for member in filter(None, (m.strip() for m in members.split(","))):
+                if f"{package}.{member}" not in modules:  # a subpackage's members
+                    raise AssertionError(f"docs/architecture.md names {item}{member}, "
+                                         "not a module")
             if item.endswith("/"):
-                package = item[:-1] if item.startswith("pipelines") else f"alphadev.{item[:-1]}"
                 rows.update({m: row for m in modules if m == package or
                              m.startswith(f"{package}.")})
             elif item == "__main__":
                 rows.update({"alphadev.__main__": row, "alphadev": row})
             elif f"alphadev.{item}" in modules:
                 rows[f"alphadev.{item}"] = row
-            elif f"alphadev.engine.{item}" in modules or f"alphadev.data.{item}" in modules \
-                    or f"pipelines.{item}" in modules:
-                continue  # a subpackage's members, listed after it
             else:
                 raise AssertionError(f"docs/architecture.md names {item!r}, not a module")
     return rows
