@@ -706,6 +706,28 @@ def with_search_columns(table: pd.DataFrame, summary: SearchSummary) -> pd.DataF
     return table.merge(extra, on="name", how="left")
 
 
+RATIO_METRICS = ("sharpe", "sortino", "calmar", "ic_mean", "ic_ir", "annualized_return")
+"""Search metrics where 0 is no edge, so "less than half of it held out" means decay."""
+HOLDS_UP_RATIO = 0.5  # as the next-bar rule (alphadev.metrics.FRAGILE_RATIO)
+
+
+def held_out_verdict(metric: str, in_sample: float | None, held_out: float | None,
+                     holdout: float) -> str:
+    """Whether the chosen trial's edge survives the part the sampler never saw."""
+    if holdout <= 0:
+        return "No part of the period was held out (holdout=0): the choice is in-sample only."
+    if in_sample is None or held_out is None:
+        return "The chosen trial's held-out result is undefined."
+    shown = f"{in_sample:.2f} in-sample, {held_out:.2f} held out"
+    if metric not in RATIO_METRICS:
+        return f"The chosen trial: {shown}."
+    if in_sample <= 0:
+        return f"Even the chosen trial has no edge in-sample ({metric} {in_sample:.2f})."
+    if held_out <= 0 or held_out < HOLDS_UP_RATIO * in_sample:
+        return f"The chosen trial does not hold up on the held-out part: {shown}."
+    return f"The chosen trial holds up on the held-out part: {shown}."
+
+
 def summary_lines(record: Mapping[str, Any], save_dir: str | os.PathLike) -> list[str]:
     """What a finished search prints above its leaderboard."""
     metric = record["metric"]
@@ -731,6 +753,7 @@ def summary_lines(record: Mapping[str, Any], save_dir: str | os.PathLike) -> lis
         shown_out = "n/a" if held is None else f"{held:.3f}"
         lines.append(f"  {metric}: {shown_in} in-sample, {shown_out} held-out (the last "
                      f"{holdout:.0%} of the period, never shown to the sampler)")
+        lines.append(f"  {held_out_verdict(metric, in_sample, held, holdout)}")
     else:
         lines.append(f"  {metric}: {shown_in} (holdout=0: no held-out part)")
     importances = record.get("importances") or {}
@@ -811,7 +834,7 @@ def results_of(study: SearchStudy, summary: SearchSummary) -> list[BacktestResul
 __all__ = [
     "SEARCHABLE_SETTINGS", "SEARCH_METRICS", "Choice", "FloatRange", "IntRange", "Round",
     "SearchSpec", "SearchStudy", "SearchSummary", "TrialRun", "TrialScore", "check_n_trials",
-    "finish", "read_summary", "read_trials", "results_of", "run_search", "run_trial",
-    "save_summary", "score", "summarize", "summary_lines", "with_search_columns",
+    "finish", "held_out_verdict", "read_summary", "read_trials", "results_of", "run_search",
+    "run_trial", "save_summary", "score", "summarize", "summary_lines", "with_search_columns",
     "window_metrics",
 ]

@@ -66,11 +66,12 @@ def _zscore(values: pd.Series) -> pd.Series:
     return (values - by_time.transform("mean")) / by_time.transform("std")
 
 
-def sweep() -> Backtester:
+def base_config() -> BacktestConfig:
+    """The example's market (written on first use) and its base config."""
     files = write_synthetic_market(DATA, n_symbols=30, days=120, seed=11, signal_noise=150.0,
                                    momentum=0.02)
     symbols = [f"S{k:03d}USDT" for k in range(30)]
-    base = BacktestConfig(
+    return BacktestConfig(
         name="momentum",
         alpha_class=CrossSectionalMomentum,
         alpha_kwargs={"signal_weight": 0.1},
@@ -85,6 +86,10 @@ def sweep() -> Backtester:
         impact_coefficient=0.7,
         quantile=(0.2, 0.3),
     )
+
+
+def sweep() -> Backtester:
+    base = base_config()
     bt = Backtester(
         synthetic=True,
         notice="Synthetic data (alphadev.synthetic): a random walk with a planted "

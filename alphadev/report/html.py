@@ -92,6 +92,7 @@ from alphadev.report.tearsheet import (
     signal_panels,
 )
 from alphadev.results import BacktestResult, class_name, load_result
+from alphadev.search import held_out_verdict
 from alphadev.search import read_summary as read_search_summary
 from alphadev.search import read_trials as read_search_trials
 from alphadev.store import atomic_write, read_notice, read_synthetic
@@ -316,7 +317,7 @@ def _search_section(search: SearchRecords | None, plots: Any) -> str:
         "period is held out.")]
     if best:
         inside, outside = best.get("in_sample"), best.get("held_out")
-        parts.append(note(_held_out_verdict(metric, inside, outside, holdout)))
+        parts.append(note(html.escape(held_out_verdict(metric, inside, outside, holdout))))
         parts.append(table(
             ["chosen trial", "config", f"in-sample {metric}", f"held-out {metric}"],
             [[str(best["trial"]), name(str(best["config"])), num(inside, 2),
@@ -328,27 +329,6 @@ def _search_section(search: SearchRecords | None, plots: Any) -> str:
         parts.append(figure(plots.parameter_importances, importances,
                             alt="parameter importances"))
     return section("Adaptive search", "\n".join(parts), anchor="search")
-
-
-RATIO_METRICS = ("sharpe", "sortino", "calmar", "ic_mean", "ic_ir", "annualized_return")
-"""Search metrics where 0 is no edge, so "less than half of it held out" means decay."""
-
-
-def _held_out_verdict(metric: str, inside: Any, outside: Any, holdout: float) -> str:
-    """Whether the chosen trial's edge survives the part the sampler never saw."""
-    if holdout <= 0:
-        return "No part of the period was held out (holdout=0): the choice is in-sample only."
-    if not (finite(inside) and finite(outside)):
-        return "The chosen trial's held-out result is undefined."
-    if metric not in RATIO_METRICS:
-        return f"The chosen trial: {num(inside, 3)} in-sample, {num(outside, 3)} held out."
-    if inside <= 0:
-        return f"Even the chosen trial has no edge in-sample ({metric} {num(inside, 2)})."
-    if outside <= 0 or outside < FRAGILE_RATIO * inside:
-        return (f"The chosen trial does not hold up on the held-out part: {num(inside, 2)} "
-                f"in-sample, {num(outside, 2)} held out.")
-    return (f"The chosen trial holds up on the held-out part: {num(inside, 2)} in-sample, "
-            f"{num(outside, 2)} held out.")
 
 
 def _current_validation(save_dir: SweepDir | Path) -> Validation | None:
