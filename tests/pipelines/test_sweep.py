@@ -176,6 +176,15 @@ def test_bundled_sweep_from_fresh_copy(tmp_path: Path) -> None:
     assert (save_dir / best / "sequences" / "ic_decay.parquet").is_file()
     assert mtimes == {f.name: (f / "config.json").stat().st_mtime_ns for f in folders}
 
+    # The bundled example as an adaptive search (luigi.cfg's [Search]), shortened.
+    search = subprocess.run([LUIGI, "--module", "pipelines", "Search", "--n-trials", "4"],
+                            cwd=copy, capture_output=True, text=True, timeout=900)
+    assert search.returncode == 0, search.stderr[-3000:]
+    assert "The data are synthetic" in search.stdout
+    assert "alphadev search: 4 trials" in search.stdout
+    trials = pd.read_csv(copy / "runs" / "search" / "search" / "trials.csv")
+    assert len(trials) == 4 and (trials["state"] == "complete").all()
+
 
 def test_kill_9_then_resume(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, {"scales": [1, 2, 3, 4, 5, 6, 7, 8], "hold_after": 3})
