@@ -26,7 +26,7 @@ import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -256,6 +256,8 @@ class SearchSpec:
     sampler: str = "tpe"
     seed: int | None = None
     holdout: float = DEFAULT_HOLDOUT
+    _built: dict[str, BacktestConfig] = field(default_factory=dict, init=False, repr=False,
+                                              compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, BacktestConfig):
@@ -266,10 +268,10 @@ class SearchSpec:
                 f"metric={self.metric!r} is not a metric a search can optimise; choose from "
                 f"{', '.join(SEARCH_METRICS)}"
             )
-        for field, value, allowed in (("direction", self.direction, DIRECTIONS),
+        for label, value, allowed in (("direction", self.direction, DIRECTIONS),
                                       ("sampler", self.sampler, SAMPLERS)):
             if value not in allowed:
-                raise ParameterError(f"{field}={value!r} must be one of {', '.join(allowed)}")
+                raise ParameterError(f"{label}={value!r} must be one of {', '.join(allowed)}")
         if self.seed is not None:
             object.__setattr__(self, "seed", check_scalar("seed", self.seed, integer=True,
                                                           low=0, hint="or None"))
@@ -290,8 +292,17 @@ class SearchSpec:
         return pd.Timestamp(start.value + span, tz="UTC")
 
     def config_for(self, params: Mapping[str, Any]) -> BacktestConfig:
-        """The trial's config: the base with ``params``, named after them."""
+        """The trial's config: the base with ``params``, named after them (built once
+        per process: a search asks for it at every step)."""
         values = {k: plain(v) for k, v in params.items()}
+        key = repr(sorted(values.items()))
+        built = self._built.get(key)
+        if built is None:
+            built = self._build(values)
+            self._built[key] = built
+        return built
+
+    def _build(self, values: dict[str, Any]) -> BacktestConfig:
         missing = sorted(set(self.space) - set(values))
         extra = sorted(set(values) - set(self.space))
         if missing or extra:

@@ -6,6 +6,7 @@
     python benchmarks/run.py --only nextbar      # the next-bar pass against the commit before
     python benchmarks/run.py --only impact       # market impact and capacity, on vs off
     python benchmarks/run.py --only signal       # recorded signal series, the same way
+    python benchmarks/run.py --only search       # adaptive search's cost per trial
     python benchmarks/run.py --luigi-10k     # adds the 10,000 tiny configs (slow)
 
 Data are generated into benchmarks/.data/ (git-ignored) on first use.  Each workload
@@ -418,6 +419,67 @@ def bench_luigi(repeats: int, with_10k: bool) -> list[tuple[str, str, str]]:
     return rows
 
 
+SEARCH_SPEC = """
+import datetime as dt
+from pathlib import Path
+
+from alphadev import BacktestConfig, CSVDataLoader
+from alphadev.search import FloatRange, SearchSpec
+from benchmarks.alphas import Momentum
+
+DATA = Path({data!r})
+
+search = SearchSpec(
+    BacktestConfig(
+        name="tiny", alpha_class=Momentum, alpha_kwargs={{"window": 2}},
+        start_date=dt.date(2024, 1, 1), end_date=dt.date(2024, 1, 2),
+        symbols=[f"S{{k:03d}}USDT" for k in range(5)],
+        price_loader=CSVDataLoader(str(DATA / "prices.csv"), "close"),
+        alpha_loaders=[CSVDataLoader(str(DATA / "values.csv"), "value")],
+        beta_csv_path=str(DATA / "beta.csv"),
+    ),
+    {{"trading_fee_rate": FloatRange(0.0, 1e-4), "gross_exposure": FloatRange(1.0, 2.0)}},
+    seed=0,
+)
+"""
+
+
+def _timed_luigi(task: str, spec_text: str, extra: list[str]) -> float:
+    """Seconds of one fresh ``luigi --module pipelines TASK`` into a new save_dir."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "tiny_spec.py"
+        spec.write_text(spec_text)
+        args = [str(BIN / "luigi"), "--module", "pipelines", task, "--spec", str(spec),
+                "--save-dir", str(Path(tmp) / "out"), *extra, "--workers", "1",
+                "--local-scheduler", "--log-level", "WARNING"]
+        env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+        start = time.perf_counter()
+        done = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-3000:])
+        return time.perf_counter() - start
+
+
+def bench_search(repeats: int) -> list[tuple[str, str, str]]:
+    """An adaptive search's cost per trial on top of the config: ``luigi Search`` of N
+    tiny trials (TPE ask/tell, the journal, one dynamic dependency and one re-run of the
+    search task per trial) against ``luigi Sweep`` of a grid of N configs of the same
+    size, alternating, in fresh processes."""
+    data = Path(_market(5, 3, "csv")["prices"]).parent
+    n = 60
+    grid, search = [], []
+    for _ in range(max(1, repeats // 2)):
+        grid.append(_timed_luigi("Sweep", LUIGI_SPEC.format(data=str(data), n=n), []))
+        search.append(_timed_luigi("Search", SEARCH_SPEC.format(data=str(data)),
+                                   ["--n-trials", str(n)]))
+    grid_s, search_s = statistics.median(grid), statistics.median(search)
+    overhead = (search_s - grid_s) / n * 1000
+    return [(f"adaptive search overhead per trial: luigi Search vs Sweep, {n} tiny configs, "
+             "--workers 1", f"{overhead:.1f} ms per trial ({search_s:.1f} s vs "
+             f"{grid_s:.1f} s; {grid_s / n * 1000:.0f} ms per grid config)",
+             "<= 20 ms per trial")]
+
+
 POOL_SCRIPT = """
     import datetime as dt, json, sys, time
     from alphadev import BacktestConfig, Backtester, ParquetDataLoader
@@ -502,6 +564,7 @@ WORKLOADS = {
     "import": bench_import,
     "pool": bench_pool,
     "oos": bench_oos,
+    "search": bench_search,
 }
 
 

@@ -69,6 +69,19 @@ def _workers() -> int:
         return 1
 
 
+_STUDIES: dict[tuple, SearchStudy] = {}
+
+
+def _study(spec: SearchSpec, save_dir: str, storage: str | None) -> SearchStudy:
+    """The search's study, opened once per process: Luigi runs ``Search.run`` again
+    after every trial, and opening replays the whole journal.  The storage reads what
+    other processes wrote on every access, so a kept one is never stale."""
+    key = (os.path.abspath(save_dir), storage, id(spec))
+    if key not in _STUDIES:
+        _STUDIES[key] = SearchStudy(spec, save_dir, storage)
+    return _STUDIES[key]
+
+
 @inherits(SweepFolder)
 class SearchTrial(BacktestTask):
     """One trial's config (the search's base with ``params``); a failed config fails
@@ -140,7 +153,7 @@ class Search(luigi.Task):
     def run(self):
         spec = _search(self.spec)
         prepare(self.save_dir)
-        study = SearchStudy(spec, self.save_dir, self.storage)
+        study = _study(spec, self.save_dir, self.storage)
         in_flight = self.in_flight or _workers()
         while True:
             found = study.step(self.n_trials, in_flight)
