@@ -418,8 +418,12 @@ class SearchStudy:
         self._results: dict[str, BacktestResult] = {}
         self._failures: dict[str, str] = {}
         if self.root is None:
-            backend = (optuna.storages.InMemoryStorage() if storage is None
-                       else open_storage(storage, Path()))
+            if storage is not None:  # a shared study needs the shared results beside it
+                raise ParameterError(
+                    f"storage={storage!r} needs a save_dir: the trials' results live there, "
+                    "and a study shared without them would compute every config again"
+                )
+            backend = optuna.storages.InMemoryStorage()
         else:
             self.root.search.path.mkdir(parents=True, exist_ok=True)
             self._check_definition()

@@ -96,7 +96,11 @@ def test_storage_that_cannot_be_opened(planted, tmp_path: Path) -> None:
                             save_dir=tmp_path / "out")
     assert f"storage={url!r} cannot be opened" in str(caught.value)
     with pytest.raises(SpecError, match="cannot be opened"):
-        Backtester().search(planted, PLANE, n_trials=2, storage="nosuchdb://x", verbose=False)
+        Backtester().search(planted, PLANE, n_trials=2, storage="nosuchdb://x", verbose=False,
+                            save_dir=tmp_path / "out")
+    with pytest.raises(ParameterError, match="storage='sqlite:///x.db' needs a save_dir"):
+        Backtester().search(planted, PLANE, n_trials=2, storage="sqlite:///x.db",
+                            verbose=False)
 
 
 def test_same_values_same_name_and_fingerprint(planted) -> None:
