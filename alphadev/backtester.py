@@ -47,7 +47,9 @@ from alphadev.search import (
     check_n_trials,
     results_of,
     run_search,
+    search_board,
     summary_lines,
+    with_search_columns,
 )
 from alphadev.store import (
     notice_banner,
@@ -246,7 +248,11 @@ class Backtester:
         self._n_trials, self.source = len(summary.configs), None
         if verbose:
             lines = summary_lines(summary.record(), save_dir or "memory")
-            board = leaderboard(self.get_comparison_table()) if self.results else ""
+            table = with_search_columns(self.get_comparison_table(), summary)
+            board = "\n".join([
+                search_board(table, spec.metric, spec.direction),
+                "the whole period (the held-out part included), as a grid's leaderboard:",
+                leaderboard(table)]) if self.results else ""
             banner = notice_banner(self.notice, self.is_synthetic())
             sys.stdout.write(f"{banner}{chr(10).join(lines)}\n{board}\n")
             sys.stdout.flush()

@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from alphadev.comparison import comparison_table, write_comparison
-from alphadev.config import BacktestConfig
+from alphadev.config import BacktestConfig, frequency_nanos, pandas_frequency
 from alphadev.data.loaders import day_bounds
 from alphadev.errors import SpecError
-from alphadev.grid import grid_name
+from alphadev.grid import grid_name, value_token
 from alphadev.layout import ResultState, SweepDir
 from alphadev.metrics import finite_or_none, ic_metrics, json_safe, return_metrics
 from alphadev.orchestrator import run_config, run_sweep
@@ -163,8 +163,20 @@ class Choice:
                 f"space[{name!r}]: Choice value {bad[0]!r} is a {type(bad[0]).__name__}; "
                 "values must be None, bools, numbers or strings"
             )
-        if len(set(map(repr, values))) < len(values):
-            raise ParameterError(f"space[{name!r}]: Choice{values!r} lists a value twice")
+        for i, first in enumerate(values):
+            for second in values[i + 1:]:
+                # Optuna stores a choice by its index in the list, found with ==, so 1 and
+                # True (or 1 and 1.0) would come back as the first; names must differ too.
+                if first == second or _token(first) == _token(second):
+                    raise ParameterError(
+                        f"space[{name!r}]: Choice values {first!r} and {second!r} are one "
+                        "value to the search (equal, or spelled alike in config names); "
+                        "keep one of them"
+                    )
+        bad_float = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+        if bad_float:
+            raise ParameterError(f"space[{name!r}]: Choice value {bad_float[0]!r} is not "
+                                 "a finite number")
         if len(values) < 2:
             raise ParameterError(
                 f"space[{name!r}]: Choice{values!r} has one value; set it in the base "
@@ -180,6 +192,11 @@ class Choice:
 
 
 Param = IntRange | FloatRange | Choice
+
+
+def _token(value: Any) -> str:
+    """How a value is spelled in a trial's config name (case-folded, as folders are)."""
+    return value_token(value).casefold()
 
 
 def _check_bounds(name: str, low: float, high: float, log_scale: bool) -> None:
@@ -285,11 +302,29 @@ class SearchSpec:
             )
 
     def split(self) -> pd.Timestamp:
-        """The first held-out instant: the in-sample part is the bars stamped before it."""
+        """The first held-out instant, on the edge of every bar length the space can
+        give (so no trial's bar straddles it): the in-sample part is the rows whose
+        return is earned before it (``in_sample_rows``)."""
         start, end = day_bounds(self.base.start_date, self.base.end_date)
-        bar = self.base.bar_nanos
-        span = int((end.value - start.value) * (1.0 - self.holdout)) // bar * bar
-        return pd.Timestamp(start.value + span, tz="UTC")
+        step = math.lcm(*self._bar_lengths())
+        instant = start.value + int((end.value - start.value) * (1.0 - self.holdout))
+        return pd.Timestamp(instant // step * step, tz="UTC")
+
+    def _bar_lengths(self) -> list[int]:
+        """The bar lengths (ns) of the base and of every searched ``frequency``."""
+        lengths = [self.base.bar_nanos]
+        frequencies = self.space.get("frequency")
+        if isinstance(frequencies, Choice):
+            for value in frequencies.values:
+                try:
+                    lengths.append(frequency_nanos(pandas_frequency(str(value))))
+                except ValueError as exc:
+                    raise ParameterError(f"space['frequency']: {value!r} is no bar length "
+                                         f"({exc})") from None
+        elif frequencies is not None:
+            raise ParameterError("space['frequency'] must be a Choice of bar lengths such as "
+                                 "Choice(['1h', '4h'])")
+        return lengths
 
     def config_for(self, params: Mapping[str, Any]) -> BacktestConfig:
         """The trial's config: the base with ``params``, named after them (built once
@@ -356,11 +391,20 @@ def window_metrics(returns: pd.DataFrame, periods_per_year: float) -> dict[str, 
     return {name: finite_or_none(values[name]) for name in SEARCH_METRICS}
 
 
-def score(result: BacktestResult, spec: SearchSpec) -> TrialScore:
-    """The objective on either side of ``spec.split()``."""
+def in_sample_rows(index: pd.DatetimeIndex, config: BacktestConfig,
+                   split: pd.Timestamp) -> Any:
+    """Rows whose return is earned from prices known before ``split``: row ``t`` runs
+    from the close of bar ``t-1`` to the close of bar ``t`` (traded ``execution_lag``
+    later), so it is in-sample when ``t + bar + lag <= split``."""
+    reach = pd.Timedelta(config.bar_nanos, "ns") + pd.Timedelta(config.execution_lag)
+    return index + reach <= split
+
+
+def score(result: BacktestResult, spec: SearchSpec, config: BacktestConfig) -> TrialScore:
+    """The objective on either side of ``spec.split()`` (``in_sample_rows``)."""
     returns = result.sequences
     ppy = float(result.metrics["periods_per_year"])
-    before = returns.index < spec.split()
+    before = in_sample_rows(returns.index, config, spec.split())
     in_sample = window_metrics(returns[before], ppy)[spec.metric] if before.any() else None
     held_out = (window_metrics(returns[~before], ppy)[spec.metric]
                 if (~before).any() else None)
@@ -459,23 +503,26 @@ class SearchStudy:
     def step(self, n_trials: int, in_flight: int = 1) -> Round:
         """Settle finished trials, then ask for new ones until ``in_flight`` are to run
         or ``n_trials`` are finished or under way (one lock: no two processes ask for
-        the same slot)."""
+        the same slot).
+
+        Open trials beyond ``n_trials - finished`` (left by a killed run with a larger
+        total) are neither run nor counted now: the lowest-numbered open trials fill the
+        slots, in every process alike, and the rest wait for a larger ``n_trials``."""
         lock = (name_lock(self.root.root, SEARCH_LOCK) if self.root is not None
                 else contextlib.nullcontext())
         with lock:
             while True:
+                pending = [run for trial in sorted(self._running(), key=lambda t: t.number)
+                           if (run := self._settle(trial)) is not None]
+                finished = self.finished_count()
+                active = pending[:max(0, n_trials - finished)]
                 to_run: list[TrialRun] = []
                 waiting: list[TrialRun] = []
-                for trial in self._running():
-                    pending = self._settle(trial)
-                    if pending is None:
-                        continue
+                for run in active:
                     held = self.root is not None and is_running(self.root.root,
-                                                                pending.config.name)
-                    (waiting if held else to_run).append(pending)
-                finished = self.finished_count()
-                room = min(n_trials - finished - len(to_run) - len(waiting),
-                           in_flight - len(to_run))
+                                                                run.config.name)
+                    (waiting if held else to_run).append(run)
+                room = min(n_trials - finished - len(active), in_flight - len(to_run))
                 if room <= 0:
                     return Round(finished, to_run, waiting)
                 for _ in range(room):
@@ -543,7 +590,7 @@ class SearchStudy:
             return None
         if result is None:
             return TrialRun(trial.number, dict(trial.params), config)
-        scored = score(result, self.spec)
+        scored = score(result, self.spec, config)
         self._storage.set_trial_user_attr(trial._trial_id, "held_out", scored.held_out)
         if scored.in_sample is None or not math.isfinite(scored.in_sample):
             self._storage.set_trial_user_attr(
@@ -721,6 +768,21 @@ def with_search_columns(table: pd.DataFrame, summary: SearchSummary) -> pd.DataF
     return table.merge(extra, on="name", how="left")
 
 
+def search_board(table: pd.DataFrame, metric: str, direction: str, top: int = 10) -> str:
+    """The best ``top`` trial configs by the in-sample objective (what the sampler saw),
+    with the held-out objective beside it and the whole-period Sharpe and DSR (over
+    every trial), from a search's ``comparison.csv``."""
+    inside, outside = f"in_sample_{metric}", f"held_out_{metric}"
+    if table.empty or inside not in table.columns:
+        return "no completed trial"
+    ranked = table.sort_values(inside, ascending=direction == "minimize",
+                               na_position="last", kind="stable").head(top)
+    columns = [c for c in ("first_trial", "name", inside, outside, "sharpe", "dsr")
+               if c in ranked.columns]
+    return ranked[columns].to_string(index=False, na_rep="",
+                                     float_format=lambda x: f"{x:.4g}")
+
+
 RATIO_METRICS = ("sharpe", "sortino", "calmar", "ic_mean", "ic_ir", "annualized_return")
 """Search metrics where 0 is no edge, so "less than half of it held out" means decay."""
 HOLDS_UP_RATIO = 0.5  # as the next-bar rule (alphadev.metrics.FRAGILE_RATIO)
@@ -850,6 +912,6 @@ __all__ = [
     "SEARCHABLE_SETTINGS", "SEARCH_METRICS", "Choice", "FloatRange", "IntRange", "Round",
     "SearchSpec", "SearchStudy", "SearchSummary", "TrialRun", "TrialScore", "check_n_trials",
     "finish", "held_out_verdict", "read_summary", "read_trials", "results_of", "run_search",
-    "run_trial", "save_summary", "score", "summarize", "summary_lines", "with_search_columns",
-    "window_metrics",
+    "run_trial", "save_summary", "search_board", "score", "summarize", "summary_lines",
+    "with_search_columns", "window_metrics", "in_sample_rows",
 ]

@@ -15,6 +15,7 @@ luigid), share it and never compute one config twice.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -26,7 +27,7 @@ from luigi.util import inherits
 
 from alphadev.comparison import leaderboard, read_identities
 from alphadev.errors import SpecError
-from alphadev.layout import SweepDir, check_folder
+from alphadev.layout import ResultState, SweepDir, check_folder
 from alphadev.metrics import json_safe
 from alphadev.search import (
     POLL_SECONDS,
@@ -35,6 +36,7 @@ from alphadev.search import (
     check_n_trials,
     finish,
     read_summary,
+    search_board,
     summary_lines,
 )
 from alphadev.spec import load_search
@@ -49,6 +51,8 @@ from pipelines.tasks import (
     SweepFolder,
     _bad_parameter,
 )
+
+logger = logging.getLogger("luigi-interface")
 
 # Each process's Search is its own Luigi task, so with luigid two processes both ask
 # for trials (one shared task would leave the second idle).
@@ -101,6 +105,16 @@ class SearchTrial(BacktestTask):
             super().run()
         except ConfigFailed:  # recorded already (errors.log, failure marker)
             pass
+
+    def _run(self, config) -> None:
+        """Under the run lock: a config another process failed while this one waited is
+        that trial's outcome (the search counts it failed), not one to compute again."""
+        if SweepDir.of(self.save_dir).state(config) is ResultState.FAILED:
+            self._counted = True
+            logger.info("alphadev: trial config %s failed in another process; not run again",
+                        self.name)
+            return
+        super()._run(config)
 
     def _summarize_if_last(self) -> None:
         """The search summarises itself, once it has its trials."""
@@ -173,6 +187,8 @@ class Search(luigi.Task):
         table = read_comparison(SweepDir.of(self.save_dir).comparison)
         lines = summary_lines(summary.record(), self.save_dir)
         text = notice_banner(None, synthetic) + "\n".join(
-            [*lines, leaderboard(table, self.top)])
+            [*lines, search_board(table, spec.metric, spec.direction, self.top),
+             "the whole period (the held-out part included), as a grid's leaderboard:",
+             leaderboard(table, self.top)])
         sys.stdout.write(f"\n{text}\n")
         sys.stdout.flush()

@@ -311,3 +311,58 @@ def test_report_says_when_the_choice_does_not_hold_up(tmp_path: Path) -> None:
                         save_dir=save, verbose=False)
     page = build_report(save, top=2).read_text()
     assert "The chosen trial does not hold up on the held-out part" in page
+
+
+@pytest.mark.parametrize("values, message", [
+    ([True, 1, 0.7], "Choice values True and 1 are one value to the search"),
+    ([1, 1.0], "Choice values 1 and 1.0"),
+    ([0, False], "Choice values 0 and False"),
+    (["a b", "a_b"], "spelled alike in config names"),
+    ([None, "none"], "Choice values None and 'none'"),
+    ([1, "1"], "Choice values 1 and '1'"),
+    (["Fast", "fast"], "spelled alike"),
+    ([0.5, float("nan")], "is not a finite number"),
+])
+def test_choices_that_are_one_value_to_the_search(planted, values, message) -> None:
+    with pytest.raises(ParameterError) as caught:
+        SearchSpec(planted, {"a": Choice(values), "b": FloatRange(0, 1)})
+    assert message in str(caught.value)
+
+
+def test_no_held_out_bar_reaches_the_objective_of_a_coarser_or_later_trade(planted) -> None:
+    """The split lies on the edge of every bar length the space can give, and a row is
+    in-sample only when its return is earned before the split (t + bar + lag <= T)."""
+    from alphadev.search import in_sample_rows
+
+    spec = SearchSpec(planted, {"frequency": Choice(["1h", "1D"]), "b": FloatRange(0, 1)})
+    split = spec.split()
+    # 2024-01-02 + 70 % of 18 days = 2024-01-14 14:24, down to a day (and an hour)
+    assert split == pd.Timestamp("2024-01-14", tz="UTC")
+    daily = spec.config_for({"frequency": "1D", "b": 0.5})
+    stamps = pd.date_range("2024-01-02", "2024-01-19", freq="1D", tz="UTC")
+    inside = stamps[in_sample_rows(stamps, daily, split)]
+    assert inside[-1] == pd.Timestamp("2024-01-13", tz="UTC")  # earned to 01-14 00:00
+    hourly = pd.date_range("2024-01-02", "2024-01-19 23:00", freq="1h", tz="UTC")
+    lagged = planted.replace(execution_lag="5min")
+    last = hourly[in_sample_rows(hourly, lagged, split)][-1]
+    assert last == split - pd.Timedelta(hours=2)  # the bar earned until T + 5min is out
+    assert hourly[in_sample_rows(hourly, planted, split)][-1] == split - pd.Timedelta(hours=1)
+    with pytest.raises(ParameterError, match="space\\['frequency'\\] must be a Choice"):
+        SearchSpec(planted, {"frequency": IntRange(1, 2)})
+    with pytest.raises(ParameterError, match="'2x' is no bar length"):
+        SearchSpec(planted, {"frequency": Choice(["1h", "2x"])})
+
+
+def test_a_smaller_total_leaves_extra_open_trials_unrun_and_uncounted(planted,
+                                                                      tmp_path: Path) -> None:
+    """A run killed with four trials open, resumed with n_trials=2: two are counted."""
+    spec = SearchSpec(planted, PLANE, seed=1)
+    study = SearchStudy(spec, tmp_path / "out")
+    opened = study.step(10, in_flight=4)
+    assert len(opened.to_run) == 4 and opened.finished == 0  # as if killed now
+    assert run_search(study, 2).n_trials == 2
+    running = [t for t in study.study.get_trials()
+               if t.state is optuna.trial.TrialState.RUNNING]
+    assert [t.number for t in running] == [2, 3]  # the lowest-numbered filled the slots
+    assert run_search(study, 5).n_trials == 5
+    assert [t.number for t in study.counted_trials()] == [0, 1, 2, 3, 4]

@@ -66,17 +66,18 @@ base = BacktestConfig(
     alpha_loaders=[CSVDataLoader(str(DATA / "values.csv"), "value")],
     beta_csv_path=str(DATA / "beta.csv"),
 )
-search = SearchSpec(base, {{"scale": IntRange(1, 40)}}, sampler="random", seed=5)
+search = SearchSpec(base, {{"scale": {space}}}, sampler="random", seed=5)
 '''
 
 
-def write_search(folder: Path, hold_after: int | None = None) -> Path:
+def write_search(folder: Path, hold_after: int | None = None,
+                 space: str = "IntRange(1, 40)") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     data = write_market(folder / "data")
     spec = folder / "search_spec.py"
     spec.write_text(SEARCH_SPEC.format(
         data=str(data), calls=str(folder / "calls.log"), release=str(folder / "release"),
-        save=str(folder / "out"), hold_after=hold_after))
+        save=str(folder / "out"), hold_after=hold_after, space=space))
     return spec
 
 
@@ -197,15 +198,21 @@ def _two_processes(args: list[str], cwd: Path, env: dict | None = None) -> None:
         assert p.returncode == 0, err[-3000:]
 
 
-def test_two_processes_share_one_study(tmp_path: Path) -> None:
-    spec = write_search(tmp_path)
+@pytest.mark.parametrize("space, workers", [("IntRange(1, 40)", "1"), ("IntRange(10, 16)", "2")])
+def test_two_processes_share_one_study(tmp_path: Path, space: str, workers: str) -> None:
+    """Also with few values (most trials repeat a config, the planted failure 13 among
+    them) and two workers each: every config computed once, the failed one too."""
+    spec = write_search(tmp_path, space=space)
     save = tmp_path / "out"
     # --no-lock: two identical commands on one host (luigi's lock would stop the second)
-    _two_processes(search_args(spec, save, 14, "--local-scheduler", "--no-lock"), tmp_path)
+    _two_processes(search_args(spec, save, 14, "--workers", workers, "--local-scheduler",
+                               "--no-lock"), tmp_path)
     table = assert_search_done(tmp_path, save, 14)
     calls = computed(tmp_path)
     assert set(calls.values()) == {1}
     assert len(calls) == table["config"].nunique()
+    if space == "IntRange(10, 16)":
+        assert "13" in calls and (table[table["param.scale"] == 13]["state"] == "fail").all()
 
 
 def test_two_workers_of_a_luigid_share_one_study(tmp_path: Path) -> None:
