@@ -7,6 +7,7 @@
     python benchmarks/run.py --only impact       # market impact and capacity, on vs off
     python benchmarks/run.py --only signal       # recorded signal series, the same way
     python benchmarks/run.py --only search       # adaptive search's cost per trial
+    python benchmarks/run.py --only load         # one data file into the panel
     python benchmarks/run.py --luigi-10k     # adds the 10,000 tiny configs (slow)
 
 Data are generated into benchmarks/.data/ (git-ignored) on first use.  Each workload
@@ -174,6 +175,53 @@ def bench_sweep(repeats: int) -> list[tuple[str, str, str]]:
         ("same sweep, second run (all complete)", f"{statistics.median(second):.2f} s",
          "<= 1 s"),
     ]
+
+
+LOAD_SCRIPT = """
+    import json, sys, time
+    import pandas as pd
+    from alphadev import CSVDataLoader, ParquetDataLoader
+    from alphadev.panel import to_bars
+    path, fmt = sys.argv[1], sys.argv[2]
+    loader = (ParquetDataLoader if fmt == "parquet" else CSVDataLoader)(path, "close")
+    symbols = sorted(f"S{k:03d}USDT" for k in range(200))
+    start, end = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2025-01-01", tz="UTC")
+    t0 = time.perf_counter()
+    rows = loader.load_range(start, end, symbols)
+    t1 = time.perf_counter()
+    prices, seen = to_bars(rows["close"], symbols, start.value, 8784, 3_600_000_000_000)
+    t2 = time.perf_counter()
+    assert seen.sum() == len(rows)
+    print(json.dumps({"load": t1 - t0, "bars": t2 - t1, "rows": len(rows)}))
+"""
+
+
+def _load_once(path: str, fmt: str) -> dict:
+    proc = subprocess.run([PYTHON, "-c", textwrap.dedent(LOAD_SCRIPT), path, fmt],
+                          cwd=HERE.parent, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_load(repeats: int) -> list[tuple[str, str, str]]:
+    """One price file of 200 symbols x 1 year of hourly rows (1.75 M rows) into the
+    panel's dense (bars x symbols) array, in a fresh process (libraries imported
+    first): parse with every integrity check, the loader's rows, the bar grid."""
+    rows = []
+    seconds = {}
+    for fmt in ("parquet", "csv"):
+        path = _market(200, 366, fmt)["prices"]
+        runs = [_load_once(path, fmt) for _ in range(repeats)]
+        load = statistics.median(r["load"] for r in runs)
+        bars = statistics.median(r["bars"] for r in runs)
+        seconds[fmt] = load + bars
+        rows.append((f"load one 200 sym x 1 y {fmt} price file into the panel (fresh process)",
+                     f"{load + bars:.2f} s (read and check {load:.2f} s, bar grid "
+                     f"{bars:.2f} s)", "<= 0.3 s" if fmt == "parquet" else "<= 3x Parquet"))
+    rows[-1] = (rows[-1][0], f"{rows[-1][1]} = {seconds['csv'] / seconds['parquet']:.1f}x "
+                "Parquet", rows[-1][2])
+    return rows
 
 
 IMPACT_FIELDS = ('volume_loader=ParquetDataLoader(paths["volume"], "quote_volume"), '
@@ -565,6 +613,7 @@ WORKLOADS = {
     "pool": bench_pool,
     "oos": bench_oos,
     "search": bench_search,
+    "load": bench_load,
 }
 
 

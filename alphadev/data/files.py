@@ -178,6 +178,10 @@ def _parse(
     timestamp_format: str | None = None,
     names: tuple[str, ...] | None = None,
 ) -> Table:
+    if fmt == "parquet" and default_symbol is None:
+        fast = _parse_plain_parquet(path, timestamp_col, symbol_col, window)
+        if fast is not None:
+            return _sorted_table(path, owner, *fast)
     try:
         if window is not None:
             frame = _read_parquet_window(path, timestamp_col, window)
@@ -224,6 +228,12 @@ def _parse(
 
     file_columns = [str(c) for c in frame.columns]
     raw = frame.drop(columns=[c for c in (timestamp_col, symbol_col) if c in frame.columns])
+    return _sorted_table(path, owner, timestamps, categorical, raw, file_columns)
+
+
+def _sorted_table(path: str, owner: str, timestamps: np.ndarray, categorical: pd.Categorical,
+                  raw: pd.DataFrame, file_columns: list[str]) -> Table:
+    """The table in time order, after the duplicate check."""
     if not _non_decreasing(timestamps):  # most files are written in time order already
         order = np.argsort(timestamps, kind="stable")
         timestamps = timestamps[order]
@@ -233,6 +243,80 @@ def _parse(
         raw = raw.iloc[order].reset_index(drop=True)
     _check_duplicates(timestamps, categorical, path, owner)
     return Table(path, timestamps, categorical, raw, file_columns)
+
+
+def _parse_plain_parquet(
+    path: str, timestamp_col: str, symbol_col: str, window: tuple[int, int] | None
+) -> tuple[np.ndarray, pd.Categorical, pd.DataFrame, list[str]] | None:
+    """The common Parquet file read straight from Arrow: a timestamp-typed time column
+    without nulls, a string symbol column read dictionary-encoded (so each symbol is
+    converted once, not once per row), clean column names.  None for anything else,
+    which the general path reads (and reports on) as before."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception:  # noqa: BLE001 - the general path reports an unreadable file
+        return None
+    names = list(schema.names)
+    if (timestamp_col not in names or symbol_col not in names
+            or any(not isinstance(n, str) or n != n.strip() or n.startswith("__index_level_")
+                   for n in names)
+            or len(set(names)) != len(names)
+            or not pa.types.is_timestamp(schema.field(timestamp_col).type)
+            or not (pa.types.is_string(schema.field(symbol_col).type)
+                    or pa.types.is_large_string(schema.field(symbol_col).type))):
+        return None
+    kind = schema.field(timestamp_col).type
+    filters = None
+    if window is not None and not _window_covers(path, names.index(timestamp_col), window):
+        per_unit = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[kind.unit]
+        lo, hi = (pa.scalar(-(-bound // per_unit), type=pa.int64()).cast(kind)
+                  for bound in window)
+        filters = (pc.field(timestamp_col) >= lo) & (pc.field(timestamp_col) < hi)
+    try:
+        table = pq.read_table(path, filters=filters, read_dictionary=[symbol_col])
+        stamps = table.column(timestamp_col)
+        if stamps.null_count:
+            return None  # the general path names the empty timestamp
+        # Arrow keeps UTC instants whatever the zone (naive ones are read as UTC).
+        ns = pc.cast(stamps, pa.timestamp("ns", tz=kind.tz)).cast(pa.int64())
+        timestamps = np.ascontiguousarray(ns.to_numpy(), dtype=np.int64)
+        table = table.unify_dictionaries()
+        symbols = table.column(symbol_col)
+        if symbols.num_chunks:
+            codes = np.concatenate([
+                chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+                for chunk in symbols.chunks]).astype(np.int32)
+            categories = symbols.chunks[0].dictionary.to_pylist()
+        else:
+            codes, categories = np.zeros(0, dtype=np.int32), []
+        raw = table.drop_columns([timestamp_col, symbol_col]).to_pandas()
+    except (pa.ArrowException, ValueError, OverflowError):
+        return None  # out-of-range instants and the like: the general path says what
+    categorical = _stripped_symbols(pd.Series(
+        pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))))
+    return timestamps, categorical, raw, names
+
+
+def _window_covers(path: str, column: int, window: tuple[int, int]) -> bool:
+    """Whether every row group's time statistics lie inside ``window`` (UTC ns, end
+    exclusive): then no row needs filtering, the common case of a batch run."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_metadata(path)
+    for k in range(metadata.num_row_groups):
+        stats = metadata.row_group(k).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return False
+        low, high = pd.Timestamp(stats.min), pd.Timestamp(stats.max)
+        if low.tzinfo is None:  # a naive instant means UTC
+            low, high = low.tz_localize("UTC"), high.tz_localize("UTC")
+        if low.value < window[0] or high.value >= window[1]:
+            return False
+    return True
 
 
 def _strip_column_names(frame: pd.DataFrame, path: str, owner: str) -> pd.DataFrame:
