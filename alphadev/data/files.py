@@ -7,10 +7,12 @@ size and modification time, so an edited file is parsed again and an unchanged o
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,6 +119,8 @@ def read_table(
         )
         cache[key] = table
         PARSE_COUNT[stat.path] = PARSE_COUNT.get(stat.path, 0) + 1
+        if window is not None:
+            _release_arrow_memory()
         while len(_WINDOW_CACHE) > WINDOW_SLOTS:
             _WINDOW_CACHE.popitem(last=False)
     for col in value_cols:
@@ -131,6 +135,13 @@ def read_table(
                 f"(its columns are {table.file_columns}); {hint}"
             )
     return table
+
+
+def _release_arrow_memory() -> None:
+    """Give Arrow's freed buffers back to the system after a windowed read."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def clear_cache() -> None:
@@ -270,20 +281,26 @@ def _parse_plain_parquet(
                     or pa.types.is_large_string(schema.field(symbol_col).type))):
         return None
     kind = schema.field(timestamp_col).type
-    filters = None
-    if window is not None and not _window_covers(path, names.index(timestamp_col), window):
-        per_unit = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[kind.unit]
-        lo, hi = (pa.scalar(-(-bound // per_unit), type=pa.int64()).cast(kind)
-                  for bound in window)
-        filters = (pc.field(timestamp_col) >= lo) & (pc.field(timestamp_col) < hi)
     try:
-        table = pq.read_table(path, filters=filters, read_dictionary=[symbol_col])
+        parquet = pq.ParquetFile(path, read_dictionary=[symbol_col])
+        if window is None:
+            table = parquet.read()
+        else:  # only the row groups whose time statistics reach into the window
+            groups = _row_groups_in(parquet.metadata, names.index(timestamp_col), window)
+            table = parquet.read_row_groups(groups) if groups else (
+                parquet.read_row_groups([0]).slice(0, 0) if parquet.num_row_groups
+                else parquet.read())
         stamps = table.column(timestamp_col)
         if stamps.null_count:
             return None  # the general path names the empty timestamp
         # Arrow keeps UTC instants whatever the zone (naive ones are read as UTC).
         ns = pc.cast(stamps, pa.timestamp("ns", tz=kind.tz)).cast(pa.int64())
         timestamps = np.ascontiguousarray(ns.to_numpy(), dtype=np.int64)
+        if window is not None:
+            inside = (timestamps >= window[0]) & (timestamps < window[1])
+            if not inside.all():
+                table = table.filter(pa.array(inside))
+                timestamps = timestamps[inside]
         table = table.unify_dictionaries()
         symbols = table.column(symbol_col)
         if symbols.num_chunks:
@@ -301,22 +318,22 @@ def _parse_plain_parquet(
     return timestamps, categorical, raw, names
 
 
-def _window_covers(path: str, column: int, window: tuple[int, int]) -> bool:
-    """Whether every row group's time statistics lie inside ``window`` (UTC ns, end
-    exclusive): then no row needs filtering, the common case of a batch run."""
-    import pyarrow.parquet as pq
-
-    metadata = pq.read_metadata(path)
+def _row_groups_in(metadata: Any, column: int, window: tuple[int, int]) -> list[int]:
+    """The row groups whose time statistics reach into ``window`` (UTC ns, end
+    exclusive); a group without statistics is read too."""
+    groups = []
     for k in range(metadata.num_row_groups):
         stats = metadata.row_group(k).column(column).statistics
-        if stats is None or not stats.has_min_max:
-            return False
+        if (stats is None or not stats.has_min_max
+                or not isinstance(stats.min, dt.datetime)):  # no usable statistics
+            groups.append(k)
+            continue
         low, high = pd.Timestamp(stats.min), pd.Timestamp(stats.max)
         if low.tzinfo is None:  # a naive instant means UTC
             low, high = low.tz_localize("UTC"), high.tz_localize("UTC")
-        if low.value < window[0] or high.value >= window[1]:
-            return False
-    return True
+        if high.value >= window[0] and low.value < window[1]:
+            groups.append(k)
+    return groups
 
 
 def _strip_column_names(frame: pd.DataFrame, path: str, owner: str) -> pd.DataFrame:
