@@ -130,8 +130,9 @@ def _volume_rows(sc, rng) -> pd.DataFrame:
             rows.append((ts + pd.Timedelta(seconds=1), sym, float(rng.lognormal(12, 1))))
     if rng.random() < 0.3 and rows:
         rows.append((rows[0][0] + pd.Timedelta(seconds=2), rows[0][1], 0.0))
-    if not rows and len(prices):  # a file with no row at all is a DataError, by design
-        rows.append((prices["timestamp"].iloc[0], prices["symbol"].iloc[0], 1e6))
+    if not any(sym in sc["symbols"] for _, sym, _ in rows) and len(prices):
+        # a file without a row of a configured symbol is a DataError, by design
+        rows.append((prices["timestamp"].iloc[0], sc["symbols"][0], 1e6))
     frame = pd.DataFrame(rows, columns=["timestamp", "symbol", "volume"])
     return frame.drop_duplicates(["timestamp", "symbol"]).reset_index(drop=True)
 
