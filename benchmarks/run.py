@@ -414,7 +414,8 @@ def bench_import(repeats: int) -> list[tuple[str, str, str]]:
              "<= 1.5 s, no matplotlib/IPython")]
 
 
-LUIGI_SPEC = """
+# The tiny config of the Luigi workloads, spelled once for the grid and the search specs.
+TINY_CONFIG = """
 import datetime as dt
 from pathlib import Path
 
@@ -422,17 +423,21 @@ from alphadev import BacktestConfig, Backtester, CSVDataLoader
 from benchmarks.alphas import Momentum
 
 DATA = Path({data!r})
+TINY = BacktestConfig(
+    name="tiny", alpha_class=Momentum, alpha_kwargs={{"window": 2}},
+    start_date=dt.date(2024, 1, 1), end_date=dt.date(2024, 1, 2),
+    symbols=[f"S{{k:03d}}USDT" for k in range(5)],
+    price_loader=CSVDataLoader(str(DATA / "prices.csv"), "close"),
+    alpha_loaders=[CSVDataLoader(str(DATA / "values.csv"), "value")],
+    beta_csv_path=str(DATA / "beta.csv"),
+)
+"""
+
+LUIGI_SPEC = TINY_CONFIG + """
 
 
 def sweep():
-    base = BacktestConfig(
-        name="tiny", alpha_class=Momentum, alpha_kwargs={{"window": 2}},
-        start_date=dt.date(2024, 1, 1), end_date=dt.date(2024, 1, 2),
-        symbols=[f"S{{k:03d}}USDT" for k in range(5)],
-        price_loader=CSVDataLoader(str(DATA / "prices.csv"), "close"),
-        alpha_loaders=[CSVDataLoader(str(DATA / "values.csv"), "value")],
-        beta_csv_path=str(DATA / "beta.csv"),
-    )
+    base = TINY
     bt = Backtester()
     fees = [round(k * 1e-6, 7) for k in range({n} // 10)]
     bt.add_multiple_configs(base, {{}}, {{"trading_fee_rate": fees,
@@ -476,25 +481,11 @@ def bench_luigi(repeats: int, with_10k: bool) -> list[tuple[str, str, str]]:
     return rows
 
 
-SEARCH_SPEC = """
-import datetime as dt
-from pathlib import Path
-
-from alphadev import BacktestConfig, CSVDataLoader
+SEARCH_SPEC = TINY_CONFIG + """
 from alphadev.search import FloatRange, SearchSpec
-from benchmarks.alphas import Momentum
-
-DATA = Path({data!r})
 
 search = SearchSpec(
-    BacktestConfig(
-        name="tiny", alpha_class=Momentum, alpha_kwargs={{"window": 2}},
-        start_date=dt.date(2024, 1, 1), end_date=dt.date(2024, 1, 2),
-        symbols=[f"S{{k:03d}}USDT" for k in range(5)],
-        price_loader=CSVDataLoader(str(DATA / "prices.csv"), "close"),
-        alpha_loaders=[CSVDataLoader(str(DATA / "values.csv"), "value")],
-        beta_csv_path=str(DATA / "beta.csv"),
-    ),
+    TINY,
     {{"trading_fee_rate": FloatRange(0.0, 1e-4), "gross_exposure": FloatRange(1.0, 2.0)}},
     seed=0,
 )

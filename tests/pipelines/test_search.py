@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 
 from alphadev.layout import SweepDir
 from tests.conftest import write_market
-from tests.pipelines.test_sweep import CENTRAL_ENV, LUIGI, _start_luigid, luigi
+from tests.pipelines.test_sweep import CENTRAL_ENV, LUIGI, _start_luigid, kill_when, luigi
 
 SEARCH_SPEC = '''
 import datetime as dt
@@ -151,19 +149,12 @@ def test_kill_9_mid_search_then_rerun(tmp_path: Path) -> None:
         cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # 3 saved and 2 more computing, held
-            saved = list(save.glob("*/sequences")) if save.exists() else []
-            if len(saved) >= 3 and sum(computed(tmp_path).values()) >= len(saved) + 2:
-                break
-            assert proc.poll() is None, "the search ended before it was killed"
-            time.sleep(0.05)
-        else:
-            pytest.fail("the search did not reach the kill point")
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(30)
+
+    def ready() -> bool:  # 3 saved and 2 more computing, held
+        saved = list(save.glob("*/sequences")) if save.exists() else []
+        return len(saved) >= 3 and sum(computed(tmp_path).values()) >= len(saved) + 2
+
+    kill_when(proc, ready, "the search")
     before = computed(tmp_path)
     finished = {p.parent.name for p in save.glob("*/sequences")}
     running = [t for t in study_trials(save) if t.state is optuna.trial.TrialState.RUNNING]

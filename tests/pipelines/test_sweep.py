@@ -186,6 +186,22 @@ def test_bundled_sweep_from_fresh_copy(tmp_path: Path) -> None:
     assert len(trials) == 4 and (trials["state"] == "complete").all()
 
 
+def kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 300) -> None:
+    """``kill -9`` the process group of ``proc`` as soon as ``ready()`` holds."""
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready():
+                break
+            assert proc.poll() is None, f"{what} ended before it was killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"{what} did not reach the kill point")
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+
+
 def test_kill_9_then_resume(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, {"scales": [1, 2, 3, 4, 5, 6, 7, 8], "hold_after": 3})
     save_dir = tmp_path / "out"
@@ -195,20 +211,12 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
         cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 300
-        # Wait until at least 3 configs are complete and two more are computing (held).
-        while time.monotonic() < deadline:
-            done = complete_dirs(save_dir) if save_dir.exists() else []
-            if len(done) >= 3 and sum(calls(tmp_path).values()) >= len(done) + 2:
-                break
-            assert proc.poll() is None, "the sweep ended before it was killed"
-            time.sleep(0.05)
-        else:
-            pytest.fail("the sweep did not reach the kill point")
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(30)
+
+    def ready() -> bool:  # at least 3 configs complete and two more computing (held)
+        done = complete_dirs(save_dir) if save_dir.exists() else []
+        return len(done) >= 3 and sum(calls(tmp_path).values()) >= len(done) + 2
+
+    kill_when(proc, ready, "the sweep")
 
     finished = [d.name for d in complete_dirs(save_dir)]
     assert 3 <= len(finished) < 8
