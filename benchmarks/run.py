@@ -8,6 +8,7 @@
     python benchmarks/run.py --only signal       # recorded signal series, the same way
     python benchmarks/run.py --only search       # adaptive search's cost per trial
     python benchmarks/run.py --only load         # one data file into the panel
+    python benchmarks/run.py --only vectorbt     # needs vectorbt (pip install vectorbt)
     python benchmarks/run.py --luigi-10k     # adds the 10,000 tiny configs (slow)
 
 Data are generated into benchmarks/.data/ (git-ignored) on first use.  Each workload
@@ -222,6 +223,68 @@ def bench_load(repeats: int) -> list[tuple[str, str, str]]:
     rows[-1] = (rows[-1][0], f"{rows[-1][1]} = {seconds['csv'] / seconds['parquet']:.1f}x "
                 "Parquet", rows[-1][2])
     return rows
+
+
+def bench_vectorbt(repeats: int) -> list[tuple[str, str, str]]:
+    """One whole config (load the Parquet files, run the alpha, the book, IC, metrics;
+    no cache) against vectorbt simulating the same target weights on prepared wide
+    frames (``Portfolio.from_orders``, target percent, one cash-sharing group).
+    vectorbt is not a dependency: ``pip install vectorbt`` into the benchmark's venv
+    (best a separate one: it pins its own pandas and numba)."""
+    label = ("whole config vs vectorbt simulating the same weights, 200 symbols x 1 year "
+             "hourly")
+    try:
+        import vectorbt as vbt
+    except ImportError:
+        return [(label, "not run: vectorbt is not installed in this interpreter "
+                 "(pip install vectorbt)", ">= 15x")]
+    import datetime as dt
+
+    import pandas as pd
+
+    from alphadev import BacktestConfig, ParquetDataLoader
+    from alphadev import cache as panel_cache
+    from alphadev.data import files as parsed_files
+    from alphadev.runner import run_backtest
+    from benchmarks.alphas import Momentum
+
+    paths = _market(200, 366, "parquet")
+    config = BacktestConfig(
+        name="vbt", alpha_class=Momentum, alpha_kwargs={"window": 24},
+        start_date=dt.date(2024, 1, 2), end_date=dt.date(2024, 12, 30),
+        symbols=[f"S{k:03d}USDT" for k in range(200)],
+        price_loader=ParquetDataLoader(paths["prices"], "close"),
+        alpha_loaders=[ParquetDataLoader(paths["values"], "value")],
+        beta_csv_path=paths["beta"], trading_fee_rate=4.5e-4,
+    )
+
+    def whole() -> object:
+        panel_cache.clear_memory()
+        parsed_files.clear_cache()
+        return run_backtest(config)
+
+    result = whole()  # compiles and warms the libraries
+    ours = median_time(whole, repeats)
+    positions = result.sequences.positions if hasattr(result.sequences, "positions") \
+        else result._load().positions
+    if not isinstance(positions, pd.DataFrame):
+        positions = pd.read_parquet(positions)
+    bars = result.sequences.index
+    weights = (positions.pivot(index="timestamp", columns="symbol", values="weight")
+               .reindex(index=bars, columns=config.sorted_symbols).fillna(0.0))
+    prices = pd.read_parquet(paths["prices"]).pivot(index="timestamp", columns="symbol",
+                                                  values="close")
+    close = prices.reindex(index=bars, columns=config.sorted_symbols).ffill().bfill()
+
+    def simulate() -> None:
+        vbt.Portfolio.from_orders(close, weights, size_type="targetpercent", fees=4.5e-4,
+                                  group_by=True, cash_sharing=True, call_seq="auto",
+                                  freq="1h")
+
+    simulate()  # compiles
+    theirs = median_time(simulate, repeats)
+    return [(label, f"{theirs / ours:.1f}x: {ours * 1000:.0f} ms whole config, "
+             f"{theirs * 1000:.0f} ms vectorbt {vbt.__version__} on the weights", ">= 15x")]
 
 
 IMPACT_FIELDS = ('volume_loader=ParquetDataLoader(paths["volume"], "quote_volume"), '
@@ -614,6 +677,7 @@ WORKLOADS = {
     "oos": bench_oos,
     "search": bench_search,
     "load": bench_load,
+    "vectorbt": bench_vectorbt,
 }
 
 
