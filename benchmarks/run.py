@@ -10,6 +10,7 @@
     python benchmarks/run.py --only load         # one data file into the panel
     python benchmarks/run.py --only vectorbt     # needs vectorbt (pip install vectorbt)
     python benchmarks/run.py --luigi-10k     # adds the 10,000 tiny configs (slow)
+    python benchmarks/run.py --only luigi --luigi-30k   # 3,000 and 30,000 configs (~30 min)
 
 Data are generated into benchmarks/.data/ (git-ignored) on first use.  Each workload
 that must measure a fresh process runs in a subprocess.  Timings are wall-clock; the
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -509,6 +511,48 @@ def sweep():
 """
 
 
+def _run_measured(args: list[str], cwd: str, env: dict) -> tuple[float, float]:
+    """Seconds and peak RSS (MB, the largest process of the run: with the local
+    scheduler that is the scheduling process) of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(err[-3000:])
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _luigi_measured(n_configs: int) -> tuple[float, float, float]:
+    """Seconds of a first run, of an all-done rerun, and the first run's peak RSS."""
+    data = Path(_market(5, 3, "csv")["prices"]).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "tiny_sweep.py"
+        spec.write_text(LUIGI_SPEC.format(data=str(data), n=n_configs))
+        args = [str(BIN / "luigi"), "--module", "pipelines", "Sweep", "--spec", str(spec),
+                "--save-dir", str(Path(tmp) / "out"), "--workers", "2", "--local-scheduler",
+                "--log-level", "WARNING"]
+        env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+        first, peak = _run_measured(args, tmp, env)
+        rerun, _ = _run_measured(args, tmp, env)
+        return first, rerun, peak
+
+
+def bench_luigi_30k(repeats: int) -> list[tuple[str, str, str]]:
+    """3,000 then 30,000 tiny configs (slow: about half an hour)."""
+    small, small_rerun, small_peak = _luigi_measured(3000)
+    big, big_rerun, big_peak = _luigi_measured(30000)
+    ratio = (big / 30000) / (small / 3000)
+    return [
+        ("Luigi, 3,000 tiny configs, --workers 2", f"{small / 3000 * 1000:.0f} ms per "
+         f"config; rerun {small_rerun:.1f} s; peak RSS {small_peak:.0f} MB", ""),
+        ("Luigi, 30,000 tiny configs, --workers 2", f"{big / 30000 * 1000:.0f} ms per config "
+         f"({ratio:.2f}x the 3,000 figure); all-done rerun {big_rerun:.1f} s; peak RSS "
+         f"{big_peak:.0f} MB", "<= 1.1x, <= 50 ms per config, rerun <= 30 s"),
+    ]
+
+
 def _luigi(n_configs: int) -> tuple[float, float]:
     data = Path(_market(5, 3, "csv")["prices"]).parent
     with tempfile.TemporaryDirectory() as tmp:
@@ -686,6 +730,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=[*WORKLOADS, "luigi"], default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--luigi-10k", action="store_true")
+    parser.add_argument("--luigi-30k", action="store_true",
+                        help="3,000 and 30,000 tiny configs with peak RSS (about 30 min)")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
     chosen = args.only or [*WORKLOADS, "luigi"]
@@ -694,6 +740,8 @@ def main() -> None:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         if name == "luigi":
             rows += bench_luigi(args.repeats, args.luigi_10k)
+            if args.luigi_30k:
+                rows += bench_luigi_30k(args.repeats)
         else:
             rows += WORKLOADS[name](args.repeats)
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
