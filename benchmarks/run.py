@@ -554,22 +554,9 @@ def bench_luigi_30k(repeats: int) -> list[tuple[str, str, str]]:
 
 
 def _luigi(n_configs: int) -> tuple[float, float]:
-    data = Path(_market(5, 3, "csv")["prices"]).parent
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = Path(tmp) / "tiny_sweep.py"
-        spec.write_text(LUIGI_SPEC.format(data=str(data), n=n_configs))
-        args = [str(BIN / "luigi"), "--module", "pipelines", "Sweep", "--spec", str(spec),
-                "--save-dir", str(Path(tmp) / "out"), "--workers", "2", "--local-scheduler",
-                "--log-level", "WARNING"]
-        env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-        t = time.perf_counter()
-        first = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True)
-        first_s = time.perf_counter() - t
-        if first.returncode != 0:
-            raise RuntimeError(first.stderr[-3000:])
-        t = time.perf_counter()
-        subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True, check=True)
-        return first_s, time.perf_counter() - t
+    """Seconds of a first run and of an all-done rerun."""
+    first, rerun, _ = _luigi_measured(n_configs)
+    return first, rerun
 
 
 def bench_luigi(repeats: int, with_10k: bool) -> list[tuple[str, str, str]]:
