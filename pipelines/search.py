@@ -110,7 +110,7 @@ class SearchTrial(BacktestTask):
         """Under the run lock: a config another process failed while this one waited is
         that trial's outcome (the search counts it failed), not one to compute again."""
         if SweepDir.of(self.save_dir).state(config) is ResultState.FAILED:
-            self._counted = True
+            self._uncounted.discard(config.name)
             logger.info("alphadev: trial config %s failed in another process; not run again",
                         self.name)
             return

@@ -55,6 +55,13 @@ def _configs(spec: str):
         raise SystemExit(f"alphadev: {exc}") from None
 
 
+def _find_config(spec: str, name: str):
+    try:
+        return find_config(spec, name)
+    except SpecError as exc:
+        raise SystemExit(f"alphadev: {exc}") from None
+
+
 def _done(config, save_dir: str) -> bool:
     return SweepDir.of(save_dir).state(config) is ResultState.DONE
 
@@ -102,7 +109,10 @@ class ResultTarget(luigi.Target):
 # and every other task's (spec, save_dir, ...) keep their order.
 _SPEC = luigi.Parameter(description="sweep spec: file.py[:name] or package.module:name "
                         "(a package must be importable: PYTHONPATH=. or pip install -e .)")
-_CONFIG_NAME = luigi.Parameter(description="config name")
+# Luigi runs a scheduling unit's configs as one batch task, whose name joins theirs:
+# a space never appears in a config name (alphadev.config.check_name).
+BATCH_SEPARATOR = " "
+_CONFIG_NAME = luigi.Parameter(description="config name", batch_method=BATCH_SEPARATOR.join)
 _SAVE_DIR = luigi.Parameter(description="folder holding one results folder per config")
 
 
@@ -119,7 +129,13 @@ LEADERBOARD_ROWS = 10
 
 @inherits(SweepFolder)
 class BacktestTask(luigi.Task):
-    """One config of a spec."""
+    """One config of a spec.
+
+    Configs of one scheduling ``unit`` (a sweep sets it) are run by Luigi as one batch:
+    one task process and one dispatch for up to ``Sweep --batch-size`` configs, because
+    Luigi's scheduler scans every task it knows on each dispatch.  Each config stays a
+    task of its own, with its own output; the batch task's name joins theirs.
+    """
 
     spec: str  # inherited parameters, typed for mypy (inherits adds them at class creation)
     save_dir: str
@@ -127,28 +143,49 @@ class BacktestTask(luigi.Task):
     priority = 10  # run configs before opening the next wave
 
     name = _CONFIG_NAME
+    unit = luigi.IntParameter(
+        default=0, significant=False, visibility=luigi.parameter.ParameterVisibility.HIDDEN,
+        description="configs of one unit may run as one Luigi batch (not part of the task id)")
+
+    def names(self) -> list[str]:
+        """This task's configs: one, or a batch's."""
+        return self.name.split(BATCH_SEPARATOR)
 
     def config(self):
-        try:
-            return find_config(self.spec, self.name)
-        except SpecError as exc:
-            raise SystemExit(f"alphadev: {exc}") from None
+        return _find_config(self.spec, self.name)
 
-    def output(self) -> ResultTarget:
-        return ResultTarget(self.config(), self.save_dir)
+    def configs(self) -> list:
+        names = self.names()
+        return [self.config()] if len(names) == 1 else [_find_config(self.spec, n)
+                                                        for n in names]
+
+    def output(self) -> ResultTarget | list[ResultTarget]:
+        targets = [ResultTarget(c, self.save_dir) for c in self.configs()]
+        return targets[0] if len(targets) == 1 else targets
 
     def run(self) -> None:
-        self._counted = False  # luigi reuses task instances across invocations
-        config = self.config()
-        # Another process computing this config (no shared scheduler) holds its run lock:
-        # wait for it, then find the config done instead of computing it twice.
-        with run_lock(Path(self.save_dir), config.name):
-            self._run(config)
+        self._uncounted = set(self.names())  # luigi reuses task instances across invocations
+        reports = []
+        for config in self.configs():
+            # Another process computing this config (no shared scheduler) holds its run
+            # lock: wait for it, then find the config done instead of computing it twice.
+            with run_lock(Path(self.save_dir), config.name):
+                try:
+                    self._run(config)
+                except ConfigFailed as exc:
+                    reports.append(str(exc))
+        if reports and len(self.names()) > 1:
+            raise ConfigFailed(
+                f"{len(reports)} of the {len(self.names())} configs of this Luigi batch "
+                "failed (Luigi marks a whole batch failed; the others are done and are not "
+                "run again):\n\n" + "\n\n".join(reports))
+        if reports:
+            raise ConfigFailed(reports[0])
 
     def _run(self, config) -> None:
         if _done(config, self.save_dir):  # another invocation did it (and counted it)
-            self._counted = True
-            logger.info("alphadev: config %s was done meanwhile; not run again", self.name)
+            self._uncounted.discard(config.name)
+            logger.info("alphadev: config %s was done meanwhile; not run again", config.name)
             return
         total = stage_count(config)
         done = 0
@@ -156,17 +193,17 @@ class BacktestTask(luigi.Task):
         def progress(stage: str) -> None:
             nonlocal done
             done += 1
-            self.set_status_message(f"{self.name}: {stage}")
+            self.set_status_message(f"{config.name}: {stage}")
             self.set_progress_percentage(min(99, int(100 * done / total)))
 
         run = run_config(config, SweepDir.of(self.save_dir), progress)
         report = run.failures.get(config.name)
         if report is not None:
-            self._count(False)
+            self._count(config.name, False)
             raise ConfigFailed(report)
         self.set_progress_percentage(100)
-        logger.info("alphadev: config %s done", self.name)
-        self._count(True)
+        logger.info("alphadev: config %s done", config.name)
+        self._count(config.name, True)
 
     def on_success(self):
         self._summarize_if_last()
@@ -174,19 +211,20 @@ class BacktestTask(luigi.Task):
 
     def on_failure(self, exception: BaseException) -> str:
         explanation = super().on_failure(exception)
-        if not getattr(self, "_counted", False):  # failed before or after run_config
-            self._count(False)
+        # configs that failed before or after run_config
+        for name in sorted(getattr(self, "_uncounted", set(self.names()))):
+            self._count(name, False)
         self._summarize_if_last()
         return explanation
 
-    def _count(self, ok: bool) -> None:
-        """Count this config in the sweep's progress (once), show the overall line in
+    def _count(self, name: str, ok: bool) -> None:
+        """Count one config in the sweep's progress (once), show the overall line in
         luigid's status message and log it when due."""
-        self._counted = True
+        getattr(self, "_uncounted", set()).discard(name)
         tick = _count_finished(self.save_dir, ok)
         outcome = "done" if ok else "FAILED (see errors.log)"
         if callable(self.set_status_message):  # only while run() runs
-            self.set_status_message(f"{self.name}: {outcome}"
+            self.set_status_message(f"{name}: {outcome}"
                                     + (f"; {tick.line}" if tick is not None else ""))
         if tick is not None and tick.due:
             logger.info(tick.line)
@@ -221,12 +259,18 @@ class Sweep(luigi.Task):
         description="with the local scheduler, configs are handed to Luigi in waves of "
         "this many, which keeps its per-task cost flat for sweeps of thousands",
     )
+    batch_size = luigi.IntParameter(
+        default=50,
+        description="at most this many configs run as one Luigi batch (one task process, one "
+        "dispatch); fewer in small sweeps, so every worker gets work; 1: one task per config",
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         checks = (
             ("--wave-size", self.wave_size, self.wave_size >= 1, "an integer >= 1"),
             ("--top", self.top, self.top >= 0, "an integer >= 0"),
+            ("--batch-size", self.batch_size, self.batch_size >= 1, "an integer >= 1"),
             ("--num-processes", self.num_processes,
              self.num_processes is None or self.num_processes == -1 or self.num_processes >= 1,
              "unset (Luigi workers), -1 (one process per CPU) or an integer >= 1"),
@@ -239,15 +283,16 @@ class Sweep(luigi.Task):
         if self.num_processes is not None:
             return []
         configs = _configs(self.spec)
-        pending = [c for c in configs if not _done(c, self.save_dir)]
+        pending = [k for k, c in enumerate(configs) if not _done(c, self.save_dir)]
+        unit = unit_size(len(pending), self.batch_size)
         if _local_scheduler() and len(pending) > self.wave_size:
             n_waves = -(-len(configs) // self.wave_size)
-            waves = [self.clone(SweepWave, index=k, size=self.wave_size)
+            waves = [self.clone(SweepWave, index=k, size=self.wave_size, unit=unit)
                      for k in range(n_waves)]
             return [w for w in waves if not w.complete()]
         # Only unfinished configs: a finished sweep of thousands schedules nothing.
         # With a central scheduler every machine must know every config, so no waves.
-        return [self.clone(BacktestTask, name=c.name) for c in pending]
+        return [self.clone(BacktestTask, name=configs[k].name, unit=k // unit) for k in pending]
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(SweepDir.of(self.save_dir).comparison)
@@ -291,6 +336,7 @@ class SweepWave(luigi.Task):
 
     index = luigi.IntParameter()
     size = luigi.IntParameter()
+    unit = luigi.IntParameter(default=1, description="configs per scheduling unit (batch)")
     priority = 0
 
     def _configs(self):
@@ -300,8 +346,26 @@ class SweepWave(luigi.Task):
         return all(_done(c, self.save_dir) for c in self._configs())
 
     def run(self):
-        pending = [c for c in self._configs() if not _done(c, self.save_dir)]
-        yield [self.clone(BacktestTask, name=c.name) for c in pending]
+        start = self.index * self.size
+        pending = [(start + k, c) for k, c in enumerate(self._configs())
+                   if not _done(c, self.save_dir)]
+        yield [self.clone(BacktestTask, name=c.name, unit=k // self.unit) for k, c in pending]
+
+
+def unit_size(n_pending: int, limit: int) -> int:
+    """Configs per scheduling unit: up to ``limit``, but small enough that each worker
+    process gets several units (a unit's configs run one after another)."""
+    return max(1, min(limit, n_pending // (UNITS_PER_PROCESS * _worker_processes())))
+
+
+UNITS_PER_PROCESS = 8
+
+
+def _worker_processes() -> int:
+    try:
+        return max(1, int(luigi.interface.core().workers))
+    except Exception:  # noqa: BLE001 - outside a luigi command line
+        return 1
 
 
 @Sweep.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
@@ -340,18 +404,23 @@ def _already_done(task: Sweep) -> None:
 @BacktestTask.event_handler(luigi.Event.PROCESS_FAILURE)
 @BacktestTask.event_handler(luigi.Event.TIMEOUT)
 def _config_process_died(task: BacktestTask, error: str) -> None:
-    """A config whose task process died (killed, out of memory) counts as failed; the
-    scheduling process sees this, the dead process could not count it.  Its failure is
-    recorded too, so the config that finishes last still writes the summary."""
-    try:
-        sweep_dir = SweepDir.of(task.save_dir)
-        sweep.record_failure(sweep_dir, task.config(), f"config {task.name!r} failed: {error}",
-                             sweep_dir.errors_log)
-    except OSError:
-        logger.exception("alphadev: cannot record the failure of %s", task.name)
-    tick = _count_finished(task.save_dir, False)
-    if tick is not None and tick.due:
-        logger.info(tick.line)
+    """The configs whose task process died (killed, out of memory) before finishing
+    count as failed; the scheduling process sees this, the dead process could not count
+    them.  Their failures are recorded too, so the config that finishes last still
+    writes the summary.  A batch's configs that were done or had failed (and were
+    counted) before it died are left as they are."""
+    sweep_dir = SweepDir.of(task.save_dir)
+    for config in task.configs():
+        if _done(config, task.save_dir) or sweep_dir.failure(config.name).exists():
+            continue
+        try:
+            sweep.record_failure(sweep_dir, config, f"config {config.name!r} failed: {error}",
+                                 sweep_dir.errors_log)
+        except OSError:
+            logger.exception("alphadev: cannot record the failure of %s", config.name)
+        tick = _count_finished(task.save_dir, False)
+        if tick is not None and tick.due:
+            logger.info(tick.line)
     task._summarize_if_last()
 
 

@@ -18,7 +18,7 @@ def test_positional_arguments_bind_as_documented(market: Path, tmp_path: Path) -
     validate = pipelines.Validate(spec, str(tmp_path), "2D", "1D")
     assert (validate.train, validate.test) == ("2D", "1D")
     assert pipelines.Sweep.get_param_names() == ["spec", "save_dir", "num_processes", "top",
-                                                 "wave_size"]
+                                                 "wave_size", "batch_size"]
 
 
 def test_requirements_get_the_sweep_parameters_only(market: Path, tmp_path: Path) -> None:
