@@ -135,10 +135,30 @@ def load_search(spec: str) -> SearchSpec:
 
 
 def find_config(spec: str, name: str) -> BacktestConfig:
-    for config in load_spec(spec):
-        if config.name == name:
-            return config
-    raise SpecError(f"spec {spec!r} defines no config named {name!r}")
+    return _indexed(spec, name)[1]
+
+
+def config_position(spec: str, name: str) -> int:
+    """Where config ``name`` is in the spec's list (a batch runs its configs in order)."""
+    return _indexed(spec, name)[0]
+
+
+_INDEXES: dict[str, tuple[list[BacktestConfig], dict[str, tuple[int, BacktestConfig]]]] = {}
+
+
+def _indexed(spec: str, name: str) -> tuple[int, BacktestConfig]:
+    """A config's position and the config, found by name through an index rebuilt when
+    the spec's configs change: a Luigi task looks its config up in every completeness
+    check, and a scan would cost O(configs) each time."""
+    configs = load_spec(spec)
+    cached = _INDEXES.get(spec)
+    if cached is None or cached[0] is not configs:
+        cached = (configs, {c.name: (k, c) for k, c in enumerate(configs)})
+        _INDEXES[spec] = cached
+    try:
+        return cached[1][name]
+    except KeyError:
+        raise SpecError(f"spec {spec!r} defines no config named {name!r}") from None
 
 
 def _split(spec: str) -> tuple[str, str | None]:

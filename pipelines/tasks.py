@@ -42,7 +42,7 @@ from alphadev.job import stage_count
 from alphadev.layout import ResultState, SweepDir, log_stale
 from alphadev.orchestrator import run_config, run_sweep, worker_count
 from alphadev.progress import SweepDisplay
-from alphadev.spec import find_config, load_spec, spec_is_synthetic, spec_notice
+from alphadev.spec import config_position, find_config, load_spec, spec_is_synthetic, spec_notice
 from alphadev.store import run_lock, write_notice
 
 logger = logging.getLogger("luigi-interface")
@@ -155,9 +155,13 @@ class BacktestTask(luigi.Task):
         return _find_config(self.spec, self.name)
 
     def configs(self) -> list:
+        """This task's configs; a batch's in the spec's order (Luigi joins them in its
+        own)."""
         names = self.names()
-        return [self.config()] if len(names) == 1 else [_find_config(self.spec, n)
-                                                        for n in names]
+        if len(names) == 1:
+            return [self.config()]
+        configs = [_find_config(self.spec, name) for name in names]
+        return sorted(configs, key=lambda c: config_position(self.spec, c.name))
 
     def output(self) -> ResultTarget | list[ResultTarget]:
         targets = [ResultTarget(c, self.save_dir) for c in self.configs()]
