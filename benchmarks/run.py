@@ -1,6 +1,6 @@
 """alphadev benchmarks: deterministic data, medians of several runs, one table.
 
-    python benchmarks/run.py                 # everything but the 10,000-config Luigi run
+    python benchmarks/run.py                 # everything but release and the big Luigi runs
     python benchmarks/run.py --only kernel import
     python benchmarks/run.py --only oos          # validation of a 1,000-config sweep
     python benchmarks/run.py --only nextbar      # the next-bar pass against the commit before
@@ -9,6 +9,8 @@
     python benchmarks/run.py --only search       # adaptive search's cost per trial
     python benchmarks/run.py --only load         # one data file into the panel
     python benchmarks/run.py --only vectorbt     # needs vectorbt (pip install vectorbt)
+    python benchmarks/run.py --only release      # sweep and Luigi rows vs the previous release
+    python benchmarks/run.py --only reference    # the sweep against the plain reference
     python benchmarks/run.py --luigi-10k     # adds the 10,000 tiny configs (slow)
     python benchmarks/run.py --only luigi --luigi-30k   # 3,000 and 30,000 configs (~30 min)
 
@@ -524,7 +526,7 @@ def _run_measured(args: list[str], cwd: str, env: dict) -> tuple[float, float]:
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def _luigi_measured(n_configs: int) -> tuple[float, float, float]:
+def _luigi_measured(n_configs: int, tree: Path = HERE.parent) -> tuple[float, float, float]:
     """Seconds of a first run, of an all-done rerun, and the first run's peak RSS."""
     data = Path(_market(5, 3, "csv")["prices"]).parent
     with tempfile.TemporaryDirectory() as tmp:
@@ -533,7 +535,7 @@ def _luigi_measured(n_configs: int) -> tuple[float, float, float]:
         args = [str(BIN / "luigi"), "--module", "pipelines", "Sweep", "--spec", str(spec),
                 "--save-dir", str(Path(tmp) / "out"), "--workers", "2", "--local-scheduler",
                 "--log-level", "WARNING"]
-        env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+        env = {**os.environ, "PYTHONPATH": str(tree)}
         first, peak = _run_measured(args, tmp, env)
         rerun, _ = _run_measured(args, tmp, env)
         return first, rerun, peak
@@ -551,6 +553,85 @@ def bench_luigi_30k(repeats: int) -> list[tuple[str, str, str]]:
          f"({ratio:.2f}x the 3,000 figure); all-done rerun {big_rerun:.1f} s; peak RSS "
          f"{big_peak:.0f} MB", "<= 1.1x, <= 50 ms per config, rerun <= 30 s"),
     ]
+
+
+REFERENCE_SCRIPT = """
+    import datetime as dt, json, sys, time
+    import numpy as np
+    from alphadev import BacktestConfig, ParquetDataLoader
+    from alphadev.research import config_panel
+    from benchmarks.alphas import Momentum
+    from tests.reference import reference_weights_and_accounting
+    paths = json.loads(sys.argv[1])
+    config = BacktestConfig(
+        name="bench", alpha_class=Momentum, alpha_kwargs={"window": 24},
+        start_date=dt.date(2024, 1, 2), end_date=dt.date(2024, 12, 30),
+        symbols=[f"S{k:03d}USDT" for k in range(200)],
+        price_loader=ParquetDataLoader(paths["prices"], "close"),
+        alpha_loaders=[ParquetDataLoader(paths["values"], "value")],
+        beta_csv_path=paths["beta"], quantile=(0.2, 0.2), trading_fee_rate=2e-4,
+    )
+    panel = config_panel(config)
+    t0 = time.perf_counter()
+    reference_weights_and_accounting(panel.prices, panel.alpha, panel.universe,
+                                     np.ones(panel.prices.shape[1]), 0.2, 0.2, 1.0, 2e-4)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "bars": len(panel.bars)}))
+"""
+
+
+def bench_reference(repeats: int) -> list[tuple[str, str, str]]:
+    """The 12-config sweep's cost per config against the plain reference implementation
+    of the contract (tests/reference.py: Python loops, written to be obviously right)
+    doing only the book and accounting of one such config, in the same invocation.  The
+    issue's "original engine" is not in this repository; this is the slow engine it has."""
+    paths = _market(200, 366, "parquet")
+    sweep_s = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as save_dir:
+            sweep_s.append(_sweep_once(paths, save_dir)["seconds"] / 12)
+    proc = subprocess.run([PYTHON, "-c", textwrap.dedent(REFERENCE_SCRIPT), json.dumps(paths)],
+                          cwd=HERE.parent, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    reference = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+    per_config = statistics.median(sweep_s)
+    return [("fresh-process 12-config sweep, 200 symbols x 1 year, per config, vs the plain "
+             "reference's book and accounting alone (tests/reference.py) on one such config",
+             f"{per_config * 1000:.0f} ms vs {reference:.1f} s = {reference / per_config:.0f}x",
+             ">= 100x (against the original engine, which this repository does not have)")]
+
+
+RELEASE_BASELINE = "33cd01d"  # the previous release: the code before issue 20's work
+
+
+def bench_release(repeats: int) -> list[tuple[str, str, str]]:
+    """The README's sweep and Luigi rows on this tree and on the previous release (a
+    temporary git worktree), alternating."""
+    now, before = _against(RELEASE_BASELINE, repeats)
+    rows = [(f"12-config sweep, fresh process, this tree vs {RELEASE_BASELINE}",
+             f"{now * 1000:.0f} vs {before * 1000:.0f} ms per config", "")]
+    with tempfile.TemporaryDirectory() as scratch:
+        other = Path(scratch) / "baseline"
+        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", "-q",
+                        str(other), RELEASE_BASELINE], check=True)
+        try:
+            for n in (1000, 3000):
+                runs: dict[Path, list[tuple[float, float, float]]] = {HERE.parent: [],
+                                                                     other: []}
+                for _ in range(max(1, repeats // 2)):
+                    for tree, measured in runs.items():
+                        measured.append(_luigi_measured(n, tree))
+                (first, rerun, _), (first_b, rerun_b, _) = (
+                    tuple(statistics.median(m[i] for m in v) for i in range(3))
+                    for v in runs.values())
+                rows.append((f"Luigi, {n:,} tiny configs, --workers 2, this tree vs "
+                             f"{RELEASE_BASELINE}", f"{first / n * 1000:.0f} vs "
+                             f"{first_b / n * 1000:.0f} ms per config; all-done rerun "
+                             f"{rerun:.1f} vs {rerun_b:.1f} s", ""))
+        finally:
+            subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force",
+                            str(other)], check=False)
+    return rows
 
 
 def _luigi(n_configs: int) -> tuple[float, float]:
@@ -709,7 +790,12 @@ WORKLOADS = {
     "search": bench_search,
     "load": bench_load,
     "vectorbt": bench_vectorbt,
+    "release": bench_release,
+    "reference": bench_reference,
 }
+
+
+OPT_IN = {"release"}  # minutes of the previous release's code: only with --only
 
 
 def main() -> None:
@@ -721,7 +807,7 @@ def main() -> None:
                         help="3,000 and 30,000 tiny configs with peak RSS (about 30 min)")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
-    chosen = args.only or [*WORKLOADS, "luigi"]
+    chosen = args.only or [*(w for w in WORKLOADS if w not in OPT_IN), "luigi"]
     rows = []
     for name in chosen:
         print(f"running {name} ...", file=sys.stderr, flush=True)

@@ -267,8 +267,11 @@ def _start_luigid(folder: Path, config: str = "") -> tuple[subprocess.Popen, int
             time.sleep(0.1)
 
 
-def test_two_workers_share_a_central_scheduler(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, {"scales": list(range(1, 13))})
+@pytest.mark.parametrize("n", [12, 64])
+def test_two_workers_share_a_central_scheduler(tmp_path: Path, n: int) -> None:
+    """Two machines (processes) with two workers each; at 64 configs Luigi batches them
+    in units of 4 (64 pending // (8 x 2 workers)), each unit in one task process."""
+    spec = write_spec(tmp_path, {"scales": list(range(1, n + 1))})
     save_dir = tmp_path / "out"
     luigid, port = _start_luigid(tmp_path)
     try:
@@ -288,9 +291,16 @@ def test_two_workers_share_a_central_scheduler(tmp_path: Path) -> None:
     finally:
         luigid.terminate()
         luigid.wait(30)
-    assert len(complete_dirs(save_dir)) == 12
-    assert calls(tmp_path) == Counter({str(k): 1 for k in range(1, 13)})
+    assert len(complete_dirs(save_dir)) == n
+    assert calls(tmp_path) == Counter({str(k): 1 for k in range(1, n + 1)})
     assert (save_dir / "comparison.csv").exists()
+    unit = 1 if n == 12 else 4
+    pids = [line.split() for line in (tmp_path / "calls.log").read_text().splitlines()]
+    units_of: dict[str, set[int]] = {}
+    for scale, pid in pids:
+        units_of.setdefault(pid, set()).add((int(scale) - 1) // unit)
+    assert all(len(units) == 1 for units in units_of.values())
+    assert len(units_of) == n // unit
 
 
 @pytest.mark.slow  # luigid notices a dead worker only in its 60 s prune
@@ -599,6 +609,7 @@ def test_failed_config_is_retried_in_the_same_process(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("flag", "value", "allowed"), [
     ("--wave-size", "0", ">= 1"), ("--wave-size", "-3", ">= 1"), ("--top", "-1", ">= 0"),
+    ("--batch-size", "0", ">= 1"),
     ("--num-processes", "0", "-1 (one process per CPU) or an integer >= 1"),
 ])
 def test_bad_sweep_parameters(tmp_path: Path, flag: str, value: str, allowed: str) -> None:
