@@ -229,6 +229,23 @@ def bench_load(repeats: int) -> list[tuple[str, str, str]]:
     return rows
 
 
+def one_year_config(paths: dict, name: str, **settings):
+    """The sweep's config shape: Momentum(24) on the 200-symbol year of ``paths``."""
+    import datetime as dt
+
+    from alphadev import BacktestConfig, ParquetDataLoader
+    from benchmarks.alphas import Momentum
+
+    return BacktestConfig(
+        name=name, alpha_class=Momentum, alpha_kwargs={"window": 24},
+        start_date=dt.date(2024, 1, 2), end_date=dt.date(2024, 12, 30),
+        symbols=[f"S{k:03d}USDT" for k in range(200)],
+        price_loader=ParquetDataLoader(paths["prices"], "close"),
+        alpha_loaders=[ParquetDataLoader(paths["values"], "value")],
+        beta_csv_path=paths["beta"], **settings,
+    )
+
+
 def bench_vectorbt(repeats: int) -> list[tuple[str, str, str]]:
     """One whole config (load the Parquet files, run the alpha, the book, IC, metrics;
     no cache) against vectorbt simulating the same target weights on prepared wide
@@ -242,25 +259,15 @@ def bench_vectorbt(repeats: int) -> list[tuple[str, str, str]]:
     except ImportError:
         return [(label, "not run: vectorbt is not installed in this interpreter "
                  "(pip install vectorbt)", ">= 15x")]
-    import datetime as dt
 
     import pandas as pd
 
-    from alphadev import BacktestConfig, ParquetDataLoader
     from alphadev import cache as panel_cache
     from alphadev.data import files as parsed_files
     from alphadev.runner import run_backtest
-    from benchmarks.alphas import Momentum
 
     paths = _market(200, 366, "parquet")
-    config = BacktestConfig(
-        name="vbt", alpha_class=Momentum, alpha_kwargs={"window": 24},
-        start_date=dt.date(2024, 1, 2), end_date=dt.date(2024, 12, 30),
-        symbols=[f"S{k:03d}USDT" for k in range(200)],
-        price_loader=ParquetDataLoader(paths["prices"], "close"),
-        alpha_loaders=[ParquetDataLoader(paths["values"], "value")],
-        beta_csv_path=paths["beta"], trading_fee_rate=4.5e-4,
-    )
+    config = one_year_config(paths, "vbt", trading_fee_rate=4.5e-4)
 
     def whole() -> object:
         panel_cache.clear_memory()
@@ -517,12 +524,12 @@ def _run_measured(args: list[str], cwd: str, env: dict) -> tuple[float, float]:
     """Seconds and peak RSS (MB, the largest process of the run: with the local
     scheduler that is the scheduling process) of one command."""
     start = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    _, err = proc.communicate()
+    out, err = proc.communicate()
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(err[-3000:])
+        raise RuntimeError(f"exit code {proc.returncode}\n{out[-2000:]}\n{err[-3000:]}")
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
@@ -558,19 +565,11 @@ def bench_luigi_30k(repeats: int) -> list[tuple[str, str, str]]:
 REFERENCE_SCRIPT = """
     import datetime as dt, json, sys, time
     import numpy as np
-    from alphadev import BacktestConfig, ParquetDataLoader
     from alphadev.research import config_panel
-    from benchmarks.alphas import Momentum
+    from benchmarks.run import one_year_config
     from tests.reference import reference_weights_and_accounting
     paths = json.loads(sys.argv[1])
-    config = BacktestConfig(
-        name="bench", alpha_class=Momentum, alpha_kwargs={"window": 24},
-        start_date=dt.date(2024, 1, 2), end_date=dt.date(2024, 12, 30),
-        symbols=[f"S{k:03d}USDT" for k in range(200)],
-        price_loader=ParquetDataLoader(paths["prices"], "close"),
-        alpha_loaders=[ParquetDataLoader(paths["values"], "value")],
-        beta_csv_path=paths["beta"], quantile=(0.2, 0.2), trading_fee_rate=2e-4,
-    )
+    config = one_year_config(paths, "bench", quantile=(0.2, 0.2), trading_fee_rate=2e-4)
     panel = config_panel(config)
     t0 = time.perf_counter()
     reference_weights_and_accounting(panel.prices, panel.alpha, panel.universe,

@@ -33,6 +33,12 @@ def logged_spec(folder: Path, n: int, fail: tuple = (), kill_scale: float | None
     return spec
 
 
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    """The save_dir, and a working folder with no luigi.cfg."""
+    (tmp_path / "elsewhere").mkdir()
+    return tmp_path / "out", tmp_path / "elsewhere"
+
+
 def computed(folder: Path) -> list[tuple[int, int]]:
     """(config index, task process id) of every compute() call, in order; a planted
     failure (scale -1) is logged as index -1."""
@@ -61,9 +67,7 @@ def test_unit_size_gives_every_worker_process_several_units() -> None:
 def test_each_unit_runs_in_one_task_process(tmp_path: Path, extra: tuple, unit: int) -> None:
     n = 64
     spec = logged_spec(tmp_path / "spec", n)
-    save_dir = tmp_path / "out"
-    cwd = tmp_path / "elsewhere"
-    cwd.mkdir()
+    save_dir, cwd = folders(tmp_path)
     run = run_luigi(spec, save_dir, cwd, "--workers", "2", *extra)
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"{n} of {n} configs done" in run.stdout
@@ -91,9 +95,7 @@ def test_a_failed_config_fails_its_batch_in_luigi_only(tmp_path: Path) -> None:
     """32 configs, one process: units of 4.  cfg005 fails; its batch-mates are done, the
     summary names only cfg005 and a rerun computes only cfg005 again."""
     spec = logged_spec(tmp_path / "spec", 32, fail=(5,))
-    save_dir = tmp_path / "out"
-    cwd = tmp_path / "elsewhere"
-    cwd.mkdir()
+    save_dir, cwd = folders(tmp_path)
     run = run_luigi(spec, save_dir, cwd, "--workers", "1")
     assert run.returncode == 30, run.stderr[-3000:]
     assert "1 of the 4 configs of this Luigi batch failed" in run.stderr
@@ -122,9 +124,7 @@ def test_a_batch_process_killed_mid_unit(tmp_path: Path, killed: int,
     configs are counted and recorded as failed, the last config writes the summary, and
     a rerun computes exactly them."""
     spec = logged_spec(tmp_path / "spec", 32, kill_scale=1.0 + killed / 100)
-    save_dir = tmp_path / "out"
-    cwd = tmp_path / "elsewhere"
-    cwd.mkdir()
+    save_dir, cwd = folders(tmp_path)
     run = run_luigi(spec, save_dir, cwd, "--workers", "2")
     assert run.returncode == 30, run.stderr[-3000:]
     assert "died unexpectedly" in run.stderr
