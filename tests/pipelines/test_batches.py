@@ -4,7 +4,6 @@ Real luigi processes, real task processes, real kill -9."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -139,11 +138,7 @@ def test_a_batch_process_killed_mid_unit(tmp_path: Path, killed: int,
     assert (last["done"], last["failed"], last["left"]) == (str(n_done), str(len(casualties)),
                                                             "0")
     before = Counter(k for k, _ in computed(tmp_path / "spec"))
-    os.environ["NO_KILL"] = "1"
-    try:
-        again = run_luigi(spec, save_dir, cwd, "--workers", "2")
-    finally:
-        del os.environ["NO_KILL"]
+    again = run_luigi(spec, save_dir, cwd, "--workers", "2", env_extra={"NO_KILL": "1"})
     assert again.returncode == 0, again.stderr[-3000:]
     assert "32 of 32 configs done" in again.stdout
     recomputed = Counter(k for k, _ in computed(tmp_path / "spec")) - before

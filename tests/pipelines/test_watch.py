@@ -89,9 +89,11 @@ def write_spec(folder: Path, n: int, fail: tuple = (), notice: str | None = NOTI
     return spec
 
 
-def run_luigi(spec: Path, save_dir: Path, cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_luigi(spec: Path, save_dir: Path, cwd: Path, *extra: str,
+              env_extra: dict | None = None) -> subprocess.CompletedProcess:
     """``luigi --module pipelines Sweep`` with no luigi.cfg in sight (Luigi's defaults)."""
     env = {k: v for k, v in os.environ.items() if k != "LUIGI_CONFIG_PATH"}
+    env.update(env_extra or {})
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     assert not (cwd / "luigi.cfg").exists()
     return subprocess.run(
@@ -320,11 +322,7 @@ def test_config_whose_task_process_is_killed_still_ends_with_the_summary(
     last = progress_lines(run.stderr)[-1]
     assert (last["done"], last["failed"], last["left"]) == ("3", "1", "0")
 
-    os.environ["NO_KILL"] = "1"
-    try:
-        again = run_luigi(spec, save_dir, cwd, "--workers", "2")
-    finally:
-        del os.environ["NO_KILL"]
+    again = run_luigi(spec, save_dir, cwd, "--workers", "2", env_extra={"NO_KILL": "1"})
     assert again.returncode == 0, again.stderr[-3000:]
     assert "4 of 4 configs done" in again.stdout
 
