@@ -22,6 +22,7 @@ machine's other load shows up in them, so compare ratios measured in one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -369,25 +371,32 @@ SIGNAL_BASELINE = "ba6316d"  # the last commit before runs recorded their signal
 PER_ALPHA_GRID = '{"window": [6, 12, 24, 48]}, {}'  # 4 configs, each its own alpha panel
 
 
+@contextlib.contextmanager
+def _worktree(revision: str) -> Iterator[Path]:
+    """A temporary git worktree of ``revision`` (removed afterwards)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        other = Path(scratch) / "baseline"
+        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", "-q",
+                        str(other), revision], check=True)
+        try:
+            yield other
+        finally:
+            subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force",
+                            str(other)], check=False)
+
+
 def _against(baseline: str, repeats: int, grid: str | None = None) -> tuple[float, float]:
     """Seconds per config of a sweep on this tree and on ``baseline`` (a temporary git
     worktree), interleaved; the first round compiles and warms the caches."""
     paths = _market(200, 366, "parquet")
-    with tempfile.TemporaryDirectory() as scratch:
-        other = Path(scratch) / "baseline"
-        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", "-q",
-                        str(other), baseline], check=True)
-        try:
-            times: dict[Path, list[float]] = {HERE.parent: [], other: []}
-            for k in range(repeats + 1):
-                for tree, seconds in times.items():
-                    with tempfile.TemporaryDirectory() as save_dir:
-                        done = _sweep_once(paths, save_dir, tree=tree, grid=grid)
-                    if k:
-                        seconds.append(done["seconds"] / done["configs"])
-        finally:
-            subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force",
-                            str(other)], check=False)
+    with _worktree(baseline) as other:
+        times: dict[Path, list[float]] = {HERE.parent: [], other: []}
+        for k in range(repeats + 1):
+            for tree, seconds in times.items():
+                with tempfile.TemporaryDirectory() as save_dir:
+                    done = _sweep_once(paths, save_dir, tree=tree, grid=grid)
+                if k:
+                    seconds.append(done["seconds"] / done["configs"])
     now, before = (statistics.median(v) for v in times.values())
     return now, before
 
@@ -609,27 +618,19 @@ def bench_release(repeats: int) -> list[tuple[str, str, str]]:
     now, before = _against(RELEASE_BASELINE, repeats)
     rows = [(f"12-config sweep, fresh process, this tree vs {RELEASE_BASELINE}",
              f"{now * 1000:.0f} vs {before * 1000:.0f} ms per config", "")]
-    with tempfile.TemporaryDirectory() as scratch:
-        other = Path(scratch) / "baseline"
-        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", "-q",
-                        str(other), RELEASE_BASELINE], check=True)
-        try:
-            for n in (1000, 3000):
-                runs: dict[Path, list[tuple[float, float, float]]] = {HERE.parent: [],
-                                                                     other: []}
-                for _ in range(max(1, repeats // 2)):
-                    for tree, measured in runs.items():
-                        measured.append(_luigi_measured(n, tree))
-                (first, rerun, _), (first_b, rerun_b, _) = (
-                    tuple(statistics.median(m[i] for m in v) for i in range(3))
-                    for v in runs.values())
-                rows.append((f"Luigi, {n:,} tiny configs, --workers 2, this tree vs "
-                             f"{RELEASE_BASELINE}", f"{first / n * 1000:.0f} vs "
-                             f"{first_b / n * 1000:.0f} ms per config; all-done rerun "
-                             f"{rerun:.1f} vs {rerun_b:.1f} s", ""))
-        finally:
-            subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force",
-                            str(other)], check=False)
+    with _worktree(RELEASE_BASELINE) as other:
+        for n in (1000, 3000):
+            runs: dict[Path, list[tuple[float, float, float]]] = {HERE.parent: [], other: []}
+            for _ in range(max(1, repeats // 2)):
+                for tree, measured in runs.items():
+                    measured.append(_luigi_measured(n, tree))
+            (first, rerun, _), (first_b, rerun_b, _) = (
+                tuple(statistics.median(m[i] for m in v) for i in range(3))
+                for v in runs.values())
+            rows.append((f"Luigi, {n:,} tiny configs, --workers 2, this tree vs "
+                         f"{RELEASE_BASELINE}", f"{first / n * 1000:.0f} vs "
+                         f"{first_b / n * 1000:.0f} ms per config; all-done rerun "
+                         f"{rerun:.1f} vs {rerun_b:.1f} s", ""))
     return rows
 
 
