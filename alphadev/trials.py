@@ -19,11 +19,14 @@ one trial:
 * ``N_eff`` = the number of clusters.
 
 Clustering runs the nearest-neighbour-chain algorithm (O(N^2) time and memory, exact
-for complete linkage), compiled with numba; ties go to the lower index.
+for complete linkage), compiled with numba; ties go to the lower index.  It works in one
+N x N matrix (8 N^2 bytes), so above ``MAX_CLUSTERED_CONFIGS`` configs it is not run and
+every config is its own trial: the conservative N_eff = N, which can only lower a DSR.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +36,7 @@ from numba import njit
 from alphadev.validation import check_scalar
 
 __all__ = [
+    "MAX_CLUSTERED_CONFIGS",
     "NEAR_DUPLICATE_CORRELATION",
     "TrialClusters",
     "cluster_trials",
@@ -44,6 +48,12 @@ NEAR_DUPLICATE_CORRELATION = 0.9
 
 Fee variants of one alpha correlate above 0.99 on the bundled sweep; its different
 lookback windows between 0.3 and 0.7."""
+
+MAX_CLUSTERED_CONFIGS = 12_000
+"""Above this many configs the clustering's N x N matrix (1.15 GB at this size) is not
+built and N_eff = N.  A 30,000-config sweep would need 7.2 GB per matrix."""
+
+logger = logging.getLogger(__name__)
 
 
 class TrialClusters(NamedTuple):
@@ -81,16 +91,33 @@ def correlation_matrix(pnl: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 
 def cluster_trials(
-    pnl: npt.ArrayLike, threshold: float = NEAR_DUPLICATE_CORRELATION
+    pnl: npt.ArrayLike,
+    threshold: float = NEAR_DUPLICATE_CORRELATION,
+    max_configs: int = MAX_CLUSTERED_CONFIGS,
 ) -> TrialClusters:
-    """Cluster the configs (columns of ``pnl``) whose returns are near-duplicates."""
+    """Cluster the configs (columns of ``pnl``) whose returns are near-duplicates.
+
+    More than ``max_configs`` columns: no clustering, each config its own cluster."""
     threshold = check_scalar("threshold", threshold, low=-1.0, high=1.0,
                              hint="the correlation above which configs are one trial")
-    corr = correlation_matrix(pnl)
-    n = corr.shape[0]
+    max_configs = check_scalar("max_configs", max_configs, low=1, integer=True,
+                               hint="the most configs clustered in one N x N matrix")
+    n = np.shape(pnl)[1] if np.ndim(pnl) == 2 else 0
+    if n > max_configs:
+        logger.warning(
+            "%d configs are more than the %d whose returns are clustered into trials; "
+            "each config counts as its own trial (N_eff = N, the conservative DSR)",
+            n, max_configs)
+        return TrialClusters(np.arange(n, dtype=np.int64), n, threshold)
+    distance = correlation_matrix(pnl)
+    n = distance.shape[0]
     if n == 0:
         return TrialClusters(np.zeros(0, dtype=np.int64), 0, threshold)
-    distance = np.sqrt(np.maximum(0.5 * (1.0 - corr), 0.0))
+    # d = sqrt(max((1 - rho) / 2, 0)), in place: the matrix is the memory bound.
+    np.subtract(1.0, distance, out=distance)
+    distance *= 0.5
+    np.maximum(distance, 0.0, out=distance)
+    np.sqrt(distance, out=distance)
     cut = np.sqrt(max(0.5 * (1.0 - threshold), 0.0))
     labels = _cut_complete_linkage(distance, cut * (1.0 + 1e-12))
     return TrialClusters(labels, int(labels.max()) + 1, threshold)
@@ -104,9 +131,10 @@ def _cut_complete_linkage(distance: np.ndarray, cut: float) -> np.ndarray:
     other's nearest, merge them (Lance-Williams: the new distance is the max), repeat.
     The merges at height <= cut, applied in any order, give the dendrogram's cut
     because complete linkage is reducible (heights never decrease up the tree).
+    ``distance`` is overwritten (no copy: it is the clustering's memory bound).
     """
     n = distance.shape[0]
-    d = distance.copy()
+    d = distance
     active = np.ones(n, dtype=np.bool_)
     parent = np.arange(n)
     chain = np.empty(n, dtype=np.int64)

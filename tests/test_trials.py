@@ -98,3 +98,19 @@ def test_the_dsr_deflates_over_the_effective_trials() -> None:
     assert table.attrs["expected_max_sharpe"] == pytest.approx(expected_max_sharpe(10, variance))
     every_config = np.var(table["sharpe_per_period"], ddof=1)
     assert table.attrs["expected_max_sharpe"] < expected_max_sharpe(26, every_config)
+
+
+def test_above_the_limit_every_config_is_its_own_trial(caplog: pytest.LogCaptureFixture) -> None:
+    """No N x N matrix past ``max_configs``: N_eff = N, the conservative deflation."""
+    pnl, *_ = _fee_sweep(0)
+    assert cluster_trials(pnl, max_configs=pnl.shape[1]).n_effective == 8
+    with caplog.at_level("WARNING", logger="alphadev.trials"):
+        clusters = cluster_trials(pnl, max_configs=pnl.shape[1] - 1)
+    assert clusters.n_effective == pnl.shape[1]
+    assert list(clusters.labels) == list(range(pnl.shape[1]))
+    assert "24 configs are more than the 23" in caplog.text
+
+
+def test_max_configs_is_checked() -> None:
+    with pytest.raises(ParameterError, match="max_configs=0 must be an integer >= 1"):
+        cluster_trials(np.zeros((10, 2)), max_configs=0)
