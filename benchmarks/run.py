@@ -446,13 +446,11 @@ MEMORY_SCRIPT = """
     # peak across the vfork+exec that starts this script, so a runner that has just
     # generated the data would be measured instead.
     with open("/proc/self/status") as status:
-        hwm = [line.split()[1] for line in status if line.startswith("VmHWM:")]
-    rss_mb = int(hwm[0]) / 1024 if hwm else (
+        kb = {{k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in status)
+              if k in ("VmHWM", "RssFile")}}
+    rss_mb = kb["VmHWM"] / 1024 if "VmHWM" in kb else (
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    with open("/proc/self/status") as status:
-        shared = [line.split()[1] for line in status if line.startswith("RssFile:")]
-    print(json.dumps({{"rss_mb": rss_mb, "bars": bars,
-                      "file_mb": int(shared[0]) / 1024 if shared else None}}))
+    print(json.dumps({{"rss_mb": rss_mb, "bars": bars, "file_mb": kb.get("RssFile", 0) / 1024}}))
 """
 
 
