@@ -22,7 +22,6 @@ import sys
 import time
 
 import luigi
-from luigi.parameter import ParameterVisibility
 from luigi.util import inherits
 
 from alphadev.comparison import leaderboard, read_identities
@@ -54,8 +53,10 @@ from pipelines.tasks import (
 
 logger = logging.getLogger("luigi-interface")
 
-# Each process's Search is its own Luigi task, so with luigid two processes both ask
-# for trials (one shared task would leave the second idle).
+# Each process's Search is its own Luigi task (``process`` is public, so it is part of
+# the task id): with luigid, one shared Search would be handed from process to process
+# after each yield, and every process that yielded it but did not finish it would exit
+# "missing dependencies".
 _PROCESS = f"{socket.gethostname()}-{os.getpid()}"
 
 
@@ -134,8 +135,8 @@ class Search(luigi.Task):
     in_flight = luigi.OptionalIntParameter(
         default=None, description="trials run at once (default: Luigi's --workers)")
     top = luigi.IntParameter(default=LEADERBOARD_ROWS, description="leaderboard rows")
-    process = luigi.Parameter(default=_PROCESS, visibility=ParameterVisibility.PRIVATE,
-                              description="the process running this search")
+    process = luigi.Parameter(default=_PROCESS,
+                              description="the process running this search (set by itself)")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
