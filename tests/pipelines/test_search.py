@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -179,15 +180,24 @@ def test_kill_9_mid_search_then_rerun(tmp_path: Path) -> None:
         assert (table["trial"] == trial.number).sum() == 1
 
 
-def _two_processes(args: list[str], cwd: Path, env: dict | None = None) -> list[int]:
-    """Runs two identical luigi commands at once; both must exit 0.  Their pids."""
+def _two_processes(args: list[str], cwd: Path, env: dict | None = None,
+                   held_until=None) -> list[int]:
+    """Runs two identical luigi commands at once; both must exit 0.  Their pids.  With
+    ``held_until``, the spec's computes wait (``hold_after=0``) until it holds or 120 s
+    have passed."""
     full = {**os.environ, **(env or {})}
+    logs = [cwd / f"luigi-{i}.log" for i in range(2)]
     procs = [subprocess.Popen([LUIGI, "--module", "pipelines", *args], cwd=cwd, env=full,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
+                              stdout=subprocess.DEVNULL, stderr=log.open("w"))
+             for log in logs]
+    if held_until is not None:
+        deadline = time.monotonic() + 120
+        while not held_until() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (cwd / "release").touch()
+    for p, log in zip(procs, logs):
+        p.wait(600)
+        assert p.returncode == 0, log.read_text()[-3000:]
     return [p.pid for p in procs]
 
 
@@ -209,13 +219,21 @@ def test_two_processes_share_one_study(tmp_path: Path, space: str, workers: str)
 
 
 def test_two_workers_of_a_luigid_share_one_study(tmp_path: Path) -> None:
-    spec = write_search(tmp_path)
+    """Every compute waits until both luigi processes have started one, so both take
+    part however slowly the second starts."""
+    spec = write_search(tmp_path, hold_after=0)
     save = tmp_path / "out"
+
+    def parents() -> set[int]:  # a trial's worker process is a child of its luigi process
+        path = tmp_path / "calls.log"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return {int(line.split()[2]) for line in lines if len(line.split()) == 3}
+
     luigid, port = _start_luigid(tmp_path)
     try:
         args = search_args(spec, save, 14, "--workers", "2", "--scheduler-host", "127.0.0.1",
                            "--scheduler-port", str(port), "--no-lock")
-        luigis = _two_processes(args, tmp_path, CENTRAL_ENV)
+        luigis = _two_processes(args, tmp_path, CENTRAL_ENV, lambda: len(parents()) >= 2)
     finally:
         luigid.terminate()
         luigid.wait(30)
@@ -223,10 +241,7 @@ def test_two_workers_of_a_luigid_share_one_study(tmp_path: Path) -> None:
     calls = computed(tmp_path)
     assert set(calls.values()) == {1}
     assert len(calls) == table["config"].nunique()
-    # each luigi process ran trials (its worker processes are its children)
-    lines = (tmp_path / "calls.log").read_text().splitlines()
-    parents = {int(line.split()[2]) for line in lines}
-    assert parents == set(luigis)
+    assert parents() == set(luigis)
 
 
 @pytest.mark.parametrize("args, message", [
