@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import inspect
 import json
@@ -52,6 +53,16 @@ def pandas_frequency(frequency: str) -> str:
 
 def frequency_nanos(frequency: str) -> int:
     """Bar length in nanoseconds; only fixed frequencies ('1h', '15min', '1D') qualify."""
+    return _frequency_nanos(frequency) if isinstance(frequency, str) else _offset_nanos(frequency)
+
+
+@functools.lru_cache(maxsize=256)
+def _frequency_nanos(frequency: str) -> int:
+    """Cached: every config of a grid validates the same few spellings."""
+    return _offset_nanos(frequency)
+
+
+def _offset_nanos(frequency: Any) -> int:
     try:
         nanos = to_offset(frequency).nanos
     except (ValueError, TypeError) as exc:
@@ -63,6 +74,27 @@ def frequency_nanos(frequency: str) -> int:
     if nanos <= 0:
         raise ValueError(f"frequency={frequency!r} must be a positive bar length such as '1h'")
     return int(nanos)
+
+
+@functools.lru_cache(maxsize=256)
+def _signature(alpha_class: type) -> inspect.Signature:
+    """Cached per class: building a signature costs more than the rest of a config's
+    validation, and a grid has thousands of configs of one class."""
+    return inspect.signature(alpha_class)
+
+
+@functools.lru_cache(maxsize=256)
+def _bars_since_earliest(start: dt.date, bar_ns: int) -> int:
+    since = pd.Timestamp(start) - pd.Timestamp(EARLIEST_DELAYED)
+    return max(since.value // bar_ns, 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _label_bounds(start: dt.date, end: dt.date, bar_ns: int) -> tuple[pd.Timestamp, pd.Timestamp,
+                                                                      pd.Timestamp]:
+    """The period's UTC day bounds and its first bar label (cached per grid period)."""
+    first, stop = day_bounds(start, end)
+    return first, stop, pd.Timestamp(-(-first.value // bar_ns) * bar_ns, tz="UTC")
 
 
 def lag_text(lag: Any) -> str:
@@ -170,7 +202,7 @@ class BacktestConfig:
         if not isinstance(self.alpha_kwargs, dict):
             raise TypeError(f"alpha_kwargs={self.alpha_kwargs!r} must be a dict")
         try:
-            inspect.signature(self.alpha_class).bind(**self.alpha_kwargs)
+            _signature(self.alpha_class).bind(**self.alpha_kwargs)
         except TypeError as exc:
             raise TypeError(
                 f"alpha_kwargs={self.alpha_kwargs!r} are not accepted by "
@@ -279,8 +311,7 @@ class BacktestConfig:
             raise TypeError(f"frequency={self.frequency!r} must be a string such as '1h'")
         self._set("frequency", pandas_frequency(self.frequency))
         bar_ns = frequency_nanos(self.frequency)
-        start, end = day_bounds(self.start_date, self.end_date)
-        first_label = pd.Timestamp(-(-start.value // bar_ns) * bar_ns, tz="UTC")
+        start, end, first_label = _label_bounds(self.start_date, self.end_date, bar_ns)
         if first_label >= end:
             raise ValueError(
                 f"frequency={self.frequency!r}: no bar label lies between start_date "
@@ -318,8 +349,7 @@ class BacktestConfig:
         """Bars from EARLIEST_DELAYED to start_date: the bound of the history loaded before
         start_date, which grows with the fill and the delay (a huge one would otherwise
         overflow pandas' timestamps deep inside the panel)."""
-        since = pd.Timestamp(self.start_date) - pd.Timestamp(EARLIEST_DELAYED)
-        return max(since.value // self.bar_nanos, 0)
+        return _bars_since_earliest(self.start_date, self.bar_nanos)
 
     def _validate_costs(self) -> None:
         """The execution and cost fields (docs/semantics.md#execution-and-costs)."""

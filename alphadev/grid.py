@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import itertools
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -101,7 +102,8 @@ def expand_grid(
         )
     names = [c.name for c in configs]
     folded = [n.casefold() for n in names]  # one folder on macOS and Windows
-    dups = sorted({n for n, f in zip(names, folded) if folded.count(f) > 1})
+    seen = Counter(folded)
+    dups = sorted({n for n, f in zip(names, folded) if seen[f] > 1})
     if dups:
         raise ValueError(
             f"grid produces duplicate config names {dups[:3]}; grid values must differ "

@@ -66,16 +66,19 @@ def check_scalar(
 
     The message names the parameter, the bad value and the allowed range (plus ``hint``).
     """
-    allowed = _describe_range(integer, low, high, low_open, high_open)
-    suffix = f" ({hint})" if hint else ""
+    def refused() -> ParameterError:  # the message is built only for a bad value
+        allowed = _describe_range(integer, low, high, low_open, high_open)
+        suffix = f" ({hint})" if hint else ""
+        return ParameterError(f"{name}={value!r} must be {allowed}{suffix}")
+
     wanted_type = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, wanted_type):
-        raise ParameterError(f"{name}={value!r} must be {allowed}{suffix}")
+        raise refused()
     number: int | float = int(plain(value)) if integer else float(plain(value))
     if not integer and not math.isfinite(number):
-        raise ParameterError(f"{name}={value!r} must be {allowed}{suffix}")
+        raise refused()
     too_low = low is not None and (number <= low if low_open else number < low)
     too_high = high is not None and (number >= high if high_open else number > high)
     if too_low or too_high:
-        raise ParameterError(f"{name}={value!r} must be {allowed}{suffix}")
+        raise refused()
     return number
