@@ -54,6 +54,7 @@ def run_sweep(
     on_stage: job.Progress | None = None,
     preflight: bool = True,
     record: SweepRun | None = None,
+    recover_first: bool = True,
 ) -> SweepRun:
     """Run every config not done in ``sweep_dir`` (None: nothing is saved or skipped).
 
@@ -82,6 +83,11 @@ def run_sweep(
     record
         Filled in place as configs finish, so a run stopped by an error or Ctrl-C
         keeps what it did.
+    recover_first
+        Clean up after killed writers first (``store.recover``: a listing of the whole
+        ``sweep_dir``).  A Luigi config skips it: its sweep recovered when it started,
+        and listing 30,000 results for every config made each config cost more the
+        more were done.
 
     Returns
     -------
@@ -93,7 +99,8 @@ def run_sweep(
     results: list[BacktestResult | None] = [None] * len(configs)
     if sweep_dir is not None:
         sweep_dir.root.mkdir(parents=True, exist_ok=True)
-        recover(sweep_dir)
+        if recover_first:
+            recover(sweep_dir)
     todo = []
     for index, config in enumerate(configs):
         done = _load_if_done(config, sweep_dir)
@@ -262,4 +269,4 @@ def run_config(
     recorded; a bad data file fails this config only."""
     sweep_dir = SweepDir.of(save_dir)
     return run_sweep([config], sweep_dir, errors_log=sweep_dir.errors_log, on_stage=on_stage,
-                     preflight=False)
+                     preflight=False, recover_first=False)

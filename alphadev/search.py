@@ -49,6 +49,7 @@ from alphadev.store import (
     is_running,
     name_lock,
     read_json,
+    recover,
     run_lock,
     write_json,
 )
@@ -470,6 +471,7 @@ class SearchStudy:
             backend = optuna.storages.InMemoryStorage()
         else:
             self.root.search.path.mkdir(parents=True, exist_ok=True)
+            recover(self.root)  # once per study opened; its trials' configs do not
             self._check_definition()
             backend = open_storage(storage, self.root.search.journal)
         self.study = optuna.create_study(

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +43,7 @@ import pandas as pd
 
 from alphadev.layout import ResultDir
 from alphadev.metrics import finite_or_none, sample_std
-from alphadev.trials import cluster_trials
+from alphadev.trials import MAX_CLUSTERED_CONFIGS, cluster_trials
 from alphadev.validation import check_scalar
 
 if TYPE_CHECKING:
@@ -275,32 +275,68 @@ def effective_trials(n_trials: int, n_clusters: int, n_results: int) -> int:
     return max(1, min(n_trials, n_clusters + max(0, n_trials - n_results)))
 
 
-def _returns_columns(result: BacktestResult, columns: Sequence[str]) -> pd.DataFrame:
+class ReturnsColumns(NamedTuple):
+    """Some columns of a result's returns, as arrays, and its bars (UTC nanoseconds)."""
+
+    columns: dict[str, np.ndarray]
+    stamps: np.ndarray
+
+
+def _returns_columns(result: BacktestResult, columns: Sequence[str]) -> ReturnsColumns:
     """Those of ``columns`` a result's returns frame has (results saved before the costs
-    existed have no ``slippage``/``funding``), without loading positions/trades."""
+    existed have no ``slippage``/``funding``), without loading positions/trades.  A
+    saved file is read as plain arrays: a sweep's summary reads one per config, and
+    building each as a timezone-aware pandas frame cost more than the statistics."""
     in_memory = getattr(result, "_sequences", None)
     if in_memory is None and result.path is not None:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         saved = pq.ParquetFile(ResultDir(result.path).returns)  # opened once
         present = set(saved.schema_arrow.names)
+        if STAMP_COLUMN in present:
+            wanted = [c for c in columns if c in present]
+            table = saved.read(columns=[*wanted, STAMP_COLUMN], use_pandas_metadata=False)
+            stamps = table.column(STAMP_COLUMN).cast(pa.timestamp("ns", tz="UTC"))
+            return ReturnsColumns(
+                {c: table.column(c).to_numpy().astype(np.float64, copy=False) for c in wanted},
+                stamps.cast(pa.int64()).to_numpy())
         table = saved.read(columns=[c for c in columns if c in present], use_pandas_metadata=True)
-        return table.to_pandas()
-    frame = result.sequences
-    return frame[[c for c in columns if c in frame.columns]]
+        frame = table.to_pandas()
+    else:
+        frame = result.sequences
+    index = pd.DatetimeIndex(frame.index)
+    stamps = (index.tz_convert("UTC") if index.tz is not None else index).as_unit("ns").asi8
+    return ReturnsColumns({c: frame[c].to_numpy(dtype=np.float64) for c in columns
+                           if c in frame.columns}, np.asarray(stamps, dtype=np.int64))
 
 
-def _before_fees(frame: pd.DataFrame) -> pd.Series:
+STAMP_COLUMN = "timestamp"
+
+
+def _before_fees(columns: dict[str, np.ndarray]) -> np.ndarray:
     """The per-bar return before exchange fees: gross less slippage and impact plus
     funding, so the break-even fee is the fee at which the book, with its other costs,
     breaks even."""
-    before = frame["gross"]
+    before = columns["gross"]
     for cost in ("slippage", "impact"):
-        if cost in frame.columns:
-            before = before - frame[cost]
-    if "funding" in frame.columns:
-        before = before + frame["funding"]
+        if cost in columns:
+            before = before - columns[cost]
+    if "funding" in columns:
+        before = before + columns["funding"]
     return before
+
+
+def _union_columns(series: Sequence[ReturnsColumns], key: str) -> np.ndarray:
+    """(bars x configs) of column ``key`` on the sorted union of their bars, NaN where a
+    config has no such bar (an outer join, as ``pd.concat(axis=1)`` of the series)."""
+    if not series:
+        return np.empty((0, 0), dtype=np.float64)
+    bars = np.unique(np.concatenate([s.stamps for s in series]))
+    out = np.full((len(bars), len(series)), np.nan, dtype=np.float64)
+    for j, s in enumerate(series):
+        out[np.searchsorted(bars, s.stamps), j] = s.columns[key]
+    return out
 
 
 def sweep_statistics(
@@ -322,35 +358,39 @@ def sweep_statistics(
 
     rows: list[dict[str, Any]] = []
     n_obs: list[int] = []
-    pnls: list[pd.Series] = []
+    read: list[ReturnsColumns] = []
     for result in results:
         if result is None:
             continue
-        frame = _returns_columns(
+        found = _returns_columns(
             result, ("pnl", "gross", "turnover", "slippage", "impact", "funding")
         )
-        sharpe, skew, kurt = return_moments(frame["pnl"].to_numpy(dtype=np.float64))
+        pnl = found.columns["pnl"]
+        sharpe, skew, kurt = return_moments(pnl)
         rows.append(
             {
                 "name": result.name,
                 "sharpe_per_period": sharpe,
                 "skew": skew,
                 "kurtosis": kurt,
-                "breakeven_fee": breakeven_fee(
-                    _before_fees(frame).to_numpy(dtype=np.float64),
-                    frame["turnover"].to_numpy(dtype=np.float64),
-                ),
+                "breakeven_fee": breakeven_fee(_before_fees(found.columns),
+                                               found.columns["turnover"]),
             }
         )
-        n_obs.append(int(np.isfinite(frame["pnl"].to_numpy(dtype=np.float64)).sum()))
-        pnls.append(frame["pnl"].astype(np.float64))
+        n_obs.append(int(np.isfinite(pnl).sum()))
+        if len(rows) <= MAX_CLUSTERED_CONFIGS:  # beyond it, no bars x configs matrix
+            read.append(ReturnsColumns({"pnl": pnl}, found.stamps))
+        else:
+            read.clear()
     trials = len(rows) if n_trials is None else int(n_trials)
     # Clustered in name order, so a table's clusters do not depend on the order of results
     # (a loaded sweep lists them as comparison.csv does, a run as its configs).
     by_name = sorted(range(len(rows)), key=lambda i: rows[i]["name"])
-    union = pd.concat([pnls[i] for i in by_name], axis=1, ignore_index=True) if pnls else (
-        pd.DataFrame())
-    clusters = cluster_trials(union.to_numpy(dtype=np.float64))
+    if len(rows) > MAX_CLUSTERED_CONFIGS:  # not clustered (alphadev.trials)
+        union = np.empty((0, len(rows)), dtype=np.float64)
+    else:
+        union = _union_columns([read[i] for i in by_name], "pnl")
+    clusters = cluster_trials(union)
     labels = np.empty(len(rows), dtype=np.int64)
     labels[by_name] = clusters.labels
     n_effective = effective_trials(trials, clusters.n_effective, len(rows)) if rows else trials

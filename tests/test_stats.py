@@ -207,3 +207,34 @@ def test_sweep_statistics_single_config_dsr_is_psr():
     table = sweep_statistics([_result("only", rng.normal(1e-4, 1e-3, 300), np.full(300, 0.1), 0)])
     assert table.loc[0, "dsr"] == table.loc[0, "psr"]
     assert table.attrs["expected_max_sharpe"] == 0.0
+
+
+def test_sweep_statistics_of_saved_results_equal_those_in_memory(market, tmp_path) -> None:
+    """A sweep's summary reads each saved result's returns as plain arrays; the table
+    must be the in-memory one, also for configs over different periods (the bars' union
+    is an outer join, NaN where a config has no bar)."""
+    import datetime as dt
+
+    from alphadev import Backtester
+    from alphadev.results import load_result
+    from alphadev.stats import _returns_columns, _union_columns
+    from tests.conftest import make_config
+
+    configs = [make_config(market, name=f"c{k}", alpha_kwargs={"scale": s}, **period)
+               for k, (s, period) in enumerate([
+                   (1.0, {}), (-2.0, {}), (0.5, {"start_date": dt.date(2024, 1, 4)}),
+                   (3.0, {"end_date": dt.date(2024, 1, 6), "trading_fee_rate": 1e-3})])]
+    bt = Backtester()
+    for config in configs:
+        bt.add_config(config)
+    in_memory = bt.run_all(verbose=False)
+    bt.run_all(verbose=False, save_dir=tmp_path / "out")
+    saved = [load_result(tmp_path / "out" / c.name) for c in configs]
+    assert all(getattr(r, "_sequences", None) is None for r in saved)  # read from disk
+    pd.testing.assert_frame_equal(sweep_statistics(saved), sweep_statistics(in_memory))
+
+    joined = pd.concat([r.sequences["pnl"] for r in in_memory], axis=1, ignore_index=True,
+                       sort=True)
+    union = _union_columns([_returns_columns(r, ["pnl"]) for r in saved], "pnl")
+    np.testing.assert_array_equal(union, joined.to_numpy(dtype=np.float64))
+    assert np.isnan(union).any()

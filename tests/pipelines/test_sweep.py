@@ -202,6 +202,27 @@ def kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 300) ->
         proc.wait(30)
 
 
+def test_a_luigi_sweep_cleans_up_after_dead_writers_when_it_starts(tmp_path: Path) -> None:
+    """Config tasks do not list the save_dir (30,000 results made each config slower);
+    the sweep does it once when it starts: a dead writer's temporary folder goes, a
+    result left in the trash is put back and not computed again."""
+    spec = write_spec(tmp_path, {"scales": [1, 2, 3]})
+    save_dir = tmp_path / "out"
+    first = luigi(sweep_args(spec, save_dir, "--local-scheduler"), tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = calls(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    (save_dir / f".tmp-cfg1~{host}~{dead.pid}~abc").mkdir()
+    os.rename(save_dir / "cfg0", save_dir / f".trash-cfg0~{host}~{dead.pid}~def")
+    rerun = luigi(sweep_args(spec, save_dir, "--local-scheduler"), tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert calls(tmp_path) == before  # cfg0 restored, not recomputed
+    assert_whole(save_dir / "cfg0")
+    assert not [p for p in save_dir.iterdir() if p.name.startswith((".tmp-", ".trash-"))]
+
+
 def test_kill_9_then_resume(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, {"scales": [1, 2, 3, 4, 5, 6, 7, 8], "hold_after": 3})
     save_dir = tmp_path / "out"
