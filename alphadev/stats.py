@@ -216,19 +216,22 @@ def breakeven_fee(
     if g.size == 0 or np.any(1.0 + g <= 0.0):
         return None
 
+    growth = 1.0 + g
+    factors = np.empty_like(g)  # one buffer for every step: a sweep solves one per config
+
     def log_growth(fee: float) -> float:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            factors = 1.0 + g - fee * cost
-            if np.any(factors <= 0.0):
-                return -math.inf
-            return float(np.sum(np.log(factors)))
+        np.multiply(cost, fee, out=factors)
+        np.subtract(growth, factors, out=factors)
+        if factors.min() <= 0.0:
+            return -math.inf
+        return float(np.log(factors, out=factors).sum())
 
     if not log_growth(0.0) > 0.0:
         return None
     traded = cost > 0.0
     if not traded.any():
         return None
-    lo, hi = 0.0, float(np.min((1.0 + g[traded]) / cost[traded]))
+    lo, hi = 0.0, float(np.min(growth[traded] / cost[traded]))
     for _ in range(2000):
         mid = 0.5 * (lo + hi)
         if mid <= lo or mid >= hi or hi - lo <= rtol * hi:
