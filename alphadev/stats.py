@@ -278,6 +278,9 @@ def effective_trials(n_trials: int, n_clusters: int, n_results: int) -> int:
     return max(1, min(n_trials, n_clusters + max(0, n_trials - n_results)))
 
 
+STAMP_COLUMN = "timestamp"  # the bar column of a saved returns file
+
+
 class ReturnsColumns(NamedTuple):
     """Some columns of a result's returns, as arrays, and its bars (UTC nanoseconds)."""
 
@@ -312,9 +315,6 @@ def _returns_columns(result: BacktestResult, columns: Sequence[str]) -> ReturnsC
     stamps = (index.tz_convert("UTC") if index.tz is not None else index).as_unit("ns").asi8
     return ReturnsColumns({c: frame[c].to_numpy(dtype=np.float64) for c in columns
                            if c in frame.columns}, np.asarray(stamps, dtype=np.int64))
-
-
-STAMP_COLUMN = "timestamp"
 
 
 def _before_fees(columns: dict[str, np.ndarray]) -> np.ndarray:
