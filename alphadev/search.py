@@ -23,6 +23,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -62,6 +63,9 @@ STUDY_NAME = "alphadev-search"
 SAMPLERS = ("tpe", "random")
 DIRECTIONS = ("maximize", "minimize")
 DEFAULT_HOLDOUT = 0.3
+# How long a trial handed to a process stays that process's own before another may take
+# it (sooner on the same machine, once that process is dead).
+CLAIM_SECONDS = 60.0
 # Metrics that can be computed on part of a run (its per-bar pnl and IC).
 SEARCH_METRICS = (
     "sharpe", "sortino", "calmar", "annualized_return", "cumulative_return",
@@ -451,13 +455,51 @@ def open_storage(storage: str | None, journal: Path) -> Any:
         ) from None
 
 
+class Owner(NamedTuple):
+    """The process that runs a study's trials: its host and pid."""
+
+    host: str
+    pid: int
+
+
+def this_process() -> Owner:
+    return Owner(socket.gethostname(), os.getpid())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def claimed_elsewhere(claim: Any, owner: Owner, now: float) -> bool:
+    """Whether a trial's claim (``{"host", "pid", "at"}``) belongs to another process
+    that may still run it: made within ``CLAIM_SECONDS`` (so a reused pid cannot hold a
+    trial for ever) and, on this host, by a process still alive."""
+    if not isinstance(claim, Mapping):
+        return False
+    host, pid = claim.get("host"), claim.get("pid")
+    if (host, pid) == tuple(owner) or not isinstance(pid, int):
+        return False
+    if now - float(claim.get("at", 0.0)) >= CLAIM_SECONDS:
+        return False
+    return host != owner.host or _pid_alive(pid)
+
+
 class SearchStudy:
-    """One search's study; every process of the search opens its own."""
+    """One search's study; every process of the search opens its own.  ``owner`` is
+    the process that runs the trials this study's steps hand out (Luigi's: its main
+    process, whose workers are its children)."""
 
     def __init__(self, spec: SearchSpec, save_dir: str | os.PathLike | None,
-                 storage: str | None = None) -> None:
+                 storage: str | None = None, owner: Owner | None = None) -> None:
         optuna = _optuna()
         self.spec = spec
+        self.owner = owner or this_process()
         self.root = SweepDir.of(save_dir) if save_dir is not None else None
         # An in-memory search (no save_dir) keeps its configs' outcomes here.
         self._results: dict[str, BacktestResult] = {}
@@ -505,7 +547,8 @@ class SearchStudy:
     def step(self, n_trials: int, in_flight: int = 1) -> Round:
         """Settle finished trials, then ask for new ones until ``in_flight`` are to run
         or ``n_trials`` are finished or under way (one lock: no two processes ask for
-        the same slot).
+        the same slot).  A trial handed out to run is claimed by this study's owner;
+        another process leaves it alone while the claim holds (``claimed_elsewhere``).
 
         Open trials beyond ``n_trials - finished`` (left by a killed run with a larger
         total) are neither run nor counted now: the lowest-numbered open trials fill the
@@ -514,21 +557,33 @@ class SearchStudy:
                 else contextlib.nullcontext())
         with lock:
             while True:
-                pending = [run for trial in sorted(self._running(), key=lambda t: t.number)
+                pending = [(trial, run) for trial in sorted(self._running(),
+                                                            key=lambda t: t.number)
                            if (run := self._settle(trial)) is not None]
                 finished = self.finished_count()
                 active = pending[:max(0, n_trials - finished)]
                 to_run: list[TrialRun] = []
                 waiting: list[TrialRun] = []
-                for run in active:
-                    held = self.root is not None and is_running(self.root.root,
-                                                                run.config.name)
+                now = time.time()
+                for trial, run in active:
+                    held = self.root is not None and (
+                        claimed_elsewhere(trial.user_attrs.get("claim"), self.owner, now)
+                        or is_running(self.root.root, run.config.name))
                     (waiting if held else to_run).append(run)
+                    if not held and self.root is not None:
+                        self._claim(trial, now)
                 room = min(n_trials - finished - len(active), in_flight - len(to_run))
                 if room <= 0:
                     return Round(finished, to_run, waiting)
                 for _ in range(room):
                     self._ask()
+
+    def _claim(self, trial: Any, now: float) -> None:
+        """Mark a trial this process's to run, so that a second process stepping before
+        its config's run lock is taken asks for new trials instead of queueing behind
+        this one's."""
+        claim = {"host": self.owner.host, "pid": self.owner.pid, "at": now}
+        self._storage.set_trial_user_attr(trial._trial_id, "claim", claim)
 
     def _running(self) -> list[Any]:
         optuna = _optuna()

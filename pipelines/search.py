@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 import time
 
@@ -37,6 +36,7 @@ from alphadev.search import (
     read_summary,
     search_board,
     summary_lines,
+    this_process,
 )
 from alphadev.spec import load_search
 from alphadev.store import notice_banner, write_notice
@@ -56,8 +56,10 @@ logger = logging.getLogger("luigi-interface")
 # Each process's Search is its own Luigi task (``process`` is public, so it is part of
 # the task id): with luigid, one shared Search would be handed from process to process
 # after each yield, and every process that yielded it but did not finish it would exit
-# "missing dependencies".
-_PROCESS = f"{socket.gethostname()}-{os.getpid()}"
+# "missing dependencies".  The main process owns the trials its Search hands out (its
+# workers, which run them, are its children).
+_OWNER = this_process()
+_PROCESS = f"{_OWNER.host}-{_OWNER.pid}"
 
 
 def _search(spec: str) -> SearchSpec:
@@ -83,7 +85,7 @@ def _study(spec: SearchSpec, save_dir: str, storage: str | None) -> SearchStudy:
     other processes wrote on every access, so a kept one is never stale."""
     key = (os.path.abspath(save_dir), storage, id(spec))
     if key not in _STUDIES:
-        _STUDIES[key] = SearchStudy(spec, save_dir, storage)
+        _STUDIES[key] = SearchStudy(spec, save_dir, storage, owner=_OWNER)
     return _STUDIES[key]
 
 

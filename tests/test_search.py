@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,7 @@ from alphadev.search import (
     Choice,
     FloatRange,
     IntRange,
+    Owner,
     SearchSpec,
     SearchStudy,
     run_search,
@@ -366,3 +371,41 @@ def test_a_smaller_total_leaves_extra_open_trials_unrun_and_uncounted(planted,
     assert [t.number for t in running] == [2, 3]  # the lowest-numbered filled the slots
     assert run_search(study, 5).n_trials == 5
     assert [t.number for t in study.counted_trials()] == [0, 1, 2, 3, 4]
+
+
+def test_a_second_process_leaves_the_trials_handed_to_the_first(planted, tmp_path: Path,
+                                                                monkeypatch) -> None:
+    """Trials handed out but whose configs have not started yet are the asker's while
+    its claim holds: a second machine asks for its own, and takes them over only once
+    the claim has run out."""
+    spec = SearchSpec(planted, PLANE, seed=1)
+    first = SearchStudy(spec, tmp_path / "out", owner=Owner("machine-a", 11))
+    second = SearchStudy(spec, tmp_path / "out", owner=Owner("machine-b", 22))
+    handed = first.step(10, in_flight=2)
+    assert [t.number for t in handed.to_run] == [0, 1]
+    found = second.step(10, in_flight=2)
+    assert [t.number for t in found.waiting] == [0, 1]
+    assert [t.number for t in found.to_run] == [2, 3]
+    assert [t.number for t in first.step(10, in_flight=2).to_run] == [0, 1]  # its own
+    monkeypatch.setattr("alphadev.search.CLAIM_SECONDS", 0.0)
+    taken = second.step(10, in_flight=4)
+    assert [t.number for t in taken.to_run] == [0, 1, 2, 3] and not taken.waiting
+
+
+def test_a_dead_process_on_this_machine_holds_no_trials(planted, tmp_path: Path,
+                                                        monkeypatch) -> None:
+    """A killed process's claims on this host are let go at once, not after a timeout;
+    a live one's (or a reused pid's) only until the claim runs out."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    spec = SearchSpec(planted, PLANE, seed=1)
+    dead = SearchStudy(spec, tmp_path / "out", owner=Owner(socket.gethostname(), child.pid))
+    assert len(dead.step(10, in_flight=2).to_run) == 2
+    alive = SearchStudy(spec, tmp_path / "out", owner=Owner(socket.gethostname(), os.getpid()))
+    assert [t.number for t in alive.step(10, in_flight=2).to_run] == [0, 1]
+    other = SearchStudy(spec, tmp_path / "out",
+                        owner=Owner(socket.gethostname(), os.getppid()))
+    found = other.step(10, in_flight=2)  # the claims are now this (live) process's
+    assert [t.number for t in found.waiting] == [0, 1]
+    monkeypatch.setattr("alphadev.search.CLAIM_SECONDS", 0.0)
+    assert [t.number for t in other.step(10, in_flight=4).to_run] == [0, 1, 2, 3]

@@ -183,21 +183,23 @@ def test_kill_9_mid_search_then_rerun(tmp_path: Path) -> None:
 def _two_processes(args: list[str], cwd: Path, env: dict | None = None,
                    held_until=None) -> list[int]:
     """Runs two identical luigi commands at once; both must exit 0.  Their pids.  With
-    ``held_until``, the spec's computes wait (``hold_after=0``) until it holds or 120 s
-    have passed."""
+    ``held_until``, the spec's computes wait (``hold_after=0``) until it holds, which it
+    must within 120 s."""
     full = {**os.environ, **(env or {})}
     logs = [cwd / f"luigi-{i}.log" for i in range(2)]
     procs = [subprocess.Popen([LUIGI, "--module", "pipelines", *args], cwd=cwd, env=full,
                               stdout=subprocess.DEVNULL, stderr=log.open("w"))
              for log in logs]
+    held = True
     if held_until is not None:
         deadline = time.monotonic() + 120
-        while not held_until() and time.monotonic() < deadline:
+        while not (held := held_until()) and time.monotonic() < deadline:
             time.sleep(0.05)
         (cwd / "release").touch()
     for p, log in zip(procs, logs):
         p.wait(600)
         assert p.returncode == 0, log.read_text()[-3000:]
+    assert held, "the held computes were released by the 120 s timeout, not by the condition"
     return [p.pid for p in procs]
 
 
@@ -219,8 +221,9 @@ def test_two_processes_share_one_study(tmp_path: Path, space: str, workers: str)
 
 
 def test_two_workers_of_a_luigid_share_one_study(tmp_path: Path) -> None:
-    """Every compute waits until both luigi processes have started one, so both take
-    part however slowly the second starts."""
+    """Every compute waits until both luigi processes have started one: the second
+    asks for trials of its own rather than queueing behind the first's (their claims),
+    however the two interleave."""
     spec = write_search(tmp_path, hold_after=0)
     save = tmp_path / "out"
 
