@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from alphadev.search import (
     Owner,
     SearchSpec,
     SearchStudy,
+    claimed_elsewhere,
     run_search,
 )
 from alphadev.validation import ParameterError
@@ -387,6 +389,8 @@ def test_a_second_process_leaves_the_trials_handed_to_the_first(planted, tmp_pat
     assert [t.number for t in found.waiting] == [0, 1]
     assert [t.number for t in found.to_run] == [2, 3]
     assert [t.number for t in first.step(10, in_flight=2).to_run] == [0, 1]  # its own
+    ahead = {"host": "machine-a", "pid": 11, "at": time.time() + 3600}
+    assert not claimed_elsewhere(ahead, second.owner, time.time())  # a clock an hour ahead
     monkeypatch.setattr("alphadev.search.CLAIM_SECONDS", 0.0)
     taken = second.step(10, in_flight=4)
     assert [t.number for t in taken.to_run] == [0, 1, 2, 3] and not taken.waiting
