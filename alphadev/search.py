@@ -49,6 +49,7 @@ from alphadev.store import (
     atomic_write,
     is_running,
     name_lock,
+    pid_alive,
     read_json,
     recover,
     run_lock,
@@ -466,16 +467,6 @@ def this_process() -> Owner:
     return Owner(socket.gethostname(), os.getpid())
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def claimed_elsewhere(claim: Any, owner: Owner, now: float) -> bool:
     """Whether a trial's claim (``{"host", "pid", "at"}``) belongs to another process
     that may still run it: made within ``CLAIM_SECONDS`` (so a reused pid cannot hold a
@@ -488,7 +479,7 @@ def claimed_elsewhere(claim: Any, owner: Owner, now: float) -> bool:
     age = now - float(claim.get("at", 0.0))
     if not -CLAIM_SECONDS < age < CLAIM_SECONDS:  # run out, or stamped by a clock far ahead
         return False
-    return host != owner.host or _pid_alive(pid)
+    return host != owner.host or pid_alive(pid)
 
 
 class SearchStudy:

@@ -218,7 +218,7 @@ def recover(save_dir: str | os.PathLike) -> None:
         if entry.name.startswith(TMP_PREFIX):
             owner = entry.name.split("~")
             if len(owner) == 4 and owner[1] == host:
-                alive = owner[2].isdigit() and _pid_alive(int(owner[2]))
+                alive = owner[2].isdigit() and pid_alive(int(owner[2]))
             else:
                 alive = time.time() - entry.stat().st_mtime < 86_400
             if not alive:
@@ -232,7 +232,8 @@ def recover(save_dir: str | os.PathLike) -> None:
                     shutil.rmtree(entry, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine with that pid exists (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
